@@ -1,0 +1,117 @@
+//! Wires tail → hub → http, and owns start-up and shutdown.
+//!
+//! [`run`] takes an already-bound listener (port 0 in tests) and a shutdown future, like
+//! mini-redis's `server::run`: it starts the followers (their first read fills the history), serves
+//! HTTP until the future completes, then fires the shutdown signal (sessions close with 1001, held
+//! polls answer), stops the HTTP server with a short grace period, and stops the followers.
+
+use std::future::Future;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use actix_web::{web, App, HttpServer};
+
+use crate::cli::Config;
+use crate::hub::{FileIx, Hub};
+use crate::stats::Stats;
+use crate::tail::{FileState, LineBatch, TailSink, Tailer};
+use crate::{http, shutdown};
+
+/// Feeds one follower's output into the hub.
+struct HubSink {
+    hub: Hub,
+    file: FileIx,
+    stats: Arc<Stats>,
+}
+
+impl TailSink for HubSink {
+    fn lines(&mut self, batch: LineBatch) {
+        self.stats.lines_in.fetch_add(batch.len() as u64, Relaxed);
+        self.hub.append(self.file, batch);
+    }
+
+    fn state(&mut self, state: FileState) {
+        tracing::info!(
+            file = self.hub.id(self.file),
+            state = state.as_str(),
+            "file state"
+        );
+        self.hub.set_state(self.file, state);
+    }
+
+    fn status(&mut self, exists: bool, size: u64) {
+        self.hub.set_status(self.file, exists, size);
+    }
+}
+
+/// Runs the server on `listener` until `shutdown` completes.
+pub async fn run(
+    config: Config,
+    listener: std::net::TcpListener,
+    shutdown_signal: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    let epoch = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(1);
+    let files: Vec<_> = config
+        .files
+        .iter()
+        .map(|f| (f.id.clone(), f.path.clone()))
+        .collect();
+    let hub = Hub::new(files, &config.hub, epoch);
+    let stats = Arc::new(Stats::default());
+
+    let sinks: Vec<_> = config
+        .files
+        .iter()
+        .enumerate()
+        .map(|(ix, f)| {
+            let sink = HubSink {
+                hub: hub.clone(),
+                file: ix,
+                stats: stats.clone(),
+            };
+            (f.path.clone(), sink)
+        })
+        .collect();
+    let tail_config = config.tail.clone();
+    let tailer = tokio::task::spawn_blocking(move || Tailer::start(&tail_config, sinks))
+        .await
+        .map_err(std::io::Error::other)?;
+
+    let (trigger, shutdown) = shutdown::channel();
+    let state = http::AppState {
+        hub,
+        config: Arc::new(config.server.clone()),
+        stats,
+        shutdown,
+    };
+    let app_state = web::Data::new(state);
+    let mut server = HttpServer::new(move || {
+        App::new()
+            .app_data(app_state.clone())
+            .configure(http::routes)
+    })
+    .disable_signals()
+    .shutdown_timeout(1)
+    .max_connections(config.server.max_connections + config.server.max_polls + 256)
+    .client_request_timeout(Duration::from_secs(10));
+    if let Some(workers) = config.server.workers {
+        server = server.workers(workers.max(1));
+    }
+    let server = server.listen(listener)?.run();
+    let handle = server.handle();
+    let server_task = tokio::spawn(server);
+
+    shutdown_signal.await;
+    tracing::info!("shutting down");
+    trigger.fire();
+    // Give sessions a moment to send their close frames, then stop accepting and drain.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    handle.stop(true).await;
+    let _ = server_task.await;
+    let _ = tokio::task::spawn_blocking(move || tailer.shutdown()).await;
+    Ok(())
+}

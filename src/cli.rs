@@ -1,0 +1,296 @@
+//! The command line: every option, its default, its `TAILCAST_*` variable and its help text.
+//!
+//! [`Cli`] is what clap parses; [`Cli::into_config`] checks it against the file system (paths,
+//! globs, directories) and produces the [`Config`] the rest of the program runs on. Errors here
+//! are one readable sentence each ([`ConfigError`]).
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::Parser;
+
+use crate::error::ConfigError;
+use crate::files::{resolve_files, WatchedFile};
+use crate::hub::HubConfig;
+use crate::tail::{FollowConfig, TailConfig, WatchMode};
+
+/// Follow growing log files and stream every new line, live, to browsers (WebSocket) and to
+/// curl (HTTP long-poll).
+///
+/// With no PATH, serves a demo: copies of `sample-logs/` that keep growing.
+#[derive(Debug, Parser)]
+#[command(name = "tailcast", version, about, long_about, max_term_width = 100)]
+pub struct Cli {
+    /// Files or glob patterns to follow (quote globs: 'logs/*.log'). A named file that does not
+    /// exist yet is watched and picked up when it appears; its directory must exist.
+    #[arg(value_name = "PATH")]
+    pub paths: Vec<String>,
+
+    /// Address to listen on. Use 0.0.0.0:7070 to listen on every interface (then set --token).
+    #[arg(long, env = "TAILCAST_BIND", default_value = "127.0.0.1:7070")]
+    pub bind: SocketAddr,
+
+    /// Lines a new viewer gets before live lines, when it does not ask for a number.
+    #[arg(
+        short = 'n',
+        long = "lines",
+        env = "TAILCAST_LINES",
+        default_value_t = 10
+    )]
+    pub lines: usize,
+
+    /// Lines kept in memory per file, for backlog and for resuming clients.
+    #[arg(long, env = "TAILCAST_HISTORY", default_value_t = 10_000)]
+    pub history: usize,
+
+    /// Bytes kept in memory per file at most (suffixes: KiB, MiB, GiB).
+    #[arg(long, env = "TAILCAST_HISTORY_BYTES", default_value = "8MiB", value_parser = parse_size)]
+    pub history_bytes: u64,
+
+    /// Longest line kept; longer lines are cut there and marked truncated.
+    #[arg(long, env = "TAILCAST_MAX_LINE_BYTES", default_value = "65536", value_parser = parse_size)]
+    pub max_line_bytes: u64,
+
+    /// Interval of the server's heartbeat ping to WebSocket clients.
+    #[arg(long, env = "TAILCAST_HEARTBEAT", default_value = "30s", value_parser = parse_duration)]
+    pub heartbeat: Duration,
+
+    /// A WebSocket client that has sent nothing for this long is disconnected.
+    #[arg(long, env = "TAILCAST_CLIENT_TIMEOUT", default_value = "35s", value_parser = parse_duration)]
+    pub client_timeout: Duration,
+
+    /// A send to a client that does not complete within this time closes that client.
+    #[arg(long, env = "TAILCAST_SEND_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub send_timeout: Duration,
+
+    /// How often each file is checked without any file-system event (the safety net).
+    #[arg(long, env = "TAILCAST_STAT_INTERVAL", default_value = "1s", value_parser = parse_duration)]
+    pub stat_interval: Duration,
+
+    /// An unfinished last line (no newline yet) is sent after this long without new bytes.
+    #[arg(long, env = "TAILCAST_PARTIAL_LINE_TIMEOUT", default_value = "1s", value_parser = parse_duration)]
+    pub partial_line_timeout: Duration,
+
+    /// After a rotation, how long the old file is still read (writers reopen their log late).
+    #[arg(long, env = "TAILCAST_ROTATE_WAIT", default_value = "5s", value_parser = parse_duration)]
+    pub rotate_wait: Duration,
+
+    /// Follow files by the stat timer only, without file-system events (NFS, inotify limits).
+    #[arg(long, env = "TAILCAST_NO_WATCH")]
+    pub no_watch: bool,
+
+    /// Testing aid: make the file-system watcher but ignore its events.
+    #[arg(long, hide = true, env = "TAILCAST_DROP_FS_EVENTS")]
+    pub drop_fs_events: bool,
+
+    /// Batches of lines a live client may fall behind before it is told of a gap and skipped
+    /// to the newest line.
+    #[arg(long, env = "TAILCAST_LIVE_QUEUE", default_value_t = 64)]
+    pub live_queue: usize,
+
+    /// Largest message accepted from a client; a larger one closes its WebSocket (1009).
+    #[arg(long, env = "TAILCAST_MAX_MESSAGE_BYTES", default_value = "65536", value_parser = parse_size)]
+    pub max_message_bytes: u64,
+
+    /// Most WebSocket connections at once; more are refused with 503.
+    #[arg(long, env = "TAILCAST_MAX_CONNECTIONS", default_value_t = 10_000)]
+    pub max_connections: usize,
+
+    /// Most held long-poll requests at once; more are refused with 503.
+    #[arg(long, env = "TAILCAST_MAX_POLLS", default_value_t = 10_000)]
+    pub max_polls: usize,
+
+    /// Longest a long-poll request may be held (a larger `timeout=` is clamped to it).
+    #[arg(long, env = "TAILCAST_MAX_POLL_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+    pub max_poll_timeout: Duration,
+
+    /// Require this token: `?token=` or `Authorization: Bearer`. Prefer the TAILCAST_TOKEN
+    /// variable, which does not show in `ps`.
+    #[arg(long, env = "TAILCAST_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+
+    /// Extra browser origin allowed to open the WebSocket (repeatable), e.g.
+    /// https://logs.example.com. The server's own host is always allowed.
+    #[arg(
+        long = "allow-origin",
+        env = "TAILCAST_ALLOW_ORIGIN",
+        value_delimiter = ','
+    )]
+    pub allow_origins: Vec<String>,
+
+    /// Disable the WebSocket endpoint (browsers then use long-poll).
+    #[arg(long, env = "TAILCAST_NO_WEBSOCKET")]
+    pub no_websocket: bool,
+
+    /// HTTP worker threads (default: one per core).
+    #[arg(long, env = "TAILCAST_WORKERS")]
+    pub workers: Option<usize>,
+}
+
+/// Everything the server runs on, checked.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Files to follow, with their ids.
+    pub files: Vec<WatchedFile>,
+    /// Address to listen on.
+    pub bind: SocketAddr,
+    /// Default backlog.
+    pub default_backlog: usize,
+    /// Tailing settings.
+    pub tail: TailConfig,
+    /// History and fan-out bounds.
+    pub hub: HubConfig,
+    /// Transport settings.
+    pub server: ServerConfig,
+}
+
+/// Settings of the HTTP side.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Heartbeat interval.
+    pub heartbeat: Duration,
+    /// Client silence limit.
+    pub client_timeout: Duration,
+    /// Send stall limit.
+    pub send_timeout: Duration,
+    /// Largest inbound message.
+    pub max_message_bytes: usize,
+    /// Most WebSocket connections.
+    pub max_connections: usize,
+    /// Most held polls.
+    pub max_polls: usize,
+    /// Longest poll hold.
+    pub max_poll_timeout: Duration,
+    /// Required token, if any.
+    pub token: Option<String>,
+    /// Extra allowed origins.
+    pub allow_origins: Vec<String>,
+    /// WebSocket endpoint off.
+    pub no_websocket: bool,
+    /// Default backlog.
+    pub default_backlog: usize,
+    /// Most lines in one answer or frame of backlog.
+    pub max_backlog: usize,
+    /// Worker threads.
+    pub workers: Option<usize>,
+}
+
+impl Cli {
+    /// Checks the options and the paths; `demo_paths` replaces an empty PATH list.
+    pub fn into_config(self, demo_paths: Option<Vec<String>>) -> Result<Config, ConfigError> {
+        if self.heartbeat.is_zero() || self.client_timeout.is_zero() {
+            return Err(ConfigError::Invalid(
+                "--heartbeat and --client-timeout must be greater than zero".into(),
+            ));
+        }
+        if self.history == 0 {
+            return Err(ConfigError::Invalid(
+                "--history must be at least 1 line".into(),
+            ));
+        }
+        let paths = match demo_paths {
+            Some(paths) if self.paths.is_empty() => paths,
+            _ => self.paths,
+        };
+        if paths.is_empty() {
+            return Err(ConfigError::Invalid(
+                "no file to follow: name at least one PATH".into(),
+            ));
+        }
+        let files = resolve_files(&paths)?;
+        let max_line_bytes = self.max_line_bytes.clamp(1, 64 << 20) as usize;
+        let history_bytes = self.history_bytes.max(1) as usize;
+        let watch_mode = if self.no_watch {
+            WatchMode::PollOnly
+        } else if self.drop_fs_events {
+            WatchMode::DropEvents
+        } else {
+            WatchMode::Events
+        };
+        Ok(Config {
+            files,
+            bind: self.bind,
+            default_backlog: self.lines,
+            tail: TailConfig {
+                follow: FollowConfig {
+                    max_line_bytes,
+                    read_chunk_bytes: 64 * 1024,
+                    partial_line_timeout: self.partial_line_timeout,
+                    rotate_wait: self.rotate_wait,
+                    initial_tail_bytes: history_bytes as u64,
+                },
+                stat_interval: self.stat_interval.max(Duration::from_millis(10)),
+                watch_mode,
+            },
+            hub: HubConfig {
+                history_lines: self.history,
+                history_bytes,
+                live_queue_batches: self.live_queue.max(1),
+            },
+            server: ServerConfig {
+                heartbeat: self.heartbeat,
+                client_timeout: self.client_timeout,
+                send_timeout: self.send_timeout,
+                max_message_bytes: self.max_message_bytes.clamp(128, 64 << 20) as usize,
+                max_connections: self.max_connections,
+                max_polls: self.max_polls,
+                max_poll_timeout: self.max_poll_timeout,
+                token: self.token.filter(|t| !t.is_empty()),
+                allow_origins: self.allow_origins,
+                no_websocket: self.no_websocket,
+                default_backlog: self.lines,
+                max_backlog: self.history,
+                workers: self.workers,
+            },
+        })
+    }
+}
+
+/// Parses `500ms`, `30s`, `2m`, `1h 30m` (humantime syntax).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text.trim())
+        .map_err(|e| format!("{e}: write a number with a unit, like 500ms, 30s or 2m"))
+}
+
+/// Parses `65536`, `64KiB`, `8MiB`, `1GiB` (also KB/MB/GB and K/M/G, all powers of 1024).
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number.parse().map_err(|_| {
+        format!("`{text}` is not a size: write bytes, or a number with KiB, MiB or GiB")
+    })?;
+    let factor: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        other => return Err(format!("unknown size unit `{other}`: use KiB, MiB or GiB")),
+    };
+    number
+        .checked_mul(factor)
+        .ok_or_else(|| format!("`{text}` is too large"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn sizes_and_durations_parse() {
+        assert_eq!(parse_size("64KiB"), Ok(65536));
+        assert_eq!(parse_size("8MiB"), Ok(8 << 20));
+        assert_eq!(parse_size("100"), Ok(100));
+        assert!(parse_size("lots").is_err());
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert!(parse_duration("soon").is_err());
+    }
+}

@@ -1,0 +1,175 @@
+//! The configured files: command-line paths and globs turned into absolute paths with short,
+//! stable ids.
+//!
+//! This is the only place where names become paths, and only from the command line: a client
+//! names a file by its id, which the hub looks up in a table; no client string is ever joined to
+//! a path. An id is the file name, with parent directories added where two would collide.
+
+use std::collections::HashSet;
+use std::path::{Component, Path, PathBuf};
+
+use crate::error::ConfigError;
+
+/// One file to follow.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WatchedFile {
+    /// Short stable name used by clients.
+    pub id: String,
+    /// Absolute path.
+    pub path: PathBuf,
+}
+
+/// Expands globs, checks that every directory exists and every existing file is readable, and
+/// assigns ids. Order follows the command line; a file named twice is followed once.
+pub fn resolve_files(args: &[String]) -> Result<Vec<WatchedFile>, ConfigError> {
+    let cwd = std::env::current_dir()
+        .map_err(|e| ConfigError::Invalid(format!("cannot read the current directory: {e}")))?;
+    let mut paths: Vec<PathBuf> = Vec::new();
+    let mut seen = HashSet::new();
+    for arg in args {
+        let expanded = if is_glob(arg) {
+            expand_glob(arg, &cwd)?
+        } else {
+            vec![normalize(&cwd.join(arg))]
+        };
+        for path in expanded {
+            check_path(&path)?;
+            if seen.insert(path.clone()) {
+                paths.push(path);
+            }
+        }
+    }
+    let ids = assign_ids(&paths);
+    Ok(paths
+        .into_iter()
+        .zip(ids)
+        .map(|(path, id)| WatchedFile { id, path })
+        .collect())
+}
+
+fn is_glob(arg: &str) -> bool {
+    arg.contains(['*', '?', '['])
+}
+
+fn expand_glob(pattern: &str, cwd: &Path) -> Result<Vec<PathBuf>, ConfigError> {
+    let absolute = normalize(&cwd.join(pattern));
+    let text = absolute.to_string_lossy();
+    let entries = glob::glob(&text)
+        .map_err(|e| ConfigError::Invalid(format!("bad glob pattern `{pattern}`: {e}")))?;
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .filter(|p| p.is_file())
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        return Err(ConfigError::Invalid(format!(
+            "the pattern `{pattern}` matches no file; check the pattern, or name the file itself \
+             to wait for it to appear"
+        )));
+    }
+    Ok(files)
+}
+
+fn check_path(path: &Path) -> Result<(), ConfigError> {
+    let dir = path.parent().unwrap_or(Path::new("/"));
+    if !dir.is_dir() {
+        return Err(ConfigError::Invalid(format!(
+            "the directory {} does not exist (needed to follow {}); create it or fix the path",
+            dir.display(),
+            path.display()
+        )));
+    }
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.is_dir() => Err(ConfigError::Invalid(format!(
+            "{} is a directory; name files, or a glob such as '{}/*.log'",
+            path.display(),
+            path.display()
+        ))),
+        Ok(_) => std::fs::File::open(path).map(drop).map_err(|e| {
+            ConfigError::Invalid(format!(
+                "cannot read {}: {e}; run tailcast as a user who can (for /var/log, often a \
+                 member of the adm group)",
+                path.display()
+            ))
+        }),
+        // Missing files are fine: they are followed when they appear.
+        Err(_) => Ok(()),
+    }
+}
+
+/// Removes `.` and resolves `..` lexically (no symlink resolution: the path as the user gave it
+/// is what is followed).
+fn normalize(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for component in path.components() {
+        match component {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// The shortest unique suffix of each path: `access.log`, or `nginx/access.log` when two
+/// files are named `access.log`.
+fn assign_ids(paths: &[PathBuf]) -> Vec<String> {
+    let parts: Vec<Vec<String>> = paths
+        .iter()
+        .map(|p| {
+            p.components()
+                .filter_map(|c| match c {
+                    Component::Normal(s) => Some(s.to_string_lossy().into_owned()),
+                    _ => None,
+                })
+                .collect()
+        })
+        .collect();
+    let mut depth = vec![1usize; paths.len()];
+    let id_at = |i: usize, depth: usize| -> String {
+        let p = &parts[i];
+        p[p.len().saturating_sub(depth)..].join("/")
+    };
+    loop {
+        let ids: Vec<String> = (0..paths.len()).map(|i| id_at(i, depth[i])).collect();
+        let mut changed = false;
+        for i in 0..paths.len() {
+            let clash = ids
+                .iter()
+                .enumerate()
+                .any(|(j, id)| j != i && *id == ids[i]);
+            if clash && depth[i] < parts[i].len() {
+                depth[i] += 1;
+                changed = true;
+            }
+        }
+        if !changed {
+            return ids;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_file_names_until_two_collide() {
+        let ids = assign_ids(&[
+            PathBuf::from("/var/log/nginx/access.log"),
+            PathBuf::from("/var/log/apache/access.log"),
+            PathBuf::from("/var/log/syslog"),
+        ]);
+        assert_eq!(ids, ["nginx/access.log", "apache/access.log", "syslog"]);
+    }
+
+    #[test]
+    fn normalize_resolves_dots_lexically() {
+        assert_eq!(
+            normalize(Path::new("/a/./b/../c.log")),
+            PathBuf::from("/a/c.log")
+        );
+    }
+}

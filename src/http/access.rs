@@ -1,0 +1,115 @@
+//! Who may use the server: the optional token and the browser Origin check.
+//!
+//! The token may come as `?token=` or `Authorization: Bearer`; it is compared in constant time and
+//! never logged. A request without `Origin` is from a non-browser client and allowed; a browser
+//! `Origin` must be the server's own host or one given with `--allow-origin`.
+
+use actix_web::http::header;
+use actix_web::HttpRequest;
+use subtle::ConstantTimeEq;
+
+use crate::error::ApiError;
+
+use super::AppState;
+
+/// Checks the token, if one is configured.
+pub fn check_token(req: &HttpRequest, state: &AppState) -> Result<(), ApiError> {
+    let Some(expected) = state.config.token.as_deref() else {
+        return Ok(());
+    };
+    let given = bearer(req).or_else(|| query_token(req));
+    match given {
+        Some(given) if bool::from(given.as_bytes().ct_eq(expected.as_bytes())) => Ok(()),
+        _ => Err(ApiError::Unauthorized),
+    }
+}
+
+/// Checks the browser Origin, if any.
+pub fn check_origin(req: &HttpRequest, state: &AppState) -> Result<(), ApiError> {
+    let Some(origin) = req.headers().get(header::ORIGIN) else {
+        return Ok(());
+    };
+    let origin = origin.to_str().unwrap_or("").trim_end_matches('/');
+    if state
+        .config
+        .allow_origins
+        .iter()
+        .any(|allowed| allowed.trim_end_matches('/').eq_ignore_ascii_case(origin))
+    {
+        return Ok(());
+    }
+    // Same host: the Origin's host[:port] equals the Host the browser connected to (or the one a
+    // reverse proxy forwarded).
+    let origin_host = origin.split_once("://").map(|(_, host)| host).unwrap_or("");
+    let hosts = [header::HOST.as_str(), "x-forwarded-host"];
+    let same = hosts.iter().any(|name| {
+        req.headers()
+            .get(*name)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|host| !origin_host.is_empty() && host.eq_ignore_ascii_case(origin_host))
+    });
+    if same {
+        Ok(())
+    } else {
+        Err(ApiError::ForbiddenOrigin(origin.to_owned()))
+    }
+}
+
+fn bearer(req: &HttpRequest) -> Option<String> {
+    let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim().to_owned())
+}
+
+fn query_token(req: &HttpRequest) -> Option<String> {
+    form_urlencoded_pairs(req.query_string())
+        .find(|(k, _)| k == "token")
+        .map(|(_, v)| v)
+}
+
+/// Decoded `key=value` pairs of a query string.
+pub fn form_urlencoded_pairs(query: &str) -> impl Iterator<Item = (String, String)> + '_ {
+    query.split('&').filter(|p| !p.is_empty()).map(|pair| {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        (percent_decode(k), percent_decode(v))
+    })
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                (Some(high), Some(low)) => {
+                    out.push(high << 4 | low);
+                    i += 2;
+                }
+                _ => out.push(b'%'),
+            },
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn hex(digit: u8) -> Option<u8> {
+    (digit as char).to_digit(16).map(|d| d as u8)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::percent_decode;
+
+    #[test]
+    fn percent_decoding() {
+        assert_eq!(percent_decode("a%2Fb+c"), "a/b c");
+        assert_eq!(percent_decode("100%"), "100%");
+        assert_eq!(percent_decode("%zz"), "%zz");
+    }
+}

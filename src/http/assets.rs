@@ -1,0 +1,44 @@
+//! The dashboard: files under `static/`, embedded in the binary at build time (rust-embed).
+//!
+//! Served with a strict Content-Security-Policy and `nosniff`. `/` is `index.html`. The assets
+//! hold no log data, so they need no token; every data route does.
+
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse};
+use rust_embed::RustEmbed;
+
+#[derive(RustEmbed)]
+#[folder = "static/"]
+struct Assets;
+
+/// Content-Security-Policy of every page and asset.
+pub const CSP: &str = "default-src 'self'; connect-src 'self' ws: wss:; style-src 'self'; \
+                       img-src 'self' data:; script-src 'self'; object-src 'none'; \
+                       base-uri 'none'; frame-ancestors 'none'";
+
+/// Serves an embedded file, or 404.
+pub async fn serve(req: HttpRequest) -> HttpResponse {
+    let path = req.path().trim_start_matches('/');
+    let path = if path.is_empty() { "index.html" } else { path };
+    let Some(file) = Assets::get(path) else {
+        return HttpResponse::NotFound()
+            .content_type("text/plain; charset=utf-8")
+            .body("not found\n");
+    };
+    let mime = mime_guess::from_path(path).first_or_octet_stream();
+    HttpResponse::Ok()
+        .insert_header((
+            header::CONTENT_TYPE,
+            mime.essence_str().to_owned()
+                + if mime.type_() == "text" || mime.subtype() == "javascript" {
+                    "; charset=utf-8"
+                } else {
+                    ""
+                },
+        ))
+        .insert_header((header::CONTENT_SECURITY_POLICY, CSP))
+        .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .insert_header((header::REFERRER_POLICY, "no-referrer"))
+        .insert_header((header::CACHE_CONTROL, "no-cache"))
+        .body(file.data.into_owned())
+}

@@ -1,0 +1,277 @@
+//! `GET /poll`: HTTP long-poll on the same cursor (seq) as the WebSocket.
+//!
+//! Without `after`: the newest `backlog` lines at once. With `after`: every line with a greater
+//! seq, at once if there is one, else the request is held (no busy CPU: it waits on the file's
+//! broadcast channel, woken once per batch) until one comes or `timeout` passes. JSON by default;
+//! `format=text` or `Accept: text/plain` gives raw lines with the cursor in `X-Tailcast-*` headers.
+
+use std::time::Duration;
+
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
+use tokio::time::{sleep_until, Instant};
+
+use crate::error::ApiError;
+use crate::hub::{FileIx, HistoryRead, Start};
+use crate::protocol::{truncated_seqs, LinesOf, PollAnswer};
+use crate::stats::{Gauge, Slot};
+
+use super::access::{self, form_urlencoded_pairs};
+use super::AppState;
+
+/// Held polls wait this long by default.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Most lines in one answer by default.
+const DEFAULT_MAX: usize = 10_000;
+
+#[derive(Debug, Default)]
+struct PollParams {
+    file: String,
+    after: Option<u64>,
+    backlog: Option<usize>,
+    timeout: Option<Duration>,
+    max: Option<usize>,
+    text: bool,
+}
+
+impl PollParams {
+    fn parse(query: &str) -> Result<PollParams, ApiError> {
+        let mut params = PollParams::default();
+        let mut file = None;
+        for (key, value) in form_urlencoded_pairs(query) {
+            match key.as_str() {
+                "file" => file = Some(value),
+                "after" => params.after = Some(number("after", &value)?),
+                "backlog" => params.backlog = Some(number("backlog", &value)? as usize),
+                "max" => params.max = Some(number("max", &value)?.max(1) as usize),
+                "timeout" => params.timeout = Some(seconds(&value)?),
+                "format" => {
+                    params.text = match value.as_str() {
+                        "text" => true,
+                        "json" => false,
+                        _ => {
+                            return Err(ApiError::BadParam {
+                                name: "format",
+                                message: format!("`{value}` is not a format: use json or text"),
+                            })
+                        }
+                    }
+                }
+                // The token is checked elsewhere; unknown parameters are ignored, as on the web.
+                _ => {}
+            }
+        }
+        params.file = file.ok_or(ApiError::BadParam {
+            name: "file",
+            message: "missing: say which file, e.g. ?file=app.log (GET api/files lists ids)".into(),
+        })?;
+        Ok(params)
+    }
+}
+
+fn number(name: &'static str, value: &str) -> Result<u64, ApiError> {
+    value.parse().map_err(|_| ApiError::BadParam {
+        name,
+        message: format!("`{value}` is not a whole number ≥ 0"),
+    })
+}
+
+fn seconds(value: &str) -> Result<Duration, ApiError> {
+    value
+        .parse::<f64>()
+        .ok()
+        .filter(|s| s.is_finite() && *s >= 0.0)
+        .map(|s| Duration::from_secs_f64(s.min(1e6)))
+        .ok_or_else(|| ApiError::BadParam {
+            name: "timeout",
+            message: format!("`{value}` is not a number of seconds ≥ 0"),
+        })
+}
+
+/// What one answer carries.
+struct Answer {
+    file: FileIx,
+    read: HistoryRead,
+    last_seq: u64,
+    reset: bool,
+}
+
+/// `GET /poll`.
+pub async fn poll(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    access::check_origin(&req, &state)?;
+    access::check_token(&req, &state)?;
+    let params = PollParams::parse(req.query_string())?;
+    let ix = state
+        .hub
+        .lookup(&params.file)
+        .ok_or_else(|| ApiError::UnknownFile(params.file.clone()))?;
+    let text = params.text || wants_text(&req);
+    let cap = state.config.max_backlog;
+    let max = params.max.unwrap_or(DEFAULT_MAX).min(cap);
+    let answer = match params.after {
+        None => {
+            let backlog = params.backlog.unwrap_or(state.config.default_backlog);
+            let snap = state
+                .hub
+                .read(ix, Start::Backlog(backlog.min(max)), max)
+                .unwrap_or_else(|_| unreachable_snapshot());
+            Answer {
+                file: ix,
+                last_seq: snap.read.last_seq().unwrap_or(snap.last_seq),
+                read: snap.read,
+                reset: false,
+            }
+        }
+        Some(after) => {
+            let timeout = params
+                .timeout
+                .unwrap_or(DEFAULT_TIMEOUT)
+                .min(state.config.max_poll_timeout);
+            wait_after(&state, ix, after, max, timeout).await?
+        }
+    };
+    state
+        .stats
+        .polls_answered
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    if answer.read.gap.is_some() {
+        state
+            .stats
+            .gaps
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+    Ok(respond(&state, answer, text))
+}
+
+/// Lines after `after`, waiting up to `timeout` for the first one.
+async fn wait_after(
+    state: &AppState,
+    ix: FileIx,
+    after: u64,
+    max: usize,
+    timeout: Duration,
+) -> Result<Answer, ApiError> {
+    let answer = |read: HistoryRead| {
+        let last_seq = read.last_seq().or(read.gap.map(|g| g.to)).unwrap_or(after);
+        Answer {
+            file: ix,
+            read,
+            last_seq,
+            reset: false,
+        }
+    };
+    let (snap, mut receiver) = match state.hub.subscribe(ix, Start::After(after), max) {
+        Ok(subscribed) => subscribed,
+        Err(ahead) => {
+            // The cursor is from another server run (or made up): answer at once with the live
+            // edge as the next cursor, flagged so the client knows.
+            return Ok(Answer {
+                file: ix,
+                read: HistoryRead::default(),
+                last_seq: ahead.last_seq,
+                reset: true,
+            });
+        }
+    };
+    if snap.read.line_count() > 0 || snap.read.gap.is_some() || timeout.is_zero() {
+        return Ok(answer(snap.read));
+    }
+    let _slot = Slot::acquire(&state.stats, Gauge::PollsWaiting, state.config.max_polls)
+        .ok_or_else(|| {
+            ApiError::Busy(format!(
+                "too many held polls ({}); retry, or raise --max-polls",
+                state.config.max_polls
+            ))
+        })?;
+    let deadline = Instant::now() + timeout;
+    let mut shutdown = state.shutdown.clone();
+    loop {
+        tokio::select! {
+            woke = receiver.recv() => {
+                if let Err(tokio::sync::broadcast::error::RecvError::Closed) = woke {
+                    return Ok(answer(HistoryRead::default()));
+                }
+                // Lines or lag: either way, read what is there now.
+                let snap = state
+                    .hub
+                    .read(ix, Start::After(after), max)
+                    .unwrap_or_else(|_| unreachable_snapshot());
+                if snap.read.line_count() > 0 || snap.read.gap.is_some() {
+                    return Ok(answer(snap.read));
+                }
+            }
+            _ = sleep_until(deadline) => return Ok(answer(HistoryRead::default())),
+            _ = shutdown.fired() => return Ok(answer(HistoryRead::default())),
+        }
+    }
+}
+
+/// Seqs only grow, so a cursor that was valid stays valid; this stands in for the impossible.
+fn unreachable_snapshot() -> crate::hub::Snapshot {
+    crate::hub::Snapshot {
+        read: HistoryRead::default(),
+        last_seq: 0,
+    }
+}
+
+fn wants_text(req: &HttpRequest) -> bool {
+    req.headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|accept| accept.contains("text/plain") && !accept.contains("json"))
+}
+
+fn respond(state: &AppState, answer: Answer, text: bool) -> HttpResponse {
+    let id = state.hub.id(answer.file);
+    let read = &answer.read;
+    let mut response = HttpResponse::Ok();
+    response
+        .insert_header(("X-Tailcast-Cursor", answer.last_seq.to_string()))
+        .insert_header(("X-Tailcast-Epoch", state.hub.epoch().to_string()))
+        .insert_header((header::CACHE_CONTROL, "no-store"));
+    if let Some(gap) = read.gap {
+        response.insert_header(("X-Tailcast-Gap", format!("{}-{}", gap.from, gap.to)));
+    }
+    if answer.reset {
+        response.insert_header(("X-Tailcast-Reset", "1"));
+    }
+    if text {
+        let mut body = String::with_capacity(read.slices.iter().map(|s| s.len() * 80).sum());
+        for line in read.slices.iter().flat_map(|s| s.lines()) {
+            body.push_str(line);
+            body.push('\n');
+        }
+        return response
+            .content_type("text/plain; charset=utf-8")
+            .body(body);
+    }
+    let body = PollAnswer {
+        file: id,
+        epoch: state.hub.epoch(),
+        lines: LinesOf(&read.slices),
+        first_seq: read.first_seq(),
+        last_seq: answer.last_seq,
+        gap: read.gap,
+        truncated: truncated_seqs(&read.slices),
+        reset: answer.reset,
+    };
+    response.json(body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parameters_are_parsed_and_bad_ones_named() {
+        let p = PollParams::parse("file=a.log&after=5&timeout=1.5&format=text").unwrap();
+        assert_eq!(p.file, "a.log");
+        assert_eq!(p.after, Some(5));
+        assert_eq!(p.timeout, Some(Duration::from_millis(1500)));
+        assert!(p.text);
+        let err = PollParams::parse("file=a&after=abc").unwrap_err();
+        assert!(err.to_string().contains("`after`"), "{err}");
+        let err = PollParams::parse("after=1").unwrap_err();
+        assert!(err.to_string().contains("`file`"), "{err}");
+    }
+}

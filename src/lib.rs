@@ -1,0 +1,28 @@
+//! tailcast: follow growing log files and stream every new line, live, to browsers (WebSocket)
+//! and to curl (HTTP long-poll).
+//!
+//! # Layout
+//!
+//! - [`tail`]: the tailing core. One follower per configured path, like `tail -F`: notify events
+//!   on the parent directory as wake-ups plus a stat timer, identity by (dev, inode), rotation,
+//!   truncation and deletion told apart, a pure line splitter. Knows nothing of HTTP.
+//! - [`hub`]: per-file history (a ring bounded in lines and bytes, numbered by `seq`) and live
+//!   fan-out of batches serialized once. The one piece of shared state; a cheap-clone handle.
+//! - [`http`]: actix-web routes: WebSocket sessions (actix-ws), long-poll, the embedded dashboard,
+//!   token and Origin checks, the JSON API.
+//! - [`protocol`]: every wire message, in one place.
+//! - [`cli`] and [`files`]: options, paths, globs and file ids; [`error`]: error types at the
+//!   boundaries; [`stats`]: counters; [`shutdown`]: the shutdown signal; [`app`]: wires it all;
+//!   [`demo`]: the sample logs that grow when no path is given.
+
+pub mod app;
+pub mod cli;
+pub mod demo;
+pub mod error;
+pub mod files;
+pub mod http;
+pub mod hub;
+pub mod protocol;
+pub mod shutdown;
+pub mod stats;
+pub mod tail;

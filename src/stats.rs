@@ -1,0 +1,109 @@
+//! Counters operators and tests read at `GET /api/stats`.
+//!
+//! Plain atomics, updated where things happen; [`Stats::snapshot`] gives a serializable copy.
+//! Connection and held-poll counts double as the limits' admission control ([`Slot`]).
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::Arc;
+
+use serde::Serialize;
+
+/// The live counters.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// WebSocket clients connected now.
+    pub ws_clients: AtomicUsize,
+    /// Long-poll requests held now.
+    pub polls_waiting: AtomicUsize,
+    /// File subscriptions of WebSocket clients now.
+    pub subscriptions: AtomicUsize,
+    /// Lines read from files.
+    pub lines_in: AtomicU64,
+    /// Messages sent to WebSocket clients.
+    pub frames_out: AtomicU64,
+    /// Gap messages or poll answers with a gap.
+    pub gaps: AtomicU64,
+    /// Clients closed for being too slow, stuck or silent.
+    pub drops: AtomicU64,
+    /// Long-poll answers given.
+    pub polls_answered: AtomicU64,
+}
+
+/// A copy of the counters.
+#[derive(Debug, Serialize, serde::Deserialize, PartialEq, Eq, Clone, Copy)]
+pub struct StatsSnapshot {
+    /// WebSocket clients connected now.
+    pub ws_clients: usize,
+    /// Long-poll requests held now.
+    pub polls_waiting: usize,
+    /// File subscriptions now.
+    pub subscriptions: usize,
+    /// Lines read from files.
+    pub lines_in: u64,
+    /// Messages sent to WebSocket clients.
+    pub frames_out: u64,
+    /// Gaps reported.
+    pub gaps: u64,
+    /// Clients dropped.
+    pub drops: u64,
+    /// Long-poll answers given.
+    pub polls_answered: u64,
+}
+
+impl Stats {
+    /// A copy of every counter.
+    pub fn snapshot(&self) -> StatsSnapshot {
+        StatsSnapshot {
+            ws_clients: self.ws_clients.load(Relaxed),
+            polls_waiting: self.polls_waiting.load(Relaxed),
+            subscriptions: self.subscriptions.load(Relaxed),
+            lines_in: self.lines_in.load(Relaxed),
+            frames_out: self.frames_out.load(Relaxed),
+            gaps: self.gaps.load(Relaxed),
+            drops: self.drops.load(Relaxed),
+            polls_answered: self.polls_answered.load(Relaxed),
+        }
+    }
+}
+
+/// Which gauge a [`Slot`] holds a place in.
+#[derive(Debug, Clone, Copy)]
+pub enum Gauge {
+    /// `ws_clients`.
+    WsClients,
+    /// `polls_waiting`.
+    PollsWaiting,
+}
+
+/// A place in a bounded gauge, given back on drop.
+#[derive(Debug)]
+pub struct Slot {
+    stats: Arc<Stats>,
+    gauge: Gauge,
+}
+
+fn counter(stats: &Stats, gauge: Gauge) -> &AtomicUsize {
+    match gauge {
+        Gauge::WsClients => &stats.ws_clients,
+        Gauge::PollsWaiting => &stats.polls_waiting,
+    }
+}
+
+impl Slot {
+    /// Takes a place if fewer than `limit` are taken.
+    pub fn acquire(stats: &Arc<Stats>, gauge: Gauge, limit: usize) -> Option<Slot> {
+        counter(stats, gauge)
+            .fetch_update(Relaxed, Relaxed, |n| (n < limit).then_some(n + 1))
+            .ok()
+            .map(|_| Slot {
+                stats: stats.clone(),
+                gauge,
+            })
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        counter(&self.stats, self.gauge).fetch_sub(1, Relaxed);
+    }
+}

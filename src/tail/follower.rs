@@ -1,0 +1,422 @@
+//! The follower: one configured path, followed the way `tail -F` does.
+//!
+//! A [`Follower`] is a synchronous state machine. Each [`Follower::check`] stats the path and the
+//! open descriptor, tells append, truncation (size below the read offset, or the file's first bytes
+//! changed), replacement ((dev, inode) changed: rename+create rotation, delete+re-create) and
+//! deletion apart, reads everything appended to the end, and hands lines and state changes to a
+//! [`TailSink`]. After a rotation the old descriptor is still read for `rotate_wait` (writers keep
+//! appending to it until they reopen their log). It owns no thread and no timer: [`super::run`]
+//! calls `check` on every file-system wake-up and on the stat interval.
+
+use std::fs::{File, Metadata};
+use std::io;
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use super::splitter::{LineBatch, LineSplitter};
+
+/// How many leading bytes of a file are remembered to notice it being rewritten in place.
+const HEAD_FINGERPRINT_BYTES: usize = 64;
+
+/// A change in the state of a followed file, as clients see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileState {
+    /// The path appeared (it was missing at start, or deleted earlier).
+    Created,
+    /// The file shrank or was rewritten in place (`copytruncate`, `> file`); reading restarts at 0.
+    Truncated,
+    /// The path now names another file (rename+create); the new one is read from its start.
+    Rotated,
+    /// The path is gone and no other file took its place.
+    Deleted,
+}
+
+impl FileState {
+    /// The protocol's name for this state.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FileState::Created => "created",
+            FileState::Truncated => "truncated",
+            FileState::Rotated => "rotated",
+            FileState::Deleted => "deleted",
+        }
+    }
+}
+
+/// Where the follower receives what it read. Implemented by the hub adapter in `app`, and by
+/// plain collectors in tests.
+pub trait TailSink: Send + 'static {
+    /// Complete lines, in file order.
+    fn lines(&mut self, batch: LineBatch);
+    /// A state change of the file.
+    fn state(&mut self, state: FileState);
+    /// Whether the path exists and how many bytes of it have been read; called on change.
+    fn status(&mut self, exists: bool, size: u64);
+}
+
+/// Settings of a follower; every interval is a `Duration` so tests can shrink it.
+#[derive(Debug, Clone)]
+pub struct FollowConfig {
+    /// Longest line kept; longer lines are cut and marked.
+    pub max_line_bytes: usize,
+    /// Bytes read per `read` call; lines are handed over in batches of about this size.
+    pub read_chunk_bytes: usize,
+    /// An unfinished last line is emitted after this long without new bytes.
+    pub partial_line_timeout: Duration,
+    /// How long a rotated-away file is still read.
+    pub rotate_wait: Duration,
+    /// How much of an existing file's end is read at start-up (to fill the history).
+    pub initial_tail_bytes: u64,
+}
+
+impl Default for FollowConfig {
+    fn default() -> Self {
+        FollowConfig {
+            max_line_bytes: 64 * 1024,
+            read_chunk_bytes: 128 * 1024,
+            partial_line_timeout: Duration::from_millis(1000),
+            rotate_wait: Duration::from_secs(5),
+            initial_tail_bytes: 1024 * 1024,
+        }
+    }
+}
+
+/// An open file being read.
+struct OpenFile {
+    file: File,
+    dev: u64,
+    ino: u64,
+    offset: u64,
+    splitter: LineSplitter,
+    /// When bytes were last read (for the partial-line timeout).
+    last_data: Instant,
+    /// The file's first bytes, to notice an in-place rewrite that grew past the old offset.
+    head: Vec<u8>,
+    /// Started in the middle of a file: drop bytes up to the first newline.
+    skip_to_newline: bool,
+}
+
+/// A rotated-away file still being read until `until`.
+struct Draining {
+    open: OpenFile,
+    until: Instant,
+}
+
+/// Follows one path; see the module documentation.
+pub struct Follower<S: TailSink> {
+    path: PathBuf,
+    config: FollowConfig,
+    sink: S,
+    current: Option<OpenFile>,
+    draining: Vec<Draining>,
+    started: bool,
+    reported: Option<(bool, u64)>,
+    last_error: Option<String>,
+    buf: Vec<u8>,
+    batch: LineBatch,
+}
+
+impl<S: TailSink> Follower<S> {
+    /// A follower for `path`; nothing is read before the first [`check`](Self::check).
+    pub fn new(path: PathBuf, config: FollowConfig, sink: S) -> Self {
+        let buf = vec![0; config.read_chunk_bytes.max(4096)];
+        Follower {
+            path,
+            config,
+            sink,
+            current: None,
+            draining: Vec::new(),
+            started: false,
+            reported: None,
+            last_error: None,
+            buf,
+            batch: LineBatch::default(),
+        }
+    }
+
+    /// The followed path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The sink (tests read what it collected).
+    pub fn sink(&self) -> &S {
+        &self.sink
+    }
+
+    /// Looks at the file once and reads whatever is new. Never fails: I/O errors are logged once
+    /// per distinct error and retried at the next check.
+    pub fn check(&mut self) {
+        let now = Instant::now();
+        self.read_draining(now);
+        match std::fs::metadata(&self.path) {
+            Ok(meta) if meta.is_file() => {
+                self.clear_error();
+                self.follow_existing(&meta, now);
+            }
+            Ok(_) => {
+                self.note_error(format!("{} is not a regular file", self.path.display()));
+                self.path_gone(now);
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                self.clear_error();
+                self.path_gone(now);
+            }
+            Err(e) => {
+                self.note_error(format!("cannot stat {}: {e}", self.path.display()));
+                // Keep reading what is open; the path may come back.
+                self.read_current(now);
+            }
+        }
+        self.started = true;
+        self.flush_idle_partial(now);
+        let status = match &self.current {
+            Some(open) => (true, open.offset),
+            None => (false, 0),
+        };
+        if self.reported != Some(status) {
+            self.reported = Some(status);
+            self.sink.status(status.0, status.1);
+        }
+    }
+
+    /// The latest instant at which `check` must run again even without a wake-up (partial-line
+    /// flush, end of a rotation grace period), if any.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        let partial = self
+            .current
+            .iter()
+            .chain(self.draining.iter().map(|d| &d.open))
+            .filter(|open| open.splitter.has_partial())
+            .map(|open| open.last_data + self.config.partial_line_timeout);
+        let drains = self.draining.iter().map(|d| d.until);
+        partial.chain(drains).min()
+    }
+
+    /// Reads every open file to its end, flushes partial lines and closes them (shutdown).
+    pub fn finish(&mut self) {
+        let now = Instant::now();
+        self.read_current(now);
+        for mut draining in std::mem::take(&mut self.draining) {
+            self.read_to_end(&mut draining.open, now);
+            self.flush_partial_of(&mut draining.open);
+        }
+    }
+
+    fn follow_existing(&mut self, meta: &Metadata, now: Instant) {
+        let same_file = self
+            .current
+            .as_ref()
+            .is_some_and(|open| open.dev == meta.dev() && open.ino == meta.ino());
+        let replaced = self.current.is_some() && !same_file;
+        if replaced {
+            // Replaced: finish the old descriptor first, keep reading it for the grace period.
+            if let Some(mut old) = self.current.take() {
+                self.read_to_end(&mut old, now);
+                self.retire(old, now);
+            }
+            self.sink.state(FileState::Rotated);
+        }
+        if self.current.is_none() {
+            let from_tail = !self.started;
+            match self.open(from_tail, now) {
+                Ok(open) => {
+                    self.current = Some(open);
+                    if self.started && !replaced {
+                        self.sink.state(FileState::Created);
+                    }
+                }
+                Err(e) => {
+                    self.note_error(format!("cannot open {}: {e}", self.path.display()));
+                    return;
+                }
+            }
+        } else if let Some(open) = self.current.as_mut() {
+            if meta.len() < open.offset || !head_unchanged(open) {
+                // Truncated (or rewritten in place): what is held of a line is flushed, not lost.
+                let mut open = self.current.take().expect("checked above");
+                self.flush_partial_of(&mut open);
+                open.offset = 0;
+                open.head.clear();
+                open.skip_to_newline = false;
+                self.current = Some(open);
+                self.sink.state(FileState::Truncated);
+            }
+        }
+        self.read_current(now);
+    }
+
+    fn path_gone(&mut self, now: Instant) {
+        if let Some(mut old) = self.current.take() {
+            self.read_to_end(&mut old, now);
+            let deleted = old.file.metadata().map(|m| m.nlink() == 0).unwrap_or(true);
+            self.retire(old, now);
+            self.sink.state(if deleted {
+                FileState::Deleted
+            } else {
+                FileState::Rotated
+            });
+        }
+    }
+
+    /// Moves an old descriptor to the draining list (or closes it when there is no grace period).
+    fn retire(&mut self, mut old: OpenFile, now: Instant) {
+        if self.config.rotate_wait.is_zero() {
+            self.flush_partial_of(&mut old);
+        } else {
+            self.draining.push(Draining {
+                open: old,
+                until: now + self.config.rotate_wait,
+            });
+        }
+    }
+
+    fn open(&mut self, from_tail: bool, now: Instant) -> io::Result<OpenFile> {
+        let file = File::open(&self.path)?;
+        // Identity from the descriptor, not the earlier stat: the path may have changed between.
+        let fmeta = file.metadata()?;
+        let len = fmeta.len();
+        let offset = if from_tail {
+            len.saturating_sub(self.config.initial_tail_bytes)
+        } else {
+            0
+        };
+        let mut open = OpenFile {
+            file,
+            dev: fmeta.dev(),
+            ino: fmeta.ino(),
+            offset,
+            splitter: LineSplitter::new(self.config.max_line_bytes),
+            last_data: now,
+            head: Vec::new(),
+            skip_to_newline: offset > 0,
+        };
+        refresh_head(&mut open);
+        Ok(open)
+    }
+
+    fn read_current(&mut self, now: Instant) {
+        if let Some(mut open) = self.current.take() {
+            self.read_to_end(&mut open, now);
+            if open.head.len() < HEAD_FINGERPRINT_BYTES {
+                refresh_head(&mut open);
+            }
+            self.current = Some(open);
+        }
+    }
+
+    fn read_draining(&mut self, now: Instant) {
+        let mut draining = std::mem::take(&mut self.draining);
+        for entry in draining.iter_mut() {
+            self.read_to_end(&mut entry.open, now);
+        }
+        for mut entry in draining {
+            if entry.until <= now {
+                self.flush_partial_of(&mut entry.open);
+            } else {
+                self.draining.push(entry);
+            }
+        }
+    }
+
+    /// Reads `open` from its offset to the end of file, handing lines over batch by batch.
+    fn read_to_end(&mut self, open: &mut OpenFile, now: Instant) {
+        loop {
+            let n = match open.file.read_at(&mut self.buf, open.offset) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    self.note_error(format!("cannot read {}: {e}", self.path.display()));
+                    break;
+                }
+            };
+            open.offset += n as u64;
+            open.last_data = now;
+            let mut chunk = &self.buf[..n];
+            if open.skip_to_newline {
+                match chunk.iter().position(|&b| b == b'\n') {
+                    Some(i) => {
+                        chunk = &chunk[i + 1..];
+                        open.skip_to_newline = false;
+                    }
+                    None => continue,
+                }
+            }
+            open.splitter.feed(chunk, &mut self.batch);
+            if self.batch.text_bytes() >= self.config.read_chunk_bytes {
+                self.emit_batch();
+            }
+        }
+        self.emit_batch();
+    }
+
+    fn flush_idle_partial(&mut self, now: Instant) {
+        let timeout = self.config.partial_line_timeout;
+        if let Some(mut open) = self.current.take() {
+            if open.splitter.has_partial() && now.duration_since(open.last_data) >= timeout {
+                self.flush_partial_of(&mut open);
+            }
+            self.current = Some(open);
+        }
+        let mut draining = std::mem::take(&mut self.draining);
+        for entry in draining.iter_mut() {
+            if entry.open.splitter.has_partial()
+                && now.duration_since(entry.open.last_data) >= timeout
+            {
+                self.flush_partial_of(&mut entry.open);
+            }
+        }
+        self.draining = draining;
+    }
+
+    fn flush_partial_of(&mut self, open: &mut OpenFile) {
+        open.splitter.flush(&mut self.batch);
+        self.emit_batch();
+    }
+
+    fn emit_batch(&mut self) {
+        if !self.batch.is_empty() {
+            self.sink.lines(std::mem::take(&mut self.batch));
+        }
+    }
+
+    fn note_error(&mut self, message: String) {
+        if self.last_error.as_ref() != Some(&message) {
+            tracing::warn!("{message}; retrying");
+            self.last_error = Some(message);
+        }
+    }
+
+    fn clear_error(&mut self) {
+        if let Some(message) = self.last_error.take() {
+            tracing::info!("recovered: {} ({message})", self.path.display());
+        }
+    }
+}
+
+/// Reads up to [`HEAD_FINGERPRINT_BYTES`] from the start of the file into `open.head`.
+fn refresh_head(open: &mut OpenFile) {
+    let want = (HEAD_FINGERPRINT_BYTES as u64).min(open.offset.max(open.head.len() as u64));
+    if want as usize <= open.head.len() && !open.head.is_empty() {
+        return;
+    }
+    let mut head = vec![0; want as usize];
+    if let Ok(n) = open.file.read_at(&mut head, 0) {
+        head.truncate(n);
+        open.head = head;
+    }
+}
+
+/// False when the file's first bytes differ from what was read before (rewritten in place).
+fn head_unchanged(open: &OpenFile) -> bool {
+    if open.head.is_empty() {
+        return true;
+    }
+    let mut now = [0u8; HEAD_FINGERPRINT_BYTES];
+    match open.file.read_at(&mut now[..open.head.len()], 0) {
+        Ok(n) => n == open.head.len() && now[..n] == open.head[..],
+        Err(_) => true,
+    }
+}

@@ -1,0 +1,219 @@
+//! The tailing core: files, bytes and lines; nothing of HTTP.
+//!
+//! [`Tailer::start`] runs one [`Follower`] per configured path on a thread of its own. A single
+//! notify watcher watches each path's *parent directory* (a watch on the file itself would follow
+//! the renamed inode after rotation) and its events are only wake-ups: the follower then stats
+//! and reads. Every follower also checks on a slow timer (`stat_interval`), which is all it has
+//! when notify is disabled, when the watch cannot be made (NFS, inotify limits), or when events
+//! are lost. [`splitter`] is the pure byte-to-line state machine.
+
+pub mod follower;
+pub mod splitter;
+
+use std::collections::HashMap;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use notify::{RecursiveMode, Watcher};
+
+pub use follower::{FileState, FollowConfig, Follower, TailSink};
+pub use splitter::{LineBatch, LineSplitter};
+
+/// How file-system events are used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WatchMode {
+    /// notify events wake followers; the stat timer is the safety net.
+    #[default]
+    Events,
+    /// No notify watcher: followers run on the stat timer alone.
+    PollOnly,
+    /// A watcher is made but its events are thrown away (tests the safety net).
+    DropEvents,
+}
+
+/// Settings shared by all followers.
+#[derive(Debug, Clone)]
+pub struct TailConfig {
+    /// Per-file reading settings.
+    pub follow: FollowConfig,
+    /// How often each path is stat'ed without any event.
+    pub stat_interval: Duration,
+    /// Whether and how notify is used.
+    pub watch_mode: WatchMode,
+}
+
+/// The running followers; dropping it (or [`Tailer::shutdown`]) stops them.
+pub struct Tailer {
+    threads: Vec<FollowerThread>,
+    _watcher: Option<notify::RecommendedWatcher>,
+}
+
+struct FollowerThread {
+    stop: Arc<AtomicBool>,
+    wake: SyncSender<()>,
+    handle: Option<JoinHandle<()>>,
+}
+
+/// Followers to wake, by parent directory and file name.
+type WakeMap = HashMap<PathBuf, Vec<(OsString, SyncSender<()>)>>;
+
+impl Tailer {
+    /// Starts one follower thread per `(path, sink)`. Paths should be absolute. The first check of
+    /// every follower has run when this returns, so the initial tail of each file is in its sink.
+    pub fn start<S: TailSink>(config: &TailConfig, files: Vec<(PathBuf, S)>) -> Tailer {
+        let mut wake_map: WakeMap = HashMap::new();
+        let mut threads = Vec::with_capacity(files.len());
+        for (path, sink) in files {
+            let (wake_tx, wake_rx) = sync_channel::<()>(1);
+            let stop = Arc::new(AtomicBool::new(false));
+            if let (Some(dir), Some(name)) = (path.parent(), path.file_name()) {
+                wake_map
+                    .entry(dir.to_path_buf())
+                    .or_default()
+                    .push((name.to_owned(), wake_tx.clone()));
+            }
+            let mut follower = Follower::new(path.clone(), config.follow.clone(), sink);
+            follower.check();
+            let thread_stop = stop.clone();
+            let stat_interval = config.stat_interval;
+            let handle = std::thread::Builder::new()
+                .name(format!("tail {}", short_name(&path)))
+                .spawn(move || run_follower(follower, wake_rx, thread_stop, stat_interval));
+            match handle {
+                Ok(handle) => threads.push(FollowerThread {
+                    stop,
+                    wake: wake_tx,
+                    handle: Some(handle),
+                }),
+                Err(e) => tracing::error!("cannot start a thread for {}: {e}", path.display()),
+            }
+        }
+        let watcher = match config.watch_mode {
+            WatchMode::PollOnly => None,
+            mode => make_watcher(wake_map, mode == WatchMode::DropEvents),
+        };
+        Tailer {
+            threads,
+            _watcher: watcher,
+        }
+    }
+
+    /// Stops every follower after a last read to the end, and waits for their threads.
+    pub fn shutdown(mut self) {
+        self.stop_all();
+    }
+
+    fn stop_all(&mut self) {
+        for thread in &self.threads {
+            thread.stop.store(true, Ordering::SeqCst);
+            let _ = thread.wake.try_send(());
+        }
+        for thread in &mut self.threads {
+            if let Some(handle) = thread.handle.take() {
+                let _ = handle.join();
+            }
+        }
+    }
+}
+
+impl Drop for Tailer {
+    fn drop(&mut self) {
+        self.stop_all();
+    }
+}
+
+fn short_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+fn run_follower<S: TailSink>(
+    mut follower: Follower<S>,
+    wake: Receiver<()>,
+    stop: Arc<AtomicBool>,
+    stat_interval: Duration,
+) {
+    loop {
+        let now = Instant::now();
+        let mut wait = stat_interval;
+        if let Some(deadline) = follower.next_deadline() {
+            wait = wait.min(deadline.saturating_duration_since(now));
+        }
+        match wake.recv_timeout(wait) {
+            Ok(()) | Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+        if stop.load(Ordering::SeqCst) {
+            break;
+        }
+        follower.check();
+    }
+    follower.finish();
+}
+
+fn make_watcher(wake_map: WakeMap, drop_events: bool) -> Option<notify::RecommendedWatcher> {
+    let dirs: Vec<PathBuf> = wake_map.keys().cloned().collect();
+    let wake_map = Arc::new(Mutex::new(wake_map));
+    let handler_map = wake_map.clone();
+    let handler = move |event: notify::Result<notify::Event>| {
+        if drop_events {
+            return;
+        }
+        let Ok(map) = handler_map.lock() else { return };
+        match event {
+            Ok(event) if !event.need_rescan() => {
+                for path in &event.paths {
+                    wake_for_path(&map, path);
+                }
+            }
+            // Overflow, rescan or a watcher error: every follower looks for itself.
+            _ => map.values().flatten().for_each(|(_, tx)| wake(tx)),
+        }
+    };
+    let mut watcher = match notify::recommended_watcher(handler) {
+        Ok(watcher) => watcher,
+        Err(e) => {
+            tracing::warn!("no file-system watcher ({e}); following by stat timer only");
+            return None;
+        }
+    };
+    for dir in dirs {
+        if let Err(e) = watcher.watch(&dir, RecursiveMode::NonRecursive) {
+            tracing::warn!(
+                "cannot watch {} ({e}); its files are followed by stat timer only",
+                dir.display()
+            );
+        }
+    }
+    Some(watcher)
+}
+
+fn wake_for_path(map: &WakeMap, path: &Path) {
+    // An event on the directory itself (removed, moved) concerns all of its files.
+    if let Some(entries) = map.get(path) {
+        entries.iter().for_each(|(_, tx)| wake(tx));
+        return;
+    }
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return;
+    };
+    if let Some(entries) = map.get(dir) {
+        entries
+            .iter()
+            .filter(|(file, _)| file == name)
+            .for_each(|(_, tx)| wake(tx));
+    }
+}
+
+fn wake(tx: &SyncSender<()>) {
+    // A full channel already holds a wake-up: nothing is lost by dropping this one.
+    match tx.try_send(()) {
+        Ok(()) | Err(TrySendError::Full(())) | Err(TrySendError::Disconnected(())) => {}
+    }
+}
