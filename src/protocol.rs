@@ -26,9 +26,9 @@ pub struct FileInfo {
     pub last_seq: u64,
 }
 
-/// Messages a client sends over the WebSocket.
+/// Messages a client sends over the WebSocket. Unknown fields are ignored (forward compatible).
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
-#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(tag = "type", rename_all = "snake_case")]
 pub enum ClientMessage {
     /// Start receiving a file: `backlog` last lines then live, or every line after `after`.
     Subscribe {
@@ -206,7 +206,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn client_messages_parse_and_reject_unknown_fields() {
+    fn client_messages_parse_and_ignore_unknown_fields() {
         let m: ClientMessage =
             serde_json::from_str(r#"{"type":"subscribe","file":"a","after":3}"#).unwrap();
         assert_eq!(
@@ -218,7 +218,11 @@ mod tests {
             }
         );
         assert!(serde_json::from_str::<ClientMessage>(r#"{"type":"nope"}"#).is_err());
-        assert!(serde_json::from_str::<ClientMessage>(r#"{"type":"ping","x":1}"#).is_err());
+        // Newer clients may add fields: they are ignored, not refused.
+        assert_eq!(
+            serde_json::from_str::<ClientMessage>(r#"{"type":"ping","x":1}"#).unwrap(),
+            ClientMessage::Ping
+        );
     }
 
     #[test]
