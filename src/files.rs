@@ -93,7 +93,11 @@ fn check_path(path: &Path) -> Result<(), ConfigError> {
             ))
         }),
         // Missing files are fine: they are followed when they appear.
-        Err(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(ConfigError::Invalid(format!(
+            "cannot read {}: {e}; fix the path or its permissions",
+            path.display()
+        ))),
     }
 }
 

@@ -1,6 +1,7 @@
 //! Small JSON endpoints: the file list, the counters, the health check.
 
 use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Serialize;
 
 use crate::error::ApiError;
 
@@ -12,10 +13,31 @@ pub async fn files(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpR
     Ok(HttpResponse::Ok().json(state.hub.files()))
 }
 
-/// `GET /api/stats`: the counters.
+/// Memory use of one file's history.
+#[derive(Serialize)]
+struct HistoryUsage<'a> {
+    id: &'a str,
+    history_lines: usize,
+    history_bytes: usize,
+}
+
+/// `GET /api/stats`: the counters, and each file's history size.
 pub async fn stats(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     access::check_token(&req, &state)?;
-    Ok(HttpResponse::Ok().json(state.stats.snapshot()))
+    let hub = &state.hub;
+    let files: Vec<_> = (0..hub.file_count())
+        .map(|ix| {
+            let (history_lines, history_bytes) = hub.history_usage(ix);
+            HistoryUsage {
+                id: hub.id(ix),
+                history_lines,
+                history_bytes,
+            }
+        })
+        .collect();
+    let mut body = serde_json::to_value(state.stats.snapshot()).unwrap_or_default();
+    body["files"] = serde_json::to_value(files).unwrap_or_default();
+    Ok(HttpResponse::Ok().json(body))
 }
 
 /// `GET /healthz`: 200 while the server runs (no token needed).

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Runs tailcast's whole test suite on a fresh machine: installs what the tests need and is
+# missing (Debian's logrotate and chromium, npm's playwright-core), checks formatting and lints,
+# then runs every test. A missing component makes the tests fail loudly, never skip.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+missing=()
+command -v logrotate >/dev/null 2>&1 || [ -x /usr/sbin/logrotate ] || missing+=(logrotate)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "test-all: installing ${missing[*]}"
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+export PATH="$PATH:/usr/sbin"
+
+if [ -f tests/browser/package.json ] && [ ! -d tests/browser/node_modules/playwright-core ]; then
+  echo "test-all: installing playwright-core (npm)"
+  (cd tests/browser && { npm ci --no-audit --no-fund --loglevel=error || npm install --no-audit --no-fund --loglevel=error; })
+fi
+
+echo "test-all: cargo fmt --check"
+cargo fmt --all -- --check
+echo "test-all: cargo clippy"
+cargo clippy --all-targets --quiet -- -D warnings
+echo "test-all: cargo test"
+cargo test --all-targets

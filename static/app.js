@@ -1,0 +1,1332 @@
+/* tailcast dashboard: follows log files over WebSocket (or HTTP long-poll) and shows them.
+ *
+ * Plain script, no framework, no build step, no external resources; it runs under the server's
+ * CSP (default-src 'self'; script-src 'self'; style-src 'self'): no inline code, no eval, no
+ * style attributes in markup. Log lines are TEXT: they only ever reach the DOM through
+ * textContent / createTextNode, never innerHTML.
+ *
+ * What it owns: the wire protocol client (docs: /work/shared/DESIGN.md, "Wire protocol,
+ * version 1"), the bounded line store, rendering, filter/highlight, the URL hash, the UI.
+ * What it does not: anything on the server. All URLs are relative (api/files, ws, poll) so the
+ * page works under a reverse-proxy path prefix; a ?token= on the page URL is passed on.
+ *
+ * Stable element ids (tests and docs rely on them):
+ *   #files           file list (li.file[data-id], with input.pick checkbox, .dot activity, .meta)
+ *   #view-all        merge every file into one view
+ *   #view-title      what is being shown
+ *   #filter          filter input;  #filter-regex  #filter-case  #filter-invert  toggles (aria-pressed)
+ *   #filter-error    invalid-regex message
+ *   #hl-btn #hl-panel #hl-input #hl-colors #hl-add #hl-list   highlight rules
+ *   #pause           pause/resume (aria-pressed);  #banner #banner-text #banner-resume  paused notice
+ *   #jump            "N new lines, jump to end" button (shown when not following)
+ *   #wrap #copy #download #theme #settings-btn #settings #help-btn #help
+ *   #opt-rows #opt-keep #opt-backlog #opt-seq #opt-theme   settings
+ *   #status          status pill, data-state = connecting | live | reconnecting | long-poll | offline
+ *   #count-received #count-rows #count-cap #count-trimmed   counters
+ *   #log             scroll container;  #rows > div.chunk (up to 64 rows each) > div.row: a line
+ *                    (span.ln seq, span.fl file label in merged view, span.tx text, span.cut if
+ *                    truncated) or div.row.note.note-{gap,file,restart,drop,error,conn} (a notice)
+ *   #toast           transient messages
+ *
+ * URL hash (kept in sync, so a link reproduces the view):
+ *   #file=ID[&file=ID2...]&q=TEXT&re=1&case=1&inv=1&hl=C:PATTERN[&hl=...]&wrap=0
+ *   (C = colour 0..5; PATTERN in slashes is a regex; several file= is the merged view)
+ *
+ * Test hooks: window.tailcast (see the bottom of this file):
+ *   received, trimmed, dropped, held, duplicates, missing, status, transport, paused, following,
+ *   epoch, rows(), lineRows(), texts(), notices(), lines(id), seqs(id), view(), files(), options,
+ *   setView(ids), setFilter({q,regex,caseSensitive,invert}), addHighlight(p,c), clearHighlights(),
+ *   setOption(k,v), pause(), resume(), jumpToEnd(), debugDropSocket(), cspViolations, errors.
+ */
+'use strict';
+
+(() => {
+  // ---------------------------------------------------------------- basics
+  const $ = (id) => document.getElementById(id);
+  const pageParams = new URLSearchParams(location.search);
+  const TOKEN = pageParams.get('token');
+
+  /** A URL relative to the page, with the page's token passed on. */
+  function apiUrl(rel, params) {
+    const u = new URL(rel, location.href);
+    u.hash = '';
+    u.search = '';
+    if (params) for (const [k, v] of Object.entries(params)) if (v != null) u.searchParams.set(k, String(v));
+    if (TOKEN != null) u.searchParams.set('token', TOKEN);
+    return u.toString();
+  }
+  function wsUrl() {
+    const u = new URL(apiUrl('ws'));
+    u.protocol = u.protocol === 'https:' ? 'wss:' : 'ws:';
+    return u.toString();
+  }
+  const now = () => performance.now();
+  const fmt = (n) => n.toLocaleString('en-US');
+  function fmtBytes(n) {
+    if (n == null) return '';
+    if (n < 1024) return n + ' B';
+    const u = ['KiB', 'MiB', 'GiB', 'TiB'];
+    let i = -1;
+    do { n /= 1024; i++; } while (n >= 1024 && i < u.length - 1);
+    return (n < 10 ? n.toFixed(1) : Math.round(n)) + ' ' + u[i];
+  }
+
+  const hooks = { cspViolations: [], errors: [] };
+  document.addEventListener('securitypolicyviolation', (e) => {
+    hooks.cspViolations.push(`${e.violatedDirective} ${e.blockedURI}`);
+  });
+  window.addEventListener('error', (e) => hooks.errors.push(String(e.message)));
+
+  // ---------------------------------------------------------------- options
+  const DEFAULTS = { maxRows: 5000, keep: 20000, backlog: 1000, seq: true, theme: 'system' };
+  const options = Object.assign({}, DEFAULTS, (() => {
+    try { return JSON.parse(localStorage.getItem('tailcast.options') || '{}'); } catch { return {}; }
+  })());
+  function clampOptions() {
+    const int = (v, lo, hi, d) => { v = Math.round(Number(v)); return Number.isFinite(v) ? Math.min(hi, Math.max(lo, v)) : d; };
+    options.maxRows = int(options.maxRows, 100, 100000, DEFAULTS.maxRows);
+    options.keep = Math.max(int(options.keep, 1000, 500000, DEFAULTS.keep), options.maxRows);
+    options.backlog = int(options.backlog, 0, 10000, DEFAULTS.backlog);
+    options.seq = options.seq !== false;
+    if (!['system', 'light', 'dark'].includes(options.theme)) options.theme = 'system';
+  }
+  clampOptions();
+  function saveOptions() {
+    try { localStorage.setItem('tailcast.options', JSON.stringify(options)); } catch { /* private mode */ }
+  }
+
+  // ---------------------------------------------------------------- state
+  /** id -> {id, path, exists, size, last_seq, cursor, baseline, subscribed, color, activity, el} */
+  const files = new Map();
+  let fileOrder = [];
+  let viewIds = [];               // files shown (one, or several merged)
+  let epoch = null;               // server epoch of the cursors we hold
+  let status = 'connecting';
+  let transport = null;           // 'ws' | 'poll' | null
+
+  const stats = { received: 0, trimmed: 0, dropped: 0, duplicates: 0, missing: 0 };
+
+  // ---------------------------------------------------------------- the line store
+  /** Fixed-capacity ring of entries; entries carry a global, gap-free arrival number n. */
+  class Ring {
+    constructor(cap) { this.cap = cap; this.buf = new Array(cap); this.start = 0; this.len = 0; }
+    push(x) {
+      if (this.len < this.cap) { this.buf[(this.start + this.len) % this.cap] = x; this.len++; return null; }
+      const old = this.buf[this.start];
+      this.buf[this.start] = x;
+      this.start = (this.start + 1) % this.cap;
+      return old;
+    }
+    at(i) { return this.buf[(this.start + i) % this.cap]; }
+    clear() { this.buf = new Array(this.cap); this.start = 0; this.len = 0; }
+  }
+  // entry: {n, f (file id), seq, text (ANSI stripped), segs (null | [{t, c}]), trunc, kind (null | notice kind)}
+  let store = new Ring(options.keep);
+  let nextN = 1;        // n of the next entry
+  let ingestedN = 0;    // every entry with n <= ingestedN has been queued for (or filtered out of) the DOM
+  let pending = [];     // entries queued for the DOM, oldest first
+  let pendingHead = 0;
+  let heldCount = 0;    // matching entries waiting because we are paused / not following
+  let paused = false;
+  let following = true;
+  let dropNoticeDue = 0; // dropped while held, to announce in the stream on resume
+
+  const held = () => paused || !following;
+
+  function pushEntry(e) {
+    e.n = nextN++;
+    const old = store.push(e);
+    if (old && old.n > ingestedN) {
+      // Never reached the DOM. While held that is the pause buffer overflowing; otherwise the
+      // row would have been trimmed at once anyway.
+      if (held()) {
+        if (matches(old)) { stats.dropped++; dropNoticeDue++; heldCount = Math.max(0, heldCount - 1); }
+      } else if (!old.kind) stats.trimmed++;
+      if (ingestedN < old.n) ingestedN = old.n;
+    }
+    if (held() && matches(e)) heldCount++;
+    schedule();
+  }
+
+  // ---------------------------------------------------------------- ANSI
+  const CSI = /\x1b\[([0-9;:?]*)([@-~])/g;
+  /** Split a raw line into plain text and styled segments (SGR 0,1,22,30-37,39,40-47,49,90-97,100-107). */
+  function parseAnsi(raw) {
+    if (raw.indexOf('\x1b') === -1) return { text: raw, segs: null };
+    const segs = [];
+    let fg = -1, bg = -1, bold = false, last = 0, text = '', m;
+    const cls = () => (fg >= 0 ? 'a-f' + fg + ' ' : '') + (bg >= 0 ? 'a-b' + bg + ' ' : '') + (bold ? 'a-bold' : '');
+    const add = (t) => { if (t) { segs.push({ t, c: cls().trim() }); text += t; } };
+    CSI.lastIndex = 0;
+    while ((m = CSI.exec(raw))) {
+      add(raw.slice(last, m.index).replace(/\x1b/g, ''));
+      last = CSI.lastIndex;
+      if (m[2] !== 'm') continue;
+      const ps = m[1] === '' ? [0] : m[1].split(/[;:]/).map((x) => (x === '' ? 0 : Number(x)));
+      for (let i = 0; i < ps.length; i++) {
+        const p = ps[i];
+        if (p === 0) { fg = -1; bg = -1; bold = false; }
+        else if (p === 1) bold = true;
+        else if (p === 22) bold = false;
+        else if (p >= 30 && p <= 37) fg = p - 30;
+        else if (p === 39) fg = -1;
+        else if (p >= 40 && p <= 47) bg = p - 40;
+        else if (p === 49) bg = -1;
+        else if (p >= 90 && p <= 97) fg = p - 90 + 8;
+        else if (p >= 100 && p <= 107) bg = p - 100 + 8;
+        else if (p === 38 || p === 48) {
+          // 256-colour / truecolour: use the basic 16 when they map, skip the rest
+          if (ps[i + 1] === 5) { const c = ps[i + 2]; if (c < 16) { if (p === 38) fg = c; else bg = c; } i += 2; }
+          else if (ps[i + 1] === 2) i += 4;
+        }
+      }
+    }
+    add(raw.slice(last).replace(/\x1b/g, ''));
+    if (segs.every((s) => !s.c)) return { text, segs: null };
+    return { text, segs };
+  }
+
+  // ---------------------------------------------------------------- filter and highlights
+  const filter = { q: '', regex: false, caseSensitive: false, invert: false, re: null, lower: '', error: null };
+  let highlights = []; // [{pattern, color, re}]
+  const HL_COLORS = 6;
+
+  function compileFilter() {
+    filter.re = null; filter.error = null; filter.lower = filter.caseSensitive ? filter.q : filter.q.toLowerCase();
+    if (filter.q && filter.regex) {
+      try { filter.re = new RegExp(filter.q, filter.caseSensitive ? 'g' : 'gi'); } catch (err) { filter.error = err.message; }
+    }
+  }
+  function textMatches(t) {
+    if (!filter.q || filter.error) return true;
+    let hit;
+    if (filter.re) { filter.re.lastIndex = 0; hit = filter.re.test(t); }
+    else hit = (filter.caseSensitive ? t : t.toLowerCase()).includes(filter.lower);
+    return filter.invert ? !hit : hit;
+  }
+  /** Notices always show; lines go through the filter. */
+  function matches(e) { return e.kind ? true : textMatches(e.text); }
+
+  function compileHighlight(pattern) {
+    const m = /^\/(.+)\/([a-z]*)$/.exec(pattern);
+    try {
+      if (m) return new RegExp(m[1], 'g' + (m[2].includes('i') || !/[A-Z]/.test(m[1]) ? 'i' : ''));
+      return new RegExp(pattern.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'), 'gi');
+    } catch { return null; }
+  }
+
+  /** Non-overlapping [start, end, cls] ranges in text: the filter's match, then rules in order. */
+  function markRanges(text) {
+    const out = [];
+    let rowHl = -1;
+    const addAll = (re, cls, ruleIdx) => {
+      re.lastIndex = 0;
+      let m, count = 0;
+      while ((m = re.exec(text)) && count < 64) {
+        if (m[0].length === 0) { re.lastIndex++; continue; }
+        const s = m.index, e = s + m[0].length;
+        count++;
+        if (ruleIdx >= 0 && rowHl < 0) rowHl = ruleIdx;
+        if (!out.some((r) => s < r[1] && e > r[0])) out.push([s, e, cls]);
+      }
+    };
+    if (filter.q && !filter.invert && !filter.error) {
+      if (filter.re) addAll(filter.re, 'm-q', -1);
+      else if (filter.lower) {
+        const hay = filter.caseSensitive ? text : text.toLowerCase();
+        let i = 0, count = 0;
+        while ((i = hay.indexOf(filter.lower, i)) !== -1 && count++ < 64) { out.push([i, i + filter.lower.length, 'm-q']); i += filter.lower.length; }
+      }
+    }
+    for (const h of highlights) if (h.re) addAll(h.re, 'hl-' + h.color, h.color);
+    out.sort((a, b) => a[0] - b[0]);
+    return { ranges: out, rowHl };
+  }
+
+  // ---------------------------------------------------------------- rendering
+  const logEl = $('log');
+  const rowsEl = $('rows');
+  // Rows live in chunks of CHUNK rows (div.chunk > div.row). Chunks carry content-visibility:auto,
+  // so the browser skips layout and paint of the off-screen ones; trimming drops whole chunks.
+  const CHUNK = 64;
+  let domRows = 0;  // rows in the DOM
+  let domLines = 0; // of which line rows (not notices)
+
+  function clearRows() { rowsEl.textContent = ''; domRows = 0; domLines = 0; }
+  function appendRows(list) {
+    let last = rowsEl.lastElementChild;
+    let i = 0;
+    while (i < list.length) {
+      if (!last || last.childElementCount >= CHUNK) {
+        last = document.createElement('div');
+        last.className = 'chunk';
+        rowsEl.appendChild(last);
+      }
+      const frag = document.createDocumentFragment();
+      for (let room = CHUNK - last.childElementCount; room > 0 && i < list.length; room--, i++) {
+        const r = list[i];
+        frag.appendChild(r);
+        domRows++;
+        if (!r.tcEntry.kind) domLines++;
+      }
+      last.appendChild(frag);
+    }
+  }
+  function* allRows() {
+    for (let c = rowsEl.firstElementChild; c; c = c.nextElementSibling) for (let r = c.firstElementChild; r; r = r.nextElementSibling) yield r;
+  }
+
+  function fillText(el, e, ranges) {
+    const segs = e.segs;
+    if (!ranges.length && !segs) { el.textContent = e.text; return; }
+    const list = segs || [{ t: e.text, c: '' }];
+    let pos = 0, ri = 0;
+    for (const seg of list) {
+      const t = seg.t;
+      let s = 0;
+      while (s < t.length) {
+        const abs = pos + s;
+        while (ri < ranges.length && ranges[ri][1] <= abs) ri++;
+        let end = t.length, mark = null;
+        if (ri < ranges.length) {
+          const r = ranges[ri];
+          if (r[0] <= abs) { mark = r[2]; end = Math.min(end, r[1] - pos); } else end = Math.min(end, r[0] - pos);
+        }
+        const piece = t.slice(s, end);
+        let node = document.createTextNode(piece);
+        if (seg.c) { const sp = document.createElement('span'); sp.className = seg.c; sp.appendChild(node); node = sp; }
+        if (mark) { const mk = document.createElement('mark'); mk.className = mark; mk.appendChild(node); node = mk; }
+        el.appendChild(node);
+        s = end;
+      }
+      pos += t.length;
+    }
+  }
+
+  let merged = false;
+  function makeRow(e) {
+    const row = document.createElement('div');
+    row.tcEntry = e;
+    if (e.kind) {
+      row.className = 'row note note-' + e.kind;
+      row.textContent = e.text;
+      return row;
+    }
+    const ln = document.createElement('span');
+    ln.className = 'ln';
+    ln.textContent = e.seq;
+    row.appendChild(ln);
+    if (merged) {
+      const fl = document.createElement('span');
+      const f = files.get(e.f);
+      fl.className = 'fl fc-' + (f ? f.color : 0);
+      fl.textContent = e.f;
+      fl.title = f ? f.path : e.f;
+      row.appendChild(fl);
+    }
+    const tx = document.createElement('span');
+    tx.className = 'tx';
+    const { ranges, rowHl } = (filter.q || highlights.length) ? markRanges(e.text) : { ranges: [], rowHl: -1 };
+    fillText(tx, e, ranges);
+    row.appendChild(tx);
+    let cls = 'row';
+    if (rowHl >= 0) cls += ' hr-' + rowHl;
+    const c0 = e.text.charCodeAt(0);
+    if ((c0 === 123 || c0 === 91) && e.text.length > 1) cls += ' js';
+    if (e.trunc) {
+      cls += ' trunc';
+      const cut = document.createElement('span');
+      cut.className = 'cut';
+      cut.textContent = 'truncated';
+      cut.title = "This line was cut at the server's maximum line length";
+      row.appendChild(cut);
+    }
+    row.className = cls;
+    return row;
+  }
+
+  /** Drop rows from the top until the DOM holds at most the cap. */
+  function trimDom() {
+    let excess = domRows - options.maxRows;
+    if (excess <= 0) return;
+    let lines = 0;
+    while (excess > 0) {
+      const c = rowsEl.firstElementChild;
+      const n = c.childElementCount;
+      if (n <= excess) {
+        for (let r = c.firstElementChild; r; r = r.nextElementSibling) if (!r.tcEntry.kind) lines++;
+        c.remove();
+        excess -= n; domRows -= n;
+      } else {
+        for (; excess > 0; excess--, domRows--) { const r = c.firstElementChild; if (!r.tcEntry.kind) lines++; r.remove(); }
+      }
+    }
+    domLines -= lines;
+    stats.trimmed += lines;
+  }
+
+  let frameRequested = false;
+  let uiDirty = true;
+  function schedule() {
+    uiDirty = true;
+    if (!frameRequested) { frameRequested = true; requestAnimationFrame(frame); }
+  }
+
+  /** Move new store entries that pass the filter into the pending queue. */
+  function ingest() {
+    if (store.len === 0) return;
+    const firstN = store.at(0).n;
+    let i = Math.max(0, ingestedN + 1 - firstN);
+    for (; i < store.len; i++) {
+      const e = store.at(i);
+      if (matches(e)) pending.push(e);
+    }
+    ingestedN = nextN - 1;
+    // More than a screenful waiting: the oldest would be trimmed the moment they were drawn.
+    const waiting = pending.length - pendingHead;
+    if (waiting > options.maxRows) {
+      const skip = waiting - options.maxRows;
+      for (let j = pendingHead; j < pendingHead + skip; j++) if (!pending[j].kind) stats.trimmed++;
+      pendingHead += skip;
+    }
+    if (pendingHead > 4096 && pendingHead * 2 > pending.length) { pending = pending.slice(pendingHead); pendingHead = 0; }
+  }
+
+  const FRAME_BUDGET_MS = 10;
+  function frame() {
+    frameRequested = false;
+    if (!held()) {
+      ingest();
+      if (dropNoticeDue) {
+        // Goes where the lost lines were: before the buffered ones, and kept on screen.
+        pending.splice(pendingHead, 0, { n: 0, f: null, seq: 0, segs: null, trunc: false, kind: 'drop',
+          text: `${fmt(dropNoticeDue)} lines were not shown: the pause buffer (${fmt(options.keep)} lines) overflowed` });
+        if (pending.length - pendingHead > options.maxRows) { pending.splice(pendingHead + 1, 1); stats.trimmed++; }
+        dropNoticeDue = 0;
+      }
+      if (pending.length > pendingHead) {
+        const t0 = now();
+        const list = [];
+        while (pendingHead < pending.length) {
+          const e = pending[pendingHead];
+          pending[pendingHead++] = undefined;
+          list.push(makeRow(e));
+          if ((list.length & 63) === 0 && now() - t0 > FRAME_BUDGET_MS) break;
+        }
+        if (pendingHead >= pending.length) { pending = []; pendingHead = 0; }
+        appendRows(list);
+        trimDom();
+        scrollToEnd();
+        if (pendingHead < pending.length) { frameRequested = true; requestAnimationFrame(frame); }
+      }
+    }
+    if (uiDirty) updateUi();
+  }
+
+  let lastUi = 0;
+  let uiTimer = 0;
+  /** Counters are throttled; state changes (pause, follow) call updateUi(true) to show at once. */
+  function updateUi(force) {
+    const t = now();
+    if (!force && t - lastUi < 150) {
+      if (!uiTimer) uiTimer = setTimeout(() => { uiTimer = 0; updateUi(); }, 160);
+      return;
+    }
+    lastUi = t;
+    uiDirty = false;
+    $('count-received').textContent = fmt(stats.received);
+    $('count-rows').textContent = fmt(domRows);
+    $('count-cap').textContent = fmt(options.maxRows);
+    $('count-trimmed').textContent = fmt(stats.trimmed);
+    const jump = $('jump');
+    if (held() && heldCount > 0) {
+      $('jump-label').textContent = `${fmt(heldCount)} new line${heldCount === 1 ? '' : 's'}, jump to end`;
+      jump.hidden = false;
+    } else if (!following) {
+      $('jump-label').textContent = 'Jump to end';
+      jump.hidden = false;
+    } else jump.hidden = true;
+    const banner = $('banner');
+    if (paused) {
+      banner.hidden = false;
+      banner.classList.toggle('overflow', stats.dropped > 0 && dropNoticeDue > 0);
+      $('banner-text').textContent = dropNoticeDue > 0
+        ? `Paused. Buffer full (${fmt(options.keep)} lines): ${fmt(dropNoticeDue)} oldest new lines dropped, ${fmt(heldCount)} kept.`
+        : `Paused. ${fmt(heldCount)} new line${heldCount === 1 ? '' : 's'} buffered (up to ${fmt(options.keep)}).`;
+    } else banner.hidden = true;
+    const empty = $('empty');
+    if (domRows === 0) {
+      empty.hidden = false;
+      empty.textContent = viewIds.length === 0 ? 'No file selected.'
+        : store.len > 0 && !held() ? 'No line matches the filter.'
+          : `Waiting for lines from ${viewIds.join(', ')}\u2026`;
+    } else empty.hidden = true;
+  }
+
+  /** Clear the DOM and redraw it from the store (after a filter or highlight change). */
+  function rebuild() {
+    clearRows();
+    pending = []; pendingHead = 0;
+    const limitN = held() ? ingestedN : nextN - 1;
+    const picked = [];
+    for (let i = store.len - 1; i >= 0 && picked.length < options.maxRows; i--) {
+      const e = store.at(i);
+      if (e.n > limitN) continue;
+      if (matches(e)) picked.push(e);
+    }
+    ingestedN = limitN;
+    const list = [];
+    for (let i = picked.length - 1; i >= 0; i--) list.push(makeRow(picked[i]));
+    appendRows(list);
+    heldCount = 0;
+    if (held()) for (let i = 0; i < store.len; i++) { const e = store.at(i); if (e.n > ingestedN && matches(e)) heldCount++; }
+    if (following) scrollToEnd();
+    schedule();
+  }
+
+  // ---------------------------------------------------------------- scrolling, pause
+  function atBottom() { return logEl.scrollHeight - logEl.scrollTop - logEl.clientHeight < 6; }
+  function scrollToEnd() { logEl.scrollTop = logEl.scrollHeight; lastTop = logEl.scrollTop; }
+
+  // Only the user stops following: a scroll event counts as theirs if it comes while a pointer is
+  // down or soon after wheel/touch/keyboard input. Other scrolls (rows above changing height as
+  // chunks get laid out) just stick to the bottom again.
+  let userScrollUntil = 0, pointerDown = false, lastTop = 0;
+  const userIntent = () => { userScrollUntil = now() + 800; };
+  const stopFollowing = () => {
+    if (following && logEl.scrollHeight > logEl.clientHeight) { following = false; heldCount = 0; schedule(); updateUi(true); }
+  };
+  logEl.addEventListener('scroll', () => {
+    const top = logEl.scrollTop;
+    const movedUp = top < lastTop - 1;
+    lastTop = top;
+    if (atBottom()) {
+      if (!following) { following = true; heldCount = 0; schedule(); updateUi(true); }
+    } else if (following) {
+      if (movedUp && (pointerDown || now() < userScrollUntil)) stopFollowing(); else scrollToEnd();
+    }
+  }, { passive: true });
+  logEl.addEventListener('wheel', (ev) => {
+    if (ev.deltaY < 0) { userIntent(); if (logEl.scrollTop > 0) stopFollowing(); }
+  }, { passive: true });
+  logEl.addEventListener('touchmove', userIntent, { passive: true });
+  logEl.addEventListener('keydown', (ev) => {
+    if (['PageUp', 'ArrowUp', 'Home'].includes(ev.key)) { userIntent(); stopFollowing(); }
+  });
+  logEl.addEventListener('pointerdown', () => { pointerDown = true; userIntent(); });
+  window.addEventListener('pointerup', () => { if (pointerDown) { pointerDown = false; userIntent(); } });
+  // Rows growing after layout (a chunk's real height replacing its estimate) keep the end in view.
+  new ResizeObserver(() => { if (following) scrollToEnd(); }).observe(rowsEl);
+
+  function setPaused(p) {
+    if (paused === p) return;
+    const wasHeld = held();
+    paused = p;
+    if (!wasHeld && held()) heldCount = 0;
+    const b = $('pause');
+    b.setAttribute('aria-pressed', String(p));
+    $('pause-label').textContent = p ? 'Resume' : 'Pause';
+    b.title = p ? 'Resume (space): show the buffered lines' : 'Pause (space): buffer new lines without showing them';
+    if (!held()) { heldCount = 0; scrollToEnd(); }
+    schedule();
+    updateUi(true);
+  }
+  function jumpToEnd() {
+    setPaused(false);
+    following = true;
+    heldCount = 0;
+    scrollToEnd();
+    schedule();
+    updateUi(true);
+    requestAnimationFrame(() => { if (following && !paused) scrollToEnd(); });
+  }
+
+  // ---------------------------------------------------------------- notices and lines in
+  function notice(kind, text, force) {
+    pushEntry({ f: null, seq: 0, text, segs: null, trunc: false, kind });
+    if (force) schedule();
+  }
+
+  /** Lines for file f starting at seq first. Drops repeats, notices holes, advances the cursor. */
+  function deliver(f, first, lines, truncated) {
+    if (!lines.length) return;
+    let skip = 0;
+    if (f.cursor != null) {
+      if (first <= f.cursor) {
+        skip = Math.min(lines.length, f.cursor - first + 1);
+        stats.duplicates += skip;
+      } else if (first > f.cursor + 1) {
+        stats.missing += first - f.cursor - 1;
+        notice('gap', `${f.id}: lines ${fmt(f.cursor + 1)}\u2013${fmt(first - 1)} are missing`);
+      }
+    }
+    if (skip >= lines.length) return;
+    const tset = truncated && truncated.length ? new Set(truncated) : null;
+    for (let i = skip; i < lines.length; i++) {
+      const raw = typeof lines[i] === 'string' ? lines[i] : String(lines[i]);
+      const seq = first + i;
+      const p = parseAnsi(raw);
+      pushEntry({ f: f.id, seq, text: p.text, segs: p.segs, trunc: tset ? tset.has(seq) : false, kind: null });
+    }
+    stats.received += lines.length - skip;
+    f.cursor = first + lines.length - 1;
+    if (f.cursor > (f.last_seq || 0)) f.last_seq = f.cursor;
+    markActive(f);
+  }
+
+  function onGap(f, from, to) {
+    stats.missing += to - from + 1;
+    notice('gap', `${f.id}: lines ${fmt(from)}\u2013${fmt(to)} will not come (out of the server's history, or this page fell behind)`);
+    if (f.cursor == null || to > f.cursor) f.cursor = to;
+  }
+
+  function onFileState(f, state) {
+    const words = { created: 'was created', truncated: 'was truncated', rotated: 'was rotated', deleted: 'was deleted' };
+    if (state === 'deleted') f.exists = false;
+    if (state === 'created' || state === 'rotated' || state === 'truncated') f.exists = true;
+    if (viewIds.includes(f.id)) notice('file', `${f.id} ${words[state] || state}`);
+    renderFileItem(f);
+  }
+
+  function onEpoch(newEpoch, via) {
+    if (epoch != null && newEpoch !== epoch) {
+      notice('restart', 'server restarted: line numbers start again; showing its recent lines');
+      for (const f of files.values()) { f.cursor = null; f.subscribed = false; }
+    }
+    epoch = newEpoch;
+    void via;
+  }
+
+  // ---------------------------------------------------------------- files
+  function setFiles(list) {
+    const seen = new Set();
+    list.forEach((x, i) => {
+      seen.add(x.id);
+      let f = files.get(x.id);
+      if (!f) {
+        f = { id: x.id, cursor: null, baseline: null, subscribed: false, activity: 0, el: null };
+        files.set(x.id, f);
+      }
+      if (f.last_seq != null && x.last_seq > f.last_seq && !viewIds.includes(x.id)) f.activity = now();
+      f.path = x.path; f.exists = x.exists !== false; f.size = x.size; f.last_seq = x.last_seq;
+      f.color = i % 8;
+    });
+    for (const id of [...files.keys()]) if (!seen.has(id)) files.delete(id);
+    fileOrder = list.map((x) => x.id);
+    renderFiles();
+  }
+
+  function renderFiles() {
+    const ul = $('files');
+    ul.textContent = '';
+    for (const id of fileOrder) {
+      const f = files.get(id);
+      const li = document.createElement('li');
+      li.className = 'file';
+      li.dataset.id = id;
+      const cb = document.createElement('input');
+      cb.type = 'checkbox'; cb.className = 'pick'; cb.title = 'Include in the merged view';
+      cb.setAttribute('aria-label', 'Include ' + id + ' in the view');
+      const dot = document.createElement('span');
+      dot.className = 'dot';
+      const name = document.createElement('span');
+      name.className = 'name';
+      name.textContent = id;
+      const meta = document.createElement('span');
+      meta.className = 'meta';
+      li.append(cb, dot, name, meta);
+      f.el = li;
+      ul.appendChild(li);
+      renderFileItem(f);
+    }
+  }
+  function renderFileItem(f) {
+    const li = f.el;
+    if (!li) return;
+    const inView = viewIds.includes(f.id);
+    li.classList.toggle('active', inView);
+    li.classList.toggle('missing', !f.exists);
+    li.classList.toggle('busy', now() - f.activity < 2500 && f.activity > 0);
+    li.classList.toggle('has-color', merged && inView);
+    const dot = li.querySelector('.dot');
+    dot.className = 'dot' + (merged && inView ? ' dc-' + f.color : '');
+    li.querySelector('.pick').checked = inView;
+    const meta = li.querySelector('.meta');
+    meta.textContent = '';
+    if (!f.exists) {
+      const m = document.createElement('span'); m.className = 'miss'; m.textContent = 'missing';
+      meta.append(m, ' \u00b7 ' + (f.path || ''));
+    } else meta.textContent = [fmtBytes(f.size), f.last_seq != null ? fmt(f.last_seq) + (f.last_seq === 1 ? ' line' : ' lines') : null].filter(Boolean).join(' \u00b7 ');
+    li.title = f.path || f.id;
+  }
+  function markActive(f) {
+    const was = f.activity && now() - f.activity < 2500;
+    f.activity = now();
+    if (!was) renderFileItem(f);
+  }
+  setInterval(() => { for (const f of files.values()) renderFileItem(f); }, 1000);
+
+  // Keep sizes, missing state and activity of every file fresh (the view's files also get it live).
+  async function refreshFiles() {
+    try {
+      const r = await fetch(apiUrl('api/files'), { cache: 'no-store' });
+      if (!r.ok) return false;
+      const list = await r.json();
+      if (Array.isArray(list)) {
+        const before = fileOrder.join('\n');
+        for (const x of list) {
+          const f = files.get(x.id);
+          if (f && x.last_seq > (f.last_seq || 0)) markActive(f);
+        }
+        if (before !== list.map((x) => x.id).join('\n') || files.size === 0) { setFiles(list); ensureView(); }
+        else {
+          for (const x of list) { const f = files.get(x.id); f.exists = x.exists !== false; f.size = x.size; if (!viewIds.includes(x.id)) f.last_seq = x.last_seq; renderFileItem(f); }
+        }
+      }
+      return true;
+    } catch { return false; }
+  }
+  setInterval(() => { if (!document.hidden && status !== 'offline') refreshFiles(); }, 3000);
+
+  // ---------------------------------------------------------------- the view
+  function ensureView() {
+    const want = hashState.files.filter((id) => files.has(id));
+    if (want.length === 0 && fileOrder.length) want.push(fileOrder[0]);
+    if (want.join('\n') !== viewIds.join('\n')) setView(want, true);
+  }
+
+  function setView(ids, fromHash) {
+    ids = ids.filter((id) => files.has(id));
+    ids.sort((a, b) => fileOrder.indexOf(a) - fileOrder.indexOf(b));
+    const old = viewIds;
+    const stay = new Set(ids.filter((id) => old.includes(id)));
+    for (const id of old) {
+      if (stay.has(id)) continue;
+      const f = files.get(id);
+      wsSend({ type: 'unsubscribe', file: id });
+      if (f) { f.cursor = null; f.subscribed = false; }
+    }
+    viewIds = ids;
+    merged = ids.length > 1;
+    // Lines of files that stay in the view are kept; everything else starts afresh.
+    const oldStore = store;
+    store = new Ring(options.keep);
+    for (let i = 0; i < oldStore.len; i++) { const e = oldStore.at(i); if (!e.kind && stay.has(e.f)) store.push(e); }
+    pending = []; pendingHead = 0; ingestedN = nextN - 1; heldCount = 0; dropNoticeDue = 0;
+    stats.received = 0; stats.trimmed = 0; stats.dropped = 0; stats.duplicates = 0; stats.missing = 0;
+    following = true;
+    setPaused(false);
+    const maxLen = Math.max(4, ...ids.map((id) => id.length));
+    rowsEl.style.setProperty('--fl-w', Math.min(maxLen, 24) + 'ch');
+    const title = $('view-title');
+    if (ids.length === 1) { const f = files.get(ids[0]); title.textContent = f.path || f.id; title.title = f.path || f.id; }
+    else if (ids.length > 1) { title.textContent = `${ids.length} files merged`; title.title = ids.join(', '); }
+    else { title.textContent = ''; title.title = ''; }
+    document.title = ids.length === 1 ? `${ids[0]} \u00b7 tailcast` : ids.length ? `${ids.length} files \u00b7 tailcast` : 'tailcast';
+    for (const f of files.values()) renderFileItem(f);
+    rebuild();
+    if (transport === 'ws' && wsReady) { for (const id of ids) if (!stay.has(id)) subscribeWs(files.get(id)); }
+    else if (transport === 'poll') startPolling();
+    if (!fromHash) writeHash();
+  }
+
+  // ---------------------------------------------------------------- WebSocket transport
+  let sock = null;          // the live socket (after hello)
+  let wsReady = false;
+  let lastHeard = 0, lastSent = 0;
+  let heartbeatMs = 30000, timeoutMs = 35000;
+  let attempt = 0;          // consecutive failed connection attempts
+  let wsRefusals = 0;       // WS failed while plain HTTP worked
+  let reconnectTimer = 0;
+  let probeTimer = 0;
+
+  function setStatus(s) {
+    if (status === s) return;
+    status = s;
+    const el = $('status');
+    el.dataset.state = s;
+    $('status-label').textContent = s;
+    el.title = {
+      live: 'Live over WebSocket', 'long-poll': 'Live over HTTP long-poll (WebSocket unavailable)',
+      reconnecting: 'Connection lost; reconnecting', offline: 'Server unreachable; retrying', connecting: 'Connecting',
+    }[s] || s;
+  }
+
+  function wsSend(msg) {
+    if (!sock || !wsReady || sock.readyState !== 1) return false;
+    try { sock.send(JSON.stringify(msg)); lastSent = now(); return true; } catch { return false; }
+  }
+
+  function subscribeWs(f) {
+    if (!f) return;
+    let msg;
+    if (f.cursor != null) msg = { type: 'subscribe', file: f.id, after: f.cursor };
+    else if (f.subscribed && f.baseline != null) msg = { type: 'subscribe', file: f.id, after: Math.max(0, f.baseline - options.backlog) };
+    else { msg = { type: 'subscribe', file: f.id, backlog: options.backlog }; f.baseline = f.last_seq || 0; }
+    f.subscribed = true;
+    wsSend(msg);
+  }
+
+  function backoff(n) {
+    const base = Math.min(8000, 250 * Math.pow(2, Math.max(0, n - 1)));
+    return Math.round(base * (0.8 + Math.random() * 0.4));
+  }
+
+  /** Open a socket. A probe (from long-poll mode) only takes over if it gets a hello. */
+  let connecting = null;     // the socket being opened, if any
+  function connectWs(probe) {
+    if (connecting) return;
+    if (!probe) clearTimeout(reconnectTimer);
+    let ws;
+    try { ws = new WebSocket(wsUrl()); } catch { if (!probe) onWsFailed(false); return; }
+    connecting = ws;
+    let hello = false, done = false;
+    const handshake = setTimeout(() => { if (!hello) finish(); }, 10000);
+    const finish = () => {
+      if (done) return;
+      done = true;
+      clearTimeout(handshake);
+      if (connecting === ws) connecting = null;
+      ws.onopen = ws.onmessage = ws.onclose = ws.onerror = null;
+      try { ws.close(); } catch { /* already closed */ }
+      if (sock === ws) { sock = null; wsReady = false; }
+      if (!probe || hello) onWsFailed(hello);
+    };
+    ws.tcFinish = finish;
+    ws.onerror = () => {};
+    ws.onclose = finish;
+    ws.onmessage = (ev) => {
+      lastHeard = now();
+      let m;
+      try { m = JSON.parse(ev.data); } catch { return; }
+      if (!hello) {
+        if (m.type !== 'hello') return;
+        hello = true;
+        clearTimeout(handshake);
+        if (connecting === ws) connecting = null;
+        if (probe) stopPolling();
+        sock = ws; wsReady = true; transport = 'ws'; attempt = 0; wsRefusals = 0;
+        clearInterval(probeTimer); probeTimer = 0;
+        onHello(m);
+        return;
+      }
+      onWsMessage(m);
+    };
+  }
+
+  let lostNotice = false;
+  function onHello(m) {
+    heartbeatMs = m.heartbeat_ms > 0 ? m.heartbeat_ms : 30000;
+    timeoutMs = m.timeout_ms > 0 ? m.timeout_ms : heartbeatMs + 5000;
+    lastSent = now();
+    setStatus('live');
+    const hadView = viewIds.length > 0;
+    if (lostNotice && epoch === m.epoch) notice('conn', 'reconnected; resuming where it stopped');
+    lostNotice = false;
+    onEpoch(m.epoch, 'ws');
+    if (Array.isArray(m.files)) {
+      const before = fileOrder.join('\n');
+      if (before !== m.files.map((x) => x.id).join('\n')) { setFiles(m.files); }
+      else for (const x of m.files) { const f = files.get(x.id); f.exists = x.exists !== false; f.size = x.size; if (f.cursor == null) f.last_seq = x.last_seq; renderFileItem(f); }
+    }
+    if (!hadView || viewIds.some((id) => !files.has(id))) { viewIds = viewIds.filter((id) => files.has(id)); ensureView(); }
+    if (hadView) for (const id of viewIds) subscribeWs(files.get(id));
+  }
+
+  function onWsMessage(m) {
+    const f = m.file != null ? files.get(m.file) : null;
+    switch (m.type) {
+      case 'lines':
+        if (f && viewIds.includes(f.id) && Array.isArray(m.lines)) deliver(f, m.seq, m.lines, m.truncated);
+        break;
+      case 'gap':
+        if (f && viewIds.includes(f.id)) onGap(f, m.from, m.to);
+        break;
+      case 'file':
+        if (f) onFileState(f, m.state);
+        break;
+      case 'ping':
+        wsSend({ type: 'pong' });
+        break;
+      case 'pong':
+        break;
+      case 'error':
+        notice('error', `server: ${m.code || 'error'}${m.message ? ': ' + m.message : ''}`);
+        break;
+      case 'hello':
+        onHello(m);
+        break;
+      default:
+        break;
+    }
+  }
+
+  /** A socket ended (hadHello: it had been live) or never came up. */
+  async function onWsFailed(hadHello) {
+    if (transport === 'poll') return;
+    wsReady = false;
+    if (hadHello) {
+      attempt = 1;
+      setStatus('reconnecting');
+      notice('conn', 'connection lost; reconnecting\u2026');
+      lostNotice = true;
+      reconnectTimer = setTimeout(() => connectWs(false), backoff(attempt));
+      return;
+    }
+    attempt++;
+    // Is the server there at all? If plain HTTP works, WebSocket itself is refused.
+    const httpOk = await refreshFiles();
+    if (httpOk) {
+      wsRefusals++;
+      if (wsRefusals >= 2) { startPollMode(); return; }
+      reconnectTimer = setTimeout(() => connectWs(false), 300);
+      return;
+    }
+    wsRefusals = 0;
+    setStatus(attempt >= 3 ? 'offline' : 'reconnecting');
+    reconnectTimer = setTimeout(() => connectWs(false), backoff(attempt));
+  }
+
+  function dropSocket() {
+    if (sock && sock.tcFinish) sock.tcFinish();
+  }
+
+  // heartbeat: answer silence with our own ping; reconnect if the server is silent too long
+  setInterval(() => {
+    if (transport !== 'ws' || !sock || !wsReady) return;
+    const t = now();
+    if (t - lastHeard > timeoutMs) { dropSocket(); return; }
+    if (t - lastSent > heartbeatMs / 2) wsSend({ type: 'ping' });
+  }, 1000);
+
+  window.addEventListener('online', () => {
+    if (transport !== 'poll' && !wsReady) { attempt = 0; connectWs(false); }
+  });
+
+  // ---------------------------------------------------------------- long-poll transport
+  let pollGen = 0;
+  const pollAborts = new Set();
+
+  function startPollMode() {
+    transport = 'poll';
+    sock = null; wsReady = false;
+    setStatus('long-poll');
+    if (!viewIds.length) ensureView();
+    startPolling();
+    clearInterval(probeTimer);
+    probeTimer = setInterval(() => { if (transport === 'poll' && !document.hidden) connectWs(true); }, 30000);
+  }
+  function stopPolling() {
+    pollGen++;
+    for (const ac of pollAborts) ac.abort();
+    pollAborts.clear();
+  }
+  function startPolling() {
+    stopPolling();
+    const gen = pollGen;
+    for (const id of viewIds) pollLoop(files.get(id), gen);
+  }
+  const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+  async function pollLoop(f, gen) {
+    let fails = 0;
+    while (gen === pollGen && transport === 'poll') {
+      const params = { file: f.id };
+      if (f.cursor != null) { params.after = f.cursor; params.timeout = 25; }
+      else if (f.subscribed && f.baseline != null) { params.after = Math.max(0, f.baseline - options.backlog); params.timeout = 25; }
+      else { params.backlog = options.backlog; f.baseline = f.last_seq || 0; }
+      const sentEpoch = epoch;
+      const resuming = params.after != null;
+      const ac = new AbortController();
+      pollAborts.add(ac);
+      const timer = setTimeout(() => ac.abort(), 40000);
+      try {
+        const r = await fetch(apiUrl('poll', params), { signal: ac.signal, cache: 'no-store' });
+        if (!r.ok) throw new Error('HTTP ' + r.status);
+        const j = await r.json();
+        if (gen !== pollGen) return;
+        fails = 0;
+        setStatus('long-poll');
+        f.subscribed = true;
+        if (j.epoch != null && sentEpoch != null && j.epoch !== sentEpoch) {
+          // The server restarted: our cursor meant nothing to it.
+          if (epoch === sentEpoch) onEpoch(j.epoch, 'poll'); else { f.cursor = null; f.subscribed = false; }
+          if (resuming) continue;   // the next request asks for a backlog
+        }
+        if (j.epoch != null) epoch = j.epoch;
+        if (j.reset) { f.cursor = null; }
+        if (j.gap) onGap(f, j.gap.from, j.gap.to);
+        if (Array.isArray(j.lines) && j.lines.length && j.first_seq != null) deliver(f, j.first_seq, j.lines, j.truncated);
+        if (j.last_seq != null && (f.cursor == null || j.last_seq > f.cursor)) f.cursor = j.last_seq;
+      } catch (err) {
+        if (gen !== pollGen) return;
+        fails++;
+        setStatus(fails >= 3 ? 'offline' : 'reconnecting');
+        await sleep(backoff(fails));
+        if (gen !== pollGen) return;
+        if (fails >= 2) connectWs(true); // the server may be back, perhaps with WebSocket
+      } finally {
+        clearTimeout(timer);
+        pollAborts.delete(ac);
+      }
+    }
+  }
+
+  // ---------------------------------------------------------------- URL hash
+  const hashState = { files: [] };
+  function readHash() {
+    const p = new URLSearchParams(location.hash.replace(/^#/, ''));
+    hashState.files = p.getAll('file').filter(Boolean);
+    filter.q = p.get('q') || '';
+    filter.regex = p.get('re') === '1';
+    filter.caseSensitive = p.get('case') === '1';
+    filter.invert = p.get('inv') === '1';
+    highlights = p.getAll('hl').map((s) => {
+      const m = /^([0-9]):(.*)$/s.exec(s);
+      const pattern = m ? m[2] : s;
+      const color = m ? Number(m[1]) % HL_COLORS : 0;
+      return pattern ? { pattern, color, re: compileHighlight(pattern) } : null;
+    }).filter(Boolean);
+    const wrap = p.get('wrap');
+    if (wrap != null) setWrap(wrap !== '0', true);
+    compileFilter();
+    syncFilterUi();
+    renderHighlights();
+  }
+  function writeHash() {
+    const p = new URLSearchParams();
+    for (const id of viewIds) p.append('file', id);
+    if (filter.q) p.set('q', filter.q);
+    if (filter.regex) p.set('re', '1');
+    if (filter.caseSensitive) p.set('case', '1');
+    if (filter.invert) p.set('inv', '1');
+    for (const h of highlights) p.append('hl', h.color + ':' + h.pattern);
+    if (!logEl.classList.contains('wrap')) p.set('wrap', '0');
+    const s = p.toString();
+    hashState.files = viewIds.slice();
+    if (s !== location.hash.replace(/^#/, '')) history.replaceState(null, '', s ? '#' + s : location.pathname + location.search);
+  }
+  window.addEventListener('hashchange', () => {
+    const before = JSON.stringify([filter.q, filter.regex, filter.caseSensitive, filter.invert, highlights.map((h) => h.color + h.pattern)]);
+    readHash();
+    const after = JSON.stringify([filter.q, filter.regex, filter.caseSensitive, filter.invert, highlights.map((h) => h.color + h.pattern)]);
+    if (files.size) ensureView();
+    if (before !== after) rebuild();
+  });
+
+  // ---------------------------------------------------------------- controls
+  const filterInput = $('filter');
+  function syncFilterUi() {
+    if (filterInput.value !== filter.q) filterInput.value = filter.q;
+    $('filter-regex').setAttribute('aria-pressed', String(filter.regex));
+    $('filter-case').setAttribute('aria-pressed', String(filter.caseSensitive));
+    $('filter-invert').setAttribute('aria-pressed', String(filter.invert));
+    $('filter-box').classList.toggle('invalid', !!filter.error);
+    $('filter-box').classList.toggle('has-q', !!filter.q);
+    const err = $('filter-error');
+    err.hidden = !filter.error;
+    err.textContent = filter.error ? 'Invalid regex' : '';
+    err.title = filter.error || '';
+  }
+  function applyFilter() {
+    compileFilter();
+    syncFilterUi();
+    writeHash();
+    rebuild();
+  }
+  let filterTimer = 0;
+  filterInput.addEventListener('input', () => {
+    filter.q = filterInput.value;
+    clearTimeout(filterTimer);
+    filterTimer = setTimeout(applyFilter, 120);
+  });
+  filterInput.addEventListener('keydown', (ev) => {
+    if (ev.key === 'Enter') { clearTimeout(filterTimer); filter.q = filterInput.value; applyFilter(); }
+    if (ev.key === 'Escape') { filterInput.blur(); logEl.focus(); }
+  });
+  for (const [id, key] of [['filter-regex', 'regex'], ['filter-case', 'caseSensitive'], ['filter-invert', 'invert']]) {
+    $(id).addEventListener('click', () => { filter[key] = !filter[key]; applyFilter(); });
+  }
+
+  // highlights
+  let hlColor = 0;
+  const swatchBox = $('hl-colors');
+  for (let c = 0; c < HL_COLORS; c++) {
+    const b = document.createElement('button');
+    b.type = 'button'; b.className = 'swatch sw-' + c; b.dataset.color = String(c);
+    b.setAttribute('role', 'radio'); b.setAttribute('aria-label', 'colour ' + (c + 1));
+    b.addEventListener('click', () => { hlColor = c; renderSwatches(); });
+    swatchBox.appendChild(b);
+  }
+  function renderSwatches() {
+    for (const b of swatchBox.children) b.setAttribute('aria-checked', String(Number(b.dataset.color) === hlColor));
+  }
+  renderSwatches();
+  function renderHighlights() {
+    const ul = $('hl-list');
+    ul.textContent = '';
+    highlights.forEach((h, i) => {
+      const li = document.createElement('li');
+      const sw = document.createElement('span'); sw.className = 'sw sw-' + h.color;
+      const pat = document.createElement('span'); pat.className = 'pat'; pat.textContent = h.pattern;
+      if (!h.re) pat.title = 'invalid regular expression';
+      const x = document.createElement('button'); x.type = 'button'; x.textContent = '\u00d7'; x.title = 'Remove';
+      x.addEventListener('click', () => { highlights.splice(i, 1); renderHighlights(); writeHash(); rebuild(); });
+      li.append(sw, pat, x);
+      ul.appendChild(li);
+    });
+    const badge = $('hl-count');
+    badge.hidden = highlights.length === 0;
+    badge.textContent = String(highlights.length);
+  }
+  function addHighlight(pattern, color) {
+    pattern = String(pattern || '').trim();
+    if (!pattern) return;
+    color = color == null ? hlColor : Number(color) % HL_COLORS;
+    highlights.push({ pattern, color, re: compileHighlight(pattern) });
+    hlColor = (color + 1) % HL_COLORS;
+    renderSwatches();
+    renderHighlights();
+    writeHash();
+    rebuild();
+  }
+  $('hl-form').addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    addHighlight($('hl-input').value);
+    $('hl-input').value = '';
+  });
+
+  // popovers
+  const popovers = [['hl-btn', 'hl-panel'], ['settings-btn', 'settings'], ['help-btn', 'help']];
+  function closePopovers(except) {
+    for (const [b, p] of popovers) if (p !== except) { $(p).hidden = true; $(b).setAttribute('aria-expanded', 'false'); }
+  }
+  for (const [b, p] of popovers) {
+    $(b).addEventListener('click', (ev) => {
+      ev.stopPropagation();
+      const open = $(p).hidden;
+      closePopovers(p);
+      $(p).hidden = !open;
+      $(b).setAttribute('aria-expanded', String(open));
+      if (open && p === 'hl-panel') $('hl-input').focus();
+    });
+    $(p).addEventListener('click', (ev) => ev.stopPropagation());
+  }
+  document.addEventListener('click', () => closePopovers(null));
+
+  // pause, jump
+  $('pause').addEventListener('click', () => setPaused(!paused));
+  $('banner-resume').addEventListener('click', () => setPaused(false));
+  $('jump').addEventListener('click', jumpToEnd);
+
+  // wrap
+  function setWrap(on, fromHash) {
+    logEl.classList.toggle('wrap', on);
+    logEl.classList.toggle('nowrap', !on);
+    $('wrap').setAttribute('aria-pressed', String(on));
+    if (!fromHash) writeHash();
+    if (following) scrollToEnd();
+  }
+  $('wrap').addEventListener('click', () => setWrap(!logEl.classList.contains('wrap')));
+
+  // copy / download of the visible lines
+  function visibleText() {
+    const out = [];
+    for (const r of allRows()) {
+      const e = r.tcEntry;
+      if (e.kind) out.push(`-- ${e.text} --`);
+      else out.push(merged ? `[${e.f}] ${e.text}` : e.text);
+    }
+    return out.join('\n') + (out.length ? '\n' : '');
+  }
+  let toastTimer = 0;
+  function toast(msg) {
+    const t = $('toast');
+    t.textContent = msg;
+    t.hidden = false;
+    clearTimeout(toastTimer);
+    toastTimer = setTimeout(() => { t.hidden = true; }, 2200);
+  }
+  $('copy').addEventListener('click', async () => {
+    const text = visibleText();
+    const n = domRows;
+    try {
+      await navigator.clipboard.writeText(text);
+    } catch {
+      const ta = document.createElement('textarea');
+      ta.value = text;
+      document.body.appendChild(ta);
+      ta.select();
+      try { document.execCommand('copy'); } catch { /* nothing more to try */ }
+      ta.remove();
+    }
+    toast(`Copied ${fmt(n)} line${n === 1 ? '' : 's'}`);
+  });
+  $('download').addEventListener('click', () => {
+    const blob = new Blob([visibleText()], { type: 'text/plain;charset=utf-8' });
+    const a = document.createElement('a');
+    const stamp = new Date().toISOString().replace(/[:]/g, '-').replace(/\..*/, '');
+    a.href = URL.createObjectURL(blob);
+    a.download = `${viewIds.length === 1 ? viewIds[0].replace(/[^\w.-]+/g, '_') : 'tailcast-merged'}-${stamp}.log`;
+    document.body.appendChild(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(a.href), 10000);
+  });
+
+  // theme
+  const mql = window.matchMedia('(prefers-color-scheme: dark)');
+  function effectiveTheme() { return options.theme === 'system' ? (mql.matches ? 'dark' : 'light') : options.theme; }
+  function applyTheme() {
+    const root = document.documentElement;
+    if (options.theme === 'system') root.removeAttribute('data-theme'); else root.dataset.theme = options.theme;
+    root.dataset.effectiveTheme = effectiveTheme();
+    $('opt-theme').value = options.theme;
+  }
+  mql.addEventListener('change', applyTheme);
+  $('theme').addEventListener('click', () => {
+    const next = effectiveTheme() === 'dark' ? 'light' : 'dark';
+    options.theme = next === (mql.matches ? 'dark' : 'light') ? 'system' : next;
+    saveOptions();
+    applyTheme();
+  });
+
+  // settings
+  function syncSettings() {
+    $('opt-rows').value = options.maxRows;
+    $('opt-keep').value = options.keep;
+    $('opt-backlog').value = options.backlog;
+    $('opt-seq').checked = options.seq;
+    $('opt-theme').value = options.theme;
+    logEl.classList.toggle('noseq', !options.seq);
+  }
+  function setOption(k, v) {
+    const prevKeep = options.keep;
+    options[k] = v;
+    clampOptions();
+    saveOptions();
+    syncSettings();
+    applyTheme();
+    if (options.keep !== prevKeep) {
+      const old = store;
+      store = new Ring(options.keep);
+      for (let i = Math.max(0, old.len - options.keep); i < old.len; i++) store.push(old.at(i));
+    }
+    if (k === 'maxRows') { trimDom(); schedule(); }
+  }
+  $('opt-rows').addEventListener('change', (ev) => setOption('maxRows', ev.target.value));
+  $('opt-keep').addEventListener('change', (ev) => setOption('keep', ev.target.value));
+  $('opt-backlog').addEventListener('change', (ev) => setOption('backlog', ev.target.value));
+  $('opt-seq').addEventListener('change', (ev) => setOption('seq', ev.target.checked));
+  $('opt-theme').addEventListener('change', (ev) => setOption('theme', ev.target.value));
+
+  // sidebar and file picking
+  const sidebar = $('sidebar');
+  $('sidebar-toggle').addEventListener('click', () => {
+    sidebar.classList.toggle('collapsed');
+    $('sidebar-toggle').setAttribute('aria-expanded', String(!sidebar.classList.contains('collapsed')));
+  });
+  if (window.innerWidth < 820) { sidebar.classList.add('collapsed'); $('sidebar-toggle').setAttribute('aria-expanded', 'false'); }
+  $('files').addEventListener('click', (ev) => {
+    const li = ev.target.closest('li.file');
+    if (!li) return;
+    const id = li.dataset.id;
+    if (ev.target.classList.contains('pick')) {
+      const set = new Set(viewIds);
+      if (ev.target.checked) set.add(id); else set.delete(id);
+      if (set.size === 0) { ev.target.checked = true; return; }
+      setView([...set]);
+    } else setView([id]);
+  });
+  $('view-all').addEventListener('click', () => setView(fileOrder.slice()));
+
+  // JSON pretty-print on click
+  rowsEl.addEventListener('click', (ev) => {
+    const tx = ev.target.closest('.tx');
+    if (!tx) return;
+    const row = tx.parentElement;
+    if (!row.classList.contains('js')) return;
+    const sel = window.getSelection();
+    if (sel && !sel.isCollapsed) return;
+    const open = row.querySelector('.json');
+    if (open) { open.remove(); row.classList.remove('open'); return; }
+    let pretty;
+    try { pretty = JSON.stringify(JSON.parse(row.tcEntry.text), null, 2); } catch { row.classList.remove('js'); return; }
+    const pre = document.createElement('pre');
+    pre.className = 'json';
+    pre.textContent = pretty;
+    row.classList.add('open');
+    row.appendChild(pre);
+  });
+
+  // keyboard
+  document.addEventListener('keydown', (ev) => {
+    const t = ev.target;
+    const typing = t && (t.tagName === 'INPUT' || t.tagName === 'TEXTAREA' || t.tagName === 'SELECT' || t.isContentEditable);
+    if (ev.key === 'Escape') { closePopovers(null); return; }
+    if (typing || ev.ctrlKey || ev.metaKey || ev.altKey) return;
+    if (ev.key === '/') { ev.preventDefault(); filterInput.focus(); filterInput.select(); }
+    else if (ev.key === ' ' || ev.code === 'Space') { if (t && t.tagName === 'BUTTON') return; ev.preventDefault(); setPaused(!paused); }
+    else if (ev.key === 'End') { ev.preventDefault(); jumpToEnd(); }
+    else if (ev.key === 'w') setWrap(!logEl.classList.contains('wrap'));
+    else if (ev.key === 't') $('theme').click();
+    else if (ev.key === '?') $('help-btn').click();
+  });
+
+  // ---------------------------------------------------------------- test hooks
+  const lineRowTexts = () => {
+    const out = [];
+    for (const r of allRows()) if (!r.tcEntry.kind) out.push(r.tcEntry.text);
+    return out;
+  };
+  const storeWhere = (pred, map) => {
+    const out = [];
+    for (let i = 0; i < store.len; i++) { const e = store.at(i); if (pred(e)) out.push(map(e)); }
+    return out;
+  };
+  // defineProperties, not Object.assign: the getters must stay live.
+  window.tailcast = Object.defineProperties(hooks, Object.getOwnPropertyDescriptors({
+    version: 1,
+    get received() { return stats.received; },
+    get trimmed() { return stats.trimmed; },
+    get dropped() { return stats.dropped; },
+    get held() { return heldCount; },
+    get duplicates() { return stats.duplicates; },
+    get missing() { return stats.missing; },
+    get status() { return status; },
+    get transport() { return transport; },
+    get paused() { return paused; },
+    get following() { return following; },
+    get epoch() { return epoch; },
+    get options() { return Object.assign({}, options); },
+    rows: () => domRows,
+    lineRows: () => domLines,
+    texts: lineRowTexts,
+    notices: () => storeWhere((e) => !!e.kind, (e) => `${e.kind}: ${e.text}`),
+    lines: (id) => storeWhere((e) => !e.kind && (id == null || e.f === id), (e) => e.text),
+    seqs: (id) => storeWhere((e) => !e.kind && e.f === id, (e) => e.seq),
+    view: () => viewIds.slice(),
+    files: () => fileOrder.map((id) => { const f = files.get(id); return { id, path: f.path, exists: f.exists, size: f.size, last_seq: f.last_seq, cursor: f.cursor }; }),
+    setView: (ids) => setView(Array.isArray(ids) ? ids : [ids]),
+    setFilter: (o) => {
+      if ('q' in o) filter.q = String(o.q);
+      if ('regex' in o) filter.regex = !!o.regex;
+      if ('caseSensitive' in o) filter.caseSensitive = !!o.caseSensitive;
+      if ('invert' in o) filter.invert = !!o.invert;
+      applyFilter();
+    },
+    addHighlight,
+    clearHighlights: () => { highlights = []; renderHighlights(); writeHash(); rebuild(); },
+    setOption,
+    pause: () => setPaused(true),
+    resume: () => setPaused(false),
+    jumpToEnd,
+    debugDropSocket: () => { const had = !!sock; dropSocket(); return had; },
+  }));
+
+  // ---------------------------------------------------------------- start
+  syncSettings();
+  applyTheme();
+  readHash();
+  connectWs(false);
+})();

@@ -1,0 +1,786 @@
+#!/usr/bin/env node
+// Browser checks of the tailcast dashboard, driven through Debian's Chromium with playwright-core.
+//
+// Run:   cd tests/browser && npm install        (once; installs playwright-core, no browser download)
+//        TAILCAST_BIN=/path/to/tailcast node tests/browser/dashboard.mjs
+//
+// Environment (all optional but TAILCAST_BIN or TAILCAST_URL):
+//   TAILCAST_URL     base URL of a running server (e.g. http://127.0.0.1:PORT/), which must watch
+//                    TAILCAST_FILES. Without it the script starts TAILCAST_BIN itself.
+//   TAILCAST_FILES   comma-separated absolute paths of the watched files, in command-line order.
+//                    The script appends to them with fs.appendFileSync. Without it (and without
+//                    TAILCAST_URL) it makes two empty files in a temp dir.
+//   TAILCAST_BIN     the tailcast binary. Needed for the checks that must own a server:
+//                    "restart" (stops and restarts it on the same port) and "long-poll-fallback"
+//                    (starts one with --no-websocket). Without it those two are skipped.
+//   TAILCAST_PORT    port for the server the restart check starts (default: any free port, then
+//                    the same one again for the restart).
+//   TAILCAST_ONLY    comma-separated check names to run (default: all).
+//   TAILCAST_HEAP_LIMIT_MB (100), TAILCAST_CLICK_LIMIT_MS (400), TAILCAST_BURST_LINES (100000)
+//   TAILCAST_CHROMIUM (/usr/bin/chromium), TAILCAST_ARGS (extra server arguments)
+//
+// Output: one line per check, "ok - NAME (figures)" or "not ok - NAME: reason", then
+// "N passed, N failed, N skipped". Exit status 0 only if nothing failed.
+// The script never talks to the Rust test over stdout; it starts and stops its own servers.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { config, Server, launchBrowser, waitFor, fileIds, append, snapshot } from './lib.mjs';
+
+const cfg = config();
+const RUN = Date.now().toString(36);
+const results = { passed: 0, failed: 0, skipped: 0 };
+const owned = [];
+
+function log(line) { process.stdout.write(line + '\n'); }
+function assert(cond, msg) { if (!cond) throw new Error(msg); }
+
+async function main() {
+  if (!cfg.url && !cfg.bin) {
+    log('not ok - setup: set TAILCAST_URL (a running server) or TAILCAST_BIN (the binary)');
+    process.exit(2);
+  }
+  let baseUrl = cfg.url;
+  if (!baseUrl) {
+    const s = new Server(cfg.bin, cfg.files, { extraArgs: cfg.serverArgs });
+    owned.push(s);
+    baseUrl = await s.start();
+  }
+  const ids = await fileIds(baseUrl, cfg.files);
+  const browser = await launchBrowser(cfg);
+  const ctx = { baseUrl, ids, browser };
+
+  const checks = [
+    ['load', checkLoad],
+    ['file-list', checkFileList],
+    ['burst', checkBurst],
+    ['filter', checkFilter],
+    ['highlight', checkHighlight],
+    ['pause', checkPause],
+    ['pause-overflow', checkPauseOverflow],
+    ['scroll-follow', checkScrollFollow],
+    ['render', checkRender],
+    ['merged', checkMerged],
+    ['copy-download', checkCopyDownload],
+    ['keyboard', checkKeyboard],
+    ['xss', checkXss],
+    ['socket-drop-resume', checkSocketDrop],
+    ['restart', checkRestart],
+    ['long-poll-fallback', checkLongPoll],
+    ['gap', checkGap],
+    ['file-events', checkFileEvents],
+    ['heartbeat', checkHeartbeat],
+    ['token', checkToken],
+    ['path-prefix', checkPathPrefix],
+  ];
+  for (const [name, fn] of checks) {
+    if (cfg.only.length && !cfg.only.includes(name)) continue;
+    const t0 = Date.now();
+    try {
+      const info = await fn(ctx);
+      if (info === 'skip' || (typeof info === 'string' && info.startsWith('skip'))) {
+        results.skipped++;
+        log(`ok - ${name} # SKIP ${info.replace(/^skip:?\s*/, '') || ''}`.trimEnd());
+      } else {
+        results.passed++;
+        log(`ok - ${name}${info ? ' (' + info + ')' : ''} [${Date.now() - t0} ms]`);
+      }
+    } catch (e) {
+      results.failed++;
+      log(`not ok - ${name}: ${e && e.message ? e.message : e}`);
+    }
+  }
+  await browser.close();
+}
+
+/** A fresh context (fresh storage) and a page on the dashboard, live on `file` (an id). */
+async function openPage(ctx, { hash = '', url = ctx.baseUrl, waitStatus = ['live'], contextOptions = {} } = {}) {
+  const context = await ctx.browser.newContext({ viewport: { width: 1280, height: 800 }, ...contextOptions });
+  const page = await context.newPage();
+  const problems = [];
+  page.on('pageerror', (e) => problems.push('page error: ' + e.message));
+  page.on('console', (m) => {
+    if (m.type() !== 'error') return;
+    const t = m.text();
+    if (/WebSocket connection to .* failed|Failed to load resource: net::ERR_CONNECTION_REFUSED|ERR_CONNECTION_REFUSED|status of (404|503)/.test(t)) return;
+    problems.push('console error: ' + t);
+  });
+  page.on('dialog', (d) => { problems.push('dialog opened: ' + d.message()); d.dismiss().catch(() => {}); });
+  await page.goto(url + (hash ? '#' + hash : ''), { waitUntil: 'load' });
+  await waitFor(page, `status ${waitStatus.join('/')}`, (w) => window.tailcast && w.includes(window.tailcast.status), waitStatus, 10000);
+  return { page, context, problems };
+}
+
+/** Wheel scrolling is animated: wait until #log's scrollTop holds still for a few frames. */
+function scrollSettled(page) {
+  return waitFor(page, 'scrolling to settle', () => {
+    const top = document.getElementById('log').scrollTop;
+    const s = window.__settle || (window.__settle = { top: -1, same: 0 });
+    if (top === s.top) s.same++; else { s.top = top; s.same = 0; }
+    if (s.same >= 5) { window.__settle = null; return true; }
+    return false;
+  }, null, 5000);
+}
+
+function waitText(page, text, timeoutMs = 5000) {
+  return waitFor(page, `a row with text ${JSON.stringify(text.slice(0, 80))}`, (t) => window.tailcast.texts().some((x) => x.includes(t)), text, timeoutMs);
+}
+
+// ---------------------------------------------------------------------------------- checks
+
+async function checkLoad(ctx) {
+  const base = new URL(ctx.baseUrl);
+  const context = await ctx.browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const page = await context.newPage();
+  const offsite = [];
+  const problems = [];
+  page.on('request', (r) => {
+    const u = new URL(r.url());
+    if (u.protocol === 'data:' || u.protocol === 'blob:') return;
+    if (u.host !== base.host) offsite.push(r.url());
+  });
+  page.on('pageerror', (e) => problems.push(e.message));
+  page.on('console', (m) => { if (m.type() === 'error') problems.push(m.text()); });
+  const resp = await page.goto(ctx.baseUrl, { waitUntil: 'load' });
+  assert(resp && resp.ok(), `GET / answered ${resp && resp.status()}`);
+  const csp = resp.headers()['content-security-policy'] || '';
+  await waitFor(page, 'status live', () => window.tailcast && window.tailcast.status === 'live', null, 10000);
+  await waitFor(page, 'the first file in the view', (id) => window.tailcast.view()[0] === id, ctx.ids[0]);
+  const line = `load-check ${RUN} ${Date.now()}`;
+  const t0 = Date.now();
+  append(cfg.files[0], [line]);
+  await waitText(page, line, 3000);
+  const latency = Date.now() - t0;
+  assert(latency < 1000, `appended line took ${latency} ms to appear (limit 1000 ms)`);
+  const v = await page.evaluate(() => ({ csp: window.tailcast.cspViolations, errors: window.tailcast.errors }));
+  assert(offsite.length === 0, `requests left the server: ${offsite.join(', ')}`);
+  assert(v.csp.length === 0, `CSP violations: ${v.csp.join('; ')}`);
+  assert(problems.length === 0, `errors: ${problems.join(' | ')}`);
+  await context.close();
+  return `line shown ${latency} ms after append; CSP ${csp ? 'sent' : 'NOT sent'} by server, 0 violations`;
+}
+
+async function checkFileList(ctx) {
+  const { page, context, problems } = await openPage(ctx);
+  const items = await page.$$eval('#files li.file', (lis) => lis.map((li) => ({ id: li.dataset.id, missing: li.classList.contains('missing') })));
+  const want = ctx.ids;
+  for (const id of want) assert(items.some((x) => x.id === id), `file ${id} not in the list (${items.map((x) => x.id).join(', ')})`);
+  for (let i = 0; i < cfg.files.length; i++) {
+    const exists = fs.existsSync(cfg.files[i]);
+    const item = items.find((x) => x.id === want[i]);
+    assert(item.missing === !exists, `${want[i]}: missing mark ${item.missing}, but the file ${exists ? 'exists' : 'does not exist'}`);
+  }
+  // activity indicator: a write to the viewed file makes its dot busy
+  append(cfg.files[0], [`activity ${RUN}`]);
+  await waitFor(page, 'busy activity dot', (id) => document.querySelector(`#files li.file[data-id="${CSS.escape(id)}"]`).classList.contains('busy'), want[0]);
+  assert(problems.length === 0, problems.join(' | '));
+  await context.close();
+  return `${items.length} files listed`;
+}
+
+async function checkBurst(ctx) {
+  const N = cfg.burst;
+  const { page, context, problems } = await openPage(ctx);
+  const cdp = await context.newCDPSession(page);
+  await cdp.send('Performance.enable');
+  const heap = async () => {
+    const { metrics } = await cdp.send('Performance.getMetrics');
+    return metrics.find((m) => m.name === 'JSHeapUsedSize').value / 1048576;
+  };
+  // Count the rows really in the DOM after every change (#rows > .chunk > .row).
+  await page.evaluate(() => {
+    const rows = document.getElementById('rows');
+    const count = () => { let n = 0; for (let c = rows.firstElementChild; c; c = c.nextElementSibling) n += c.childElementCount; return n; };
+    window.__maxRows = count();
+    new MutationObserver(() => { const n = count(); if (n > window.__maxRows) window.__maxRows = n; })
+      .observe(rows, { childList: true, subtree: true });
+  });
+  const cap = await page.evaluate(() => window.tailcast.options.maxRows);
+  const received0 = await page.evaluate(() => window.tailcast.received);
+  const heap0 = await heap();
+  const pad = 'GET /api/v1/orders status=200 dur=12ms user=alice lorem ipsum dolor sit amet';
+  const lineOf = (i) => `burst ${RUN} ${String(i).padStart(7, '0')} ${pad}`;
+
+  // Write at full speed, yielding between chunks so the clicks below interleave with the burst.
+  const writer = (async () => {
+    const CHUNK = 2000;
+    for (let i = 1; i <= N; i += CHUNK) {
+      const lines = [];
+      for (let j = i; j < Math.min(N + 1, i + CHUNK); j++) lines.push(lineOf(j));
+      append(cfg.files[0], lines);
+      await new Promise((r) => setImmediate(r));
+    }
+  })();
+
+  // Clicks during the burst: the help button toggles its popover; time from dispatch to the
+  // handler's effect being visible.
+  const box = await page.locator('#help-btn').boundingBox();
+  const latencies = [];
+  let heapMax = heap0;
+  const t0 = Date.now();
+  while (Date.now() - t0 < 60000) {
+    const got = await page.evaluate(() => window.tailcast.received);
+    heapMax = Math.max(heapMax, await heap());
+    if (got - received0 >= N) break;
+    const before = await page.getAttribute('#help-btn', 'aria-expanded');
+    const c0 = Date.now();
+    await page.mouse.click(box.x + box.width / 2, box.y + box.height / 2);
+    await waitFor(page, 'help toggle after click', (b) => document.getElementById('help-btn').getAttribute('aria-expanded') !== b, before, 5000);
+    latencies.push(Date.now() - c0);
+  }
+  await writer;
+  const tAll = Date.now() - t0;
+  await waitFor(page, `${N} lines received`, ([r0, n]) => window.tailcast.received - r0 >= n, [received0, N], 60000);
+  await waitFor(page, 'last burst line on screen', (t) => window.tailcast.texts().at(-1).includes(t), lineOf(N).slice(0, 30), 10000);
+  await waitFor(page, 'the received counter to show every line', () => document.getElementById('count-received').textContent.replace(/,/g, '') === String(window.tailcast.received), null, 3000);
+  const st = await page.evaluate(() => ({ received: window.tailcast.received, rows: document.querySelectorAll('#rows .row').length, maxRows: window.__maxRows, trimmed: window.tailcast.trimmed, missing: window.tailcast.missing, shown: document.getElementById('count-received').textContent }));
+  heapMax = Math.max(heapMax, await heap());
+  await cdp.send('HeapProfiler.collectGarbage');
+  const heapAfterGc = await heap();
+  const clickMax = Math.max(0, ...latencies);
+  assert(st.received - received0 === N, `received ${st.received - received0} of ${N} (missing ${st.missing})`);
+  assert(st.maxRows <= cap, `DOM held ${st.maxRows} rows, cap ${cap}`);
+  assert(st.rows <= cap, `DOM holds ${st.rows} rows, cap ${cap}`);
+  assert(st.trimmed > 0, 'nothing was trimmed');
+  assert(st.shown.replace(/,/g, '') === String(st.received), `counter shows ${st.shown}, received ${st.received}`);
+  assert(heapMax < cfg.heapLimitMb, `JS heap reached ${heapMax.toFixed(1)} MB (limit ${cfg.heapLimitMb} MB)`);
+  assert(latencies.length > 0, 'no click happened during the burst (it finished too fast to measure)');
+  assert(clickMax < cfg.clickLimitMs, `a click took ${clickMax} ms during the burst (limit ${cfg.clickLimitMs} ms): ${latencies.join(',')}`);
+  assert(problems.length === 0, problems.join(' | '));
+  await context.close();
+  return `${N} lines in ${(tAll / 1000).toFixed(1)} s, max rows ${st.maxRows}/${cap}, trimmed ${st.trimmed}, ` +
+    `heap max ${heapMax.toFixed(1)} MB (after GC ${heapAfterGc.toFixed(1)} MB, limit ${cfg.heapLimitMb}), ` +
+    `clicks ${latencies.length} max ${clickMax} ms median ${latencies.sort((a, b) => a - b)[latencies.length >> 1]} ms`;
+}
+
+async function checkFilter(ctx) {
+  const { page, context, problems } = await openPage(ctx);
+  const tag = `flt${RUN}`;
+  append(cfg.files[0], [`${tag} alpha one`, `${tag} beta two`, `${tag} ALPHA three`, `${tag} gamma four`]);
+  await waitText(page, `${tag} gamma four`);
+  const mine = () => page.evaluate((t) => window.tailcast.texts().filter((x) => x.startsWith(t)).map((x) => x.slice(t.length + 1)), tag);
+  const expectRows = async (want, what) => {
+    await waitFor(page, what, ([t, w]) => JSON.stringify(window.tailcast.texts().filter((x) => x.startsWith(t)).map((x) => x.slice(t.length + 1))) === JSON.stringify(w), [tag, want], 3000)
+      .catch(async (e) => { throw new Error(`${what}: rows ${JSON.stringify(await mine())}, wanted ${JSON.stringify(want)}; ${e.message}`); });
+  };
+  // substring, typed like a person
+  await page.keyboard.press('/');
+  assert(await page.evaluate(() => document.activeElement.id === 'filter'), '"/" did not focus the filter');
+  await page.keyboard.type('alpha');
+  await expectRows(['alpha one', 'ALPHA three'], 'substring filter (case-insensitive)');
+  await page.click('#filter-case');
+  await expectRows(['alpha one'], 'case-sensitive filter');
+  await page.click('#filter-case');
+  await page.click('#filter-invert');
+  await expectRows(['beta two', 'gamma four'], 'inverted filter');
+  await page.click('#filter-invert');
+  // regex
+  await page.fill('#filter', '(beta|gamma) \\w+$');
+  await page.click('#filter-regex');
+  await expectRows(['beta two', 'gamma four'], 'regex filter');
+  // lines that arrive are filtered too
+  append(cfg.files[0], [`${tag} delta five`, `${tag} beta six`]);
+  await expectRows(['beta two', 'gamma four', 'beta six'], 'filter applied to arriving lines');
+  // bad regex says so and shows everything
+  await page.fill('#filter', '(unclosed');
+  await waitFor(page, 'invalid regex message', () => !document.getElementById('filter-error').hidden);
+  // hash round trip: a link reproduces the view
+  await page.fill('#filter', 'beta');
+  await page.click('#filter-case');
+  await expectRows(['beta two', 'beta six'], 'regex + case filter');
+  const hash = await page.evaluate(() => location.hash);
+  assert(/(^#|&)file=/.test(hash) && /[#&]q=beta/.test(hash) && /re=1/.test(hash) && /case=1/.test(hash), `URL hash ${hash} does not hold the view`);
+  const page2 = await context.newPage();
+  await page2.goto(ctx.baseUrl + hash);
+  await waitFor(page2, 'live on the linked page', () => window.tailcast && window.tailcast.status === 'live', null, 10000);
+  await waitFor(page2, 'linked page filtered like the first', (t) => {
+    const rows = window.tailcast.texts().filter((x) => x.startsWith(t));
+    return rows.length === 2 && rows.every((x) => x.includes('beta')) && window.tailcast.texts().every((x) => x.includes('beta'));
+  }, tag, 5000);
+  const ui = await page2.evaluate(() => ({ q: document.getElementById('filter').value, re: document.getElementById('filter-regex').getAttribute('aria-pressed'), cs: document.getElementById('filter-case').getAttribute('aria-pressed') }));
+  assert(ui.q === 'beta' && ui.re === 'true' && ui.cs === 'true', `linked page controls: ${JSON.stringify(ui)}`);
+  assert(problems.length === 0, problems.join(' | '));
+  await context.close();
+  return 'substring, case, invert, regex, invalid regex, live lines, URL hash';
+}
+
+async function checkHighlight(ctx) {
+  const { page, context, problems } = await openPage(ctx);
+  const word = `danger${RUN}`;
+  await page.click('#hl-btn');
+  await page.fill('#hl-input', word);
+  await page.click('#hl-add');
+  await page.fill('#hl-input', `/warn${RUN}\\d+/`);
+  await page.click('#hl-add');
+  append(cfg.files[0], [`hl plain line ${RUN}`, `hl a ${word} b`, `hl c WARN${RUN}42 d`]);
+  await waitText(page, `WARN${RUN}42 d`);
+  const marks = await page.evaluate(() => [...document.querySelectorAll('#rows mark')].map((m) => [m.className, m.textContent]));
+  assert(marks.some(([c, t]) => /^hl-\d$/.test(c) && t === word), `no highlight mark for ${word}: ${JSON.stringify(marks.slice(-5))}`);
+  assert(marks.some(([c, t]) => /^hl-\d$/.test(c) && t === `WARN${RUN}42`), `no regex highlight: ${JSON.stringify(marks.slice(-5))}`);
+  const colours = new Set(marks.filter(([, t]) => t === word || t === `WARN${RUN}42`).map(([c]) => c));
+  assert(colours.size === 2, 'the two rules should have two colours');
+  const hash = await page.evaluate(() => location.hash);
+  assert((hash.match(/hl=/g) || []).length === 2, `hash ${hash} does not hold both rules`);
+  assert(problems.length === 0, problems.join(' | '));
+  await context.close();
+  return `marks ${[...colours].join(', ')}`;
+}
+
+async function checkPause(ctx) {
+  const { page, context, problems } = await openPage(ctx);
+  const tag = `pause${RUN}`;
+  append(cfg.files[0], [`${tag} before`]);
+  await waitText(page, `${tag} before`);
+  await page.locator('#log').focus();
+  await page.keyboard.press('Space');
+  await waitFor(page, 'paused', () => window.tailcast.paused === true);
+  const M = 500;
+  const lines = Array.from({ length: M }, (_, i) => `${tag} held ${String(i).padStart(4, '0')}`);
+  append(cfg.files[0], lines);
+  await waitFor(page, `${M} lines buffered`, (m) => window.tailcast.held >= m, M, 5000);
+  const shown = await page.evaluate((t) => window.tailcast.texts().filter((x) => x.includes(t + ' held')).length, tag);
+  assert(shown === 0, `${shown} lines were drawn while paused`);
+  await waitFor(page, `banner saying ${M} buffered`, (m) => { const t = document.getElementById('banner-text').textContent; return /Paused/.test(t) && t.includes(String(m)); }, M);
+  await page.keyboard.press('Space');
+  await waitFor(page, 'resumed and drawn', ([t, m]) => !window.tailcast.paused && window.tailcast.texts().filter((x) => x.includes(t + ' held')).length >= m, [tag, M], 5000);
+  const got = await page.evaluate((t) => window.tailcast.texts().filter((x) => x.includes(t + ' held')), tag);
+  assert(JSON.stringify(got) === JSON.stringify(lines), `after resume: ${got.length} lines, first ${got[0]}, last ${got.at(-1)} (want ${M} in order, once)`);
+  assert(problems.length === 0, problems.join(' | '));
+  await context.close();
+  return `${M} lines held while paused, all shown in order on resume`;
+}
+
+async function checkPauseOverflow(ctx) {
+  const { page, context, problems } = await openPage(ctx);
+  await page.evaluate(() => { window.tailcast.setOption('maxRows', 500); window.tailcast.setOption('keep', 1000); });
+  const tag = `ovf${RUN}`;
+  await page.click('#pause');
+  await waitFor(page, 'paused', () => window.tailcast.paused);
+  append(cfg.files[0], Array.from({ length: 1500 }, (_, i) => `${tag} ${String(i).padStart(4, '0')}`));
+  await waitFor(page, 'overflow reported', () => window.tailcast.dropped > 0, null, 5000);
+  await waitFor(page, 'banner says the buffer is full', () => /full/i.test(document.getElementById('banner-text').textContent));
+  const dropped = await page.evaluate(() => window.tailcast.dropped);
+  await page.click('#pause');
+  await waitFor(page, 'a "not shown" notice in the stream', () => [...document.querySelectorAll('#rows .note-drop')].length > 0);
+  await waitFor(page, 'the newest line shown', (t) => window.tailcast.texts().at(-1) === t, `${tag} 1499`);
+  assert(problems.length === 0, problems.join(' | '));
+  await context.close();
+  return `buffer 1000 lines, ${dropped} dropped and announced`;
+}
+
+async function checkScrollFollow(ctx) {
+  const { page, context, problems } = await openPage(ctx);
+  const tag = `scroll${RUN}`;
+  append(cfg.files[0], Array.from({ length: 300 }, (_, i) => `${tag} fill ${i}`));
+  await waitText(page, `${tag} fill 299`);
+  await waitFor(page, 'at the bottom', () => { const l = document.getElementById('log'); return l.scrollHeight - l.scrollTop - l.clientHeight < 6; });
+  await page.mouse.move(700, 400);
+  await page.mouse.wheel(0, -1500);
+  await waitFor(page, 'not following after scrolling up', () => window.tailcast.following === false);
+  await scrollSettled(page);
+  const top0 = await page.evaluate(() => document.getElementById('log').scrollTop);
+  append(cfg.files[0], Array.from({ length: 40 }, (_, i) => `${tag} new ${i}`));
+  await waitFor(page, '"40 new lines" button', () => !document.getElementById('jump').hidden && /40 new lines/.test(document.getElementById('jump').textContent), null, 5000);
+  const top1 = await page.evaluate(() => document.getElementById('log').scrollTop);
+  assert(Math.abs(top1 - top0) < 2, `view moved while not following (${top0} -> ${top1})`);
+  await page.click('#jump');
+  await waitFor(page, 'following and the new lines at the bottom', (t) => {
+    const l = document.getElementById('log');
+    return window.tailcast.following && window.tailcast.texts().at(-1) === t && l.scrollHeight - l.scrollTop - l.clientHeight < 6;
+  }, `${tag} new 39`);
+  // scrolling back down to the end resumes following too
+  await page.mouse.move(700, 400);
+  await page.mouse.wheel(0, -800);
+  await waitFor(page, 'not following', () => window.tailcast.following === false);
+  append(cfg.files[0], [`${tag} while up`]);
+  await waitFor(page, 'jump button', () => !document.getElementById('jump').hidden);
+  await page.mouse.wheel(0, 100000);
+  await waitFor(page, 'following again at the bottom', (t) => window.tailcast.following && window.tailcast.texts().at(-1) === t, `${tag} while up`);
+  // End key
+  await page.mouse.move(700, 400);
+  await page.mouse.wheel(0, -800);
+  await waitFor(page, 'not following', () => window.tailcast.following === false);
+  await page.keyboard.press('End');
+  await waitFor(page, 'following after End', () => window.tailcast.following === true);
+  assert(problems.length === 0, problems.join(' | '));
+  await context.close();
+  return 'wheel up stops, button / scroll to bottom / End resume';
+}
+
+async function checkRender(ctx) {
+  const { page, context, problems } = await openPage(ctx);
+  const tag = `rnd${RUN}`;
+  const long = `${tag} long ` + 'x'.repeat(70 * 1024);
+  append(cfg.files[0], [
+    `${tag} \x1b[31mred\x1b[0m plain \x1b[1;92mbold-bright-green\x1b[0m \x1b[44mon-blue\x1b[0m end`,
+    `{"tag":"${tag}","level":"info","nested":{"a":[1,2,3]}}`,
+    long,
+  ]);
+  await waitText(page, `${tag} long`, 5000);
+  const ansi = await page.evaluate((t) => {
+    const row = [...document.querySelectorAll('#rows .row')].find((r) => r.textContent.includes(t + ' '));
+    const spans = [...row.querySelectorAll('.tx span')].map((s) => [s.className, s.textContent]);
+    return { text: row.querySelector('.tx').textContent, spans };
+  }, tag);
+  assert(!ansi.text.includes('\x1b') && ansi.text.includes('red plain bold-bright-green on-blue end'), `ANSI text: ${JSON.stringify(ansi.text)}`);
+  const has = (cls, txt) => ansi.spans.some(([c, t]) => cls.every((k) => c.split(' ').includes(k)) && t === txt);
+  assert(has(['a-f1'], 'red') && has(['a-f10', 'a-bold'], 'bold-bright-green') && has(['a-b4'], 'on-blue'), `ANSI spans: ${JSON.stringify(ansi.spans)}`);
+  // JSON pretty print on click
+  await page.locator('#rows .row.js .tx', { hasText: tag }).first().click();
+  const pre = await page.locator('#rows .row.open pre.json').first().textContent();
+  assert(pre.includes('\n  "nested": {') && pre.includes(`"tag": "${tag}"`), `pretty JSON: ${pre}`);
+  // truncated line marked (the server's default max line is 64 KiB)
+  const trunc = await page.evaluate((t) => {
+    const row = [...document.querySelectorAll('#rows .row')].find((r) => r.textContent.includes(t + ' long'));
+    return { cut: !!row.querySelector('.cut'), len: row.querySelector('.tx').textContent.length };
+  }, tag);
+  assert(trunc.cut, `70 KiB line not marked truncated (shown ${trunc.len} chars)`);
+  // wrap toggle: off makes long lines scroll sideways
+  const wrapOn = await page.evaluate(() => { const l = document.getElementById('log'); return l.scrollWidth <= l.clientWidth + 1; });
+  await page.click('#wrap');
+  const wrapOff = await page.evaluate(() => { const l = document.getElementById('log'); return l.classList.contains('nowrap') && l.scrollWidth > l.clientWidth; });
+  assert(wrapOn && wrapOff, `wrap toggle: wrapped fits ${wrapOn}, unwrapped scrolls ${wrapOff}`);
+  assert(problems.length === 0, problems.join(' | '));
+  await context.close();
+  return `ANSI colours, JSON pretty-print, truncated mark (${trunc.len} chars kept), wrap toggle`;
+}
+
+async function checkMerged(ctx) {
+  if (ctx.ids.length < 2) return 'skip: needs two files';
+  const { page, context, problems } = await openPage(ctx);
+  await page.click(`#files li.file[data-id="${ctx.ids[1]}"] input.pick`);
+  await waitFor(page, 'merged view of two files', (w) => JSON.stringify(window.tailcast.view()) === JSON.stringify(w), ctx.ids.slice(0, 2));
+  const tag = `mrg${RUN}`;
+  append(cfg.files[0], [`${tag} from first`]);
+  append(cfg.files[1], [`${tag} from second`]);
+  await waitText(page, `${tag} from first`);
+  await waitText(page, `${tag} from second`);
+  const labels = await page.evaluate((t) => [...document.querySelectorAll('#rows .row')].filter((r) => r.textContent.includes(t))
+    .map((r) => { const fl = r.querySelector('.fl'); return fl && [fl.textContent, fl.className]; }), tag);
+  assert(labels.length === 2 && labels.every(Boolean), `file labels: ${JSON.stringify(labels)}`);
+  const byText = Object.fromEntries(labels.map(([t, c]) => [t, c]));
+  assert(byText[ctx.ids[0]] && byText[ctx.ids[1]] && byText[ctx.ids[0]] !== byText[ctx.ids[1]], `labels/colours: ${JSON.stringify(labels)}`);
+  const hash = await page.evaluate(() => location.hash);
+  assert((hash.match(/file=/g) || []).length === 2, `hash ${hash}`);
+  // clicking a name goes back to one file
+  await page.click(`#files li.file[data-id="${ctx.ids[1]}"] .name`);
+  await waitFor(page, 'single view', (id) => JSON.stringify(window.tailcast.view()) === JSON.stringify([id]), ctx.ids[1]);
+  assert(problems.length === 0, problems.join(' | '));
+  await context.close();
+  return `labels ${labels.map((l) => l.join(' ')).join('; ')}`;
+}
+
+async function checkCopyDownload(ctx) {
+  const { page, context, problems } = await openPage(ctx, { contextOptions: { permissions: ['clipboard-read', 'clipboard-write'], acceptDownloads: true } });
+  const tag = `cpy${RUN}`;
+  append(cfg.files[0], [`${tag} one`, `${tag} two`]);
+  await waitText(page, `${tag} two`);
+  await page.fill('#filter', tag);
+  await waitFor(page, 'filtered to two rows', (t) => window.tailcast.texts().length === 2, tag);
+  await page.click('#copy');
+  await waitFor(page, 'copied toast', () => !document.getElementById('toast').hidden);
+  const clip = await page.evaluate(() => navigator.clipboard.readText());
+  assert(clip === `${tag} one\n${tag} two\n`, `clipboard: ${JSON.stringify(clip)}`);
+  const [dl] = await Promise.all([page.waitForEvent('download', { timeout: 5000 }), page.click('#download')]);
+  const file = await dl.path();
+  const body = fs.readFileSync(file, 'utf8');
+  assert(body === `${tag} one\n${tag} two\n`, `download: ${JSON.stringify(body)}`);
+  assert(problems.length === 0, problems.join(' | '));
+  await context.close();
+  return `copied and downloaded ${dl.suggestedFilename()}`;
+}
+
+async function checkKeyboard(ctx) {
+  const { page, context, problems } = await openPage(ctx);
+  await page.locator('#log').focus();
+  await page.keyboard.press('?');
+  await waitFor(page, 'help shown by "?"', () => !document.getElementById('help').hidden);
+  const help = await page.textContent('#help');
+  assert(/Focus the filter/.test(help) && /Pause/.test(help) && /End/.test(help), `help text: ${help}`);
+  await page.keyboard.press('Escape');
+  await waitFor(page, 'help closed by Esc', () => document.getElementById('help').hidden);
+  const theme0 = await page.evaluate(() => document.documentElement.dataset.effectiveTheme);
+  await page.keyboard.press('t');
+  await waitFor(page, 'theme toggled by "t"', (t) => document.documentElement.dataset.effectiveTheme !== t, theme0);
+  const bg = await page.evaluate(() => getComputedStyle(document.body).backgroundColor);
+  await page.click('#theme');
+  const bg2 = await page.evaluate(() => getComputedStyle(document.body).backgroundColor);
+  assert(bg !== bg2, 'theme button did not change the colours');
+  assert(problems.length === 0, problems.join(' | '));
+  await context.close();
+  return `themes ${theme0} <-> other`;
+}
+
+async function checkXss(ctx) {
+  const { page, context, problems } = await openPage(ctx);
+  const evil = [`<img src=x onerror="window.__xss=1;alert(1)"> ${RUN}`, `<script>window.__xss=2;alert(2)</script> ${RUN}`, `"><svg onload=alert(3)> ${RUN}`];
+  append(cfg.files[0], evil);
+  for (const e of evil) await waitText(page, e);
+  const st = await page.evaluate(() => ({ xss: window.__xss, img: document.querySelectorAll('#rows img, #rows script, #rows svg').length }));
+  assert(st.xss === undefined && st.img === 0, `markup ran or was parsed: ${JSON.stringify(st)}`);
+  const texts = await page.evaluate(() => window.tailcast.texts().slice(-3));
+  assert(JSON.stringify(texts) === JSON.stringify(evil), `shown: ${JSON.stringify(texts)}`);
+  assert(problems.length === 0, problems.join(' | '));
+  await context.close();
+  return 'shown literally, no element created, no dialog';
+}
+
+async function checkSocketDrop(ctx) {
+  const { page, context, problems } = await openPage(ctx);
+  const tag = `drop${RUN}`;
+  const all = [];
+  let k = 0;
+  const batch = (n) => { const ls = []; for (let i = 0; i < n; i++) ls.push(`${tag} ${String(k++).padStart(5, '0')}`); all.push(...ls); append(cfg.files[0], ls); };
+  const ROUNDS = 5;
+  for (let r = 0; r < ROUNDS; r++) {
+    batch(150);                                           // some lines, likely still in flight
+    const had = await page.evaluate(() => window.tailcast.debugDropSocket());
+    assert(had, 'debugDropSocket found no socket');
+    batch(150);                                           // written while the socket is down
+    await waitFor(page, 'reconnected', () => window.tailcast.status === 'live', null, 10000);
+    batch(50);
+  }
+  await waitText(page, all.at(-1), 10000);
+  const st = await page.evaluate((t) => ({ got: window.tailcast.lines().filter((x) => x.startsWith(t + ' ')), dup: window.tailcast.duplicates, missing: window.tailcast.missing, notices: window.tailcast.notices() }), tag);
+  const dupLines = st.got.length - new Set(st.got).size;
+  assert(st.missing === 0, `gaps reported: ${st.missing} lines; notices ${JSON.stringify(st.notices.slice(-3))}`);
+  assert(JSON.stringify(st.got) === JSON.stringify(all), `got ${st.got.length} lines (${dupLines} repeated), wanted ${all.length} in order; first differing at ${st.got.findIndex((x, i) => x !== all[i])}`);
+  assert(st.dup === 0, `the server repeated ${st.dup} lines after resume (hidden from the view by the page's own de-duplication)`);
+  assert(problems.length === 0, problems.join(' | '));
+  await context.close();
+  return `${ROUNDS} socket cuts, ${all.length} lines, none lost or repeated`;
+}
+
+async function checkRestart(ctx) {
+  if (!cfg.bin) return 'skip: needs TAILCAST_BIN to stop and restart a server';
+  const server = new Server(cfg.bin, cfg.files, { port: cfg.port, extraArgs: cfg.serverArgs });
+  owned.push(server);
+  const url = await server.start();
+  const { page, context, problems } = await openPage({ ...ctx, baseUrl: url }, { url });
+  const tag = `rst${RUN}`;
+  append(cfg.files[0], [`${tag} before`]);
+  await waitText(page, `${tag} before`);
+  const epoch0 = await page.evaluate(() => window.tailcast.epoch);
+  await server.stop();
+  await waitFor(page, 'status reconnecting/offline after the server stopped', () => ['reconnecting', 'offline'].includes(window.tailcast.status), null, 40000);
+  const downState = await page.evaluate(() => window.tailcast.status);
+  await server.start();
+  assert(new URL(server.url).port === new URL(url).port, `restarted on ${server.url}, not ${url}`);
+  const t0 = Date.now();
+  await waitFor(page, 'live again', () => window.tailcast.status === 'live', null, 20000);
+  const reconnectMs = Date.now() - t0;
+  const epoch1 = await page.evaluate(() => window.tailcast.epoch);
+  assert(epoch1 !== epoch0, `epoch unchanged after restart (${epoch0})`);
+  await waitFor(page, '"server restarted" notice', () => [...document.querySelectorAll('#rows .note-restart')].some((r) => /server restarted/.test(r.textContent)));
+  append(cfg.files[0], [`${tag} after`]);
+  await waitText(page, `${tag} after`, 5000);
+  assert(problems.length === 0, problems.join(' | '));
+  await context.close();
+  await server.stop();
+  return `showed "${downState}", live again ${reconnectMs} ms after restart, notice shown, new lines flow`;
+}
+
+async function checkLongPoll(ctx) {
+  if (!cfg.bin) return 'skip: needs TAILCAST_BIN to start a server with --no-websocket';
+  const server = new Server(cfg.bin, cfg.files, { extraArgs: ['--no-websocket', ...cfg.serverArgs] });
+  owned.push(server);
+  const url = await server.start();
+  const { page, context, problems } = await openPage({ ...ctx, baseUrl: url }, { url, waitStatus: ['long-poll'] });
+  const status = await page.textContent('#status');
+  assert(/long-poll/.test(status), `status pill says ${status}`);
+  const tag = `lp${RUN}`;
+  const t0 = Date.now();
+  append(cfg.files[0], [`${tag} first`]);
+  await waitText(page, `${tag} first`, 5000);
+  const latency = Date.now() - t0;
+  const lines = Array.from({ length: 300 }, (_, i) => `${tag} seq ${i}`);
+  for (let i = 0; i < 300; i += 60) append(cfg.files[0], lines.slice(i, i + 60));
+  await waitText(page, `${tag} seq 299`, 10000);
+  const got = await page.evaluate((t) => window.tailcast.lines().filter((x) => x.startsWith(t + ' seq')), tag);
+  assert(JSON.stringify(got) === JSON.stringify(lines), `long-poll delivered ${got.length}/300 lines`);
+  assert(problems.length === 0, problems.join(' | '));
+  await context.close();
+  await server.stop();
+  return `fell back to long-poll; line shown ${latency} ms after append; 300 lines in order`;
+}
+
+async function checkGap(ctx) {
+  if (!cfg.bin) return 'skip: needs TAILCAST_BIN to start a server with a short history';
+  const server = new Server(cfg.bin, cfg.files, { extraArgs: ['--history', '100', ...cfg.serverArgs] });
+  owned.push(server);
+  const url = await server.start();
+  const { page, context, problems } = await openPage({ ...ctx, baseUrl: url }, { url });
+  const tag = `gap${RUN}`;
+  append(cfg.files[0], [`${tag} before`]);
+  await waitText(page, `${tag} before`);
+  // Cut the socket and write more than the server keeps before the page is back.
+  await page.evaluate(() => window.tailcast.debugDropSocket());
+  append(cfg.files[0], Array.from({ length: 500 }, (_, i) => `${tag} while away ${i}`));
+  await waitText(page, `${tag} while away 499`, 10000);
+  const st = await page.evaluate(() => ({ missing: window.tailcast.missing, gaps: [...document.querySelectorAll('#rows .note-gap')].map((r) => r.textContent) }));
+  assert(st.gaps.length >= 1, 'no gap notice in the stream');
+  assert(st.missing >= 400 && st.missing <= 500, `missing ${st.missing}, expected about 400`);
+  assert(problems.length === 0, problems.join(' | '));
+  await context.close();
+  await server.stop();
+  return `notice "${st.gaps[0]}"`;
+}
+
+async function checkFileEvents(ctx) {
+  if (!cfg.bin) return 'skip: needs TAILCAST_BIN to start a server on files of its own';
+  const dir = fs.mkdtempSync(path.join(cfg.tmpDir || os.tmpdir(), 'tailcast-events-'));
+  const a = path.join(dir, 'events.log');
+  const b = path.join(dir, 'later.log');
+  fs.writeFileSync(a, 'first\nsecond\n');
+  const server = new Server(cfg.bin, [a, b], { extraArgs: cfg.serverArgs });
+  owned.push(server);
+  const url = await server.start();
+  try {
+    const ids = await fileIds(url, [a, b]);
+    const { page, context, problems } = await openPage({ ...ctx, baseUrl: url }, { url });
+    await waitText(page, 'second');
+    await waitFor(page, `${ids[1]} listed as missing`, (id) => document.querySelector(`#files li.file[data-id="${CSS.escape(id)}"]`)?.classList.contains('missing'), ids[1]);
+    fs.truncateSync(a, 0);
+    append(a, ['after truncation']);
+    await waitFor(page, 'a "truncated" notice', () => [...document.querySelectorAll('#rows .note-file')].some((r) => /truncated/.test(r.textContent)), null, 8000);
+    await waitText(page, 'after truncation');
+    fs.writeFileSync(b, 'hello from later\n');
+    await waitFor(page, `${ids[1]} no longer missing`, (id) => !document.querySelector(`#files li.file[data-id="${CSS.escape(id)}"]`).classList.contains('missing'), ids[1], 10000);
+    assert(problems.length === 0, problems.join(' | '));
+    await context.close();
+  } finally {
+    await server.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+  return 'truncation notice shown; a missing file turns present when created';
+}
+
+async function checkHeartbeat(ctx) {
+  if (!cfg.bin) return 'skip: needs TAILCAST_BIN to start a server with a short heartbeat';
+  const server = new Server(cfg.bin, cfg.files, { extraArgs: ['--heartbeat', '1s', '--client-timeout', '3s', ...cfg.serverArgs] });
+  owned.push(server);
+  const url = await server.start();
+  const frames = { ping: 0, pong: 0 };
+  let fivePongs;
+  const gotFive = new Promise((r) => { fivePongs = r; });
+  const context = await ctx.browser.newContext();
+  const page = await context.newPage();
+  page.on('websocket', (ws) => {
+    ws.on('framereceived', (f) => { if (/"type"\s*:\s*"ping"/.test(f.payload)) frames.ping++; });
+    ws.on('framesent', (f) => { if (/"type"\s*:\s*"pong"/.test(f.payload) && ++frames.pong >= 5) fivePongs(); });
+  });
+  await page.goto(url);
+  await waitFor(page, 'live', () => window.tailcast && window.tailcast.status === 'live', null, 10000);
+  // Five server pings answered, and still the first connection (the server drops a silent client after 3 s).
+  let timer;
+  await Promise.race([gotFive, new Promise((r) => { timer = setTimeout(r, 15000); })]);
+  clearTimeout(timer);
+  assert(frames.ping >= 5 && frames.pong >= 5, `server pings ${frames.ping}, page pongs ${frames.pong}`);
+  const reconnects = await page.evaluate(() => window.tailcast.notices().filter((n) => n.startsWith('conn:')).length);
+  assert(reconnects === 0, `the page was disconnected ${reconnects} times while answering pings`);
+  // A server that goes silent (stopped, socket still open) is noticed after timeout_ms.
+  process.kill(server.proc.pid, 'SIGSTOP');
+  const t0 = Date.now();
+  try {
+    await waitFor(page, 'reconnecting after the server went silent', () => window.tailcast.status !== 'live', null, 10000);
+  } finally {
+    process.kill(server.proc.pid, 'SIGCONT');
+  }
+  const silentMs = Date.now() - t0;
+  await waitFor(page, 'live again after the server woke', () => window.tailcast.status === 'live', null, 20000);
+  const tag = `hb${RUN}`;
+  append(cfg.files[0], [`${tag} after`]);
+  await waitText(page, `${tag} after`);
+  await context.close();
+  await server.stop();
+  return `${frames.ping} pings / ${frames.pong} pongs, silence noticed after ${silentMs} ms (timeout 3 s), resumed`;
+}
+
+async function checkToken(ctx) {
+  if (!cfg.bin) return 'skip: needs TAILCAST_BIN to start a server with a token';
+  const token = `tok-${RUN}`;
+  const server = new Server(cfg.bin, cfg.files, { extraArgs: cfg.serverArgs, env: { TAILCAST_TOKEN: token } });
+  owned.push(server);
+  const url = await server.start();
+  const noTok = await fetch(new URL('api/files', url));
+  const { page, context, problems } = await openPage({ ...ctx, baseUrl: url }, { url: url + '?token=' + encodeURIComponent(token) });
+  const tag = `tok${RUN}`;
+  append(cfg.files[0], [`${tag} line`]);
+  await waitText(page, `${tag} line`);
+  await context.close();
+  // and over long-poll
+  await server.stop();
+  const lp = new Server(cfg.bin, cfg.files, { extraArgs: ['--no-websocket', ...cfg.serverArgs], env: { TAILCAST_TOKEN: token } });
+  owned.push(lp);
+  const url2 = await lp.start();
+  const p2 = await openPage({ ...ctx, baseUrl: url2 }, { url: url2 + '?token=' + encodeURIComponent(token), waitStatus: ['long-poll'] });
+  append(cfg.files[0], [`${tag} polled`]);
+  await waitText(p2.page, `${tag} polled`);
+  await p2.context.close();
+  await lp.stop();
+  assert(problems.length === 0 && p2.problems.length === 0, [...problems, ...p2.problems].join(' | '));
+  return `api without token: HTTP ${noTok.status}; page with ?token= live over WebSocket and long-poll`;
+}
+
+async function checkPathPrefix(ctx) {
+  // A small reverse proxy serving the dashboard under /logs/tail/ (plain HTTP and WebSocket upgrade).
+  const http = await import('node:http');
+  const net = await import('node:net');
+  const up = new URL(ctx.baseUrl);
+  const PREFIX = '/logs/tail/';
+  const proxy = http.createServer((req, res) => {
+    if (!req.url.startsWith(PREFIX)) { res.writeHead(404); res.end('outside the prefix: ' + req.url); return; }
+    const r = http.request({ host: up.hostname, port: up.port, method: req.method, path: '/' + req.url.slice(PREFIX.length), headers: req.headers }, (ur) => {
+      res.writeHead(ur.statusCode, ur.headers);
+      ur.pipe(res);
+    });
+    r.on('error', () => { res.writeHead(502); res.end(); });
+    req.pipe(r);
+  });
+  proxy.on('upgrade', (req, sock, head) => {
+    if (!req.url.startsWith(PREFIX)) { sock.destroy(); return; }
+    const u = net.connect(Number(up.port), up.hostname, () => {
+      const lines = [`${req.method} /${req.url.slice(PREFIX.length)} HTTP/1.1`];
+      for (let i = 0; i < req.rawHeaders.length; i += 2) lines.push(`${req.rawHeaders[i]}: ${req.rawHeaders[i + 1]}`);
+      u.write(lines.join('\r\n') + '\r\n\r\n');
+      if (head && head.length) u.write(head);
+      u.pipe(sock); sock.pipe(u);
+    });
+    u.on('error', () => sock.destroy());
+    sock.on('error', () => u.destroy());
+  });
+  await new Promise((r) => proxy.listen(0, '127.0.0.1', r));
+  const purl = `http://127.0.0.1:${proxy.address().port}${PREFIX}`;
+  try {
+    const outside = [];
+    const { page, context, problems } = await openPage(ctx, { url: purl });
+    page.on('request', (rq) => { if (!new URL(rq.url()).pathname.startsWith(PREFIX)) outside.push(rq.url()); });
+    const tag = `pfx${RUN}`;
+    append(cfg.files[0], [`${tag} line`]);
+    await waitText(page, `${tag} line`);
+    const transport = await page.evaluate(() => window.tailcast.transport);
+    assert(transport === 'ws', `transport behind the proxy: ${transport}`);
+    assert(outside.length === 0, `requests outside the prefix: ${outside.join(', ')}`);
+    assert(problems.length === 0, problems.join(' | '));
+    await context.close();
+  } finally {
+    proxy.closeAllConnections?.();
+    await new Promise((r) => proxy.close(r));
+  }
+  return `served and live over WebSocket under ${PREFIX}`;
+}
+
+// ---------------------------------------------------------------------------------- run
+const hardDeadline = setTimeout(() => { log('not ok - run: the whole run took over 10 minutes'); cleanup().then(() => process.exit(1)); }, 600000);
+async function cleanup() { for (const s of owned) await s.stop().catch(() => {}); if (cfg.tmpDir) fs.rmSync(cfg.tmpDir, { recursive: true, force: true }); }
+try {
+  await main();
+} catch (e) {
+  results.failed++;
+  log(`not ok - run: ${e && e.stack ? e.stack : e}`);
+}
+await cleanup();
+clearTimeout(hardDeadline);
+log(`${results.passed} passed, ${results.failed} failed, ${results.skipped} skipped`);
+process.exit(results.failed ? 1 : 0);
+void snapshot;

@@ -1,0 +1,113 @@
+//! The command line as a user meets it: `--help`, and bad arguments that end with one readable
+//! sentence and a non-zero exit (never a panic).
+
+mod common;
+
+use std::process::Command;
+
+use common::*;
+
+/// Runs tailcast to completion; a run that does not end within 20 s is killed and fails.
+fn run(args: &[&str]) -> (i32, String, String) {
+    let mut child = Command::new(bin())
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run tailcast");
+    let started = std::time::Instant::now();
+    while child.try_wait().expect("wait").is_none() {
+        if started.elapsed() > std::time::Duration::from_secs(20) {
+            let _ = child.kill();
+            panic!("tailcast {args:?} was expected to exit but still ran after 20 s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let output = child.wait_with_output().expect("output");
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// Asserts a clean failure: non-zero exit, no panic, a message containing `needle`.
+fn assert_fails_with(args: &[&str], needle: &str) -> String {
+    let (code, _, stderr) = run(args);
+    assert_ne!(code, 0, "tailcast {args:?} should fail; stderr: {stderr}");
+    assert!(
+        !stderr.contains("panicked"),
+        "tailcast {args:?} panicked: {stderr}"
+    );
+    assert!(
+        stderr.contains(needle),
+        "tailcast {args:?}: expected {needle:?} in: {stderr}"
+    );
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(
+        lines.len() <= 4,
+        "one readable message expected, got: {stderr}"
+    );
+    stderr
+}
+
+#[test]
+fn help_documents_every_option_and_the_default_heartbeat() {
+    let (code, stdout, _) = run(&["--help"]);
+    assert_eq!(code, 0);
+    for needle in [
+        "--bind",
+        "--lines",
+        "--history",
+        "--max-line-bytes",
+        "--heartbeat",
+        "--client-timeout",
+        "[default: 30s]",
+        "[default: 35s]",
+        "[default: 127.0.0.1:7070]",
+        "TAILCAST_TOKEN",
+    ] {
+        assert!(stdout.contains(needle), "--help lacks {needle}:\n{stdout}");
+    }
+}
+
+#[test]
+fn a_missing_directory_is_one_sentence() {
+    assert_fails_with(
+        &["/definitely/not/here/app.log"],
+        "the directory /definitely/not/here does not exist",
+    );
+}
+
+#[test]
+fn a_bad_duration_is_one_sentence() {
+    assert_fails_with(&["--heartbeat", "soon", "/tmp/x.log"], "500ms, 30s or 2m");
+}
+
+#[test]
+fn a_port_in_use_is_one_sentence() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let dir = temp_dir();
+    let log = path_str(&join(&dir, "a.log"));
+    assert_fails_with(&["--bind", &addr, &log], "another program uses this port");
+}
+
+#[test]
+fn a_directory_or_an_empty_glob_is_refused_with_advice() {
+    let dir = temp_dir();
+    let dir_arg = path_str(dir.path());
+    assert_fails_with(&[&dir_arg], "is a directory");
+    let pattern = format!("{dir_arg}/*.nothing");
+    assert_fails_with(&[&pattern], "matches no file");
+}
+
+#[test]
+fn an_unreadable_file_is_refused_at_start() {
+    // Root reads any file whatever its mode, so use a path whose open fails for everyone:
+    // a dangling symlink loop.
+    let dir = temp_dir();
+    let looped = join(&dir, "loop.log");
+    std::os::unix::fs::symlink(&looped, &looped).unwrap();
+    assert_fails_with(&[&path_str(&looped)], "cannot read");
+}

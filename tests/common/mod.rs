@@ -1,0 +1,463 @@
+//! Shared helpers for the integration tests: the real `tailcast` binary on port 0, a long-poll
+//! follower, a WebSocket client, and waits that take a deadline instead of sleeping and hoping.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::Message;
+
+/// The binary under test.
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_tailcast")
+}
+
+/// A running `tailcast` process, killed on drop.
+pub struct Server {
+    pub child: Child,
+    /// `http://127.0.0.1:PORT`
+    pub base: String,
+    /// `127.0.0.1:PORT`
+    pub addr: String,
+    stdout_rx: mpsc::Receiver<String>,
+}
+
+impl Server {
+    /// Starts `tailcast --bind 127.0.0.1:0 ARGS...` and waits for its listening line.
+    pub fn start<S: AsRef<str>>(args: &[S]) -> Server {
+        Self::start_on("127.0.0.1:0", args)
+    }
+
+    /// Starts on a given address.
+    pub fn start_on<S: AsRef<str>>(bind: &str, args: &[S]) -> Server {
+        let mut cmd = Command::new(bin());
+        cmd.arg("--bind").arg(bind);
+        for a in args {
+            cmd.arg(a.as_ref());
+        }
+        let mut child = cmd
+            .env("RUST_LOG", "tailcast=debug,warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start the tailcast binary");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(line) => {
+                    if let Some(rest) = line.split("listening on http://").nth(1) {
+                        let addr = rest.split('/').next().unwrap().to_owned();
+                        return Server {
+                            child,
+                            base: format!("http://{addr}"),
+                            addr,
+                            stdout_rx: rx,
+                        };
+                    }
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    let status = child.wait().expect("wait");
+                    panic!("tailcast exited ({status}) before listening; its stderr is above");
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    let _ = child.kill();
+                    panic!("tailcast did not print its listening line within 30 s");
+                }
+            }
+        }
+    }
+
+    pub fn url(&self, path_and_query: &str) -> String {
+        format!("{}{}", self.base, path_and_query)
+    }
+
+    pub fn ws_url(&self, path_and_query: &str) -> String {
+        format!("ws://{}{}", self.addr, path_and_query)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends SIGTERM and waits (with a deadline) for the exit; returns how long it took.
+    pub fn terminate(&mut self, within: Duration) -> Duration {
+        let started = Instant::now();
+        Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("kill -TERM");
+        loop {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return started.elapsed();
+            }
+            assert!(
+                started.elapsed() < within,
+                "tailcast did not exit within {within:?} of SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Resident memory of the server process, in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        status
+            .lines()
+            .find(|l| l.starts_with("VmRSS:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|n| n.parse().ok())
+            .unwrap()
+    }
+
+    pub async fn get_json(&self, path: &str) -> Value {
+        let response = reqwest::get(self.url(path)).await.expect("GET");
+        response.json().await.expect("JSON body")
+    }
+
+    pub async fn stats(&self) -> Value {
+        self.get_json("/api/stats").await
+    }
+
+    /// The file entry with this id in `/api/files`.
+    pub async fn file_info(&self, id: &str) -> Value {
+        let files = self.get_json("/api/files").await;
+        files
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["id"] == id)
+            .cloned()
+            .unwrap_or_else(|| panic!("no file {id} in {files}"))
+    }
+
+    /// Waits until the file's `last_seq` reaches `seq`.
+    pub async fn wait_last_seq(&self, id: &str, seq: u64, within: Duration) {
+        let info = wait_for(within, || async {
+            let info = self.file_info(id).await;
+            (info["last_seq"].as_u64() >= Some(seq)).then_some(info)
+        })
+        .await;
+        assert!(
+            info.is_some(),
+            "file {id} did not reach seq {seq} within {within:?}: {}",
+            self.file_info(id).await
+        );
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Polls `check` every 20 ms until it returns `Some` or `within` passes.
+pub async fn wait_for<T, F, Fut>(within: Duration, mut check: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(v) = check().await {
+            return Some(v);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Appends raw bytes to a file (creating it).
+pub fn append(path: &Path, bytes: &[u8]) {
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap();
+    f.write_all(bytes).unwrap();
+}
+
+/// Appends lines `prefix-N` for N in range, one write per call.
+pub fn append_numbered(path: &Path, prefix: &str, range: std::ops::Range<usize>) {
+    let mut text = String::new();
+    for i in range {
+        text.push_str(&format!("{prefix}-{i}\n"));
+    }
+    append(path, text.as_bytes());
+}
+
+pub fn numbered(prefix: &str, range: std::ops::Range<usize>) -> Vec<String> {
+    range.map(|i| format!("{prefix}-{i}")).collect()
+}
+
+/// Follows one file over long-poll, checking that seqs are consecutive.
+pub struct PollFollower {
+    client: reqwest::Client,
+    base: String,
+    file: String,
+    pub after: u64,
+    pub lines: Vec<String>,
+    pub gaps: Vec<(u64, u64)>,
+    pub truncated: Vec<u64>,
+}
+
+impl PollFollower {
+    /// Starts following after `after` (0 = from the first line).
+    pub fn new(server: &Server, file: &str, after: u64) -> Self {
+        PollFollower {
+            client: reqwest::Client::new(),
+            base: server.base.clone(),
+            file: file.to_owned(),
+            after,
+            lines: Vec::new(),
+            gaps: Vec::new(),
+            truncated: Vec::new(),
+        }
+    }
+
+    /// One poll (held up to `timeout_s`); returns the number of new lines.
+    pub async fn poll_once(&mut self, timeout_s: f64) -> usize {
+        let url = format!(
+            "{}/poll?file={}&after={}&timeout={timeout_s}&max=100000",
+            self.base, self.file, self.after
+        );
+        let answer: Value = self
+            .client
+            .get(&url)
+            .send()
+            .await
+            .expect("poll request")
+            .json()
+            .await
+            .expect("poll JSON");
+        if let Some(gap) = answer["gap"].as_object() {
+            self.gaps
+                .push((gap["from"].as_u64().unwrap(), gap["to"].as_u64().unwrap()));
+        }
+        let lines = answer["lines"].as_array().expect("lines array");
+        if let Some(first) = answer["first_seq"].as_u64() {
+            let expected = self
+                .gaps
+                .last()
+                .map(|g| g.1 + 1)
+                .filter(|_| answer["gap"].is_object());
+            assert_eq!(
+                first,
+                expected.unwrap_or(self.after + 1),
+                "first_seq must follow the cursor: {answer}"
+            );
+            assert_eq!(
+                answer["last_seq"].as_u64().unwrap(),
+                first + lines.len() as u64 - 1,
+                "last_seq must be first_seq + len - 1"
+            );
+        }
+        for t in answer["truncated"].as_array().into_iter().flatten() {
+            self.truncated.push(t.as_u64().unwrap());
+        }
+        self.after = answer["last_seq"].as_u64().expect("last_seq");
+        self.lines
+            .extend(lines.iter().map(|l| l.as_str().unwrap().to_owned()));
+        lines.len()
+    }
+
+    /// Polls until `n` lines in all were received or `within` passes.
+    pub async fn until_count(&mut self, n: usize, within: Duration) -> &[String] {
+        let deadline = Instant::now() + within;
+        while self.lines.len() < n && Instant::now() < deadline {
+            let left = deadline
+                .saturating_duration_since(Instant::now())
+                .as_secs_f64();
+            self.poll_once(left.min(5.0)).await;
+        }
+        &self.lines
+    }
+
+    /// Polls until a line equal to `line` was received.
+    pub async fn until_line(&mut self, line: &str, within: Duration) -> bool {
+        let deadline = Instant::now() + within;
+        loop {
+            if self.lines.iter().any(|l| l == line) {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            let left = deadline
+                .saturating_duration_since(Instant::now())
+                .as_secs_f64();
+            self.poll_once(left.min(5.0)).await;
+        }
+    }
+}
+
+/// Asserts two line lists are equal, printing the first difference rather than both lists.
+pub fn assert_lines_eq(actual: &[String], expected: &[String]) {
+    if actual == expected {
+        return;
+    }
+    let first_diff = actual
+        .iter()
+        .zip(expected)
+        .position(|(a, e)| a != e)
+        .unwrap_or(actual.len().min(expected.len()));
+    panic!(
+        "lines differ: got {} lines, expected {}; first difference at index {}: got {:?}, expected {:?}",
+        actual.len(),
+        expected.len(),
+        first_diff,
+        actual.get(first_diff),
+        expected.get(first_diff)
+    );
+}
+
+pub type WsStream =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A WebSocket client that records what it received.
+pub struct WsClient {
+    pub ws: WsStream,
+    pub hello: Value,
+}
+
+impl WsClient {
+    pub async fn connect(server: &Server) -> WsClient {
+        Self::connect_url(&server.ws_url("/ws")).await
+    }
+
+    pub async fn connect_url(url: &str) -> WsClient {
+        let (ws, _) = tokio_tungstenite::connect_async(url)
+            .await
+            .expect("websocket connect");
+        let mut client = WsClient {
+            ws,
+            hello: Value::Null,
+        };
+        let hello = client
+            .next_json(Duration::from_secs(10))
+            .await
+            .expect("hello");
+        assert_eq!(hello["type"], "hello", "first message must be hello");
+        client.hello = hello;
+        client
+    }
+
+    pub async fn send(&mut self, value: Value) {
+        self.ws
+            .send(Message::Text(value.to_string().into()))
+            .await
+            .expect("send");
+    }
+
+    pub async fn subscribe_backlog(&mut self, file: &str, backlog: u64) {
+        self.send(json!({"type":"subscribe","file":file,"backlog":backlog}))
+            .await;
+    }
+
+    pub async fn subscribe_after(&mut self, file: &str, after: u64) {
+        self.send(json!({"type":"subscribe","file":file,"after":after}))
+            .await;
+    }
+
+    /// The next JSON text message (answering protocol pings automatically), or None on close or
+    /// deadline.
+    pub async fn next_json(&mut self, within: Duration) -> Option<Value> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let msg = tokio::time::timeout_at(deadline, self.ws.next())
+                .await
+                .ok()??;
+            match msg.ok()? {
+                Message::Text(text) => return Some(serde_json::from_str(&text).expect("JSON")),
+                Message::Close(_) => return None,
+                _ => continue,
+            }
+        }
+    }
+
+    /// The next message that is not a ping.
+    pub async fn next_non_ping(&mut self, within: Duration) -> Option<Value> {
+        loop {
+            let v = self.next_json(within).await?;
+            if v["type"] != "ping" {
+                return Some(v);
+            }
+        }
+    }
+
+    /// Collects lines of `file` until `n` were received, checking seq continuity; returns
+    /// (lines, frames, other messages).
+    pub async fn collect_lines(
+        &mut self,
+        file: &str,
+        n: usize,
+        within: Duration,
+        lines: &mut Vec<(u64, String)>,
+    ) -> (usize, Vec<Value>) {
+        let deadline = Instant::now() + within;
+        let mut frames = 0;
+        let mut others = Vec::new();
+        while lines.len() < n {
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(
+                !left.is_zero(),
+                "only {} of {n} lines of {file} within {within:?}",
+                lines.len()
+            );
+            let Some(msg) = self.next_json(left).await else {
+                panic!(
+                    "connection closed or timed out after {} of {n} lines; others: {others:?}",
+                    lines.len()
+                );
+            };
+            if msg["type"] == "lines" && msg["file"] == file {
+                frames += 1;
+                let seq = msg["seq"].as_u64().unwrap();
+                if let Some((last, _)) = lines.last() {
+                    assert_eq!(seq, last + 1, "lines frame must follow the previous seq");
+                }
+                for (i, l) in msg["lines"].as_array().unwrap().iter().enumerate() {
+                    lines.push((seq + i as u64, l.as_str().unwrap().to_owned()));
+                }
+            } else if msg["type"] != "ping" {
+                others.push(msg);
+            }
+        }
+        (frames, others)
+    }
+}
+
+/// A temp dir that is removed at the end of the test.
+pub fn temp_dir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("tailcast-test-")
+        .tempdir()
+        .unwrap()
+}
+
+pub fn path_str(p: &Path) -> String {
+    p.display().to_string()
+}
+
+pub fn join(dir: &tempfile::TempDir, name: &str) -> PathBuf {
+    dir.path().join(name)
+}
