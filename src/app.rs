@@ -88,6 +88,7 @@ pub async fn run(
         stats,
         shutdown,
     };
+    let drain_stats = state.stats.clone();
     let app_state = web::Data::new(state);
     let mut server = HttpServer::new(move || {
         App::new()
@@ -108,9 +109,18 @@ pub async fn run(
     shutdown_signal.await;
     tracing::info!("shutting down");
     trigger.fire();
-    // Give sessions a moment to send their close frames, then stop accepting and drain.
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    handle.stop(true).await;
+    // Sessions send their close frames and held polls answer; wait for that (bounded), then stop
+    // without waiting out idle keep-alive connections.
+    let drain_deadline = tokio::time::Instant::now() + Duration::from_millis(500);
+    while tokio::time::Instant::now() < drain_deadline {
+        let stats = drain_stats.snapshot();
+        if stats.ws_clients == 0 && stats.polls_waiting == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    handle.stop(false).await;
     let _ = server_task.await;
     let _ = tokio::task::spawn_blocking(move || tailer.shutdown()).await;
     Ok(())

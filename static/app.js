@@ -485,13 +485,13 @@
   }
 
   // ---------------------------------------------------------------- scrolling, pause
+  // Only the user stops following: a scroll upwards counts as theirs if it comes while a pointer
+  // is down or soon after wheel/touch/keyboard input. Other scrolls (rows above changing height
+  // as chunks get laid out) just stick to the bottom again.
+  let userScrollUntil = 0, pointerDown = false, lastTop = 0;
   function atBottom() { return logEl.scrollHeight - logEl.scrollTop - logEl.clientHeight < 6; }
   function scrollToEnd() { logEl.scrollTop = logEl.scrollHeight; lastTop = logEl.scrollTop; }
 
-  // Only the user stops following: a scroll event counts as theirs if it comes while a pointer is
-  // down or soon after wheel/touch/keyboard input. Other scrolls (rows above changing height as
-  // chunks get laid out) just stick to the bottom again.
-  let userScrollUntil = 0, pointerDown = false, lastTop = 0;
   const userIntent = () => { userScrollUntil = now() + 800; };
   const stopFollowing = () => {
     if (following && logEl.scrollHeight > logEl.clientHeight) { following = false; heldCount = 0; schedule(); updateUi(true); }
@@ -572,6 +572,7 @@
     f.cursor = first + lines.length - 1;
     if (f.cursor > (f.last_seq || 0)) f.last_seq = f.cursor;
     markActive(f);
+    refreshSoon();
   }
 
   function onGap(f, from, to) {
@@ -588,13 +589,12 @@
     renderFileItem(f);
   }
 
-  function onEpoch(newEpoch, via) {
+  function onEpoch(newEpoch) {
     if (epoch != null && newEpoch !== epoch) {
       notice('restart', 'server restarted: line numbers start again; showing its recent lines');
       for (const f of files.values()) { f.cursor = null; f.subscribed = false; }
     }
     epoch = newEpoch;
-    void via;
   }
 
   // ---------------------------------------------------------------- files
@@ -651,12 +651,18 @@
     const dot = li.querySelector('.dot');
     dot.className = 'dot' + (merged && inView ? ' dc-' + f.color : '');
     li.querySelector('.pick').checked = inView;
-    const meta = li.querySelector('.meta');
-    meta.textContent = '';
-    if (!f.exists) {
-      const m = document.createElement('span'); m.className = 'miss'; m.textContent = 'missing';
-      meta.append(m, ' \u00b7 ' + (f.path || ''));
-    } else meta.textContent = [fmtBytes(f.size), f.last_seq != null ? fmt(f.last_seq) + (f.last_seq === 1 ? ' line' : ' lines') : null].filter(Boolean).join(' \u00b7 ');
+    const text = f.exists
+      ? [fmtBytes(f.size), f.last_seq != null ? fmt(f.last_seq) + (f.last_seq === 1 ? ' line' : ' lines') : null].filter(Boolean).join(' \u00b7 ')
+      : '\u0000' + (f.path || '');
+    if (li.tcMeta !== text) {
+      li.tcMeta = text;
+      const meta = li.querySelector('.meta');
+      meta.textContent = '';
+      if (!f.exists) {
+        const m = document.createElement('span'); m.className = 'miss'; m.textContent = 'missing';
+        meta.append(m, ' \u00b7 ' + (f.path || ''));
+      } else meta.textContent = text;
+    }
     li.title = f.path || f.id;
   }
   function markActive(f) {
@@ -687,6 +693,12 @@
     } catch { return false; }
   }
   setInterval(() => { if (!document.hidden && status !== 'offline') refreshFiles(); }, 3000);
+  // Sizes of the files being watched go stale as lines arrive: refresh soon, at most every 2 s.
+  let lastRefresh = 0, refreshTimer = 0;
+  function refreshSoon() {
+    if (refreshTimer) return;
+    refreshTimer = setTimeout(() => { refreshTimer = 0; lastRefresh = now(); refreshFiles(); }, Math.max(300, 2000 - (now() - lastRefresh)));
+  }
 
   // ---------------------------------------------------------------- the view
   function ensureView() {
@@ -823,7 +835,7 @@
     const hadView = viewIds.length > 0;
     if (lostNotice && epoch === m.epoch) notice('conn', 'reconnected; resuming where it stopped');
     lostNotice = false;
-    onEpoch(m.epoch, 'ws');
+    onEpoch(m.epoch);
     if (Array.isArray(m.files)) {
       const before = fileOrder.join('\n');
       if (before !== m.files.map((x) => x.id).join('\n')) { setFiles(m.files); }
@@ -932,14 +944,18 @@
     let fails = 0;
     while (gen === pollGen && transport === 'poll') {
       const params = { file: f.id };
-      if (f.cursor != null) { params.after = f.cursor; params.timeout = 25; }
-      else if (f.subscribed && f.baseline != null) { params.after = Math.max(0, f.baseline - options.backlog); params.timeout = 25; }
+      // After a failure the first request must not be held: it tells at once whether the server
+      // is back, and its epoch whether it restarted.
+      const wait = fails > 0 ? 0 : 25;
+      if (f.cursor != null) { params.after = f.cursor; params.timeout = wait; }
+      else if (f.subscribed && f.baseline != null) { params.after = Math.max(0, f.baseline - options.backlog); params.timeout = wait; }
       else { params.backlog = options.backlog; f.baseline = f.last_seq || 0; }
       const sentEpoch = epoch;
       const resuming = params.after != null;
       const ac = new AbortController();
       pollAborts.add(ac);
       const timer = setTimeout(() => ac.abort(), 40000);
+      const sentAt = now();
       try {
         const r = await fetch(apiUrl('poll', params), { signal: ac.signal, cache: 'no-store' });
         if (!r.ok) throw new Error('HTTP ' + r.status);
@@ -950,7 +966,7 @@
         f.subscribed = true;
         if (j.epoch != null && sentEpoch != null && j.epoch !== sentEpoch) {
           // The server restarted: our cursor meant nothing to it.
-          if (epoch === sentEpoch) onEpoch(j.epoch, 'poll'); else { f.cursor = null; f.subscribed = false; }
+          if (epoch === sentEpoch) onEpoch(j.epoch); else { f.cursor = null; f.subscribed = false; }
           if (resuming) continue;   // the next request asks for a backlog
         }
         if (j.epoch != null) epoch = j.epoch;
@@ -958,6 +974,9 @@
         if (j.gap) onGap(f, j.gap.from, j.gap.to);
         if (Array.isArray(j.lines) && j.lines.length && j.first_seq != null) deliver(f, j.first_seq, j.lines, j.truncated);
         if (j.last_seq != null && (f.cursor == null || j.last_seq > f.cursor)) f.cursor = j.last_seq;
+        // An empty answer to a held request that came back at once (a server shutting down, a
+        // proxy cutting it short): do not spin.
+        if (params.timeout > 0 && !(j.lines && j.lines.length) && now() - sentAt < 500) await sleep(1000);
       } catch (err) {
         if (gen !== pollGen) return;
         fails++;

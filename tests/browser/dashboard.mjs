@@ -20,13 +20,16 @@
 //   TAILCAST_CHROMIUM (/usr/bin/chromium), TAILCAST_ARGS (extra server arguments)
 //
 // Output: one line per check, "ok - NAME (figures)" or "not ok - NAME: reason", then
-// "N passed, N failed, N skipped". Exit status 0 only if nothing failed.
+// "N passed, N failed, N skipped". Exit status 0 only if nothing failed; 77 (and a "skip - why"
+// line) when Chromium or playwright-core is missing, so a caller can report a skip, not a failure;
+// 2 when neither TAILCAST_URL nor TAILCAST_BIN is set.
 // The script never talks to the Rust test over stdout; it starts and stops its own servers.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { config, Server, launchBrowser, waitFor, fileIds, append, snapshot } from './lib.mjs';
+import { config, preflight, Server, launchBrowser, waitFor, fileIds, append, snapshot } from './lib.mjs';
 
+await preflight({ chromium: process.env.TAILCAST_CHROMIUM || '/usr/bin/chromium' });
 const cfg = config();
 const RUN = Date.now().toString(36);
 const results = { passed: 0, failed: 0, skipped: 0 };
@@ -598,10 +601,18 @@ async function checkLongPoll(ctx) {
   await waitText(page, `${tag} seq 299`, 10000);
   const got = await page.evaluate((t) => window.tailcast.lines().filter((x) => x.startsWith(t + ' seq')), tag);
   assert(JSON.stringify(got) === JSON.stringify(lines), `long-poll delivered ${got.length}/300 lines`);
+  // a restart seen through long-poll: notice, then lines flow again
+  await server.stop();
+  await waitFor(page, 'reconnecting/offline while the server is down', () => ['reconnecting', 'offline'].includes(window.tailcast.status), null, 40000);
+  await server.start();
+  await waitFor(page, 'long-poll again', () => window.tailcast.status === 'long-poll', null, 20000);
+  append(cfg.files[0], [`${tag} after restart`]);
+  await waitText(page, `${tag} after restart`, 10000);
+  await waitFor(page, '"server restarted" notice', () => [...document.querySelectorAll('#rows .note-restart')].length > 0);
   assert(problems.length === 0, problems.join(' | '));
   await context.close();
   await server.stop();
-  return `fell back to long-poll; line shown ${latency} ms after append; 300 lines in order`;
+  return `fell back to long-poll; line shown ${latency} ms after append; 300 lines in order; restart noticed and resumed`;
 }
 
 async function checkGap(ctx) {

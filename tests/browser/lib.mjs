@@ -1,7 +1,6 @@
 // Shared helpers for the browser scripts (dashboard.mjs, screenshot.mjs).
 // Owns: reading the environment, starting/stopping a tailcast server, launching Chromium,
 // event-based waits with deadlines. Knows nothing about individual checks.
-import { chromium } from 'playwright-core';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -106,7 +105,25 @@ export class Server {
   }
 }
 
+/** Exit status meaning "cannot run here" (automake's SKIP): playwright-core or Chromium missing. */
+export const EXIT_SKIP = 77;
+
+/** Check what the scripts need before doing anything; exit 77 with the reason if it is missing. */
+export async function preflight(cfg) {
+  if (!fs.existsSync(cfg.chromium)) {
+    console.log(`skip - no Chromium at ${cfg.chromium} (apt-get install chromium, or set TAILCAST_CHROMIUM)`);
+    process.exit(EXIT_SKIP);
+  }
+  try {
+    await import('playwright-core');
+  } catch {
+    console.log('skip - playwright-core is not installed (cd tests/browser && npm install)');
+    process.exit(EXIT_SKIP);
+  }
+}
+
 export async function launchBrowser(cfg) {
+  const { chromium } = await import('playwright-core');
   return chromium.launch({ executablePath: cfg.chromium, args: CHROME_ARGS, headless: true });
 }
 

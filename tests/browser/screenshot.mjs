@@ -13,12 +13,13 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Server, launchBrowser, waitFor, append, fileIds } from './lib.mjs';
+import { Server, preflight, launchBrowser, waitFor, append, fileIds } from './lib.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const outDir = process.env.TAILCAST_SHOTS_DIR || path.resolve(here, '../../docs');
 const bin = process.env.TAILCAST_BIN;
 if (!bin) { console.log('not ok - screenshot: set TAILCAST_BIN'); process.exit(2); }
+await preflight({ chromium: process.env.TAILCAST_CHROMIUM || '/usr/bin/chromium' });
 
 // deterministic "random"
 let seed = 20261124;
@@ -113,6 +114,7 @@ try {
   await jsonRow.click();
   await write(3);
   await waitFor(page, 'activity dots', () => document.querySelectorAll('#files li.busy').length >= 1, null, 3000);
+  await waitFor(page, 'file sizes in the list', () => window.tailcast.files().filter((f) => f.exists).every((f) => f.size > 0), null, 8000);
   await page.mouse.move(1350, 810);
 
   fs.mkdirSync(outDir, { recursive: true });
