@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs tailcast's whole test suite on a fresh machine: installs what the tests need and is
-# missing (Debian's logrotate and chromium, npm's playwright-core), checks formatting and lints,
+# missing (Debian's logrotate, chromium, jq and curl; npm's playwright-core), checks formatting and lints,
 # then runs every test. A missing component makes the tests fail loudly, never skip.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -8,6 +8,8 @@ cd "$(dirname "$0")/.."
 missing=()
 command -v logrotate >/dev/null 2>&1 || [ -x /usr/sbin/logrotate ] || missing+=(logrotate)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v jq >/dev/null 2>&1 || missing+=(jq)
+command -v curl >/dev/null 2>&1 || missing+=(curl)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "test-all: installing ${missing[*]}"
   SUDO=""

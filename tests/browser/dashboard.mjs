@@ -30,6 +30,10 @@ import path from 'node:path';
 import { config, preflight, Server, launchBrowser, waitFor, fileIds, append, snapshot } from './lib.mjs';
 
 await preflight({ chromium: process.env.TAILCAST_CHROMIUM || '/usr/bin/chromium' });
+if (!process.env.TAILCAST_URL && !process.env.TAILCAST_BIN) {
+  console.log('not ok - setup: set TAILCAST_URL (a running server) or TAILCAST_BIN (the binary)');
+  process.exit(2);
+}
 const cfg = config();
 const RUN = Date.now().toString(36);
 const results = { passed: 0, failed: 0, skipped: 0 };
@@ -39,10 +43,6 @@ function log(line) { process.stdout.write(line + '\n'); }
 function assert(cond, msg) { if (!cond) throw new Error(msg); }
 
 async function main() {
-  if (!cfg.url && !cfg.bin) {
-    log('not ok - setup: set TAILCAST_URL (a running server) or TAILCAST_BIN (the binary)');
-    process.exit(2);
-  }
   let baseUrl = cfg.url;
   if (!baseUrl) {
     const s = new Server(cfg.bin, cfg.files, { extraArgs: cfg.serverArgs });
@@ -57,6 +57,7 @@ async function main() {
     ['load', checkLoad],
     ['file-list', checkFileList],
     ['burst', checkBurst],
+    ['rate-10k', checkRate],
     ['filter', checkFilter],
     ['highlight', checkHighlight],
     ['pause', checkPause],
@@ -254,6 +255,43 @@ async function checkBurst(ctx) {
   return `${N} lines in ${(tAll / 1000).toFixed(1)} s, max rows ${st.maxRows}/${cap}, trimmed ${st.trimmed}, ` +
     `heap max ${heapMax.toFixed(1)} MB (after GC ${heapAfterGc.toFixed(1)} MB, limit ${cfg.heapLimitMb}), ` +
     `clicks ${latencies.length} max ${clickMax} ms median ${latencies.sort((a, b) => a - b)[latencies.length >> 1]} ms`;
+}
+
+async function checkRate(ctx) {
+  // 10 000 lines/s for 3 s, written in 10 ms slices; frames timed in the page.
+  const RATE = 10000, SECONDS = 3, SLICE = 10;
+  const { page, context, problems } = await openPage(ctx);
+  await page.evaluate(() => {
+    window.__frames = []; window.__long = [];
+    new PerformanceObserver((l) => { for (const e of l.getEntries()) window.__long.push(Math.round(e.duration)); }).observe({ type: 'longtask' });
+    let last = performance.now();
+    const f = (t) => { window.__frames.push(t - last); last = t; if (!window.__stopFrames) requestAnimationFrame(f); };
+    requestAnimationFrame(f);
+  });
+  const r0 = await page.evaluate(() => window.tailcast.received);
+  const perSlice = RATE * SLICE / 1000;
+  const slices = SECONDS * 1000 / SLICE;
+  const t0 = Date.now();
+  for (let i = 0; i < slices; i++) {
+    append(cfg.files[0], Array.from({ length: perSlice }, (_, j) => `rate ${RUN} ${i * perSlice + j} GET /api/v1/items status=200 dur=3ms`));
+    const due = t0 + (i + 1) * SLICE - Date.now();
+    if (due > 0) await new Promise((r) => setTimeout(r, due));
+  }
+  const writeMs = Date.now() - t0;
+  const total = perSlice * slices;
+  await waitFor(page, `${total} lines received`, ([a, n]) => window.tailcast.received - a >= n, [r0, total], 20000);
+  const st = await page.evaluate(() => {
+    window.__stopFrames = true;
+    const fr = window.__frames.slice(3).sort((a, b) => a - b);
+    return { n: fr.length, p50: fr[fr.length >> 1], p95: fr[Math.floor(fr.length * 0.95)], max: fr[fr.length - 1], long: window.__long, rows: window.tailcast.rows() };
+  });
+  const cap = await page.evaluate(() => window.tailcast.options.maxRows);
+  assert(st.rows <= cap, `rows ${st.rows} > cap ${cap}`);
+  assert(st.p95 < 50, `frames p95 ${st.p95.toFixed(1)} ms during 10k lines/s (want < 50 ms)`);
+  assert(Math.max(0, ...st.long) < 250, `long tasks ${st.long.join(',')} ms`);
+  assert(problems.length === 0, problems.join(' | '));
+  await context.close();
+  return `${total} lines in ${(writeMs / 1000).toFixed(1)} s; frames p50 ${st.p50.toFixed(1)} / p95 ${st.p95.toFixed(1)} / max ${st.max.toFixed(1)} ms; long tasks ${st.long.length ? st.long.join(',') + ' ms' : 'none'}`;
 }
 
 async function checkFilter(ctx) {

@@ -1,0 +1,342 @@
+//! HTTP long-poll: following a file by cursor, held requests, many waiters on one append,
+//! gaps, bad parameters, text format, and the README's curl loops run for real.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::Value;
+
+const LONG: Duration = Duration::from_secs(60);
+
+#[tokio::test]
+async fn a_poll_loop_receives_every_line_of_a_hundred_thousand_once_in_order() {
+    let dir = temp_dir();
+    let log = join(&dir, "app.log");
+    std::fs::write(&log, "").unwrap();
+    let server = Server::start(&[path_str(&log)]);
+    let writer_log = log.clone();
+    let writer = std::thread::spawn(move || {
+        for burst in 0..100 {
+            append_numbered(&writer_log, "line", burst * 1000..(burst + 1) * 1000);
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    });
+    let mut follower = PollFollower::new(&server, "app.log", 0);
+    follower.until_count(100_000, LONG).await;
+    writer.join().unwrap();
+    assert_eq!(follower.poll_once(0.2).await, 0, "nothing more");
+    assert!(follower.gaps.is_empty(), "gaps: {:?}", follower.gaps);
+    assert_lines_eq(&follower.lines, &numbered("line", 0..100_000));
+}
+
+#[tokio::test]
+async fn a_held_poll_answers_an_append_at_once_and_times_out_empty() {
+    let dir = temp_dir();
+    let log = join(&dir, "app.log");
+    std::fs::write(&log, "").unwrap();
+    let server = Server::start(&[path_str(&log)]);
+    let client = reqwest::Client::new();
+
+    // Empty at its timeout, with the cursor unchanged.
+    let started = Instant::now();
+    let answer: Value = client
+        .get(server.url("/poll?file=app.log&after=0&timeout=0.4"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(390),
+        "returned after {took:?}"
+    );
+    assert_eq!(answer["lines"], serde_json::json!([]));
+    assert_eq!(answer["first_seq"], Value::Null);
+    assert_eq!(answer["last_seq"], 0);
+    assert_eq!(answer["gap"], Value::Null);
+    assert!(answer["epoch"].as_u64().unwrap() > 0);
+
+    // Latency from append to answer, 100 tries: measured and printed, not a timing assertion.
+    let mut latencies = Vec::new();
+    for i in 0..100u64 {
+        let url = server.url(&format!("/poll?file=app.log&after={i}&timeout=10"));
+        let request = tokio::spawn(client.get(url).send());
+        // The poll must be held before the append for the measure to mean anything.
+        wait_for(LONG, || async {
+            (server.stats().await["polls_waiting"] == 1).then_some(())
+        })
+        .await
+        .expect("poll held");
+        let appended = Instant::now();
+        append(&log, format!("line-{i}\n").as_bytes());
+        let answer: Value = request.await.unwrap().unwrap().json().await.unwrap();
+        latencies.push(appended.elapsed());
+        assert_eq!(answer["lines"][0], format!("line-{i}"));
+        assert_eq!(answer["last_seq"], i + 1);
+    }
+    latencies.sort();
+    let median = latencies[latencies.len() / 2];
+    println!(
+        "append-to-answer latency over 100 held polls: median {median:?}, max {:?}",
+        latencies.last().unwrap()
+    );
+    assert!(median < Duration::from_secs(1), "median {median:?}");
+}
+
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after_comm = &stat[stat.rfind(')').unwrap() + 2..];
+    let fields: Vec<&str> = after_comm.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the whole line: 12 and 13 after the comm.
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
+#[tokio::test]
+async fn a_thousand_held_polls_are_all_answered_by_one_append_and_cost_no_cpu_while_waiting() {
+    let dir = temp_dir();
+    let log = join(&dir, "app.log");
+    std::fs::write(&log, "").unwrap();
+    let server = Server::start(&[path_str(&log)]);
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
+    let url = server.url("/poll?file=app.log&after=0&timeout=30");
+    let mut requests = Vec::new();
+    for _ in 0..1000 {
+        requests.push(tokio::spawn(client.get(&url).send()));
+    }
+    wait_for(LONG, || async {
+        (server.stats().await["polls_waiting"] == 1000).then_some(())
+    })
+    .await
+    .expect("1000 polls held");
+    let ticks_before = cpu_ticks(server.pid());
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let idle_ticks = cpu_ticks(server.pid()) - ticks_before;
+    println!(
+        "server CPU while 1000 polls wait: {} ms in 2 s ({:.1}% of a core)",
+        idle_ticks * 10,
+        idle_ticks as f64 / 2.0
+    );
+    assert!(
+        idle_ticks <= 10,
+        "{idle_ticks} ticks of CPU in 2 s of waiting"
+    );
+
+    let appended = Instant::now();
+    append(&log, b"the one line\n");
+    for request in requests {
+        let answer: Value = request.await.unwrap().unwrap().json().await.unwrap();
+        assert_eq!(answer["lines"][0], "the one line");
+    }
+    println!(
+        "1000 held polls answered {:?} after the append",
+        appended.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn gaps_unknown_files_bad_parameters_and_clamped_timeouts() {
+    let dir = temp_dir();
+    let log = join(&dir, "app.log");
+    std::fs::write(&log, "").unwrap();
+    let server = Server::start(&[
+        "--history",
+        "50",
+        "--max-poll-timeout",
+        "700ms",
+        &path_str(&log),
+    ]);
+    append_numbered(&log, "line", 0..120);
+    server.wait_last_seq("app.log", 120, LONG).await;
+
+    // A cursor older than the history: the exact gap, then the oldest retained lines.
+    let answer = server.get_json("/poll?file=app.log&after=10&max=5").await;
+    assert_eq!(answer["gap"], serde_json::json!({"from": 11, "to": 70}));
+    assert_eq!(answer["first_seq"], 71);
+    assert_eq!(answer["last_seq"], 75);
+    assert_eq!(answer["lines"][0], "line-70");
+    let text = reqwest::get(server.url("/poll?file=app.log&after=10&max=2&format=text"))
+        .await
+        .unwrap();
+    assert_eq!(text.headers()["x-tailcast-gap"], "11-70");
+    assert_eq!(text.headers()["x-tailcast-cursor"], "72");
+    assert_eq!(text.text().await.unwrap(), "line-70\nline-71\n");
+
+    // Unknown file: 404 with a JSON error; bad parameter: 400 naming it.
+    let response = reqwest::get(server.url("/poll?file=nope.log"))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"], "unknown_file");
+    let response = reqwest::get(server.url("/poll?file=app.log&after=abc"))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let body: Value = response.json().await.unwrap();
+    assert!(
+        body["message"].as_str().unwrap().contains("`after`"),
+        "{body}"
+    );
+    let response = reqwest::get(server.url("/poll?file=app.log&timeout=-1"))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let response = reqwest::get(server.url("/poll?file=%2E%2E%2Fetc%2Fpasswd"))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404, "ids are names, never paths");
+
+    // timeout=99999 is clamped to --max-poll-timeout (700 ms).
+    let started = Instant::now();
+    let answer = server
+        .get_json("/poll?file=app.log&after=120&timeout=99999")
+        .await;
+    let took = started.elapsed();
+    assert_eq!(answer["lines"], serde_json::json!([]));
+    assert!(
+        took >= Duration::from_millis(650) && took < Duration::from_secs(5),
+        "clamped poll took {took:?}"
+    );
+
+    // A cursor ahead of the file (another server run): answered at once with the live edge.
+    let started = Instant::now();
+    let answer = server
+        .get_json("/poll?file=app.log&after=5000&timeout=30")
+        .await;
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(answer["reset"], true);
+    assert_eq!(answer["last_seq"], 120);
+}
+
+#[tokio::test]
+async fn backlog_without_a_cursor_is_like_tail() {
+    let dir = temp_dir();
+    let log = join(&dir, "app.log");
+    append_numbered(&log, "line", 0..30);
+    let server = Server::start(&[path_str(&log)]);
+    let answer = server.get_json("/poll?file=app.log").await;
+    let lines: Vec<&str> = answer["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_str().unwrap())
+        .collect();
+    assert_eq!(
+        lines,
+        numbered("line", 20..30),
+        "default backlog is 10, like tail"
+    );
+    assert_eq!(answer["first_seq"], 21);
+    assert_eq!(answer["last_seq"], 30);
+    let answer = server.get_json("/poll?file=app.log&backlog=3").await;
+    assert_eq!(answer["first_seq"], 28);
+    let text = reqwest::Client::new()
+        .get(server.url("/poll?file=app.log&backlog=2"))
+        .header("Accept", "text/plain")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(text.headers()["x-tailcast-cursor"], "30");
+    assert_eq!(text.text().await.unwrap(), "line-28\nline-29\n");
+}
+
+/// The shell snippet between `<!-- NAME -->` and `<!-- /NAME -->` in the README.
+fn readme_snippet(name: &str) -> String {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("README.md");
+    let start = readme
+        .find(&format!("<!-- {name} -->"))
+        .unwrap_or_else(|| panic!("README has no <!-- {name} --> snippet"));
+    let end = readme[start..]
+        .find(&format!("<!-- /{name} -->"))
+        .expect("snippet end")
+        + start;
+    let block = &readme[start..end];
+    let code_start = block.find("```sh\n").expect("```sh block") + 6;
+    let code_end = block[code_start..].find("```").expect("block end") + code_start;
+    block[code_start..code_end].to_owned()
+}
+
+/// Runs a README loop against the server and checks it prints every appended line.
+async fn readme_loop_prints_every_line(snippet: &str) {
+    for tool in ["curl", "bash"] {
+        assert!(
+            Command::new("which")
+                .arg(tool)
+                .stdout(Stdio::null())
+                .status()
+                .unwrap()
+                .success(),
+            "{tool} is needed by this test: install it (Debian: apt-get install {tool})"
+        );
+    }
+    let dir = temp_dir();
+    let log = join(&dir, "app.log");
+    std::fs::write(&log, "").unwrap();
+    let server = Server::start(&[path_str(&log)]);
+    let script = snippet.replace("127.0.0.1:7070", &server.addr);
+    let mut shell = Command::new("bash")
+        .arg("-c")
+        .arg(&script)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let stdout = shell.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let writer_log = log.clone();
+    let writer = std::thread::spawn(move || {
+        for burst in 0..20 {
+            append_numbered(&writer_log, "line", burst * 50..(burst + 1) * 50);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    });
+    let deadline = Instant::now() + LONG;
+    let mut printed = Vec::new();
+    while printed.len() < 1000 {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) => printed.push(line),
+            Err(_) => break,
+        }
+    }
+    writer.join().unwrap();
+    let _ = shell.kill();
+    let _ = shell.wait();
+    assert_lines_eq(&printed, &numbered("line", 0..1000));
+}
+
+#[tokio::test]
+async fn the_readme_curl_loop_prints_every_appended_line() {
+    readme_loop_prints_every_line(&readme_snippet("curl-loop")).await;
+}
+
+#[tokio::test]
+async fn the_readme_jq_loop_prints_every_appended_line() {
+    assert!(
+        Command::new("which")
+            .arg("jq")
+            .stdout(Stdio::null())
+            .status()
+            .unwrap()
+            .success(),
+        "jq is needed by this test: install it (Debian: apt-get install jq)"
+    );
+    readme_loop_prints_every_line(&readme_snippet("jq-loop")).await;
+}
