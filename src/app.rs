@@ -45,12 +45,25 @@ impl TailSink for HubSink {
     }
 }
 
-/// Runs the server on `listener` until `shutdown` completes.
+/// What [`run`] tells its caller once it serves: the address, and the files whose first read
+/// (the initial tail) is done.
+pub struct Ready<'a> {
+    /// The listening address.
+    pub addr: std::net::SocketAddr,
+    /// The followed files.
+    pub files: &'a [crate::files::WatchedFile],
+}
+
+/// Runs the server on `listener` until `shutdown` completes. `on_ready` is called once the
+/// followers have made their first read and the HTTP server accepts connections, so a caller
+/// that waits for it never races start-up (lines written after it are live lines).
 pub async fn run(
     config: Config,
     listener: std::net::TcpListener,
     shutdown_signal: impl Future<Output = ()>,
+    on_ready: impl FnOnce(Ready<'_>),
 ) -> std::io::Result<()> {
+    let addr = listener.local_addr()?;
     let epoch = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
@@ -105,6 +118,10 @@ pub async fn run(
     let server = server.listen(listener)?.run();
     let handle = server.handle();
     let server_task = tokio::spawn(server);
+    on_ready(Ready {
+        addr,
+        files: &config.files,
+    });
 
     shutdown_signal.await;
     tracing::info!("shutting down");

@@ -49,20 +49,26 @@ fn real_main() -> anyhow::Result<()> {
             hint,
         }
     })?;
-    let addr = listener.local_addr()?;
-    println!(
-        "tailcast: listening on http://{addr}/ following {} file(s){}",
-        config.files.len(),
-        if demo.is_some() {
-            " (demo: sample logs that keep growing)"
-        } else {
-            ""
-        }
-    );
-    for file in &config.files {
-        println!("  {}  {}", file.id, file.path.display());
-    }
-    actix_web::rt::System::new().block_on(app::run(config, listener, shutdown_signal()))?;
+    let demo_note = if demo.is_some() {
+        " (demo: sample logs that keep growing)"
+    } else {
+        ""
+    };
+    actix_web::rt::System::new().block_on(app::run(
+        config,
+        listener,
+        shutdown_signal(),
+        |ready| {
+            println!(
+                "tailcast: listening on http://{}/ following {} file(s){demo_note}",
+                ready.addr,
+                ready.files.len()
+            );
+            for file in ready.files {
+                println!("  {}  {}", file.id, file.path.display());
+            }
+        },
+    ))?;
     drop(demo);
     Ok(())
 }

@@ -194,13 +194,18 @@ impl<S: TailSink> Follower<S> {
         partial.chain(drains).min()
     }
 
-    /// Reads every open file to its end, flushes partial lines and closes them (shutdown).
+    /// Reads every open file to its end and flushes its partial line (shutdown): the current
+    /// file's complete lines, then each rotated file's, then the current file's unfinished line.
     pub fn finish(&mut self) {
         let now = Instant::now();
         self.read_current(now);
         for mut draining in std::mem::take(&mut self.draining) {
             self.read_to_end(&mut draining.open, now);
             self.flush_partial_of(&mut draining.open);
+        }
+        if let Some(mut open) = self.current.take() {
+            self.flush_partial_of(&mut open);
+            self.current = Some(open);
         }
     }
 
@@ -418,5 +423,62 @@ fn head_unchanged(open: &OpenFile) -> bool {
     match open.file.read_at(&mut now[..open.head.len()], 0) {
         Ok(n) => n == open.head.len() && now[..n] == open.head[..],
         Err(_) => true,
+    }
+}
+
+#[cfg(test)]
+mod concurrent_writer_tests {
+    use super::*;
+    use std::io::Write;
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Clone, Default)]
+    struct Count(Arc<Mutex<(usize, Vec<String>)>>);
+    impl TailSink for Count {
+        fn lines(&mut self, batch: LineBatch) {
+            let mut c = self.0.lock().unwrap();
+            c.0 += batch.len();
+        }
+        fn state(&mut self, state: FileState) {
+            self.0.lock().unwrap().1.push(format!("{state:?}"));
+        }
+        fn status(&mut self, _: bool, _: u64) {}
+    }
+
+    #[test]
+    fn concurrent_writer_of_64k_lines() {
+        for round in 0..5 {
+            let dir = std::env::temp_dir().join(format!("tc-repro-{}-{round}", std::process::id()));
+            std::fs::create_dir_all(&dir).unwrap();
+            let path = dir.join("app.log");
+            std::fs::write(&path, "").unwrap();
+            let count = Count::default();
+            let config = FollowConfig {
+                initial_tail_bytes: 2 << 20,
+                read_chunk_bytes: 64 * 1024,
+                ..FollowConfig::default()
+            };
+            let mut follower = Follower::new(path.clone(), config, count.clone());
+            follower.check();
+            let wpath = path.clone();
+            let writer = std::thread::spawn(move || {
+                let line = format!("{}\n", "y".repeat(65535));
+                for _ in 0..8 {
+                    let mut f = std::fs::OpenOptions::new()
+                        .append(true)
+                        .open(&wpath)
+                        .unwrap();
+                    f.write_all(line.repeat(32).as_bytes()).unwrap();
+                }
+            });
+            while !writer.is_finished() {
+                follower.check();
+            }
+            writer.join().unwrap();
+            follower.check();
+            let c = count.0.lock().unwrap();
+            assert_eq!(c.0, 256, "round {round}: events {:?}", c.1);
+            std::fs::remove_dir_all(&dir).unwrap();
+        }
     }
 }

@@ -83,7 +83,10 @@ pub struct LineSplitter {
     partial: Vec<u8>,
     /// The unfinished line went over the cap: its remaining bytes are being discarded.
     partial_over_cap: bool,
-    /// The last flush emitted a line that ended in `\r`; a `\n` arriving next belongs to it.
+    /// The last byte fed into the unfinished line (kept or discarded over the cap) was `\r`.
+    partial_ends_in_cr: bool,
+    /// The last flush emitted a line whose input ended in `\r`; a `\n` arriving next belongs
+    /// to it.
     flushed_after_cr: bool,
 }
 
@@ -94,6 +97,7 @@ impl LineSplitter {
             max_line_bytes: max_line_bytes.max(1),
             partial: Vec::new(),
             partial_over_cap: false,
+            partial_ends_in_cr: false,
             flushed_after_cr: false,
         }
     }
@@ -105,6 +109,9 @@ impl LineSplitter {
 
     /// Splits `bytes`, appending every completed line to `out`.
     pub fn feed(&mut self, mut bytes: &[u8], out: &mut LineBatch) {
+        if bytes.is_empty() {
+            return;
+        }
         if self.flushed_after_cr {
             self.flushed_after_cr = false;
             if let Some(rest) = bytes.strip_prefix(b"\n") {
@@ -133,7 +140,7 @@ impl LineSplitter {
     /// Emits the unfinished line, if any, as a line of its own (idle timeout, rotation, EOF).
     pub fn flush(&mut self, out: &mut LineBatch) {
         if self.has_partial() {
-            self.flushed_after_cr = self.partial.last() == Some(&b'\r');
+            self.flushed_after_cr = self.partial_ends_in_cr;
             self.emit_partial(out, true);
         }
     }
@@ -142,6 +149,7 @@ impl LineSplitter {
         if bytes.is_empty() {
             return;
         }
+        self.partial_ends_in_cr = bytes.last() == Some(&b'\r');
         // Keep one byte beyond the cap so that a `\r` at the cap boundary can still be stripped.
         let room = (self.max_line_bytes + 1).saturating_sub(self.partial.len());
         if bytes.len() > room {
@@ -165,6 +173,7 @@ impl LineSplitter {
         }
         self.partial.clear();
         self.partial_over_cap = false;
+        self.partial_ends_in_cr = false;
     }
 }
 
@@ -281,5 +290,25 @@ mod tests {
         splitter.flush(&mut out);
         splitter.feed(b"\nnext\n", &mut out);
         assert_eq!(out.lines().collect::<Vec<_>>(), ["last", "next"]);
+    }
+}
+
+#[cfg(test)]
+mod cap_boundary_tests {
+    use super::*;
+
+    #[test]
+    fn lines_at_just_under_the_cap_in_any_chunking_are_counted() {
+        let line = format!("{}\n", "y".repeat(65535));
+        let data = line.repeat(64);
+        for chunk in [1000usize, 4096, 65535, 65536, 65537, 100_000, 131_072] {
+            let mut s = LineSplitter::new(65536);
+            let mut out = LineBatch::default();
+            for piece in data.as_bytes().chunks(chunk) {
+                s.feed(piece, &mut out);
+            }
+            assert_eq!(out.len(), 64, "chunk {chunk}");
+            assert!(out.truncated().is_empty(), "chunk {chunk}");
+        }
     }
 }

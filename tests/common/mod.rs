@@ -155,8 +155,9 @@ impl Server {
         .await;
         assert!(
             info.is_some(),
-            "file {id} did not reach seq {seq} within {within:?}: {}",
-            self.file_info(id).await
+            "file {id} did not reach seq {seq} within {within:?}: {}; stats {}",
+            self.file_info(id).await,
+            self.stats().await
         );
     }
 }
