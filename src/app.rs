@@ -28,6 +28,8 @@ struct HubSink {
 impl TailSink for HubSink {
     fn lines(&mut self, batch: LineBatch) {
         self.stats.lines_in.fetch_add(batch.len() as u64, Relaxed);
+        let bytes = batch.text_bytes() + batch.len();
+        self.stats.bytes_in.fetch_add(bytes as u64, Relaxed);
         self.hub.append(self.file, batch);
     }
 
@@ -103,10 +105,15 @@ pub async fn run(
     };
     let drain_stats = state.stats.clone();
     let app_state = web::Data::new(state);
+    let base_path = config.server.base_path.clone();
     let mut server = HttpServer::new(move || {
-        App::new()
-            .app_data(app_state.clone())
-            .configure(http::routes)
+        let app = App::new().app_data(app_state.clone());
+        if base_path.is_empty() {
+            app.configure(http::routes)
+        } else {
+            app.route(&base_path, web::get().to(http::redirect_to_slash))
+                .service(web::scope(&base_path).configure(http::routes))
+        }
     })
     .disable_signals()
     .shutdown_timeout(1)

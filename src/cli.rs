@@ -125,6 +125,22 @@ pub struct Cli {
     /// HTTP worker threads (default: one per core).
     #[arg(long, env = "TAILCAST_WORKERS")]
     pub workers: Option<usize>,
+
+    /// Serve everything under this path prefix, e.g. /logs behind a reverse proxy.
+    #[arg(long, env = "TAILCAST_BASE_PATH", default_value = "", value_parser = parse_base_path)]
+    pub base_path: String,
+
+    /// Log format on stderr: text or json (filter with RUST_LOG, e.g. RUST_LOG=tailcast=debug).
+    #[arg(long, env = "TAILCAST_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    pub log_format: String,
+
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) and exit.
+    #[arg(long, value_name = "SHELL", exclusive = true)]
+    pub completions: Option<clap_complete::Shell>,
+
+    /// Print the man page (roff) and exit.
+    #[arg(long, exclusive = true)]
+    pub man: bool,
 }
 
 /// Everything the server runs on, checked.
@@ -173,6 +189,8 @@ pub struct ServerConfig {
     pub max_backlog: usize,
     /// Worker threads.
     pub workers: Option<usize>,
+    /// Path prefix of every route ("" or "/something", no trailing slash).
+    pub base_path: String,
 }
 
 impl Cli {
@@ -241,8 +259,32 @@ impl Cli {
                 default_backlog: self.lines,
                 max_backlog: self.history,
                 workers: self.workers,
+                base_path: self.base_path,
             },
         })
+    }
+}
+
+/// Parses a path prefix: `/logs`, `logs/` and `/logs/` all become `/logs`; `/` becomes "".
+pub fn parse_base_path(text: &str) -> Result<String, String> {
+    let trimmed = text.trim().trim_matches('/');
+    if trimmed.is_empty() {
+        return Ok(String::new());
+    }
+    let valid = trimmed.split('/').all(|part| {
+        !part.is_empty()
+            && part != "."
+            && part != ".."
+            && part
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-._~".contains(c))
+    });
+    if valid {
+        Ok(format!("/{trimmed}"))
+    } else {
+        Err(format!(
+            "`{text}` is not a path prefix: use letters, digits, - . _ ~ and /, like /logs"
+        ))
     }
 }
 
@@ -292,5 +334,8 @@ mod tests {
         assert!(parse_size("lots").is_err());
         assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
         assert!(parse_duration("soon").is_err());
+        assert_eq!(parse_base_path("/logs/").as_deref(), Ok("/logs"));
+        assert_eq!(parse_base_path("/").as_deref(), Ok(""));
+        assert!(parse_base_path("/../x").is_err());
     }
 }

@@ -5,7 +5,7 @@
 use std::net::TcpListener;
 
 use anyhow::Context;
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use tailcast::cli::Cli;
 use tailcast::error::ConfigError;
 use tailcast::{app, demo};
@@ -19,13 +19,25 @@ fn main() {
 
 fn real_main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "tailcast=info,warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    if let Some(shell) = cli.completions {
+        let mut command = Cli::command();
+        clap_complete::generate(shell, &mut command, "tailcast", &mut std::io::stdout());
+        return Ok(());
+    }
+    if cli.man {
+        clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout())?;
+        return Ok(());
+    }
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| "tailcast=info,warn".into());
+    let logger = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if cli.log_format == "json" {
+        logger.json().init();
+    } else {
+        logger.init();
+    }
 
     let demo = if cli.paths.is_empty() {
         Some(demo::Demo::start().context("cannot start the demo logs")?)
@@ -33,6 +45,13 @@ fn real_main() -> anyhow::Result<()> {
         None
     };
     let config = cli.into_config(demo.as_ref().map(demo::Demo::paths))?;
+    if !config.bind.ip().is_loopback() && config.server.token.is_none() {
+        tracing::warn!(
+            "warning: listening on {} without a token: anyone who can reach this address can read \
+             the followed files; set TAILCAST_TOKEN (or --token), or bind to 127.0.0.1",
+            config.bind
+        );
+    }
     let listener = TcpListener::bind(config.bind).map_err(|source| {
         let hint = match source.kind() {
             std::io::ErrorKind::AddrInUse => {

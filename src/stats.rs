@@ -15,10 +15,20 @@ pub struct Stats {
     pub ws_clients: AtomicUsize,
     /// Long-poll requests held now.
     pub polls_waiting: AtomicUsize,
+    /// SSE and `/follow` streams open now.
+    pub stream_clients: AtomicUsize,
     /// File subscriptions of WebSocket clients now.
     pub subscriptions: AtomicUsize,
     /// Lines read from files.
     pub lines_in: AtomicU64,
+    /// Bytes of lines read (with their newlines).
+    pub bytes_in: AtomicU64,
+    /// Bytes sent to clients (WebSocket messages, stream chunks).
+    pub bytes_out: AtomicU64,
+    /// Rotations seen.
+    pub rotations: AtomicU64,
+    /// Truncations seen.
+    pub truncations: AtomicU64,
     /// Messages sent to WebSocket clients.
     pub frames_out: AtomicU64,
     /// Gap messages or poll answers with a gap.
@@ -36,6 +46,8 @@ pub struct StatsSnapshot {
     pub ws_clients: usize,
     /// Long-poll requests held now.
     pub polls_waiting: usize,
+    /// SSE and `/follow` streams open now.
+    pub stream_clients: usize,
     /// File subscriptions now.
     pub subscriptions: usize,
     /// Lines read from files.
@@ -56,6 +68,7 @@ impl Stats {
         StatsSnapshot {
             ws_clients: self.ws_clients.load(Relaxed),
             polls_waiting: self.polls_waiting.load(Relaxed),
+            stream_clients: self.stream_clients.load(Relaxed),
             subscriptions: self.subscriptions.load(Relaxed),
             lines_in: self.lines_in.load(Relaxed),
             frames_out: self.frames_out.load(Relaxed),
@@ -73,6 +86,8 @@ pub enum Gauge {
     WsClients,
     /// `polls_waiting`.
     PollsWaiting,
+    /// `stream_clients`.
+    StreamClients,
 }
 
 /// A place in a bounded gauge, given back on drop.
@@ -86,6 +101,7 @@ fn counter(stats: &Stats, gauge: Gauge) -> &AtomicUsize {
     match gauge {
         Gauge::WsClients => &stats.ws_clients,
         Gauge::PollsWaiting => &stats.polls_waiting,
+        Gauge::StreamClients => &stats.stream_clients,
     }
 }
 

@@ -18,7 +18,7 @@ pub const CSP: &str = "default-src 'self'; connect-src 'self' ws: wss:; style-sr
 
 /// Serves an embedded file, or 404.
 pub async fn serve(req: HttpRequest) -> HttpResponse {
-    let path = req.path().trim_start_matches('/');
+    let path = req.match_info().query("path").trim_start_matches('/');
     let path = if path.is_empty() { "index.html" } else { path };
     let Some(file) = Assets::get(path) else {
         return HttpResponse::NotFound()

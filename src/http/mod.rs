@@ -3,12 +3,16 @@
 //! Every handler gets [`AppState`] (the hub handle, settings, counters, shutdown) and reaches
 //! files only through the hub, by id. Routes:
 //! `GET /` and assets (dashboard), `GET /ws` (WebSocket), `GET /poll` (long-poll),
-//! `GET /api/files`, `GET /api/stats`, `GET /healthz`.
+//! `GET /sse` (Server-Sent Events), `GET /follow` (plain text stream),
+//! `GET /api/files`, `GET /api/stats`, `GET /healthz`, `GET /metrics`. All of them live under
+//! `--base-path` when one is given.
 
 mod access;
 mod api;
 mod assets;
+mod metrics;
 mod poll;
+mod stream;
 mod ws;
 
 use std::sync::Arc;
@@ -37,8 +41,23 @@ pub struct AppState {
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/ws", web::get().to(ws::connect))
         .route("/poll", web::get().to(poll::poll))
+        .route("/sse", web::get().to(stream::sse))
+        .route("/follow", web::get().to(stream::follow))
         .route("/api/files", web::get().to(api::files))
         .route("/api/stats", web::get().to(api::stats))
         .route("/healthz", web::get().to(api::healthz))
-        .default_service(web::get().to(assets::serve));
+        .route("/metrics", web::get().to(metrics::metrics))
+        .route("/{path:.*}", web::get().to(assets::serve));
+}
+
+/// `GET /BASE` (no slash): redirect to `/BASE/`, so the page's relative URLs resolve under it.
+pub async fn redirect_to_slash(req: actix_web::HttpRequest) -> actix_web::HttpResponse {
+    let mut location = format!("{}/", req.path());
+    if !req.query_string().is_empty() {
+        location.push('?');
+        location.push_str(req.query_string());
+    }
+    actix_web::HttpResponse::PermanentRedirect()
+        .insert_header((actix_web::http::header::LOCATION, location))
+        .finish()
 }

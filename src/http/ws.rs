@@ -20,7 +20,7 @@ use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::StreamMap;
 
 use crate::error::ApiError;
-use crate::hub::{FileIx, LiveEvent, Start};
+use crate::hub::{Delivery, FileIx, Gap, LiveCursor, LiveEvent, Start};
 use crate::protocol::{self, ClientMessage, ServerMessage};
 use crate::stats::{Gauge, Slot};
 
@@ -56,9 +56,10 @@ pub async fn connect(
     let state = state.get_ref().clone();
     actix_web::rt::spawn(async move {
         let peer = req.peer_addr();
+        tracing::info!(?peer, "websocket open");
         let mut session = WsSession::new(state, session);
         let reason = session.run(stream).await;
-        tracing::debug!(?peer, ?reason, "websocket closed");
+        tracing::info!(?peer, ?reason, "websocket closed");
         session.close(reason).await;
         drop(slot);
     });
@@ -82,16 +83,11 @@ enum End {
     Protocol,
 }
 
-struct Subscription {
-    /// Seq of the next line this client should get.
-    next_seq: u64,
-}
-
 struct WsSession {
     state: AppState,
     session: actix_ws::Session,
     live: StreamMap<FileIx, BroadcastStream<LiveEvent>>,
-    subs: HashMap<FileIx, Subscription>,
+    subs: HashMap<FileIx, LiveCursor>,
     idle_deadline: Instant,
 }
 
@@ -323,44 +319,46 @@ impl WsSession {
                 return self.send_error("cursor_ahead", &message).await;
             }
         };
-        if self.subs.insert(ix, Subscription { next_seq: 0 }).is_none() {
+        let cursor = LiveCursor::after(ix, &snapshot);
+        if self.subs.insert(ix, cursor).is_none() {
             self.state
                 .stats
                 .subscriptions
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
         self.live.insert(ix, BroadcastStream::new(receiver));
-        let id = self.state.hub.id(ix).to_owned();
         if let Some(gap) = snapshot.read.gap {
-            self.send_gap(&id, gap.from, gap.to).await?;
+            self.send_gap(ix, gap).await?;
         }
-        let next_seq = match snapshot.read.first_seq() {
-            Some(first) => {
-                for slice in &snapshot.read.slices {
-                    let frame = if slice.is_whole() {
-                        slice.batch.frame.clone()
-                    } else {
-                        protocol::lines_frame(&id, slice.first_seq(), std::slice::from_ref(slice))
-                            .into()
-                    };
-                    self.send(frame).await?;
-                }
-                first + snapshot.read.line_count() as u64
-            }
-            None => snapshot.last_seq + 1,
-        };
-        if let Some(sub) = self.subs.get_mut(&ix) {
-            sub.next_seq = next_seq;
+        for slice in &snapshot.read.slices {
+            self.send_slice(ix, slice).await?;
         }
         Ok(())
     }
 
-    async fn send_gap(&mut self, file: &str, from: u64, to: u64) -> Result<(), End> {
+    /// Sends lines: the hub's shared frame for a whole batch, a fresh one for part of a batch.
+    async fn send_slice(&mut self, ix: FileIx, slice: &crate::hub::BatchSlice) -> Result<(), End> {
+        let frame = if slice.is_whole() {
+            slice.batch.frame.clone()
+        } else {
+            let id = self.state.hub.id(ix);
+            protocol::lines_frame(id, slice.first_seq(), std::slice::from_ref(slice)).into()
+        };
+        self.send(frame).await
+    }
+
+    async fn send_gap(&mut self, ix: FileIx, gap: Gap) -> Result<(), End> {
         self.state
             .stats
             .gaps
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let frame = ServerMessage::Gap { file, from, to }.to_json();
+        let file = self.state.hub.id(ix);
+        let frame = ServerMessage::Gap {
+            file,
+            from: gap.from,
+            to: gap.to,
+        }
+        .to_json();
         self.send(frame.into()).await
     }
 
@@ -369,51 +367,25 @@ impl WsSession {
         ix: FileIx,
         event: Result<LiveEvent, BroadcastStreamRecvError>,
     ) -> Result<(), End> {
-        let Some(next_seq) = self.subs.get(&ix).map(|s| s.next_seq) else {
+        let Some(cursor) = self.subs.get_mut(&ix) else {
             return Ok(());
         };
-        match event {
-            Ok(LiveEvent::Lines(batch)) => {
-                if batch.end_seq() <= next_seq {
-                    return Ok(()); // already sent with the backlog
-                }
-                let frame = if batch.first_seq >= next_seq {
-                    if batch.first_seq > next_seq {
-                        // Only after a lag; the gap was announced when the lag was seen.
-                        let id = self.state.hub.id(ix).to_owned();
-                        self.send_gap(&id, next_seq, batch.first_seq - 1).await?;
-                    }
-                    batch.frame.clone()
-                } else {
-                    let slice = crate::hub::BatchSlice {
-                        batch: batch.clone(),
-                        range: 0..batch.lines.len(),
-                    }
-                    .from_seq(next_seq);
-                    let id = self.state.hub.id(ix);
-                    protocol::lines_frame(id, slice.first_seq(), std::slice::from_ref(&slice))
-                        .into()
-                };
-                if let Some(sub) = self.subs.get_mut(&ix) {
-                    sub.next_seq = batch.end_seq();
-                }
-                self.send(frame).await
-            }
-            Ok(LiveEvent::State(_, frame)) => self.send(frame).await,
+        let (gap, delivery) = match event {
+            Ok(event) => cursor.accept(event),
             Err(BroadcastStreamRecvError::Lagged(_)) => {
-                // Too slow for the live queue: skip to the live edge and say exactly what was
-                // skipped.
-                let (last_seq, receiver) = self.state.hub.subscribe_live(ix);
+                // Too slow for the live queue: skip to the live edge, say exactly what was skipped.
+                let (gap, receiver) = cursor.lagged(&self.state.hub);
                 self.live.insert(ix, BroadcastStream::new(receiver));
-                if let Some(sub) = self.subs.get_mut(&ix) {
-                    sub.next_seq = last_seq + 1;
-                }
-                if last_seq >= next_seq {
-                    let id = self.state.hub.id(ix).to_owned();
-                    self.send_gap(&id, next_seq, last_seq).await?;
-                }
-                Ok(())
+                (gap, None)
             }
+        };
+        if let Some(gap) = gap {
+            self.send_gap(ix, gap).await?;
+        }
+        match delivery {
+            Some(Delivery::Lines(slice)) => self.send_slice(ix, &slice).await,
+            Some(Delivery::State(_, frame)) => self.send(frame).await,
+            None => Ok(()),
         }
     }
 }

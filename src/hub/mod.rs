@@ -10,6 +10,7 @@
 //! cursor, subscribe for what comes next) is the seam where a shared backend could sit later. The
 //! per-file mutex is held only for short, non-async sections.
 
+mod cursor;
 mod history;
 
 use std::collections::HashMap;
@@ -19,6 +20,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use bytestring::ByteString;
 use tokio::sync::broadcast;
 
+pub use cursor::{Delivery, LiveCursor};
 pub use history::{Batch, BatchSlice, Gap, History, HistoryRead};
 
 use crate::protocol::{self, FileInfo, ServerMessage};

@@ -1,0 +1,312 @@
+//! Streaming transports on the same cursor: Server-Sent Events (`GET /sse`) and plain text for
+//! `curl -N` (`GET /follow`), like `tail -f` over HTTP.
+//!
+//! One task per client reads the hub through a [`LiveCursor`] and writes formatted chunks into a
+//! small bounded channel that is the response body. A client that does not take a chunk within
+//! `--send-timeout` is dropped; one that lags behind the hub gets a gap notice. SSE events carry
+//! `id: SEQ`, so a browser's automatic reconnect (`Last-Event-ID`) resumes without loss.
+
+use actix_web::http::header;
+use actix_web::web::{self, Bytes};
+use actix_web::{HttpRequest, HttpResponse};
+use tokio::sync::{broadcast, mpsc};
+use tokio::time::Instant;
+use tokio_stream::wrappers::ReceiverStream;
+
+use crate::error::ApiError;
+use crate::hub::{BatchSlice, Delivery, FileIx, Gap, LiveCursor, LiveEvent, Start};
+use crate::stats::{Gauge, Slot};
+use crate::tail::FileState;
+
+use super::access::{self, form_urlencoded_pairs};
+use super::AppState;
+
+/// Chunks buffered per streaming client before sends wait.
+const CHUNKS_IN_FLIGHT: usize = 16;
+
+/// How one transport writes what the cursor delivers.
+trait Format: Send + 'static {
+    fn content_type(&self) -> &'static str;
+    fn lines(&self, slice: &BatchSlice, out: &mut Vec<u8>);
+    fn gap(&self, file: &str, gap: Gap, out: &mut Vec<u8>);
+    fn state(&self, file: &str, state: FileState, out: &mut Vec<u8>);
+    /// Something harmless to send on the heartbeat, if the format has one.
+    fn keepalive(&self) -> Option<&'static [u8]>;
+    fn preamble(&self) -> &'static [u8] {
+        b""
+    }
+}
+
+struct Sse;
+
+impl Format for Sse {
+    fn content_type(&self) -> &'static str {
+        "text/event-stream; charset=utf-8"
+    }
+
+    fn lines(&self, slice: &BatchSlice, out: &mut Vec<u8>) {
+        for (i, line) in slice.lines().enumerate() {
+            out.extend_from_slice(format!("id: {}\n", slice.first_seq() + i as u64).as_bytes());
+            // A lone `\r` would end an SSE field: each piece becomes its own `data:` line (the
+            // client joins them with `\n`).
+            for piece in line.split('\r') {
+                out.extend_from_slice(b"data: ");
+                out.extend_from_slice(piece.as_bytes());
+                out.push(b'\n');
+            }
+            out.push(b'\n');
+        }
+    }
+
+    fn gap(&self, file: &str, gap: Gap, out: &mut Vec<u8>) {
+        let data = serde_json::json!({"file": file, "from": gap.from, "to": gap.to});
+        out.extend_from_slice(format!("event: gap\ndata: {data}\n\n").as_bytes());
+    }
+
+    fn state(&self, file: &str, state: FileState, out: &mut Vec<u8>) {
+        let data = serde_json::json!({"file": file, "state": state.as_str()});
+        out.extend_from_slice(format!("event: file\ndata: {data}\n\n").as_bytes());
+    }
+
+    fn keepalive(&self) -> Option<&'static [u8]> {
+        Some(b": ping\n\n")
+    }
+
+    fn preamble(&self) -> &'static [u8] {
+        b"retry: 2000\n\n"
+    }
+}
+
+struct PlainText;
+
+impl Format for PlainText {
+    fn content_type(&self) -> &'static str {
+        "text/plain; charset=utf-8"
+    }
+
+    fn lines(&self, slice: &BatchSlice, out: &mut Vec<u8>) {
+        for line in slice.lines() {
+            out.extend_from_slice(line.as_bytes());
+            out.push(b'\n');
+        }
+    }
+
+    fn gap(&self, file: &str, gap: Gap, out: &mut Vec<u8>) {
+        // In the style of tail's `==> file <==` headers, so a reader sees the hole.
+        out.extend_from_slice(
+            format!(
+                "==> tailcast: {file}: lines {}-{} skipped <==\n",
+                gap.from, gap.to
+            )
+            .as_bytes(),
+        );
+    }
+
+    fn state(&self, file: &str, state: FileState, out: &mut Vec<u8>) {
+        out.extend_from_slice(format!("==> tailcast: {file} {} <==\n", state.as_str()).as_bytes());
+    }
+
+    fn keepalive(&self) -> Option<&'static [u8]> {
+        None
+    }
+}
+
+struct StreamParams {
+    file: String,
+    start: Option<Start>,
+}
+
+fn parse(req: &HttpRequest) -> Result<StreamParams, ApiError> {
+    let mut file = None;
+    let mut start = None;
+    for (key, value) in form_urlencoded_pairs(req.query_string()) {
+        let number = |name: &'static str| {
+            value.parse::<u64>().map_err(|_| ApiError::BadParam {
+                name,
+                message: format!("`{value}` is not a whole number ≥ 0"),
+            })
+        };
+        match key.as_str() {
+            "file" => file = Some(value.clone()),
+            "after" => start = Some(Start::After(number("after")?)),
+            "backlog" => start = Some(Start::Backlog(number("backlog")? as usize)),
+            _ => {}
+        }
+    }
+    // A reconnecting EventSource says where it stopped; that wins.
+    if let Some(last) = req.headers().get("last-event-id") {
+        let text = last.to_str().unwrap_or("");
+        let seq = text.trim().parse().map_err(|_| ApiError::BadParam {
+            name: "Last-Event-ID",
+            message: format!("`{text}` is not a seq"),
+        })?;
+        start = Some(Start::After(seq));
+    }
+    let file = file.ok_or(ApiError::BadParam {
+        name: "file",
+        message: "missing: say which file, e.g. ?file=app.log (GET api/files lists ids)".into(),
+    })?;
+    Ok(StreamParams { file, start })
+}
+
+/// `GET /sse?file=ID[&backlog=N|&after=SEQ]` (and `Last-Event-ID`).
+pub async fn sse(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    open_stream(req, state, Sse).await
+}
+
+/// `GET /follow?file=ID[&backlog=N|&after=SEQ]`: lines as text, as they come.
+pub async fn follow(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    open_stream(req, state, PlainText).await
+}
+
+async fn open_stream(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    format: impl Format,
+) -> Result<HttpResponse, ApiError> {
+    access::check_origin(&req, &state)?;
+    access::check_token(&req, &state)?;
+    let params = parse(&req)?;
+    let ix = state
+        .hub
+        .lookup(&params.file)
+        .ok_or_else(|| ApiError::UnknownFile(params.file.clone()))?;
+    let slot = Slot::acquire(
+        &state.stats,
+        Gauge::StreamClients,
+        state.config.max_connections,
+    )
+    .ok_or_else(|| {
+        ApiError::Busy(format!(
+            "too many streaming clients ({}); try again later or raise --max-connections",
+            state.config.max_connections
+        ))
+    })?;
+    let max = state.config.max_backlog;
+    let start = params
+        .start
+        .unwrap_or(Start::Backlog(state.config.default_backlog));
+    let start = match start {
+        Start::Backlog(n) => Start::Backlog(n.min(max)),
+        after => after,
+    };
+    let (snapshot, receiver) = match state.hub.subscribe(ix, start, max) {
+        Ok(subscribed) => subscribed,
+        // A cursor from another server run: start at the live edge (the client sees new lines).
+        Err(ahead) => state
+            .hub
+            .subscribe(ix, Start::After(ahead.last_seq), max)
+            .map_err(|_| ApiError::Busy("the file changed during the request; retry".into()))?,
+    };
+    let (tx, rx) = mpsc::channel::<Result<Bytes, std::convert::Infallible>>(CHUNKS_IN_FLIGHT);
+    let content_type = format.content_type();
+    let mut first = format.preamble().to_vec();
+    if let Some(gap) = snapshot.read.gap {
+        format.gap(state.hub.id(ix), gap, &mut first);
+    }
+    for slice in &snapshot.read.slices {
+        format.lines(slice, &mut first);
+    }
+    let cursor = LiveCursor::after(ix, &snapshot);
+    let task_state = state.get_ref().clone();
+    let peer = req.peer_addr();
+    let kind = content_type.split(';').next().unwrap_or("");
+    tracing::info!(?peer, kind, "stream open");
+    actix_web::rt::spawn(async move {
+        let reason = pump(task_state, format, cursor, receiver, tx, first).await;
+        tracing::info!(?peer, reason, "stream closed");
+        drop(slot);
+    });
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, content_type))
+        .insert_header((header::CACHE_CONTROL, "no-cache"))
+        .insert_header(("X-Accel-Buffering", "no"))
+        .streaming(ReceiverStream::new(rx)))
+}
+
+type Tx = mpsc::Sender<Result<Bytes, std::convert::Infallible>>;
+
+/// Sends one chunk, bounded by the send timeout; false when the client is gone or stuck.
+async fn send(state: &AppState, tx: &Tx, chunk: Vec<u8>) -> Result<(), &'static str> {
+    if chunk.is_empty() {
+        return Ok(());
+    }
+    let len = chunk.len() as u64;
+    match tokio::time::timeout(state.config.send_timeout, tx.send(Ok(Bytes::from(chunk)))).await {
+        Ok(Ok(())) => {
+            let stats = &state.stats;
+            stats
+                .frames_out
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            stats
+                .bytes_out
+                .fetch_add(len, std::sync::atomic::Ordering::Relaxed);
+            Ok(())
+        }
+        Ok(Err(_)) => Err("client gone"),
+        Err(_) => {
+            state
+                .stats
+                .drops
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            Err("client too slow")
+        }
+    }
+}
+
+async fn pump(
+    state: AppState,
+    format: impl Format,
+    mut cursor: LiveCursor,
+    mut receiver: broadcast::Receiver<LiveEvent>,
+    tx: Tx,
+    first: Vec<u8>,
+) -> &'static str {
+    if let Err(reason) = send(&state, &tx, first).await {
+        return reason;
+    }
+    let ix: FileIx = cursor.file();
+    let heartbeat = state.config.heartbeat;
+    let mut tick = tokio::time::interval_at(Instant::now() + heartbeat, heartbeat);
+    let mut shutdown = state.shutdown.clone();
+    loop {
+        let mut out = Vec::new();
+        tokio::select! {
+            _ = shutdown.fired() => return "shutdown",
+            _ = tx.closed() => return "client gone",
+            _ = tick.tick() => {
+                match format.keepalive() {
+                    Some(bytes) => out.extend_from_slice(bytes),
+                    None => continue,
+                }
+            }
+            event = receiver.recv() => {
+                let (gap, delivery) = match event {
+                    Ok(event) => cursor.accept(event),
+                    Err(broadcast::error::RecvError::Lagged(_)) => {
+                        let (gap, fresh) = cursor.lagged(&state.hub);
+                        receiver = fresh;
+                        (gap, None)
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return "hub closed",
+                };
+                let id = state.hub.id(ix);
+                if let Some(gap) = gap {
+                    state.stats.gaps.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    format.gap(id, gap, &mut out);
+                }
+                match delivery {
+                    Some(Delivery::Lines(slice)) => format.lines(&slice, &mut out),
+                    Some(Delivery::State(file_state, _)) => format.state(id, file_state, &mut out),
+                    None => {}
+                }
+            }
+        }
+        if let Err(reason) = send(&state, &tx, out).await {
+            return reason;
+        }
+    }
+}
