@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs tailcast's whole test suite on a fresh machine: installs what the tests need and is
-# missing (Debian's logrotate, chromium, jq and curl; npm's playwright-core), checks formatting and lints,
+# missing (Debian's logrotate, chromium, nginx, jq and curl; npm's playwright-core; PyPI's
+# prometheus-client), checks formatting and lints,
 # then runs every test. A missing component makes the tests fail loudly, never skip.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,6 +11,7 @@ command -v logrotate >/dev/null 2>&1 || [ -x /usr/sbin/logrotate ] || missing+=(
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v jq >/dev/null 2>&1 || missing+=(jq)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "test-all: installing ${missing[*]}"
   SUDO=""
@@ -18,6 +20,12 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 export PATH="$PATH:/usr/sbin"
+
+# The metrics test parses /metrics with the Prometheus project's own parser (Python).
+if ! python3 -c "import prometheus_client" >/dev/null 2>&1; then
+  echo "test-all: installing prometheus-client (PyPI)"
+  python3 -m pip install --quiet --disable-pip-version-check prometheus-client
+fi
 
 if [ -f tests/browser/package.json ] && [ ! -d tests/browser/node_modules/playwright-core ]; then
   echo "test-all: installing playwright-core (npm)"

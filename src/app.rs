@@ -39,6 +39,11 @@ impl TailSink for HubSink {
             state = state.as_str(),
             "file state"
         );
+        match state {
+            FileState::Rotated => self.stats.rotations.fetch_add(1, Relaxed),
+            FileState::Truncated => self.stats.truncations.fetch_add(1, Relaxed),
+            FileState::Created | FileState::Deleted => 0,
+        };
         self.hub.set_state(self.file, state);
     }
 

@@ -8,6 +8,7 @@
 //! `--send-timeout` closes the client. Nothing the client sends can make the session panic.
 
 use std::collections::HashMap;
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -140,15 +141,9 @@ impl WsSession {
         let count = self.subs.len();
         self.subs.clear();
         self.live = StreamMap::new();
-        self.state
-            .stats
-            .subscriptions
-            .fetch_sub(count, std::sync::atomic::Ordering::Relaxed);
+        self.state.stats.subscriptions.fetch_sub(count, Relaxed);
         if matches!(end, End::Silent | End::Stalled) {
-            self.state
-                .stats
-                .drops
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.state.stats.drops.fetch_add(1, Relaxed);
         }
         let reason = match end {
             End::ClientGone => return,
@@ -180,12 +175,12 @@ impl WsSession {
 
     /// Sends one text frame, bounded by the send timeout.
     async fn send(&mut self, frame: ByteString) -> Result<(), End> {
+        let len = frame.len() as u64;
         match tokio::time::timeout(self.state.config.send_timeout, self.session.text(frame)).await {
             Ok(Ok(())) => {
-                self.state
-                    .stats
-                    .frames_out
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let stats = &self.state.stats;
+                stats.frames_out.fetch_add(1, Relaxed);
+                stats.bytes_out.fetch_add(len, Relaxed);
                 Ok(())
             }
             Ok(Err(_closed)) => Err(End::ClientGone),
@@ -215,6 +210,8 @@ impl WsSession {
             None => return Err(End::ClientGone),
             Some(Ok(message)) => message,
             Some(Err(ProtocolError::Overflow)) => return Err(End::TooBig),
+            // The peer went away without a close handshake.
+            Some(Err(ProtocolError::Io(_))) => return Err(End::ClientGone),
             Some(Err(_)) => return Err(End::Protocol),
         };
         // Any frame proves the client alive.
@@ -262,10 +259,7 @@ impl WsSession {
                 };
                 if self.subs.remove(&ix).is_some() {
                     self.live.remove(&ix);
-                    self.state
-                        .stats
-                        .subscriptions
-                        .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+                    self.state.stats.subscriptions.fetch_sub(1, Relaxed);
                 }
                 Ok(())
             }
@@ -321,10 +315,7 @@ impl WsSession {
         };
         let cursor = LiveCursor::after(ix, &snapshot);
         if self.subs.insert(ix, cursor).is_none() {
-            self.state
-                .stats
-                .subscriptions
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.state.stats.subscriptions.fetch_add(1, Relaxed);
         }
         self.live.insert(ix, BroadcastStream::new(receiver));
         if let Some(gap) = snapshot.read.gap {
@@ -348,10 +339,7 @@ impl WsSession {
     }
 
     async fn send_gap(&mut self, ix: FileIx, gap: Gap) -> Result<(), End> {
-        self.state
-            .stats
-            .gaps
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.state.stats.gaps.fetch_add(1, Relaxed);
         let file = self.state.hub.id(ix);
         let frame = ServerMessage::Gap {
             file,
