@@ -111,3 +111,57 @@ fn an_unreadable_file_is_refused_at_start() {
     std::os::unix::fs::symlink(&looped, &looped).unwrap();
     assert_fails_with(&[&path_str(&looped)], "cannot read");
 }
+
+#[test]
+fn completions_and_man_page_come_from_the_clap_definition() {
+    let (code, stdout, _) = run(&["--completions", "bash"]);
+    assert_eq!(code, 0);
+    assert!(
+        stdout.contains("complete") && stdout.contains("--heartbeat"),
+        "{stdout}"
+    );
+    let (code, stdout, _) = run(&["--man"]);
+    assert_eq!(code, 0);
+    assert!(
+        stdout.contains(".TH") && stdout.contains("client\\-timeout"),
+        "{stdout}"
+    );
+}
+
+#[tokio::test]
+async fn options_are_read_from_tailcast_environment_variables() {
+    let dir = temp_dir();
+    let log = join(&dir, "a.log");
+    append_numbered(&log, "line", 0..30);
+    let mut cmd = Command::new(bin());
+    cmd.env("TAILCAST_BIND", "127.0.0.1:0")
+        .env("TAILCAST_LINES", "3")
+        .env("TAILCAST_HEARTBEAT", "7s")
+        .arg(&log)
+        .stdout(std::process::Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let mut reader = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    std::io::BufRead::read_line(&mut reader, &mut first).unwrap();
+    let addr = first
+        .split("http://")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .unwrap_or_else(|| panic!("no address in {first:?}"))
+        .to_owned();
+    let answer: serde_json::Value = reqwest::get(format!("http://{addr}/poll?file=a.log"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        answer["lines"].as_array().unwrap().len(),
+        3,
+        "TAILCAST_LINES=3"
+    );
+    let ws = WsClient::connect_url(&format!("ws://{addr}/ws")).await;
+    assert_eq!(ws.hello["heartbeat_ms"], 7000, "TAILCAST_HEARTBEAT=7s");
+    let _ = child.kill();
+    let _ = child.wait();
+}
