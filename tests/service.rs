@@ -375,6 +375,25 @@ async fn the_documented_nginx_config_proxies_page_websocket_poll_and_sse() {
     assert_eq!(origin_ok, 101);
     let origin_bad = upgrade_with_origin(nginx.port, "https://evil.example").await;
     assert_eq!(origin_bad, 403);
+
+    // The dashboard in headless Chromium through nginx under /logs/: page, assets, WebSocket,
+    // and a live line (the browser suite's `load` check against this server).
+    let root = env!("CARGO_MANIFEST_DIR");
+    let output = Command::new("node")
+        .arg("tests/browser/dashboard.mjs")
+        .current_dir(root)
+        .env("TAILCAST_URL", format!("{base}/logs/"))
+        .env("TAILCAST_FILES", path_str(&log))
+        .env("TAILCAST_ONLY", "load")
+        .output()
+        .expect("node (needed for the browser check; scripts/test-all.sh installs what it needs)");
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && text.contains("1 passed, 0 failed, 0 skipped"),
+        "the dashboard under nginx's /logs/ failed ({}):\n{text}",
+        output.status
+    );
+    println!("{text}");
 }
 
 async fn sse_lines_owned(url: String, n: usize) -> Vec<(u64, String)> {
