@@ -4,8 +4,8 @@
 # bench/frontail/package-lock.json, into bench/frontail/node_modules, gitignored), then runs
 # every scenario against `tail -n0 -F` into a pipe, tailcast and frontail, and prints one table.
 #
-#   bench/run.sh                 # full: 3 runs per cell, medians (~10 minutes on 2 cores)
-#   bench/run.sh --quick         # smoke test: 1 run, smaller sizes (~1 minute)
+#   bench/run.sh                 # full: 3 runs per cell, medians (~4 minutes on 2 cores)
+#   bench/run.sh --quick         # smoke test: 1 run, smaller sizes (~40 s)
 #   bench/run.sh --runs 5 --scenarios abc --servers tailcast,frontail --frontail-client node
 #
 # The table also goes to bench/target/results.md (and every run's figures to results.json).
@@ -33,8 +33,10 @@ fi
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 cd "$root"
+rev=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)
+git -C "$root" diff --quiet HEAD -- src Cargo.toml Cargo.lock 2>/dev/null || rev="$rev + uncommitted changes"
 exec "$bench/target/release/tailcast-bench" suite \
   --tailcast "$root/target/release/tailcast" \
   --frontail-dir "$bench/frontail" \
   --out "$bench/target/results.md" --json "$bench/target/results.json" \
-  "$@"
+  --revision "$rev" "$@"

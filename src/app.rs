@@ -120,6 +120,12 @@ pub async fn run(
                 .service(web::scope(&base_path).configure(http::routes))
         }
     })
+    // Lines are small and latency matters: no Nagle delay on any connection.
+    .on_connect(|connection, _| {
+        if let Some(tcp) = connection.downcast_ref::<actix_web::rt::net::TcpStream>() {
+            let _ = tcp.set_nodelay(true);
+        }
+    })
     .disable_signals()
     .shutdown_timeout(1)
     .max_connections(config.server.max_connections + config.server.max_polls + 256)

@@ -310,6 +310,7 @@ async fn ws_conn(
                         Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
                     }
                 }
+                st.reconnects += 1;
                 next_reconnect = reconnect_at(cfg.reconnect_ms, &mut rng);
                 continue;
             }

@@ -137,6 +137,9 @@ pub struct ConnStats {
     pub first_recv_ns: u64,
     pub last_recv_ns: u64,
     pub max_seq: u64,
+    /// Reconnections (soak), each resumed with `after`.
+    #[serde(default)]
+    pub reconnects: u64,
     /// Connection failed or was closed early.
     pub error: Option<String>,
     #[serde(skip)]

@@ -6,7 +6,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering, Ordering::Relaxed};
 use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -123,6 +123,49 @@ impl RssSampler {
 // ---------------------------------------------------------------------------------------------
 // Processes
 
+/// Pids of the processes alive that the harness started, so that SIGINT/SIGTERM to the harness
+/// alone still stops them (the handler only does async-signal-safe loads, kill and _exit).
+static LIVE: [AtomicU32; 256] = [const { AtomicU32::new(0) }; 256];
+
+fn register(pid: u32) {
+    for slot in &LIVE {
+        if slot
+            .compare_exchange(0, pid, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok()
+        {
+            return;
+        }
+    }
+}
+
+fn unregister(pid: u32) {
+    for slot in &LIVE {
+        let _ = slot.compare_exchange(pid, 0, Ordering::SeqCst, Ordering::SeqCst);
+    }
+}
+
+extern "C" fn on_signal(sig: libc::c_int) {
+    for slot in &LIVE {
+        let pid = slot.load(Ordering::SeqCst);
+        if pid != 0 {
+            // SAFETY: kill is async-signal-safe; the pid is a process this harness started.
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+        }
+    }
+    // SAFETY: _exit is async-signal-safe.
+    unsafe { libc::_exit(128 + sig) };
+}
+
+/// Installs the SIGINT/SIGTERM handler that stops every registered process.
+pub fn install_signal_cleanup() {
+    let handler = on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
+    // SAFETY: installing a handler that only calls async-signal-safe functions.
+    unsafe {
+        libc::signal(libc::SIGINT, handler);
+        libc::signal(libc::SIGTERM, handler);
+    }
+}
+
 /// A child we started; on drop, SIGTERM then SIGKILL to it and the descendants recorded for it.
 pub struct Proc {
     pub child: Child,
@@ -132,6 +175,7 @@ pub struct Proc {
 impl Proc {
     pub fn new(child: Child) -> Proc {
         let pids = vec![child.id()];
+        register(child.id());
         Proc { child, pids }
     }
     pub fn pid(&self) -> u32 {
@@ -140,6 +184,9 @@ impl Proc {
     /// Records the current descendants (e.g. frontail's `tail`).
     pub fn record_tree(&mut self) {
         self.pids = tree(self.pid());
+        for p in self.pids.iter().skip(1) {
+            register(*p);
+        }
     }
     pub fn stop(&mut self) {
         if let Ok(Some(_)) = self.child.try_wait() {
@@ -159,6 +206,11 @@ impl Proc {
         let _ = self.child.wait();
         self.kill_rest();
     }
+    fn forget(&self) {
+        for p in &self.pids {
+            unregister(*p);
+        }
+    }
     fn kill_rest(&mut self) {
         let me = self.pid();
         for p in self.pids.iter().filter(|p| **p != me) {
@@ -168,6 +220,7 @@ impl Proc {
                 unsafe { libc::kill(*p as i32, libc::SIGKILL) };
             }
         }
+        self.forget();
     }
 }
 

@@ -18,6 +18,7 @@ use crate::common::{format_line, now_ns, Args, ClientReport, ConnStats};
 use crate::procs::*;
 
 pub fn soak_main(args: Args) {
+    install_signal_cleanup();
     let duration = Duration::from_secs_f64(args.f64("--seconds", 120.0));
     let rate = args.num("--rate", 500);
     let rotate_every = Duration::from_secs_f64(args.f64("--rotate-every", 5.0));
@@ -223,8 +224,9 @@ fn summarize(name: &str, rep: &ClientReport, written: u64) -> bool {
         .collect();
     let sum = |f: &dyn Fn(&ConnStats) -> u64| conns.iter().map(f).sum::<u64>();
     println!(
-        "soak: {name}: {} clients; delivered {} lines in all (min {} per client); lost {} (clients with loss: {}); duplicated {}; out of order {}; corrupt {}; gap messages {}; client errors {}; p99 latency {} ms; client CPU {:.1} s",
+        "soak: {name}: {} clients ({} reconnections); delivered {} lines in all (min {} per client); lost {} (clients with loss: {}); duplicated {}; out of order {}; corrupt {}; gap messages {}; client errors {}; p99 latency {} ms; client CPU {:.1} s",
         conns.len(),
+        sum(&|c| c.reconnects),
         sum(&|c| c.distinct),
         conns.iter().map(|c| c.distinct).min().unwrap_or(0),
         lost.iter().sum::<u64>(),

@@ -284,16 +284,24 @@ async fn pump(
                 }
             }
             event = receiver.recv() => {
+                let id = state.hub.id(ix);
                 let (gap, delivery) = match event {
                     Ok(event) => cursor.accept(event),
                     Err(broadcast::error::RecvError::Lagged(_)) => {
-                        let (gap, fresh) = cursor.lagged(&state.hub);
+                        // Catch up from the history (see LiveCursor::lagged).
+                        let (read, fresh) = cursor.lagged(&state.hub, state.config.max_backlog);
                         receiver = fresh;
-                        (gap, None)
+                        if let Some(gap) = read.gap {
+                            state.stats.gaps.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            format.gap(id, gap, &mut out);
+                        }
+                        for slice in &read.slices {
+                            format.lines(slice, &mut out);
+                        }
+                        (None, None)
                     }
                     Err(broadcast::error::RecvError::Closed) => return "hub closed",
                 };
-                let id = state.hub.id(ix);
                 if let Some(gap) = gap {
                     state.stats.gaps.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     format.gap(id, gap, &mut out);

@@ -55,8 +55,10 @@ pub async fn connect(
         .aggregate_continuations()
         .max_continuation_size(max);
     let state = state.get_ref().clone();
+    // Only the peer address outlives the upgrade: the request (headers) is dropped here.
+    let peer = req.peer_addr();
+    drop(req);
     actix_web::rt::spawn(async move {
-        let peer = req.peer_addr();
         tracing::info!(?peer, "websocket open");
         let mut session = WsSession::new(state, session);
         let reason = session.run(stream).await;
@@ -361,10 +363,18 @@ impl WsSession {
         let (gap, delivery) = match event {
             Ok(event) => cursor.accept(event),
             Err(BroadcastStreamRecvError::Lagged(_)) => {
-                // Too slow for the live queue: skip to the live edge, say exactly what was skipped.
-                let (gap, receiver) = cursor.lagged(&self.state.hub);
+                // Too slow for the live queue: catch up from the history; the gap (if any)
+                // names exactly what is no longer kept.
+                let max = self.state.config.max_backlog;
+                let (read, receiver) = cursor.lagged(&self.state.hub, max);
                 self.live.insert(ix, BroadcastStream::new(receiver));
-                (gap, None)
+                if let Some(gap) = read.gap {
+                    self.send_gap(ix, gap).await?;
+                }
+                for slice in &read.slices {
+                    self.send_slice(ix, slice).await?;
+                }
+                return Ok(());
             }
         };
         if let Some(gap) = gap {

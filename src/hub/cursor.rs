@@ -1,14 +1,16 @@
 //! A subscriber's position in one file's live stream, shared by every transport.
 //!
 //! A [`LiveCursor`] knows the seq of the next line its client should get. It de-duplicates
-//! batches that overlap what the client already has (the backlog), and turns a lagged broadcast
-//! receiver into an exact `gap` plus a fresh receiver at the live edge. WebSocket sessions, SSE and
-//! `/follow` all use it, so the lag policy lives in one place.
+//! batches that overlap what the client already has (the backlog), and when its broadcast
+//! receiver lagged (the client fell more than the live queue behind) it catches up from the
+//! history with a fresh receiver, atomically, like a new subscription: the client gets every line
+//! still kept and an exact `gap` for the ones that left. WebSocket sessions, SSE and `/follow` all
+//! use it, so the lag policy lives in one place.
 
 use bytestring::ByteString;
 use tokio::sync::broadcast;
 
-use super::{BatchSlice, FileIx, Gap, Hub, LiveEvent, Snapshot};
+use super::{BatchSlice, FileIx, Gap, HistoryRead, Hub, LiveEvent, Snapshot, Start};
 
 /// What a client should be sent for one live event.
 #[derive(Debug)]
@@ -75,15 +77,38 @@ impl LiveCursor {
         }
     }
 
-    /// The client fell behind the hub's live queue: skip to the live edge. Returns the exact gap
-    /// skipped (if any line was) and the receiver to use from now on.
-    pub fn lagged(&mut self, hub: &Hub) -> (Option<Gap>, broadcast::Receiver<LiveEvent>) {
-        let (last_seq, receiver) = hub.subscribe_live(self.file);
-        let gap = (last_seq >= self.next_seq).then_some(Gap {
-            from: self.next_seq,
-            to: last_seq,
-        });
-        self.next_seq = self.next_seq.max(last_seq + 1);
-        (gap, receiver)
+    /// The client fell behind the hub's live queue: catch up from the history (at most `max`
+    /// lines). Returns what to send (its gap names exactly the lines no longer kept) and the
+    /// receiver to use from now on.
+    pub fn lagged(
+        &mut self,
+        hub: &Hub,
+        max: usize,
+    ) -> (HistoryRead, broadcast::Receiver<LiveEvent>) {
+        let after = self.next_seq.saturating_sub(1);
+        let (snapshot, receiver) = match hub.subscribe(self.file, Start::After(after), max) {
+            Ok(subscribed) => subscribed,
+            // Seqs only grow, so this cannot happen; fall back to the live edge.
+            Err(ahead) => {
+                let subscribed = hub.subscribe(self.file, Start::After(ahead.last_seq), max);
+                match subscribed {
+                    Ok(subscribed) => subscribed,
+                    Err(_) => unreachable_cursor(hub, self.file),
+                }
+            }
+        };
+        self.next_seq = LiveCursor::after(self.file, &snapshot).next_seq;
+        (snapshot.read, receiver)
     }
+}
+
+fn unreachable_cursor(hub: &Hub, file: FileIx) -> (Snapshot, broadcast::Receiver<LiveEvent>) {
+    let (last_seq, receiver) = hub.subscribe_live(file);
+    (
+        Snapshot {
+            read: HistoryRead::default(),
+            last_seq,
+        },
+        receiver,
+    )
 }

@@ -140,6 +140,11 @@ impl<S: TailSink> Follower<S> {
         &self.path
     }
 
+    /// True while a rotated-away file is still being read.
+    pub fn is_draining(&self) -> bool {
+        !self.draining.is_empty()
+    }
+
     /// The sink (tests read what it collected).
     pub fn sink(&self) -> &S {
         &self.sink

@@ -59,8 +59,16 @@ struct FollowerThread {
     handle: Option<JoinHandle<()>>,
 }
 
-/// Followers to wake, by parent directory and file name.
-type WakeMap = HashMap<PathBuf, Vec<(OsString, SyncSender<()>)>>;
+/// One follower as the watcher sees it: its file name, its wake-up channel, and whether it is
+/// still reading a rotated-away file (whose events come under another name).
+struct WakeEntry {
+    name: OsString,
+    wake: SyncSender<()>,
+    draining: Arc<AtomicBool>,
+}
+
+/// Followers to wake, by parent directory.
+type WakeMap = HashMap<PathBuf, Vec<WakeEntry>>;
 
 impl Tailer {
     /// Starts one follower thread per `(path, sink)`. Paths should be absolute. The first check of
@@ -71,11 +79,16 @@ impl Tailer {
         for (path, sink) in files {
             let (wake_tx, wake_rx) = sync_channel::<()>(1);
             let stop = Arc::new(AtomicBool::new(false));
+            let draining = Arc::new(AtomicBool::new(false));
             if let (Some(dir), Some(name)) = (path.parent(), path.file_name()) {
                 wake_map
                     .entry(dir.to_path_buf())
                     .or_default()
-                    .push((name.to_owned(), wake_tx.clone()));
+                    .push(WakeEntry {
+                        name: name.to_owned(),
+                        wake: wake_tx.clone(),
+                        draining: draining.clone(),
+                    });
             }
             let mut follower = Follower::new(path.clone(), config.follow.clone(), sink);
             follower.check();
@@ -83,7 +96,9 @@ impl Tailer {
             let stat_interval = config.stat_interval;
             let handle = std::thread::Builder::new()
                 .name(format!("tail {}", short_name(&path)))
-                .spawn(move || run_follower(follower, wake_rx, thread_stop, stat_interval));
+                .spawn(move || {
+                    run_follower(follower, wake_rx, thread_stop, draining, stat_interval)
+                });
             match handle {
                 Ok(handle) => threads.push(FollowerThread {
                     stop,
@@ -137,6 +152,7 @@ fn run_follower<S: TailSink>(
     mut follower: Follower<S>,
     wake: Receiver<()>,
     stop: Arc<AtomicBool>,
+    draining: Arc<AtomicBool>,
     stat_interval: Duration,
 ) {
     loop {
@@ -153,6 +169,7 @@ fn run_follower<S: TailSink>(
             break;
         }
         follower.check();
+        draining.store(follower.is_draining(), Ordering::Relaxed);
     }
     follower.finish();
 }
@@ -173,7 +190,7 @@ fn make_watcher(wake_map: WakeMap, drop_events: bool) -> Option<notify::Recommen
                 }
             }
             // Overflow, rescan or a watcher error: every follower looks for itself.
-            _ => map.values().flatten().for_each(|(_, tx)| wake(tx)),
+            _ => map.values().flatten().for_each(|entry| wake(&entry.wake)),
         }
     };
     let mut watcher = match notify::recommended_watcher(handler) {
@@ -197,17 +214,27 @@ fn make_watcher(wake_map: WakeMap, drop_events: bool) -> Option<notify::Recommen
 fn wake_for_path(map: &WakeMap, path: &Path) {
     // An event on the directory itself (removed, moved) concerns all of its files.
     if let Some(entries) = map.get(path) {
-        entries.iter().for_each(|(_, tx)| wake(tx));
+        entries.iter().for_each(|entry| wake(&entry.wake));
         return;
     }
     let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
         return;
     };
-    if let Some(entries) = map.get(dir) {
+    let Some(entries) = map.get(dir) else {
+        return;
+    };
+    let mut matched = false;
+    for entry in entries.iter().filter(|entry| entry.name == name) {
+        wake(&entry.wake);
+        matched = true;
+    }
+    if !matched {
+        // Another name in the directory: perhaps a rotated file a follower still reads
+        // (`app.log.1` being written through the old descriptor).
         entries
             .iter()
-            .filter(|(file, _)| file == name)
-            .for_each(|(_, tx)| wake(tx));
+            .filter(|entry| entry.draining.load(Ordering::Relaxed))
+            .for_each(|entry| wake(&entry.wake));
     }
 }
 

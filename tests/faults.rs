@@ -1,0 +1,743 @@
+//! Faults (issue 7): each one is reported to clients as a file state or an error, is recovered
+//! from without a restart of tailcast, and loses nothing that the file still holds. The real
+//! binary, real files in temp dirs, waits with deadlines.
+//!
+//! - a watched file made unreadable and readable again (tailcast runs as `nobody` for this: root
+//!   ignores file modes);
+//! - the file's directory deleted and re-created (the inotify watch on it is gone for good: the
+//!   stat timer must carry the file from then on);
+//! - the file replaced by a directory, then by a file again;
+//! - a burst of 100 rename+create rotations in about a second under a busy writer;
+//! - a writer that keeps writing to a file deleted under it (nlink 0);
+//! - the server killed with SIGKILL and restarted on the same port: clients see the close, a new
+//!   epoch, and stale cursors are refused out loud (`cursor_ahead`, `reset`), never a silent hole.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::*;
+use futures_util::StreamExt;
+use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::Message;
+
+const LONG: Duration = Duration::from_secs(60);
+
+/// Waits for a `file` state message of `file` on a WebSocket subscription; returns the
+/// messages of other kinds seen before it (lines, gaps).
+async fn expect_state(ws: &mut WsClient, file: &str, state: &str) -> Vec<Value> {
+    let deadline = Instant::now() + LONG;
+    let mut before = Vec::new();
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let msg = ws.next_non_ping(left).await.unwrap_or_else(|| {
+            panic!("no `{state}` state message for {file}; saw before: {before:?}")
+        });
+        if msg["type"] == "file" && msg["file"] == file {
+            assert_eq!(
+                msg["state"], state,
+                "expected state {state}, got {msg}; saw before: {before:?}"
+            );
+            return before;
+        }
+        before.push(msg);
+    }
+}
+
+/// Creates a file that is mode 000 from its first instant (a create-then-chmod would leave a
+/// window in which tailcast could open it).
+fn create_unreadable(path: &Path) {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o000)
+        .open(path)
+        .unwrap();
+    assert_eq!(
+        std::fs::metadata(path).unwrap().permissions().mode() & 0o777,
+        0,
+        "umask cannot add bits"
+    );
+}
+
+fn chmod(path: &Path, mode: u32) {
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// A `tailcast` started through a command prefix (here: `setpriv` to drop root), with its
+/// stdout and stderr captured. `common::Server` cannot take a prefix, hence this small twin.
+struct Proc {
+    child: Child,
+    base: String,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl Proc {
+    fn start(prefix: &[&str], args: &[String]) -> Proc {
+        let mut cmd = Command::new(prefix[0]);
+        cmd.args(&prefix[1..])
+            .arg(bin())
+            .arg("--bind")
+            .arg("127.0.0.1:0")
+            .args(args)
+            .env("RUST_LOG", "tailcast=debug,warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("start tailcast through the prefix");
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let err_pipe = child.stderr.take().unwrap();
+        let sink = stderr.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(err_pipe).lines().map_while(Result::ok) {
+                eprintln!("[tailcast] {line}");
+                let mut s = sink.lock().unwrap();
+                s.push_str(&line);
+                s.push('\n');
+            }
+        });
+        let out_pipe = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out_pipe).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        loop {
+            match rx.recv_timeout(Duration::from_secs(30)) {
+                Ok(line) => {
+                    if let Some(rest) = line.split("listening on http://").nth(1) {
+                        let addr = rest.split('/').next().unwrap().to_owned();
+                        return Proc {
+                            child,
+                            base: format!("http://{addr}"),
+                            stderr,
+                        };
+                    }
+                }
+                Err(e) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!(
+                        "tailcast did not listen ({e:?}); stderr:\n{}",
+                        stderr.lock().unwrap()
+                    );
+                }
+            }
+        }
+    }
+
+    fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    async fn file_info(&self, id: &str) -> Value {
+        let files: Value = reqwest::get(format!("{}/api/files", self.base))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        files
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["id"] == id)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {id} in {files}"))
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A long-poll follower on a base URL (`common::PollFollower` needs a `common::Server`).
+struct Poller {
+    client: reqwest::Client,
+    base: String,
+    file: String,
+    after: u64,
+    lines: Vec<String>,
+}
+
+impl Poller {
+    fn new(base: &str, file: &str) -> Poller {
+        Poller {
+            client: reqwest::Client::new(),
+            base: base.to_owned(),
+            file: file.to_owned(),
+            after: 0,
+            lines: Vec::new(),
+        }
+    }
+
+    async fn until_count(&mut self, n: usize, within: Duration) -> &[String] {
+        let deadline = Instant::now() + within;
+        while self.lines.len() < n && Instant::now() < deadline {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let url = format!(
+                "{}/poll?file={}&after={}&timeout={}&max=100000",
+                self.base,
+                self.file,
+                self.after,
+                left.as_secs_f64().min(2.0)
+            );
+            let answer: Value = self
+                .client
+                .get(&url)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            assert!(answer["gap"].is_null(), "unexpected gap: {answer}");
+            if let Some(first) = answer["first_seq"].as_u64() {
+                assert_eq!(first, self.after + 1, "seqs must follow: {answer}");
+            }
+            self.after = answer["last_seq"].as_u64().unwrap();
+            for l in answer["lines"].as_array().unwrap() {
+                self.lines.push(l.as_str().unwrap().to_owned());
+            }
+        }
+        &self.lines
+    }
+}
+
+/// Prefix that runs a command as `nobody` with no supplementary groups, or None when this
+/// machine cannot drop privileges that way.
+fn as_nobody() -> Option<Vec<&'static str>> {
+    let prefix = vec![
+        "setpriv",
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+    ];
+    let ok = Command::new(prefix[0])
+        .args(&prefix[1..])
+        .arg("true")
+        .status()
+        .is_ok_and(|s| s.success());
+    ok.then_some(prefix)
+}
+
+fn running_as_root() -> bool {
+    // The effective uid, from /proc/self/status (no libc call needed).
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("Uid:"))
+        .and_then(|l| l.split_whitespace().nth(2).map(|euid| euid == "0"))
+        .unwrap_or(false)
+}
+
+#[tokio::test]
+async fn unreadable_file_is_reported_retried_and_read_when_readable_again() {
+    // Root reads files whatever their mode, so tailcast runs as `nobody` here; run as another
+    // user, the test does the same with that user's own rights (chmod 000 binds every user but
+    // root).
+    let prefix: Vec<&str> = if running_as_root() {
+        as_nobody().expect("setpriv cannot drop to nobody: util-linux's setpriv is needed")
+    } else {
+        vec!["env"]
+    };
+    let dir = temp_dir();
+    chmod(dir.path(), 0o755); // nobody may traverse and list it
+    let log = join(&dir, "app.log");
+    append_numbered(&log, "first", 0..3);
+    chmod(&log, 0o644);
+    let mut server = Proc::start(
+        &prefix,
+        &[
+            "--stat-interval".into(),
+            "200ms".into(),
+            "--rotate-wait".into(),
+            "2s".into(),
+            path_str(&log),
+        ],
+    );
+    let mut follower = Poller::new(&server.base, "app.log");
+    assert_lines_eq(
+        follower.until_count(3, LONG).await,
+        &numbered("first", 0..3),
+    );
+    let ws_url = server.base.replace("http://", "ws://") + "/ws";
+    let mut ws = WsClient::connect_url(&ws_url).await;
+    ws.subscribe_backlog("app.log", 0).await;
+
+    // 1. Unreadable while held open: tailcast already holds a descriptor, which a mode change
+    //    does not revoke. Lines appended meanwhile still arrive.
+    chmod(&log, 0o000);
+    append_numbered(&log, "held", 0..3);
+    follower.until_count(6, LONG).await;
+    assert_lines_eq(&follower.lines[3..], &numbered("held", 0..3));
+    chmod(&log, 0o644);
+
+    // 2. Unreadable when it must be opened: the path is rotated to a new file that tailcast
+    //    cannot open. Clients are told `rotated`, the file is listed as not readable
+    //    (`exists: false`), the error is logged and retried; lines written to it meanwhile are
+    //    all read (from its start) once it is readable, announced by `created`.
+    std::fs::rename(&log, join(&dir, "app.log.1")).unwrap();
+    create_unreadable(&log);
+    append_numbered(&log, "locked", 0..5);
+    expect_state(&mut ws, "app.log", "rotated").await;
+    let unreadable = wait_for(LONG, || async {
+        let info = server.file_info("app.log").await;
+        (info["exists"] == false).then_some(info)
+    })
+    .await;
+    assert!(
+        unreadable.is_some(),
+        "an unreadable file must be listed with exists: false, got {}",
+        server.file_info("app.log").await
+    );
+    let logged = wait_for(LONG, || async {
+        let err = server.stderr.lock().unwrap().clone();
+        err.contains("Permission denied").then_some(())
+    })
+    .await;
+    assert!(
+        logged.is_some(),
+        "the open error must be logged; stderr:\n{}",
+        server.stderr.lock().unwrap()
+    );
+    // Several stat intervals pass while it stays unreadable: the server keeps serving.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert!(server.running(), "tailcast exited on an unreadable file");
+    let health = reqwest::get(format!("{}/healthz", server.base))
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    // (How often the error is logged meanwhile: see the ignored test below.)
+
+    chmod(&log, 0o644);
+    let before_created = expect_state(&mut ws, "app.log", "created").await;
+    assert!(
+        before_created.iter().all(|m| m["type"] != "gap"),
+        "no gap may be reported: {before_created:?}"
+    );
+    append_numbered(&log, "open", 0..2);
+    follower.until_count(13, LONG).await;
+    let mut expected = numbered("first", 0..3);
+    expected.extend(numbered("held", 0..3));
+    expected.extend(numbered("locked", 0..5));
+    expected.extend(numbered("open", 0..2));
+    assert_lines_eq(&follower.lines, &expected);
+    assert_eq!(server.file_info("app.log").await["exists"], true);
+    assert!(server.running());
+}
+
+#[tokio::test]
+#[ignore = "bug: an unopenable file logs WARN `cannot open` + INFO `recovered` at every stat interval (check() clears the error before the open fails)"]
+async fn an_unreadable_file_is_logged_once_not_at_every_retry() {
+    let prefix: Vec<&str> = if running_as_root() {
+        as_nobody().expect("setpriv cannot drop to nobody: util-linux's setpriv is needed")
+    } else {
+        vec!["env"]
+    };
+    let dir = temp_dir();
+    chmod(dir.path(), 0o755);
+    let log = join(&dir, "app.log");
+    append_numbered(&log, "first", 0..1);
+    chmod(&log, 0o644);
+    let server = Proc::start(
+        &prefix,
+        &["--stat-interval".into(), "100ms".into(), path_str(&log)],
+    );
+    std::fs::rename(&log, join(&dir, "app.log.1")).unwrap();
+    create_unreadable(&log);
+    let logged = wait_for(LONG, || async {
+        let err = server.stderr.lock().unwrap().clone();
+        err.contains("Permission denied").then_some(())
+    })
+    .await;
+    assert!(logged.is_some(), "the open error must be logged");
+    // Twenty stat intervals with the file still unreadable: the error stays logged once, and
+    // nothing claims it recovered.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let stderr = server.stderr.lock().unwrap().clone();
+    let errors = stderr.matches("Permission denied").count();
+    let recovered = stderr.matches("recovered").count();
+    assert!(
+        errors == 1 && recovered == 0,
+        "logged {errors} times, `recovered` {recovered} times while still unreadable; \
+         expected once and never:\n{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn directory_deleted_and_recreated_is_followed_by_the_stat_timer() {
+    let root = temp_dir();
+    let dir = join(&root, "logs");
+    std::fs::create_dir(&dir).unwrap();
+    let log = dir.join("app.log");
+    append_numbered(&log, "gen0", 0..3);
+    let server = Server::start(&[
+        "--stat-interval".to_owned(),
+        "200ms".to_owned(),
+        "--rotate-wait".to_owned(),
+        "1s".to_owned(),
+        path_str(&log),
+    ]);
+    let mut ws = WsClient::connect(&server).await;
+    ws.subscribe_backlog("app.log", 0).await;
+    let mut follower = PollFollower::new(&server, "app.log", 0);
+    follower.until_count(3, LONG).await;
+
+    let mut expected = numbered("gen0", 0..3);
+    // Twice: the first time the inotify watch on `logs/` is still there when it goes; the
+    // second time there is no watch at all (it died with the first directory).
+    for round in 1..=2 {
+        std::fs::remove_dir_all(&dir).unwrap();
+        expect_state(&mut ws, "app.log", "deleted").await;
+        std::fs::create_dir(&dir).unwrap();
+        let prefix = format!("gen{round}");
+        append_numbered(&log, &prefix, 0..3);
+        expect_state(&mut ws, "app.log", "created").await;
+        // Lines appended later, once the file is open again, arrive too (no event will ever
+        // announce them: only the stat timer sees them).
+        let started = Instant::now();
+        append_numbered(&log, &prefix, 3..5);
+        expected.extend(numbered(&prefix, 0..5));
+        follower.until_count(expected.len(), LONG).await;
+        assert_lines_eq(&follower.lines, &expected);
+        let took = started.elapsed();
+        assert!(
+            took < Duration::from_secs(5),
+            "round {round}: lines took {took:?} with a 200ms stat interval"
+        );
+    }
+    assert!(follower.gaps.is_empty(), "gaps {:?}", follower.gaps);
+}
+
+#[tokio::test]
+async fn file_replaced_by_a_directory_then_by_a_file_again() {
+    let dir = temp_dir();
+    let log = join(&dir, "app.log");
+    append_numbered(&log, "before", 0..3);
+    let mut server = Server::start(&[
+        "--stat-interval".to_owned(),
+        "200ms".to_owned(),
+        "--rotate-wait".to_owned(),
+        "1s".to_owned(),
+        path_str(&log),
+    ]);
+    let mut ws = WsClient::connect(&server).await;
+    ws.subscribe_backlog("app.log", 0).await;
+    let mut follower = PollFollower::new(&server, "app.log", 0);
+    follower.until_count(3, LONG).await;
+
+    std::fs::remove_file(&log).unwrap();
+    std::fs::create_dir(&log).unwrap();
+    std::fs::write(log.join("inside.log"), "not a line of app.log\n").unwrap();
+    expect_state(&mut ws, "app.log", "deleted").await;
+    // A few stat intervals with a directory at the path: the server keeps running and serving,
+    // lists the file as absent and reads nothing from the directory.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert!(
+        matches!(server.child.try_wait(), Ok(None)),
+        "tailcast exited"
+    );
+    assert_eq!(server.file_info("app.log").await["exists"], false);
+    assert_eq!(follower.poll_once(0.2).await, 0, "{:?}", follower.lines);
+
+    std::fs::remove_dir_all(&log).unwrap();
+    append_numbered(&log, "after", 0..4);
+    expect_state(&mut ws, "app.log", "created").await;
+    follower.until_count(7, LONG).await;
+    let mut expected = numbered("before", 0..3);
+    expected.extend(numbered("after", 0..4));
+    assert_lines_eq(&follower.lines, &expected);
+    assert_eq!(server.file_info("app.log").await["exists"], true);
+    assert!(follower.gaps.is_empty(), "gaps {:?}", follower.gaps);
+}
+
+#[tokio::test]
+async fn a_hundred_rotations_lose_and_repeat_nothing() {
+    // The writer renames a generation away only once tailcast has read some of it, so the test
+    // does not depend on how fast the follower reacts (see the next test for that).
+    hundred_rotations(true).await;
+}
+
+#[tokio::test]
+#[ignore = "bug: a file generation created and rotated away between two checks of the follower is never opened: its lines are lost without a gap (happens under CPU load)"]
+async fn a_hundred_rotations_in_a_second_lose_and_repeat_nothing() {
+    hundred_rotations(false).await;
+}
+
+/// 100 rename+create rotations while a writer writes unique lines, reopening the path after
+/// each one and writing to the renamed file before it does. With `in_step`, each generation is
+/// renamed only after tailcast has read its first lines; without, as fast as the writer goes
+/// (about a second in all).
+async fn hundred_rotations(in_step: bool) {
+    const GENERATIONS: usize = 100;
+    const BEFORE: usize = 20; // lines per generation written before it is renamed away
+    const AFTER: usize = 5; // lines written to the renamed file before the writer reopens
+    let dir = temp_dir();
+    let log = join(&dir, "app.log");
+    std::fs::write(&log, "").unwrap();
+    let server = Server::start(&[
+        "--rotate-wait".to_owned(),
+        "5s".to_owned(),
+        "--history".to_owned(),
+        "100000".to_owned(),
+        path_str(&log),
+    ]);
+    let mut follower = PollFollower::new(&server, "app.log", 0);
+
+    let writer_dir = dir.path().to_path_buf();
+    let (wrote_tx, mut wrote_rx) = tokio::sync::mpsc::unbounded_channel::<u64>();
+    let (ack_tx, ack_rx) = mpsc::channel::<()>();
+    let writer = std::thread::spawn(move || {
+        let log = writer_dir.join("app.log");
+        let started = Instant::now();
+        for generation in 0..GENERATIONS {
+            let mut file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&log)
+                .unwrap();
+            for i in 0..BEFORE {
+                writeln!(file, "g{generation:03}-{i:02}").unwrap();
+                if i == BEFORE / 2 {
+                    std::thread::sleep(Duration::from_millis(8));
+                }
+            }
+            if in_step {
+                // Seq `generation * 25 + 1` exists only once a line of this generation was
+                // read: all earlier generations together hold `generation * 25` lines.
+                wrote_tx
+                    .send((generation * (BEFORE + AFTER) + 1) as u64)
+                    .unwrap();
+                ack_rx.recv().unwrap();
+            }
+            std::fs::rename(&log, writer_dir.join(format!("app.log.{generation}"))).unwrap();
+            // The application has not reopened its log yet.
+            for i in BEFORE..BEFORE + AFTER {
+                writeln!(file, "g{generation:03}-{i:02}").unwrap();
+            }
+        }
+        started.elapsed()
+    });
+    let total = GENERATIONS * (BEFORE + AFTER);
+    if in_step {
+        while let Some(seq) = wrote_rx.recv().await {
+            server.wait_last_seq("app.log", seq, LONG).await;
+            if ack_tx.send(()).is_err() {
+                break;
+            }
+        }
+    }
+    follower.until_count(total, Duration::from_secs(30)).await;
+    let took = writer.join().unwrap();
+    assert!(
+        in_step || took < Duration::from_secs(5),
+        "the writer needed {took:?} for {GENERATIONS} rotations (machine too slow for this test)"
+    );
+    follower.poll_once(0.5).await;
+
+    // Exactly once: compare as multisets, naming what is missing or repeated.
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for line in &follower.lines {
+        *counts.entry(line.as_str()).or_default() += 1;
+    }
+    let expected: Vec<String> = (0..GENERATIONS)
+        .flat_map(|g| (0..BEFORE + AFTER).map(move |i| format!("g{g:03}-{i:02}")))
+        .collect();
+    let missing: Vec<&String> = expected
+        .iter()
+        .filter(|l| !counts.contains_key(l.as_str()))
+        .collect();
+    let repeated: Vec<(&&str, &usize)> = counts.iter().filter(|(_, n)| **n > 1).collect();
+    let unknown: Vec<&&str> = counts
+        .keys()
+        .filter(|l| !expected.iter().any(|e| e == **l))
+        .collect();
+    assert!(
+        missing.is_empty() && repeated.is_empty() && unknown.is_empty(),
+        "written {total}, delivered {}: {} missing (first {:?}), repeated {:?}, unknown {:?}, \
+         gaps {:?}",
+        follower.lines.len(),
+        missing.len(),
+        missing.iter().take(10).collect::<Vec<_>>(),
+        repeated.iter().take(10).collect::<Vec<_>>(),
+        unknown.iter().take(10).collect::<Vec<_>>(),
+        follower.gaps
+    );
+    // In order within each generation (one file). Across generations the order is not
+    // guaranteed: a check reads the rotated files before the current one, but the writer may
+    // finish generation N (writes to the renamed file) after that read and write generation N+1
+    // before the current file is read; the rest of N then comes at the next check, after lines
+    // of N+1. No line is lost or repeated, and seqs are still consecutive (checked by the
+    // follower), but a generation's tail may be numbered after the next one's head.
+    for g in 0..GENERATIONS {
+        let prefix = format!("g{g:03}-");
+        let got: Vec<String> = follower
+            .lines
+            .iter()
+            .filter(|l| l.starts_with(&prefix))
+            .cloned()
+            .collect();
+        let want: Vec<String> = (0..BEFORE + AFTER)
+            .map(|i| format!("{prefix}{i:02}"))
+            .collect();
+        assert_eq!(got, want, "generation {g} out of order");
+    }
+    assert!(follower.gaps.is_empty(), "gaps {:?}", follower.gaps);
+    assert_eq!(follower.after, total as u64, "seqs are 1..={total}");
+}
+
+#[tokio::test]
+async fn lines_written_to_a_deleted_file_still_held_by_its_writer_arrive() {
+    // `rm app.log` while the application keeps writing to its descriptor (nlink 0): clients are
+    // told `deleted`, and what the application writes during --rotate-wait is still read.
+    let dir = temp_dir();
+    let log = join(&dir, "app.log");
+    let mut writer = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log)
+        .unwrap();
+    let server = Server::start(&["--rotate-wait".to_owned(), "5s".to_owned(), path_str(&log)]);
+    let mut ws = WsClient::connect(&server).await;
+    ws.subscribe_backlog("app.log", 0).await;
+    let mut follower = PollFollower::new(&server, "app.log", 0);
+    for i in 0..3 {
+        writeln!(writer, "line-{i}").unwrap();
+    }
+    follower.until_count(3, LONG).await;
+    std::fs::remove_file(&log).unwrap();
+    expect_state(&mut ws, "app.log", "deleted").await;
+    for i in 3..6 {
+        writeln!(writer, "line-{i}").unwrap();
+    }
+    follower.until_count(6, LONG).await;
+    assert_lines_eq(&follower.lines, &numbered("line", 0..6));
+    assert_eq!(server.file_info("app.log").await["exists"], false);
+}
+
+/// Reads until the connection ends; panics if it is still open after `within`.
+async fn expect_connection_end(ws: &mut WsClient, within: Duration) {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        match tokio::time::timeout_at(deadline, ws.ws.next()).await {
+            Err(_) => panic!("the WebSocket stayed open {within:?} after the server was killed"),
+            Ok(None) | Ok(Some(Err(_))) | Ok(Some(Ok(Message::Close(_)))) => return,
+            Ok(Some(Ok(_))) => continue,
+        }
+    }
+}
+
+#[tokio::test]
+async fn server_killed_and_restarted_clients_see_a_new_epoch_and_stale_cursors_are_refused() {
+    let dir = temp_dir();
+    let log = join(&dir, "app.log");
+    append_numbered(&log, "old", 0..20);
+    let args = vec!["--rotate-wait".to_owned(), "1s".to_owned(), path_str(&log)];
+    let mut first = Server::start(&args);
+    let addr = first.addr.clone();
+    let mut ws = WsClient::connect(&first).await;
+    let old_epoch = ws.hello["epoch"].as_u64().expect("hello.epoch");
+    ws.subscribe_backlog("app.log", 100).await;
+    let mut lines = Vec::new();
+    ws.collect_lines("app.log", 20, LONG, &mut lines).await;
+    // The file is truncated and rewritten: the first run numbers these 21..=25, but a new run
+    // reads the file as it is now and numbers them 1..=5.
+    std::fs::write(&log, "").unwrap();
+    append_numbered(&log, "new", 0..5);
+    ws.collect_lines("app.log", 25, LONG, &mut lines).await;
+    let cursor = lines.last().unwrap().0;
+    assert_eq!(cursor, 25);
+    let poll_cursor = cursor;
+
+    // SIGKILL: no close frame, no drain.
+    first.child.kill().unwrap();
+    first.child.wait().unwrap();
+    expect_connection_end(&mut ws, Duration::from_secs(10)).await;
+
+    let second = Server::start_on(&addr, &args);
+    assert_eq!(second.addr, addr, "restarted on the same port");
+    // The client reconnects to the same URL.
+    let url = format!("ws://{addr}/ws");
+    let mut ws = WsClient::connect_url(&url).await;
+    let new_epoch = ws.hello["epoch"].as_u64().expect("hello.epoch");
+    assert_ne!(new_epoch, old_epoch, "a restart must change the epoch");
+    let listed = ws.hello["files"][0]["last_seq"].as_u64();
+    assert_eq!(listed, Some(5), "hello: {}", ws.hello);
+
+    // A client that (wrongly) resumes with its old cursor is refused, never given a hole.
+    ws.subscribe_after("app.log", cursor).await;
+    let msg = ws.next_non_ping(LONG).await.expect("an answer");
+    assert_eq!(msg["type"], "error", "{msg}");
+    assert_eq!(msg["code"], "cursor_ahead", "{msg}");
+    assert!(
+        msg["message"].as_str().unwrap_or("").contains("after=5"),
+        "the error names the usable cursor: {msg}"
+    );
+    // And nothing of that file is sent after the refusal.
+    ws.send(json!({"type":"ping"})).await;
+    let msg = ws.next_non_ping(LONG).await.expect("pong");
+    assert_eq!(
+        msg["type"], "pong",
+        "nothing may come before the pong: {msg}"
+    );
+
+    // What the protocol says to do on a new epoch: subscribe with a backlog.
+    ws.subscribe_backlog("app.log", 10).await;
+    let mut fresh = Vec::new();
+    ws.collect_lines("app.log", 5, LONG, &mut fresh).await;
+    let seqs: Vec<u64> = fresh.iter().map(|(s, _)| *s).collect();
+    let texts: Vec<String> = fresh.iter().map(|(_, l)| l.clone()).collect();
+    assert_eq!(seqs, [1, 2, 3, 4, 5]);
+    assert_lines_eq(&texts, &numbered("new", 0..5));
+    append_numbered(&log, "live", 0..2);
+    ws.collect_lines("app.log", 7, LONG, &mut fresh).await;
+    assert_eq!(fresh[5], (6, "live-0".to_owned()));
+
+    // Long-poll with the old cursor: answered at once with `reset` and the live edge.
+    let started = Instant::now();
+    let answer = second
+        .get_json(&format!(
+            "/poll?file=app.log&after={poll_cursor}&timeout=30"
+        ))
+        .await;
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "a stale cursor must be answered at once, took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(answer["reset"], true, "{answer}");
+    assert_eq!(answer["last_seq"], 7, "{answer}");
+    assert_eq!(answer["lines"], json!([]), "{answer}");
+    assert_eq!(answer["epoch"].as_u64(), Some(new_epoch), "{answer}");
+    let text = reqwest::get(second.url(&format!(
+        "/poll?file=app.log&after={poll_cursor}&format=text"
+    )))
+    .await
+    .unwrap();
+    assert_eq!(
+        text.headers()
+            .get("x-tailcast-reset")
+            .map(|v| v.to_str().unwrap()),
+        Some("1")
+    );
+    assert_eq!(
+        text.headers()
+            .get("x-tailcast-cursor")
+            .map(|v| v.to_str().unwrap()),
+        Some("7")
+    );
+    assert_eq!(text.text().await.unwrap(), "");
+}

@@ -1,0 +1,800 @@
+//! Security (issue 7): only configured files are ever read, static assets cannot escape their
+//! folder, pages carry a strict CSP, every limit holds at its bound, the token guards every data
+//! route (and never shows in the logs), and a non-loopback bind without a token is warned about.
+//! The real binary, real files, requests sent as raw bytes where an HTTP client would normalize
+//! the path.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::*;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::Message;
+
+const LONG: Duration = Duration::from_secs(60);
+
+/// A marker that appears in the secret file and must never appear in an answer.
+const SECRET: &str = "TOP-SECRET-5f1c0a9e";
+
+/// What `/etc/passwd` always holds.
+const PASSWD_MARK: &str = "root:";
+
+/// Sends one raw HTTP/1.1 GET (the target exactly as given: no client-side `..` removal or
+/// re-encoding) and returns (status, headers lowercased, body).
+fn raw_get(addr: &str, target: &str) -> (u16, String, String) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    write!(
+        stream,
+        "GET {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = Vec::new();
+    let _ = stream.read_to_end(&mut response);
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status line for {target}: {text:?}"));
+    (status, head.to_ascii_lowercase(), body.to_owned())
+}
+
+fn assert_no_leak(what: &str, body: &str) {
+    for mark in [SECRET, PASSWD_MARK, "[package]", "fn main", "x:0:0"] {
+        assert!(
+            !body.contains(mark),
+            "{what}: the answer contains `{mark}`: {body:?}"
+        );
+    }
+}
+
+/// Ids a hostile client may try instead of a configured id, as they go in a query string.
+fn hostile_ids(dir: &std::path::Path) -> Vec<String> {
+    let secret = dir.join("secret.txt").display().to_string();
+    vec![
+        "../secret.txt".into(),
+        "..%2Fsecret.txt".into(),
+        "%2e%2e%2fsecret.txt".into(),
+        "%2E%2E%2F%2E%2E%2F%2E%2E%2Fetc%2Fpasswd".into(),
+        "../../../../../../etc/passwd".into(),
+        "/etc/passwd".into(),
+        "%2Fetc%2Fpasswd".into(),
+        secret.replace('/', "%2F"),
+        secret,
+        "secret.txt".into(),
+        "app.log%00".into(),
+        "app.log%00../../etc/passwd".into(),
+        "%00".into(),
+        "app.log/../secret.txt".into(),
+        "./app.log".into(),
+        "APP.LOG".into(),
+        "evil.log".into(),
+        "passwd".into(),
+        ".".into(),
+        "".into(),
+    ]
+}
+
+#[tokio::test]
+async fn only_configured_files_can_be_read_by_any_id() {
+    let dir = temp_dir();
+    let log = join(&dir, "app.log");
+    append_numbered(&log, "app", 0..3);
+    std::fs::write(join(&dir, "secret.txt"), format!("{SECRET}\n")).unwrap();
+    // A glob: the directory is watched, and what appears in it later is still not served.
+    let server = Server::start(&[format!("{}/*.log", dir.path().display())]);
+    // Planted after start, in the watched directory, with a name the glob matches.
+    std::os::unix::fs::symlink("/etc/passwd", join(&dir, "evil.log")).unwrap();
+    std::os::unix::fs::symlink(join(&dir, "secret.txt"), join(&dir, "secret.log")).unwrap();
+    // The planted names get events and stat checks; let them pass.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let files = server.get_json("/api/files").await;
+    let ids: Vec<&str> = files
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["app.log"], "only the configured file is listed");
+
+    let mut ids = hostile_ids(dir.path());
+    ids.push("secret.log".into());
+    for id in &ids {
+        for extra in ["", "&format=text", "&after=0", "&backlog=100000"] {
+            let target = format!("/poll?file={id}{extra}");
+            let (status, _, body) = raw_get(&server.addr, &target);
+            assert_no_leak(&target, &body);
+            if id.is_empty() {
+                // `file=` names nothing: a bad parameter or an unknown file, never a read.
+                assert!(
+                    status == 404 || status == 400,
+                    "{target}: expected 404 or 400, got {status}: {body}"
+                );
+                continue;
+            }
+            assert_eq!(status, 404, "{target}: expected 404, got {status}: {body}");
+            let answer: Value = serde_json::from_str(&body)
+                .unwrap_or_else(|e| panic!("{target}: not JSON ({e}): {body}"));
+            assert_eq!(answer["error"], "unknown_file", "{target}: {answer}");
+        }
+    }
+
+    // The same ids over WebSocket (decoded: a WebSocket message carries the id as it is).
+    let mut ws = WsClient::connect(&server).await;
+    let hello = ws.hello.to_string();
+    assert_no_leak("hello", &hello);
+    let decoded: Vec<String> = ids
+        .iter()
+        .map(|id| {
+            id.replace("%2F", "/")
+                .replace("%2f", "/")
+                .replace("%2e", ".")
+                .replace("%2E", ".")
+                .replace("%00", "\0")
+        })
+        .chain(["app.log\0".to_owned(), "app.log\n".to_owned()])
+        .collect();
+    for id in &decoded {
+        for request in [
+            json!({"type":"subscribe","file":id,"backlog":100000}),
+            json!({"type":"subscribe","file":id,"after":0}),
+            json!({"type":"unsubscribe","file":id}),
+        ] {
+            ws.send(request.clone()).await;
+            let msg = ws.next_non_ping(LONG).await.expect("an answer");
+            assert_no_leak(&request.to_string(), &msg.to_string());
+            assert_eq!(msg["type"], "error", "{request} -> {msg}");
+            assert_eq!(msg["code"], "unknown_file", "{request} -> {msg}");
+        }
+    }
+    // The connection still works, and serves exactly the configured file.
+    ws.subscribe_backlog("app.log", 10).await;
+    let mut lines = Vec::new();
+    ws.collect_lines("app.log", 3, LONG, &mut lines).await;
+    let texts: Vec<String> = lines.into_iter().map(|(_, l)| l).collect();
+    assert_lines_eq(&texts, &numbered("app", 0..3));
+    let stats = raw_get(&server.addr, "/api/stats").2;
+    assert_no_leak("/api/stats", &stats);
+}
+
+#[tokio::test]
+async fn static_assets_cannot_escape_their_folder() {
+    let dir = temp_dir();
+    let log = join(&dir, "app.log");
+    std::fs::write(&log, "").unwrap();
+    let server = Server::start(&[path_str(&log)]);
+    // Sanity: the dashboard itself is served.
+    let (status, _, body) = raw_get(&server.addr, "/");
+    assert_eq!(status, 200);
+    assert!(
+        body.contains("<html") || body.contains("<!doctype"),
+        "{body}"
+    );
+
+    // Debug builds (these tests) read assets from disk at run time, the riskier case: a
+    // traversal here would read src/, Cargo.toml or /etc/passwd.
+    let targets = [
+        "/../../etc/passwd",
+        "/../../../../../../../../etc/passwd",
+        "/%2e%2e/Cargo.toml",
+        "/%2e%2e%2fCargo.toml",
+        "/..%2fCargo.toml",
+        "/%2E%2E/%2E%2E/%2E%2E/%2E%2E/etc/passwd",
+        "/static/../src/main.rs",
+        "/../src/main.rs",
+        "/../Cargo.toml",
+        "/..%5cCargo.toml",
+        "/index.html/../../Cargo.toml",
+        "//etc/passwd",
+        "/%2fetc%2fpasswd",
+        "/etc/passwd",
+        "/.%2e/.%2e/etc/passwd",
+        "/%252e%252e/Cargo.toml",
+        "/app.js%00.html",
+        "/src/main.rs",
+        "/Cargo.toml",
+    ];
+    for target in targets {
+        let (status, _, body) = raw_get(&server.addr, target);
+        assert_no_leak(target, &body);
+        assert!(
+            status == 404 || status == 400,
+            "{target}: expected 404 (or 400 for a malformed target), got {status}: {body:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn pages_carry_a_strict_csp_and_nosniff() {
+    let dir = temp_dir();
+    let log = join(&dir, "app.log");
+    std::fs::write(&log, "").unwrap();
+    let server = Server::start(&[path_str(&log)]);
+    for path in ["/", "/index.html", "/app.js", "/style.css"] {
+        let response = reqwest::get(server.url(path)).await.unwrap();
+        assert_eq!(response.status(), 200, "{path}");
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .map(|v| v.to_str().unwrap().to_owned())
+                .unwrap_or_else(|| panic!("{path}: no {name} header"))
+        };
+        let csp = header("content-security-policy");
+        for forbidden in ["'unsafe-inline'", "'unsafe-eval'", "*"] {
+            assert!(
+                !csp.contains(forbidden),
+                "{path}: CSP allows {forbidden}: {csp}"
+            );
+        }
+        for needed in [
+            "default-src 'self'",
+            "script-src 'self'",
+            "object-src 'none'",
+            "frame-ancestors 'none'",
+        ] {
+            assert!(csp.contains(needed), "{path}: CSP lacks {needed}: {csp}");
+        }
+        assert_eq!(header("x-content-type-options"), "nosniff", "{path}");
+    }
+    // The page loads no inline script (the CSP would block it anyway).
+    let html = reqwest::get(server.url("/"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for (i, _) in html.match_indices("<script") {
+        let tag = &html[i..html[i..].find('>').map_or(html.len(), |e| i + e + 1)];
+        assert!(tag.contains("src="), "inline script in index.html: {tag}");
+    }
+    assert!(!html.contains(" onclick="), "inline handler in index.html");
+}
+
+async fn upgrade(url: &str, headers: &[(&str, &str)]) -> Result<WsStream, (u16, Option<String>)> {
+    let mut request = url.into_client_request().unwrap();
+    for (name, value) in headers {
+        let name =
+            tokio_tungstenite::tungstenite::http::HeaderName::from_bytes(name.as_bytes()).unwrap();
+        request.headers_mut().insert(name, value.parse().unwrap());
+    }
+    match tokio_tungstenite::connect_async(request).await {
+        Ok((ws, _)) => Ok(ws),
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => Err((
+            response.status().as_u16(),
+            response
+                .headers()
+                .get("retry-after")
+                .map(|v| v.to_str().unwrap().to_owned()),
+        )),
+        Err(e) => panic!("unexpected error {e}"),
+    }
+}
+
+async fn ping_pong(ws: &mut WsClient, what: &str) {
+    ws.send(json!({"type":"ping"})).await;
+    let msg = ws.next_non_ping(LONG).await;
+    assert_eq!(
+        msg.as_ref().map(|m| m["type"].clone()),
+        Some(json!("pong")),
+        "{what}: {msg:?}"
+    );
+}
+
+#[tokio::test]
+async fn max_connections_refuses_the_fourth_websocket_with_503_and_keeps_the_first_three() {
+    let dir = temp_dir();
+    let log = join(&dir, "app.log");
+    std::fs::write(&log, "").unwrap();
+    let server = Server::start(&["--max-connections".to_owned(), "3".into(), path_str(&log)]);
+    let mut clients = Vec::new();
+    for _ in 0..3 {
+        let mut ws = WsClient::connect(&server).await;
+        ws.subscribe_backlog("app.log", 0).await;
+        clients.push(ws);
+    }
+    for attempt in 0..3 {
+        let refused = upgrade(&server.ws_url("/ws"), &[]).await;
+        match refused {
+            Err((503, retry)) => assert_eq!(retry.as_deref(), Some("1"), "Retry-After"),
+            Err((status, _)) => panic!("attempt {attempt}: expected 503, got {status}"),
+            Ok(_) => panic!("attempt {attempt}: a 4th WebSocket was accepted"),
+        }
+    }
+    append_numbered(&log, "line", 0..2);
+    for (i, ws) in clients.iter_mut().enumerate() {
+        let mut lines = Vec::new();
+        ws.collect_lines("app.log", 2, LONG, &mut lines).await;
+        ping_pong(ws, &format!("client {i}")).await;
+    }
+    // Long-poll is not counted against WebSocket connections.
+    let answer = server.get_json("/poll?file=app.log").await;
+    assert_eq!(answer["last_seq"], 2, "{answer}");
+    // A freed slot is usable again.
+    let mut gone = clients.pop().unwrap();
+    gone.ws.close(None).await.unwrap();
+    drop(gone);
+    let reconnected = wait_for(LONG, || async {
+        upgrade(&server.ws_url("/ws"), &[]).await.ok()
+    })
+    .await;
+    assert!(reconnected.is_some(), "the freed slot was never reusable");
+}
+
+#[tokio::test]
+async fn max_polls_refuses_a_third_held_poll_with_503_and_retry_after() {
+    let dir = temp_dir();
+    let log = join(&dir, "app.log");
+    append_numbered(&log, "old", 0..2);
+    let server = Server::start(&["--max-polls".to_owned(), "2".into(), path_str(&log)]);
+    let held_url = server.url("/poll?file=app.log&after=2&timeout=30");
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let url = held_url.clone();
+        held.push(tokio::spawn(async move {
+            reqwest::get(url)
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        }));
+    }
+    let waiting = wait_for(LONG, || async {
+        (server.stats().await["polls_waiting"] == 2).then_some(())
+    })
+    .await;
+    assert!(waiting.is_some(), "stats: {}", server.stats().await);
+
+    let third = reqwest::get(&held_url).await.unwrap();
+    assert_eq!(third.status(), 503);
+    assert_eq!(
+        third
+            .headers()
+            .get("retry-after")
+            .map(|v| v.to_str().unwrap()),
+        Some("1")
+    );
+    let body: Value = third.json().await.unwrap();
+    assert_eq!(body["error"], "busy", "{body}");
+    // Answers that do not wait take no slot.
+    let now = server.get_json("/poll?file=app.log&backlog=1").await;
+    assert_eq!(now["lines"], json!(["old-1"]), "{now}");
+
+    // The held ones are still served.
+    append_numbered(&log, "new", 0..1);
+    for h in held {
+        let answer = tokio::time::timeout(LONG, h).await.unwrap().unwrap();
+        assert_eq!(answer["lines"], json!(["new-0"]), "{answer}");
+    }
+    let freed = wait_for(LONG, || async {
+        (server.stats().await["polls_waiting"] == 0).then_some(())
+    })
+    .await;
+    assert!(freed.is_some());
+    let again = reqwest::get(server.url("/poll?file=app.log&after=3&timeout=0.2"))
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 200);
+}
+
+#[tokio::test]
+async fn a_message_over_max_message_bytes_closes_with_1009() {
+    let dir = temp_dir();
+    let log = join(&dir, "app.log");
+    std::fs::write(&log, "").unwrap();
+    let server = Server::start(&[
+        "--max-message-bytes".to_owned(),
+        "1024".into(),
+        path_str(&log),
+    ]);
+    let mut ws = WsClient::connect(&server).await;
+    // Just under the bound: fine.
+    let small = format!(r#"{{"type":"ping","pad":"{}"}}"#, "x".repeat(900));
+    assert!(small.len() < 1024);
+    ws.ws.send(Message::Text(small.into())).await.unwrap();
+    assert_eq!(ws.next_non_ping(LONG).await.unwrap()["type"], "pong");
+    // Over the bound: the socket is closed with 1009 (Message Too Big).
+    let big = format!(r#"{{"type":"ping","pad":"{}"}}"#, "x".repeat(1100));
+    ws.ws.send(Message::Text(big.into())).await.unwrap();
+    let close = loop {
+        match tokio::time::timeout(LONG, ws.ws.next())
+            .await
+            .expect("close in time")
+        {
+            Some(Ok(Message::Close(frame))) => break frame,
+            Some(Ok(_)) => continue,
+            other => panic!("expected a close frame, got {other:?}"),
+        }
+    };
+    assert_eq!(close.expect("close frame").code, CloseCode::Size);
+    assert_eq!(
+        reqwest::get(server.url("/healthz")).await.unwrap().status(),
+        200
+    );
+}
+
+#[tokio::test]
+async fn more_than_1024_subscriptions_on_one_socket_are_refused() {
+    // 1025 files, given as paths that do not exist yet (allowed: they are followed when they
+    // appear), so the server needs no descriptor for them.
+    let dir = temp_dir();
+    let paths: Vec<String> = (0..1025)
+        .map(|i| path_str(&join(&dir, &format!("f{i:04}.log"))))
+        .collect();
+    let server = Server::start(&paths);
+    let mut ws = WsClient::connect(&server).await;
+    assert_eq!(ws.hello["files"].as_array().unwrap().len(), 1025);
+    for i in 0..1024 {
+        ws.subscribe_backlog(&format!("f{i:04}.log"), 0).await;
+    }
+    // All 1024 taken without complaint: the next answer is the pong.
+    ping_pong(&mut ws, "after 1024 subscriptions").await;
+    // Subscribing again to one already held is a restart, not a new subscription.
+    ws.subscribe_backlog("f0000.log", 0).await;
+    ping_pong(&mut ws, "re-subscribe").await;
+    ws.subscribe_backlog("f1024.log", 0).await;
+    let msg = ws.next_non_ping(LONG).await.expect("an answer");
+    assert_eq!(msg["type"], "error", "{msg}");
+    assert_eq!(msg["code"], "too_many_subscriptions", "{msg}");
+    assert_eq!(server.stats().await["subscriptions"], 1024);
+    // Still open; after an unsubscribe the 1025th file can be had.
+    ws.send(json!({"type":"unsubscribe","file":"f0000.log"}))
+        .await;
+    ws.subscribe_backlog("f1024.log", 0).await;
+    ping_pong(&mut ws, "after unsubscribe").await;
+    append_numbered(&join(&dir, "f1024.log"), "late", 0..1);
+    let mut lines = Vec::new();
+    ws.collect_lines("f1024.log", 1, LONG, &mut lines).await;
+    assert_eq!(lines, [(1, "late-0".to_owned())]);
+}
+
+/// A `tailcast` spawned by the test itself, with its own environment and both output streams
+/// captured (`common::Server` inherits stderr).
+struct Captured {
+    child: Child,
+    addr: String,
+    output: Arc<Mutex<String>>,
+}
+
+impl Captured {
+    fn start(args: &[String], envs: &[(&str, &str)]) -> Captured {
+        let mut cmd = Command::new(bin());
+        cmd.args(args)
+            .env_remove("TAILCAST_TOKEN")
+            .env("RUST_LOG", "tailcast=trace,debug")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("start tailcast");
+        let output = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = mpsc::channel();
+        let stdout = child.stdout.take().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        for (pipe, tx) in [
+            (Box::new(stdout) as Box<dyn Read + Send>, tx.clone()),
+            (Box::new(stderr), tx),
+        ] {
+            let sink = output.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                    {
+                        let mut out = sink.lock().unwrap();
+                        out.push_str(&line);
+                        out.push('\n');
+                    }
+                    let _ = tx.send(line);
+                }
+            });
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(line) => {
+                    if let Some(rest) = line.split("listening on http://").nth(1) {
+                        let addr = rest.split('/').next().unwrap().to_owned();
+                        return Captured {
+                            child,
+                            addr,
+                            output,
+                        };
+                    }
+                }
+                Err(e) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!(
+                        "tailcast did not listen ({e:?}); output:\n{}",
+                        output.lock().unwrap()
+                    );
+                }
+            }
+        }
+    }
+
+    /// SIGTERM, wait for the exit, and return everything it printed.
+    fn stop(mut self) -> String {
+        Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !matches!(self.child.try_wait(), Ok(Some(_))) {
+            assert!(Instant::now() < deadline, "no exit after SIGTERM");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        // The reader threads finish once the pipes close.
+        let settled = Instant::now() + Duration::from_secs(2);
+        let mut last = 0;
+        while Instant::now() < settled {
+            std::thread::sleep(Duration::from_millis(50));
+            let len = self.output.lock().unwrap().len();
+            if len == last {
+                break;
+            }
+            last = len;
+        }
+        let out = self.output.lock().unwrap().clone();
+        out
+    }
+}
+
+impl Drop for Captured {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn the_token_from_the_environment_guards_data_routes_and_is_never_logged() {
+    let token = format!(
+        "tok{}x{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    );
+    let dir = temp_dir();
+    let log = join(&dir, "app.log");
+    append_numbered(&log, "line", 0..3);
+    let server = Captured::start(
+        &[
+            "--bind".into(),
+            "127.0.0.1:0".into(),
+            "--heartbeat".into(),
+            "1s".into(),
+            path_str(&log),
+        ],
+        &[("TAILCAST_TOKEN", &token)],
+    );
+    let base = format!("http://{}", server.addr);
+    let client = reqwest::Client::new();
+    let get = |path: String, bearer: Option<&str>| {
+        let mut request = client.get(format!("{base}{path}"));
+        if let Some(t) = bearer {
+            request = request.header("Authorization", format!("Bearer {t}"));
+        }
+        async move {
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            let body = response.text().await.unwrap();
+            (status, body)
+        }
+    };
+    let mut bodies = Vec::new();
+    for path in [
+        "/api/files",
+        "/api/stats",
+        "/poll?file=app.log",
+        "/poll?file=app.log&after=0&timeout=1",
+    ] {
+        let sep = if path.contains('?') { '&' } else { '?' };
+        let (status, body) = get(path.to_owned(), None).await;
+        assert_eq!(status, 401, "{path} without a token: {body}");
+        let (status, body) = get(format!("{path}{sep}token=wrong{token}"), None).await;
+        assert_eq!(status, 401, "{path} with a wrong token: {body}");
+        let (status, body) = get(path.to_owned(), Some("nope")).await;
+        assert_eq!(status, 401, "{path} with a wrong bearer: {body}");
+        let (status, body) = get(format!("{path}{sep}token={token}"), None).await;
+        assert_eq!(status, 200, "{path} with ?token=: {body}");
+        bodies.push(body);
+        let (status, body) = get(path.to_owned(), Some(&token)).await;
+        assert_eq!(status, 200, "{path} with a bearer: {body}");
+        bodies.push(body);
+    }
+    // Refusals after the token was accepted (the token is in the request) echo nothing of it.
+    for path in [
+        format!("/poll?file=nope&token={token}"),
+        format!("/poll?file=app.log&after=x&token={token}"),
+    ] {
+        let (status, body) = get(path.clone(), None).await;
+        assert!(status == 404 || status == 400, "{path}: {status}");
+        bodies.push(body);
+    }
+    let (status, body) = get("/healthz".into(), None).await;
+    assert_eq!((status, body.trim()), (200, "ok"), "healthz needs no token");
+    let (status, _) = get("/".into(), None).await;
+    assert_eq!(
+        status, 200,
+        "the dashboard page holds no data and needs no token"
+    );
+
+    let ws = format!("ws://{}/ws", server.addr);
+    assert_eq!(upgrade(&ws, &[]).await.err().map(|e| e.0), Some(401));
+    assert_eq!(
+        upgrade(&format!("{ws}?token=wrong"), &[])
+            .await
+            .err()
+            .map(|e| e.0),
+        Some(401)
+    );
+    let bearer = format!("Bearer {token}");
+    for (url, headers) in [
+        (format!("{ws}?token={token}"), vec![]),
+        (ws.clone(), vec![("Authorization", bearer.as_str())]),
+    ] {
+        let stream = upgrade(&url, &headers).await.expect("101 with the token");
+        let mut client = WsClient {
+            ws: stream,
+            hello: Value::Null,
+        };
+        let hello = client.next_json(LONG).await.unwrap();
+        assert_eq!(hello["type"], "hello");
+        bodies.push(hello.to_string());
+        client.subscribe_backlog("no-such-file", 1).await;
+        bodies.push(client.next_non_ping(LONG).await.unwrap().to_string());
+        client.ws.close(None).await.unwrap();
+    }
+    for body in &bodies {
+        assert!(
+            !body.contains(&token),
+            "an answer contains the token: {body}"
+        );
+    }
+    let output = server.stop();
+    assert!(
+        output.contains("listening on"),
+        "the capture works: {output}"
+    );
+    assert!(
+        !output.contains(&token),
+        "the token appears in tailcast's output:\n{output}"
+    );
+}
+
+#[tokio::test]
+async fn binding_beyond_loopback_without_a_token_warns() {
+    let dir = temp_dir();
+    let log = join(&dir, "app.log");
+    std::fs::write(&log, "").unwrap();
+    let file = path_str(&log);
+    let open = Captured::start(&["--bind".into(), "0.0.0.0:0".into(), file.clone()], &[]);
+    let output = open.stop().to_ascii_lowercase();
+    assert!(
+        output.contains("warning") && output.contains("token"),
+        "--bind 0.0.0.0 without a token must warn (mentioning the token); output:\n{output}"
+    );
+    // No false alarm: loopback, or a token set.
+    let local = Captured::start(&["--bind".into(), "127.0.0.1:0".into(), file.clone()], &[]);
+    let output = local.stop().to_ascii_lowercase();
+    assert!(!output.contains("warning"), "loopback: {output}");
+    let guarded = Captured::start(
+        &["--bind".into(), "0.0.0.0:0".into(), file],
+        &[("TAILCAST_TOKEN", "s3cret-token-value")],
+    );
+    let output = guarded.stop().to_ascii_lowercase();
+    assert!(!output.contains("warning"), "with a token: {output}");
+}
+
+#[tokio::test]
+async fn a_foreign_browser_origin_is_refused_on_data_routes() {
+    let dir = temp_dir();
+    let log = join(&dir, "app.log");
+    append_numbered(&log, "line", 0..2);
+    let server = Server::start(&[path_str(&log)]);
+    let client = reqwest::Client::new();
+    let response = client
+        .get(server.url("/poll?file=app.log"))
+        .header("Origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 403);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"], "forbidden_origin", "{body}");
+    assert_eq!(
+        upgrade(&server.ws_url("/ws"), &[("Origin", "https://evil.example")])
+            .await
+            .err()
+            .map(|e| e.0),
+        Some(403)
+    );
+    // The server's own origin is fine.
+    let own = format!("http://{}", server.addr);
+    let response = client
+        .get(server.url("/poll?file=app.log"))
+        .header("Origin", &own)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+}
+
+/// Sends a raw GET with the given Host and Origin headers; returns (status, body).
+fn raw_get_as(addr: &str, target: &str, host: &str, origin: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    write!(
+        stream,
+        "GET {target} HTTP/1.1\r\nHost: {host}\r\nOrigin: {origin}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = Vec::new();
+    let _ = stream.read_to_end(&mut response);
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, b)| b)
+        .to_owned();
+    (status, body)
+}
+
+#[tokio::test]
+#[ignore = "bug: no Host check: a DNS-rebinding page (Host and Origin both evil.example) reads the logs of a loopback-bound server without a token"]
+async fn a_dns_rebinding_page_cannot_read_a_loopback_server() {
+    // A page on http://evil.example:PORT whose name is re-pointed at 127.0.0.1 is same-origin
+    // with itself: the browser sends `Host: evil.example:PORT` and `Origin:
+    // http://evil.example:PORT`, which the Origin check takes as "the server's own host". A
+    // loopback-bound server should only answer to loopback host names (and --allow-origin).
+    let dir = temp_dir();
+    let log = join(&dir, "app.log");
+    std::fs::write(&log, format!("{SECRET}\n")).unwrap();
+    let server = Server::start(&[path_str(&log)]);
+    let port = server.addr.rsplit(':').next().unwrap();
+    let host = format!("evil.example:{port}");
+    let origin = format!("http://{host}");
+    for target in ["/poll?file=app.log", "/api/files"] {
+        let (status, body) = raw_get_as(&server.addr, target, &host, &origin);
+        assert!(
+            status == 403 || status == 421 || status == 400,
+            "{target} with Host {host}: expected a refusal, got {status}: {body}"
+        );
+        assert_no_leak(target, &body);
+    }
+    // Loopback names keep working.
+    for host in [server.addr.clone(), format!("localhost:{port}")] {
+        let (status, body) = raw_get_as(
+            &server.addr,
+            "/poll?file=app.log",
+            &host,
+            &format!("http://{host}"),
+        );
+        assert_eq!(status, 200, "Host {host}: {body}");
+    }
+}
