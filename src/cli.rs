@@ -109,8 +109,8 @@ pub struct Cli {
     #[arg(long, env = "TAILCAST_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
 
-    /// Extra browser origin allowed to open the WebSocket (repeatable), e.g.
-    /// https://logs.example.com. The server's own host is always allowed.
+    /// Extra browser origin allowed (repeatable), e.g. https://logs.example.com: the name a reverse
+    /// proxy serves tailcast under. The server's own host is always allowed.
     #[arg(
         long = "allow-origin",
         env = "TAILCAST_ALLOW_ORIGIN",
@@ -191,6 +191,8 @@ pub struct ServerConfig {
     pub workers: Option<usize>,
     /// Path prefix of every route ("" or "/something", no trailing slash).
     pub base_path: String,
+    /// The server listens on a loopback address only (then the Host check applies).
+    pub loopback_only: bool,
 }
 
 impl Cli {
@@ -260,6 +262,7 @@ impl Cli {
                 max_backlog: self.history,
                 workers: self.workers,
                 base_path: self.base_path,
+                loopback_only: self.bind.ip().is_loopback(),
             },
         })
     }

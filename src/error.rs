@@ -36,6 +36,12 @@ pub enum ApiError {
     /// A browser page from another site.
     #[error("origin {0} is not allowed; start tailcast with --allow-origin {0} to permit it")]
     ForbiddenOrigin(String),
+    /// A loopback-only server was asked for another host (DNS rebinding).
+    #[error(
+        "this server listens on loopback and does not answer to host {0}; behind a reverse proxy \
+         with that name, start tailcast with --allow-origin https://NAME"
+    )]
+    ForbiddenHost(String),
     /// The file id names no configured file.
     #[error("no file with id `{0}`; GET api/files lists the ids")]
     UnknownFile(String),
@@ -60,6 +66,7 @@ impl ApiError {
         match self {
             ApiError::Unauthorized => "unauthorized",
             ApiError::ForbiddenOrigin(_) => "forbidden_origin",
+            ApiError::ForbiddenHost(_) => "forbidden_host",
             ApiError::UnknownFile(_) => "unknown_file",
             ApiError::BadParam { .. } => "bad_parameter",
             ApiError::Busy(_) => "busy",
@@ -72,7 +79,7 @@ impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
-            ApiError::ForbiddenOrigin(_) => StatusCode::FORBIDDEN,
+            ApiError::ForbiddenOrigin(_) | ApiError::ForbiddenHost(_) => StatusCode::FORBIDDEN,
             ApiError::UnknownFile(_) => StatusCode::NOT_FOUND,
             ApiError::BadParam { .. } => StatusCode::BAD_REQUEST,
             ApiError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,

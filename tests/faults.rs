@@ -320,7 +320,7 @@ async fn unreadable_file_is_reported_retried_and_read_when_readable_again() {
         .await
         .unwrap();
     assert_eq!(health.status(), 200);
-    // (How often the error is logged meanwhile: see the ignored test below.)
+    // (How often the error is logged meanwhile: see the test below.)
 
     chmod(&log, 0o644);
     let before_created = expect_state(&mut ws, "app.log", "created").await;
@@ -340,7 +340,6 @@ async fn unreadable_file_is_reported_retried_and_read_when_readable_again() {
 }
 
 #[tokio::test]
-#[ignore = "bug: an unopenable file logs WARN `cannot open` + INFO `recovered` at every stat interval (check() clears the error before the open fails)"]
 async fn an_unreadable_file_is_logged_once_not_at_every_retry() {
     let prefix: Vec<&str> = if running_as_root() {
         as_nobody().expect("setpriv cannot drop to nobody: util-linux's setpriv is needed")

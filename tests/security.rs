@@ -766,7 +766,6 @@ fn raw_get_as(addr: &str, target: &str, host: &str, origin: &str) -> (u16, Strin
 }
 
 #[tokio::test]
-#[ignore = "bug: no Host check: a DNS-rebinding page (Host and Origin both evil.example) reads the logs of a loopback-bound server without a token"]
 async fn a_dns_rebinding_page_cannot_read_a_loopback_server() {
     // A page on http://evil.example:PORT whose name is re-pointed at 127.0.0.1 is same-origin
     // with itself: the browser sends `Host: evil.example:PORT` and `Origin:

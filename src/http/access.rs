@@ -1,8 +1,10 @@
-//! Who may use the server: the optional token and the browser Origin check.
+//! Who may use the server: the Host check, the browser Origin check and the optional token.
 //!
-//! The token may come as `?token=` or `Authorization: Bearer`; it is compared in constant time and
-//! never logged. A request without `Origin` is from a non-browser client and allowed; a browser
-//! `Origin` must be the server's own host or one given with `--allow-origin`.
+//! [`check`] guards every data route. Host: a server listening on loopback only answers requests
+//! that name a loopback host (or a host given with `--allow-origin`), so a web page that rebinds
+//! its DNS name to 127.0.0.1 is refused. Origin: a request without `Origin` is from a non-browser
+//! client and allowed; a browser `Origin` must be the server's own host or an `--allow-origin`.
+//! Token: `?token=` or `Authorization: Bearer`, compared in constant time, never logged.
 
 use actix_web::http::header;
 use actix_web::HttpRequest;
@@ -12,8 +14,53 @@ use crate::error::ApiError;
 
 use super::AppState;
 
+/// Every check a data route needs: Host, Origin, token.
+pub fn check(req: &HttpRequest, state: &AppState) -> Result<(), ApiError> {
+    check_host(req, state)?;
+    check_origin(req, state)?;
+    check_token(req, state)
+}
+
+/// On a loopback-only server, refuses requests naming a non-loopback host (DNS rebinding).
+fn check_host(req: &HttpRequest, state: &AppState) -> Result<(), ApiError> {
+    if !state.config.loopback_only {
+        return Ok(());
+    }
+    // HTTP/1.0 clients may send no Host; browsers always do.
+    let Some(host) = req.headers().get(header::HOST) else {
+        return Ok(());
+    };
+    let host = host.to_str().unwrap_or("");
+    let name = host_name(host);
+    let loopback = name.eq_ignore_ascii_case("localhost")
+        || name.to_ascii_lowercase().ends_with(".localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    let allowed = state.config.allow_origins.iter().any(|origin| {
+        let origin_host = origin.split_once("://").map_or(origin.as_str(), |(_, h)| h);
+        host_name(origin_host.trim_end_matches('/')).eq_ignore_ascii_case(name)
+    });
+    if loopback || allowed {
+        Ok(())
+    } else {
+        Err(ApiError::ForbiddenHost(host.to_owned()))
+    }
+}
+
+/// The name part of a `Host` value: `[::1]:7070` -> `::1`, `example.com:80` -> `example.com`.
+fn host_name(host: &str) -> &str {
+    if let Some(rest) = host.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or("");
+    }
+    match host.rsplit_once(':') {
+        Some((name, port)) if port.chars().all(|c| c.is_ascii_digit()) => name,
+        _ => host,
+    }
+}
+
 /// Checks the token, if one is configured.
-pub fn check_token(req: &HttpRequest, state: &AppState) -> Result<(), ApiError> {
+fn check_token(req: &HttpRequest, state: &AppState) -> Result<(), ApiError> {
     let Some(expected) = state.config.token.as_deref() else {
         return Ok(());
     };
@@ -25,7 +72,7 @@ pub fn check_token(req: &HttpRequest, state: &AppState) -> Result<(), ApiError> 
 }
 
 /// Checks the browser Origin, if any.
-pub fn check_origin(req: &HttpRequest, state: &AppState) -> Result<(), ApiError> {
+fn check_origin(req: &HttpRequest, state: &AppState) -> Result<(), ApiError> {
     let Some(origin) = req.headers().get(header::ORIGIN) else {
         return Ok(());
     };
@@ -105,6 +152,13 @@ fn hex(digit: u8) -> Option<u8> {
 #[cfg(test)]
 mod tests {
     use super::percent_decode;
+
+    #[test]
+    fn host_names_lose_their_port() {
+        assert_eq!(super::host_name("[::1]:7070"), "::1");
+        assert_eq!(super::host_name("example.com:80"), "example.com");
+        assert_eq!(super::host_name("localhost"), "localhost");
+    }
 
     #[test]
     fn percent_decoding() {

@@ -143,7 +143,7 @@ pub async fn metrics(
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    access::check_token(&req, &state)?;
+    access::check(&req, &state)?;
     let mut registry = Registry::default();
     registry.register_collector(Box::new(TailcastCollector {
         stats: state.stats.clone(),

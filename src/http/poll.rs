@@ -98,8 +98,7 @@ struct Answer {
 
 /// `GET /poll`.
 pub async fn poll(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    access::check_origin(&req, &state)?;
-    access::check_token(&req, &state)?;
+    access::check(&req, &state)?;
     let params = PollParams::parse(req.query_string())?;
     let ix = state
         .hub

@@ -167,8 +167,7 @@ async fn open_stream(
     state: web::Data<AppState>,
     format: impl Format,
 ) -> Result<HttpResponse, ApiError> {
-    access::check_origin(&req, &state)?;
-    access::check_token(&req, &state)?;
+    access::check(&req, &state)?;
     let params = parse(&req)?;
     let ix = state
         .hub

@@ -39,8 +39,7 @@ pub async fn connect(
     if state.config.no_websocket {
         return Err(ApiError::Disabled("the WebSocket endpoint is disabled; use /poll").into());
     }
-    access::check_origin(&req, &state)?;
-    access::check_token(&req, &state)?;
+    access::check(&req, &state)?;
     let slot = Slot::acquire(&state.stats, Gauge::WsClients, state.config.max_connections)
         .ok_or_else(|| {
             ApiError::Busy(format!(

@@ -112,7 +112,10 @@ pub struct Follower<S: TailSink> {
     draining: Vec<Draining>,
     started: bool,
     reported: Option<(bool, u64)>,
+    /// The last error logged; logged again only when it changes.
     last_error: Option<String>,
+    /// An error was seen during the current check.
+    error_in_check: bool,
     buf: Vec<u8>,
     batch: LineBatch,
 }
@@ -130,6 +133,7 @@ impl<S: TailSink> Follower<S> {
             started: false,
             reported: None,
             last_error: None,
+            error_in_check: false,
             buf,
             batch: LineBatch::default(),
         }
@@ -154,10 +158,10 @@ impl<S: TailSink> Follower<S> {
     /// per distinct error and retried at the next check.
     pub fn check(&mut self) {
         let now = Instant::now();
+        self.error_in_check = false;
         self.read_draining(now);
         match std::fs::metadata(&self.path) {
             Ok(meta) if meta.is_file() => {
-                self.clear_error();
                 self.follow_existing(&meta, now);
             }
             Ok(_) => {
@@ -165,7 +169,6 @@ impl<S: TailSink> Follower<S> {
                 self.path_gone(now);
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                self.clear_error();
                 self.path_gone(now);
             }
             Err(e) => {
@@ -175,6 +178,9 @@ impl<S: TailSink> Follower<S> {
             }
         }
         self.started = true;
+        if !self.error_in_check {
+            self.clear_error();
+        }
         self.flush_idle_partial(now);
         let status = match &self.current {
             Some(open) => (true, open.offset),
@@ -393,6 +399,7 @@ impl<S: TailSink> Follower<S> {
     }
 
     fn note_error(&mut self, message: String) {
+        self.error_in_check = true;
         if self.last_error.as_ref() != Some(&message) {
             tracing::warn!("{message}; retrying");
             self.last_error = Some(message);
