@@ -15,7 +15,6 @@ use std::time::{Duration, Instant};
 use common::*;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -264,26 +263,6 @@ async fn pages_carry_a_strict_csp_and_nosniff() {
     assert!(!html.contains(" onclick="), "inline handler in index.html");
 }
 
-async fn upgrade(url: &str, headers: &[(&str, &str)]) -> Result<WsStream, (u16, Option<String>)> {
-    let mut request = url.into_client_request().unwrap();
-    for (name, value) in headers {
-        let name =
-            tokio_tungstenite::tungstenite::http::HeaderName::from_bytes(name.as_bytes()).unwrap();
-        request.headers_mut().insert(name, value.parse().unwrap());
-    }
-    match tokio_tungstenite::connect_async(request).await {
-        Ok((ws, _)) => Ok(ws),
-        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => Err((
-            response.status().as_u16(),
-            response
-                .headers()
-                .get("retry-after")
-                .map(|v| v.to_str().unwrap().to_owned()),
-        )),
-        Err(e) => panic!("unexpected error {e}"),
-    }
-}
-
 async fn ping_pong(ws: &mut WsClient, what: &str) {
     ws.send(json!({"type":"ping"})).await;
     let msg = ws.next_non_ping(LONG).await;
@@ -307,7 +286,7 @@ async fn max_connections_refuses_the_fourth_websocket_with_503_and_keeps_the_fir
         clients.push(ws);
     }
     for attempt in 0..3 {
-        let refused = upgrade(&server.ws_url("/ws"), &[]).await;
+        let refused = ws_upgrade(&server.ws_url("/ws"), &[]).await;
         match refused {
             Err((503, retry)) => assert_eq!(retry.as_deref(), Some("1"), "Retry-After"),
             Err((status, _)) => panic!("attempt {attempt}: expected 503, got {status}"),
@@ -328,7 +307,7 @@ async fn max_connections_refuses_the_fourth_websocket_with_503_and_keeps_the_fir
     gone.ws.close(None).await.unwrap();
     drop(gone);
     let reconnected = wait_for(LONG, || async {
-        upgrade(&server.ws_url("/ws"), &[]).await.ok()
+        ws_upgrade(&server.ws_url("/ws"), &[]).await.ok()
     })
     .await;
     assert!(reconnected.is_some(), "the freed slot was never reusable");
@@ -639,9 +618,9 @@ async fn the_token_from_the_environment_guards_data_routes_and_is_never_logged()
     );
 
     let ws = format!("ws://{}/ws", server.addr);
-    assert_eq!(upgrade(&ws, &[]).await.err().map(|e| e.0), Some(401));
+    assert_eq!(ws_upgrade(&ws, &[]).await.err().map(|e| e.0), Some(401));
     assert_eq!(
-        upgrade(&format!("{ws}?token=wrong"), &[])
+        ws_upgrade(&format!("{ws}?token=wrong"), &[])
             .await
             .err()
             .map(|e| e.0),
@@ -652,7 +631,9 @@ async fn the_token_from_the_environment_guards_data_routes_and_is_never_logged()
         (format!("{ws}?token={token}"), vec![]),
         (ws.clone(), vec![("Authorization", bearer.as_str())]),
     ] {
-        let stream = upgrade(&url, &headers).await.expect("101 with the token");
+        let stream = ws_upgrade(&url, &headers)
+            .await
+            .expect("101 with the token");
         let mut client = WsClient {
             ws: stream,
             hello: Value::Null,
@@ -722,7 +703,7 @@ async fn a_foreign_browser_origin_is_refused_on_data_routes() {
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["error"], "forbidden_origin", "{body}");
     assert_eq!(
-        upgrade(&server.ws_url("/ws"), &[("Origin", "https://evil.example")])
+        ws_upgrade(&server.ws_url("/ws"), &[("Origin", "https://evil.example")])
             .await
             .err()
             .map(|e| e.0),

@@ -370,10 +370,11 @@ async fn the_documented_nginx_config_proxies_page_websocket_poll_and_sse() {
     assert_eq!(got, vec![(7, "sse through nginx".to_owned())]);
 
     // Origin as a browser on the proxy would send it is accepted; another site is refused.
-    let origin_ok =
-        upgrade_with_origin(nginx.port, &format!("http://127.0.0.1:{}", nginx.port)).await;
+    let ws_url = format!("ws://127.0.0.1:{}/logs/ws", nginx.port);
+    let own = format!("http://127.0.0.1:{}", nginx.port);
+    let origin_ok = upgrade_status(&ws_url, &[("Origin", &own)]).await;
     assert_eq!(origin_ok, 101);
-    let origin_bad = upgrade_with_origin(nginx.port, "https://evil.example").await;
+    let origin_bad = upgrade_status(&ws_url, &[("Origin", "https://evil.example")]).await;
     assert_eq!(origin_bad, 403);
 
     // The dashboard in headless Chromium through nginx under /logs/: page, assets, WebSocket,
@@ -398,19 +399,4 @@ async fn the_documented_nginx_config_proxies_page_websocket_poll_and_sse() {
 
 async fn sse_lines_owned(url: String, n: usize) -> Vec<(u64, String)> {
     sse_lines(&url, None, n).await
-}
-
-async fn upgrade_with_origin(port: u16, origin: &str) -> u16 {
-    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-    let mut request = format!("ws://127.0.0.1:{port}/logs/ws")
-        .into_client_request()
-        .unwrap();
-    request
-        .headers_mut()
-        .insert("Origin", origin.parse().unwrap());
-    match tokio_tungstenite::connect_async(request).await {
-        Ok((_, response)) => response.status().as_u16(),
-        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => response.status().as_u16(),
-        Err(e) => panic!("unexpected error {e}"),
-    }
 }

@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 use common::*;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -400,20 +399,6 @@ async fn bad_input_gets_the_documented_answer_and_the_server_keeps_serving() {
     assert_eq!(close.expect("close frame").code, CloseCode::Size);
     other.send(json!({"type":"ping"})).await;
     assert_eq!(other.next_non_ping(LONG).await.unwrap()["type"], "pong");
-}
-
-async fn upgrade_status(url: &str, headers: &[(&str, &str)]) -> u16 {
-    let mut request = url.into_client_request().unwrap();
-    for (name, value) in headers {
-        let name =
-            tokio_tungstenite::tungstenite::http::HeaderName::from_bytes(name.as_bytes()).unwrap();
-        request.headers_mut().insert(name, value.parse().unwrap());
-    }
-    match tokio_tungstenite::connect_async(request).await {
-        Ok((_, response)) => response.status().as_u16(),
-        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => response.status().as_u16(),
-        Err(e) => panic!("unexpected error {e}"),
-    }
 }
 
 #[tokio::test]

@@ -447,6 +447,40 @@ impl WsClient {
     }
 }
 
+/// Opens a WebSocket with extra request headers; a refused upgrade gives its status and
+/// `Retry-After`.
+pub async fn ws_upgrade(
+    url: &str,
+    headers: &[(&str, &str)],
+) -> Result<WsStream, (u16, Option<String>)> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use tokio_tungstenite::tungstenite::http::HeaderName;
+    let mut request = url.into_client_request().unwrap();
+    for (name, value) in headers {
+        let name = HeaderName::from_bytes(name.as_bytes()).unwrap();
+        request.headers_mut().insert(name, value.parse().unwrap());
+    }
+    match tokio_tungstenite::connect_async(request).await {
+        Ok((ws, _)) => Ok(ws),
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => Err((
+            response.status().as_u16(),
+            response
+                .headers()
+                .get("retry-after")
+                .map(|v| v.to_str().unwrap().to_owned()),
+        )),
+        Err(e) => panic!("unexpected error {e}"),
+    }
+}
+
+/// The HTTP status of a WebSocket upgrade: 101 when it was accepted.
+pub async fn upgrade_status(url: &str, headers: &[(&str, &str)]) -> u16 {
+    match ws_upgrade(url, headers).await {
+        Ok(_) => 101,
+        Err((status, _)) => status,
+    }
+}
+
 /// A temp dir that is removed at the end of the test.
 pub fn temp_dir() -> tempfile::TempDir {
     tempfile::Builder::new()
