@@ -116,7 +116,7 @@ pub async fn run(
         if base_path.is_empty() {
             app.configure(http::routes)
         } else {
-            app.route(&base_path, web::get().to(http::redirect_to_slash))
+            app.route(&base_path, http::get_or_head().to(http::redirect_to_slash))
                 .service(web::scope(&base_path).configure(http::routes))
         }
     })

@@ -222,6 +222,17 @@ async fn pages_carry_a_strict_csp_and_nosniff() {
     let log = join(&dir, "app.log");
     std::fs::write(&log, "").unwrap();
     let server = Server::start(&[path_str(&log)]);
+    // `curl -I` (HEAD) sees the same status and headers as GET.
+    let head = reqwest::Client::new()
+        .head(server.url("/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.status(), 200, "HEAD /");
+    assert!(
+        head.headers().contains_key("content-security-policy"),
+        "HEAD / has the CSP"
+    );
     for path in ["/", "/index.html", "/app.js", "/style.css"] {
         let response = reqwest::get(server.url(path)).await.unwrap();
         assert_eq!(response.status(), 200, "{path}");

@@ -37,17 +37,22 @@ pub struct AppState {
     pub shutdown: Shutdown,
 }
 
+/// GET, and HEAD for the documents (`curl -I`, load balancers' HEAD checks).
+pub fn get_or_head() -> actix_web::Route {
+    web::route().guard(actix_web::guard::Any(actix_web::guard::Get()).or(actix_web::guard::Head()))
+}
+
 /// Registers every route.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/ws", web::get().to(ws::connect))
         .route("/poll", web::get().to(poll::poll))
         .route("/sse", web::get().to(stream::sse))
         .route("/follow", web::get().to(stream::follow))
-        .route("/api/files", web::get().to(api::files))
-        .route("/api/stats", web::get().to(api::stats))
-        .route("/healthz", web::get().to(api::healthz))
-        .route("/metrics", web::get().to(metrics::metrics))
-        .route("/{path:.*}", web::get().to(assets::serve));
+        .route("/api/files", get_or_head().to(api::files))
+        .route("/api/stats", get_or_head().to(api::stats))
+        .route("/healthz", get_or_head().to(api::healthz))
+        .route("/metrics", get_or_head().to(metrics::metrics))
+        .route("/{path:.*}", get_or_head().to(assets::serve));
 }
 
 /// `GET /BASE` (no slash): redirect to `/BASE/`, so the page's relative URLs resolve under it.
