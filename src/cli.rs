@@ -83,8 +83,8 @@ pub struct Cli {
     #[arg(long, hide = true, env = "TAILCAST_DROP_FS_EVENTS")]
     pub drop_fs_events: bool,
 
-    /// Batches of lines a live client may fall behind before it is told of a gap and skipped
-    /// to the newest line.
+    /// Batches of lines a live client may fall behind before it catches up from the history
+    /// (and is told of a gap for lines no longer kept).
     #[arg(long, env = "TAILCAST_LIVE_QUEUE", default_value_t = 64)]
     pub live_queue: usize,
 
