@@ -226,10 +226,14 @@ impl WsSession {
                 )
                 .await
             }
-            AggregatedMessage::Ping(bytes) => match self.session.pong(&bytes).await {
-                Ok(()) => Ok(()),
-                Err(_) => Err(End::ClientGone),
-            },
+            AggregatedMessage::Ping(bytes) => {
+                let timeout = self.state.config.send_timeout;
+                match tokio::time::timeout(timeout, self.session.pong(&bytes)).await {
+                    Ok(Ok(())) => Ok(()),
+                    Ok(Err(_)) => Err(End::ClientGone),
+                    Err(_) => Err(End::Stalled),
+                }
+            }
             AggregatedMessage::Pong(_) => Ok(()),
             AggregatedMessage::Close(_) => Err(End::ClientGone),
         }

@@ -126,7 +126,11 @@ impl Server {
     }
 
     pub async fn get_json(&self, path: &str) -> Value {
-        let response = reqwest::get(self.url(path)).await.expect("GET");
+        let response = http_client()
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("GET (a hung server times out after 2 minutes)");
         response.json().await.expect("JSON body")
     }
 
@@ -210,6 +214,15 @@ pub fn numbered(prefix: &str, range: std::ops::Range<usize>) -> Vec<String> {
     range.map(|i| format!("{prefix}-{i}")).collect()
 }
 
+/// An HTTP client whose requests fail after 2 minutes: a hung server fails the test with a
+/// message instead of hanging the suite.
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(120))
+        .build()
+        .expect("HTTP client")
+}
+
 /// Follows one file over long-poll, checking that seqs are consecutive.
 pub struct PollFollower {
     client: reqwest::Client,
@@ -225,7 +238,7 @@ impl PollFollower {
     /// Starts following after `after` (0 = from the first line).
     pub fn new(server: &Server, file: &str, after: u64) -> Self {
         PollFollower {
-            client: reqwest::Client::new(),
+            client: http_client(),
             base: server.base.clone(),
             file: file.to_owned(),
             after,
