@@ -18,13 +18,7 @@ async fn a_poll_loop_receives_every_line_of_a_hundred_thousand_once_in_order() {
     let log = join(&dir, "app.log");
     std::fs::write(&log, "").unwrap();
     let server = Server::start(&[path_str(&log)]);
-    let writer_log = log.clone();
-    let writer = std::thread::spawn(move || {
-        for burst in 0..100 {
-            append_numbered(&writer_log, "line", burst * 1000..(burst + 1) * 1000);
-            std::thread::sleep(Duration::from_millis(5));
-        }
-    });
+    let writer = write_in_bursts(&log, "line", 0..100_000, 1000, Duration::from_millis(5));
     let mut follower = PollFollower::new(&server, "app.log", 0);
     follower.until_count(100_000, LONG).await;
     writer.join().unwrap();
@@ -300,13 +294,7 @@ async fn readme_loop_prints_every_line(snippet: &str) {
             }
         }
     });
-    let writer_log = log.clone();
-    let writer = std::thread::spawn(move || {
-        for burst in 0..20 {
-            append_numbered(&writer_log, "line", burst * 50..(burst + 1) * 50);
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    });
+    let writer = write_in_bursts(&log, "line", 0..1000, 50, Duration::from_millis(20));
     let deadline = Instant::now() + LONG;
     let mut printed = Vec::new();
     while printed.len() < 1000 {

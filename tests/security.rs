@@ -13,7 +13,7 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::*;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::SinkExt;
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::Message;
@@ -400,17 +400,7 @@ async fn a_message_over_max_message_bytes_closes_with_1009() {
     // Over the bound: the socket is closed with 1009 (Message Too Big).
     let big = format!(r#"{{"type":"ping","pad":"{}"}}"#, "x".repeat(1100));
     ws.ws.send(Message::Text(big.into())).await.unwrap();
-    let close = loop {
-        match tokio::time::timeout(LONG, ws.ws.next())
-            .await
-            .expect("close in time")
-        {
-            Some(Ok(Message::Close(frame))) => break frame,
-            Some(Ok(_)) => continue,
-            other => panic!("expected a close frame, got {other:?}"),
-        }
-    };
-    assert_eq!(close.expect("close frame").code, CloseCode::Size);
+    assert_eq!(ws.expect_close(LONG).await, CloseCode::Size);
     assert_eq!(
         reqwest::get(server.url("/healthz")).await.unwrap().status(),
         200

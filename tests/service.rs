@@ -94,13 +94,7 @@ async fn sse_reconnecting_with_last_event_id_loses_and_repeats_nothing() {
     let log = join(&dir, "app.log");
     std::fs::write(&log, "").unwrap();
     let server = Server::start(&[path_str(&log)]);
-    let writer_log = log.clone();
-    let writer = std::thread::spawn(move || {
-        for chunk in 0..50 {
-            append_numbered(&writer_log, "line", chunk * 40..(chunk + 1) * 40);
-            std::thread::sleep(Duration::from_millis(5));
-        }
-    });
+    let writer = write_in_bursts(&log, "line", 0..2000, 40, Duration::from_millis(5));
     let url = server.url("/sse?file=app.log&after=0");
     let mut got: Vec<(u64, String)> = Vec::new();
     let mut connections = 0;

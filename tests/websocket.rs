@@ -34,16 +34,7 @@ async fn backlog_then_ten_thousand_live_lines_in_far_fewer_frames() {
     let texts: Vec<String> = lines.iter().map(|(_, l)| l.clone()).collect();
     assert_lines_eq(&texts, &numbered("line", 15..20));
 
-    let writer_log = log.clone();
-    let writer = std::thread::spawn(move || {
-        for chunk in 0..100 {
-            append_numbered(
-                &writer_log,
-                "line",
-                20 + chunk * 100..20 + (chunk + 1) * 100,
-            );
-        }
-    });
+    let writer = write_in_bursts(&log, "line", 20..10_020, 100, Duration::ZERO);
     let (frames, others) = ws.collect_lines("app.log", 10_005, LONG, &mut lines).await;
     writer.join().unwrap();
     let texts: Vec<String> = lines.iter().map(|(_, l)| l.clone()).collect();
@@ -122,13 +113,7 @@ async fn reconnect_with_after_loses_and_repeats_nothing_while_lines_keep_coming(
     std::fs::write(&log, "").unwrap();
     let server = Server::start(&[path_str(&log)]);
     let total = 20_000;
-    let writer_log = log.clone();
-    let writer = std::thread::spawn(move || {
-        for chunk in 0..200 {
-            append_numbered(&writer_log, "line", chunk * 100..(chunk + 1) * 100);
-            std::thread::sleep(Duration::from_millis(2));
-        }
-    });
+    let writer = write_in_bursts(&log, "line", 0..total, 100, Duration::from_millis(2));
     let mut lines: Vec<(u64, String)> = Vec::new();
     let mut reconnects = 0;
     while lines.len() < total {
@@ -386,17 +371,7 @@ async fn bad_input_gets_the_documented_answer_and_the_server_keeps_serving() {
     let mut other = WsClient::connect(&server).await;
     let huge = format!(r#"{{"type":"ping","pad":"{}"}}"#, "x".repeat(70 * 1024));
     ws.ws.send(Message::Text(huge.into())).await.unwrap();
-    let close = loop {
-        match tokio::time::timeout(LONG, ws.ws.next())
-            .await
-            .expect("close in time")
-        {
-            Some(Ok(Message::Close(frame))) => break frame,
-            Some(Ok(_)) => continue,
-            other => panic!("expected a close frame, got {other:?}"),
-        }
-    };
-    assert_eq!(close.expect("close frame").code, CloseCode::Size);
+    assert_eq!(ws.expect_close(LONG).await, CloseCode::Size);
     other.send(json!({"type":"ping"})).await;
     assert_eq!(other.next_non_ping(LONG).await.unwrap()["type"], "pong");
 }

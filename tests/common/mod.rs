@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::Message;
 
 /// The binary under test.
@@ -210,6 +211,29 @@ pub fn append_numbered(path: &Path, prefix: &str, range: std::ops::Range<usize>)
     append(path, text.as_bytes());
 }
 
+/// Appends `prefix-N` for N in `range` from a thread, `burst` lines per write with `pause`
+/// between writes, like a busy application; join the handle to wait for the last write.
+pub fn write_in_bursts(
+    path: &Path,
+    prefix: &'static str,
+    range: std::ops::Range<usize>,
+    burst: usize,
+    pause: Duration,
+) -> std::thread::JoinHandle<()> {
+    let path = path.to_path_buf();
+    std::thread::spawn(move || {
+        let mut start = range.start;
+        while start < range.end {
+            let end = (start + burst).min(range.end);
+            append_numbered(&path, prefix, start..end);
+            start = end;
+            if !pause.is_zero() {
+                std::thread::sleep(pause);
+            }
+        }
+    })
+}
+
 pub fn numbered(prefix: &str, range: std::ops::Range<usize>) -> Vec<String> {
     range.map(|i| format!("{prefix}-{i}")).collect()
 }
@@ -404,6 +428,20 @@ impl WsClient {
                 Message::Text(text) => return Some(serde_json::from_str(&text).expect("JSON")),
                 Message::Close(_) => return None,
                 _ => continue,
+            }
+        }
+    }
+
+    /// Waits for the server's close frame and returns its code.
+    pub async fn expect_close(&mut self, within: Duration) -> CloseCode {
+        loop {
+            match tokio::time::timeout(within, self.ws.next())
+                .await
+                .expect("close in time")
+            {
+                Some(Ok(Message::Close(frame))) => return frame.expect("close frame").code,
+                Some(Ok(_)) => continue,
+                other => panic!("expected a close frame, got {other:?}"),
             }
         }
     }
