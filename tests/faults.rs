@@ -471,7 +471,6 @@ async fn a_hundred_rotations_lose_and_repeat_nothing() {
 }
 
 #[tokio::test]
-#[ignore = "bug: a file generation created and rotated away between two checks of the follower is never opened: its lines are lost without a gap (happens under CPU load)"]
 async fn a_hundred_rotations_in_a_second_lose_and_repeat_nothing() {
     hundred_rotations(false).await;
 }
@@ -479,7 +478,8 @@ async fn a_hundred_rotations_in_a_second_lose_and_repeat_nothing() {
 /// 100 rename+create rotations while a writer writes unique lines, reopening the path after
 /// each one and writing to the renamed file before it does. With `in_step`, each generation is
 /// renamed only after tailcast has read its first lines; without, as fast as the writer goes
-/// (about a second in all).
+/// (milliseconds in all: most generations are created and renamed away between two reads, and
+/// are read only because the watcher opens each one as it is renamed).
 async fn hundred_rotations(in_step: bool) {
     const GENERATIONS: usize = 100;
     const BEFORE: usize = 20; // lines per generation written before it is renamed away
@@ -510,7 +510,7 @@ async fn hundred_rotations(in_step: bool) {
                 .unwrap();
             for i in 0..BEFORE {
                 writeln!(file, "g{generation:03}-{i:02}").unwrap();
-                if i == BEFORE / 2 {
+                if in_step && i == BEFORE / 2 {
                     std::thread::sleep(Duration::from_millis(8));
                 }
             }

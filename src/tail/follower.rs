@@ -8,6 +8,7 @@
 //! appending to it until they reopen their log). It owns no thread and no timer: [`super::run`]
 //! calls `check` on every file-system wake-up and on the stat interval.
 
+use std::collections::VecDeque;
 use std::fs::{File, Metadata};
 use std::io;
 use std::os::unix::fs::{FileExt, MetadataExt};
@@ -18,6 +19,10 @@ use super::splitter::{LineBatch, LineSplitter};
 
 /// How many leading bytes of a file are remembered to notice it being rewritten in place.
 const HEAD_FINGERPRINT_BYTES: usize = 64;
+
+/// How many file generations (dev, inode) a follower remembers having opened, to tell a
+/// generation it never saw from one it already read (see [`Follower::rotated_away`]).
+const REMEMBERED_GENERATIONS: usize = 32;
 
 /// A change in the state of a followed file, as clients see it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,6 +123,11 @@ pub struct Follower<S: TailSink> {
     error_in_check: bool,
     buf: Vec<u8>,
     batch: LineBatch,
+    /// (dev, inode) of the generations opened most recently, newest last.
+    generations: VecDeque<(u64, u64)>,
+    /// A rotation was already announced for the file now at the path: opening it is not a
+    /// "created".
+    rotation_announced: bool,
 }
 
 impl<S: TailSink> Follower<S> {
@@ -136,6 +146,8 @@ impl<S: TailSink> Follower<S> {
             error_in_check: false,
             buf,
             batch: LineBatch::default(),
+            generations: VecDeque::with_capacity(REMEMBERED_GENERATIONS),
+            rotation_announced: false,
         }
     }
 
@@ -169,6 +181,7 @@ impl<S: TailSink> Follower<S> {
                 self.path_gone(now);
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                self.rotation_announced = false;
                 self.path_gone(now);
             }
             Err(e) => {
@@ -190,6 +203,34 @@ impl<S: TailSink> Follower<S> {
             self.reported = Some(status);
             self.sink.status(status.0, status.1);
         }
+    }
+
+    /// A file that was renamed away from the followed path, opened by the watcher when the rename
+    /// happened. A generation this follower never opened (created and renamed away between two
+    /// checks, as in a burst of rotations) is read from its start and kept for the rotation grace
+    /// period like any rotated file, so its lines are not lost; the open file, if it no longer
+    /// sits at the path, is older and is finished first. A generation already known is ignored.
+    pub fn rotated_away(&mut self, file: File) {
+        let now = Instant::now();
+        let Ok(meta) = file.metadata() else { return };
+        if !meta.is_file() || self.generations.contains(&(meta.dev(), meta.ino())) {
+            return;
+        }
+        let current_still_at_path = self.current.as_ref().is_some_and(|open| {
+            std::fs::metadata(&self.path).is_ok_and(|m| (m.dev(), m.ino()) == (open.dev, open.ino))
+        });
+        if !current_still_at_path {
+            if let Some(mut old) = self.current.take() {
+                self.read_to_end(&mut old, now);
+                self.retire(old, now);
+                self.sink.state(FileState::Rotated);
+            }
+        }
+        let mut missed = self.open_file(file, &meta, 0, now);
+        self.read_to_end(&mut missed, now);
+        self.retire(missed, now);
+        self.sink.state(FileState::Rotated);
+        self.rotation_announced = true;
     }
 
     /// The latest instant at which `check` must run again even without a wake-up (partial-line
@@ -239,9 +280,10 @@ impl<S: TailSink> Follower<S> {
             match self.open(from_tail, now) {
                 Ok(open) => {
                     self.current = Some(open);
-                    if self.started && !replaced {
+                    if self.started && !replaced && !self.rotation_announced {
                         self.sink.state(FileState::Created);
                     }
+                    self.rotation_announced = false;
                 }
                 Err(e) => {
                     self.note_error(format!("cannot open {}: {e}", self.path.display()));
@@ -292,16 +334,25 @@ impl<S: TailSink> Follower<S> {
         let file = File::open(&self.path)?;
         // Identity from the descriptor, not the earlier stat: the path may have changed between.
         let fmeta = file.metadata()?;
-        let len = fmeta.len();
         let offset = if from_tail {
-            len.saturating_sub(self.config.initial_tail_bytes)
+            fmeta.len().saturating_sub(self.config.initial_tail_bytes)
         } else {
             0
         };
+        Ok(self.open_file(file, &fmeta, offset, now))
+    }
+
+    /// Starts reading `file` at `offset`, and remembers its generation.
+    fn open_file(&mut self, file: File, meta: &Metadata, offset: u64, now: Instant) -> OpenFile {
+        let id = (meta.dev(), meta.ino());
+        if self.generations.len() == REMEMBERED_GENERATIONS {
+            self.generations.pop_front();
+        }
+        self.generations.push_back(id);
         let mut open = OpenFile {
             file,
-            dev: fmeta.dev(),
-            ino: fmeta.ino(),
+            dev: id.0,
+            ino: id.1,
             offset,
             splitter: LineSplitter::new(self.config.max_line_bytes),
             last_data: now,
@@ -309,7 +360,7 @@ impl<S: TailSink> Follower<S> {
             skip_to_newline: offset > 0,
         };
         refresh_head(&mut open);
-        Ok(open)
+        open
     }
 
     fn read_current(&mut self, now: Instant) {
@@ -492,5 +543,55 @@ mod concurrent_writer_tests {
             assert_eq!(c.0, 256, "round {round}: events {:?}", c.1);
             std::fs::remove_dir_all(&dir).unwrap();
         }
+    }
+}
+
+#[cfg(test)]
+mod rotated_away_tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Clone, Default)]
+    struct Collect(Arc<Mutex<Vec<String>>>);
+    impl TailSink for Collect {
+        fn lines(&mut self, batch: LineBatch) {
+            let mut seen = self.0.lock().unwrap();
+            seen.extend(batch.lines().map(|line| line.to_owned()));
+        }
+        fn state(&mut self, state: FileState) {
+            self.0.lock().unwrap().push(format!("<{}>", state.as_str()));
+        }
+        fn status(&mut self, _: bool, _: u64) {}
+    }
+
+    #[test]
+    fn a_generation_renamed_away_between_checks_is_read_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.log");
+        std::fs::write(&path, "a1\n").unwrap();
+        let seen = Collect::default();
+        let config = FollowConfig {
+            rotate_wait: Duration::from_secs(60),
+            ..FollowConfig::default()
+        };
+        let mut follower = Follower::new(path.clone(), config, seen.clone());
+        follower.check();
+        // Between two checks: a is rotated away, b is created, written, rotated away, c created.
+        std::fs::rename(&path, dir.path().join("app.log.0")).unwrap();
+        std::fs::write(&path, "b1\nb2\n").unwrap();
+        std::fs::rename(&path, dir.path().join("app.log.1")).unwrap();
+        std::fs::write(&path, "c1\n").unwrap();
+        // What the watcher hands over, in event order; `a` is known and must not be re-read.
+        for name in ["app.log.0", "app.log.1"] {
+            follower.rotated_away(File::open(dir.path().join(name)).unwrap());
+        }
+        follower.check();
+        // A second notice of a generation already read changes nothing.
+        follower.rotated_away(File::open(dir.path().join("app.log.1")).unwrap());
+        follower.check();
+        assert_eq!(
+            *seen.0.lock().unwrap(),
+            ["a1", "<rotated>", "b1", "b2", "<rotated>", "c1"]
+        );
     }
 }

@@ -5,13 +5,18 @@
 //! the renamed inode after rotation) and its events are only wake-ups: the follower then stats
 //! and reads. Every follower also checks on a slow timer (`stat_interval`), which is all it has
 //! when notify is disabled, when the watch cannot be made (NFS, inotify limits), or when events
-//! are lost. [`splitter`] is the pure byte-to-line state machine.
+//! are lost. One event is more than a wake-up: when the followed name is renamed to another name
+//! in its directory, the watcher opens the file under its new name at once and hands it to the
+//! follower ([`Follower::rotated_away`]), so a generation created and rotated away between two
+//! checks (a burst of rotations) is still read. [`splitter`] is the pure byte-to-line state
+//! machine.
 
 pub mod follower;
 pub mod splitter;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::ffi::OsString;
+use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
@@ -19,7 +24,8 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use notify::{RecursiveMode, Watcher};
+use notify::event::{ModifyKind, RenameMode};
+use notify::{EventKind, RecursiveMode, Watcher};
 
 pub use follower::{FileState, FollowConfig, Follower, TailSink};
 pub use splitter::{LineBatch, LineSplitter};
@@ -65,7 +71,15 @@ struct WakeEntry {
     name: OsString,
     wake: SyncSender<()>,
     draining: Arc<AtomicBool>,
+    rotated: RotatedQueue,
 }
+
+/// Files renamed away from a followed name, opened by the watcher, waiting for the follower.
+type RotatedQueue = Arc<Mutex<VecDeque<File>>>;
+
+/// Most renamed-away files held for a follower that has not caught up; older ones are closed
+/// (a follower this far behind re-reads nothing it already knows, it only misses generations).
+const MAX_QUEUED_ROTATIONS: usize = 64;
 
 /// Followers to wake, by parent directory.
 type WakeMap = HashMap<PathBuf, Vec<WakeEntry>>;
@@ -80,6 +94,7 @@ impl Tailer {
             let (wake_tx, wake_rx) = sync_channel::<()>(1);
             let stop = Arc::new(AtomicBool::new(false));
             let draining = Arc::new(AtomicBool::new(false));
+            let rotated = RotatedQueue::default();
             if let (Some(dir), Some(name)) = (path.parent(), path.file_name()) {
                 wake_map
                     .entry(dir.to_path_buf())
@@ -88,6 +103,7 @@ impl Tailer {
                         name: name.to_owned(),
                         wake: wake_tx.clone(),
                         draining: draining.clone(),
+                        rotated: rotated.clone(),
                     });
             }
             let mut follower = Follower::new(path.clone(), config.follow.clone(), sink);
@@ -97,7 +113,14 @@ impl Tailer {
             let handle = std::thread::Builder::new()
                 .name(format!("tail {}", short_name(&path)))
                 .spawn(move || {
-                    run_follower(follower, wake_rx, thread_stop, draining, stat_interval)
+                    run_follower(
+                        follower,
+                        wake_rx,
+                        thread_stop,
+                        draining,
+                        rotated,
+                        stat_interval,
+                    )
                 });
             match handle {
                 Ok(handle) => threads.push(FollowerThread {
@@ -153,6 +176,7 @@ fn run_follower<S: TailSink>(
     wake: Receiver<()>,
     stop: Arc<AtomicBool>,
     draining: Arc<AtomicBool>,
+    rotated: RotatedQueue,
     stat_interval: Duration,
 ) {
     loop {
@@ -167,6 +191,13 @@ fn run_follower<S: TailSink>(
         }
         if stop.load(Ordering::SeqCst) {
             break;
+        }
+        let renamed: Vec<File> = match rotated.lock() {
+            Ok(mut queue) => queue.drain(..).collect(),
+            Err(_) => Vec::new(),
+        };
+        for file in renamed {
+            follower.rotated_away(file);
         }
         follower.check();
         draining.store(follower.is_draining(), Ordering::Relaxed);
@@ -185,6 +216,11 @@ fn make_watcher(wake_map: WakeMap, drop_events: bool) -> Option<notify::Recommen
         let Ok(map) = handler_map.lock() else { return };
         match event {
             Ok(event) if !event.need_rescan() => {
+                if let (EventKind::Modify(ModifyKind::Name(RenameMode::Both)), [from, to]) =
+                    (event.kind, event.paths.as_slice())
+                {
+                    pin_renamed(&map, from, to);
+                }
                 for path in &event.paths {
                     wake_for_path(&map, path);
                 }
@@ -235,6 +271,26 @@ fn wake_for_path(map: &WakeMap, path: &Path) {
             .iter()
             .filter(|entry| entry.draining.load(Ordering::Relaxed))
             .for_each(|entry| wake(&entry.wake));
+    }
+}
+
+/// `from` was renamed to `to`: if `from` is a followed name, open `to` now, while it still names
+/// that generation, and queue it for the follower.
+fn pin_renamed(map: &WakeMap, from: &Path, to: &Path) {
+    let (Some(dir), Some(name)) = (from.parent(), from.file_name()) else {
+        return;
+    };
+    let Some(entries) = map.get(dir) else {
+        return;
+    };
+    for entry in entries.iter().filter(|entry| entry.name == name) {
+        let Ok(file) = File::open(to) else { continue };
+        if let Ok(mut queue) = entry.rotated.lock() {
+            if queue.len() == MAX_QUEUED_ROTATIONS {
+                queue.pop_front();
+            }
+            queue.push_back(file);
+        }
     }
 }
 
