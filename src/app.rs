@@ -31,6 +31,8 @@ impl TailSink for HubSink {
         let bytes = batch.text_bytes() + batch.len();
         self.stats.bytes_in.fetch_add(bytes as u64, Relaxed);
         self.hub.append(self.file, batch);
+        // During a burst, let the clients keep up (bounded; see Hub::pace).
+        self.hub.pace(self.file);
     }
 
     fn state(&mut self, state: FileState) {

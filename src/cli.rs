@@ -83,10 +83,16 @@ pub struct Cli {
     #[arg(long, hide = true, env = "TAILCAST_DROP_FS_EVENTS")]
     pub drop_fs_events: bool,
 
-    /// Batches of lines a live client may fall behind before it catches up from the history
-    /// (and is told of a gap for lines no longer kept).
-    #[arg(long, env = "TAILCAST_LIVE_QUEUE", default_value_t = 64)]
-    pub live_queue: usize,
+    /// During a burst, how long reading a file may wait, per batch, for clients to catch up
+    /// before reading on (a client left behind the history is then told of a gap). Reading never
+    /// waits for a client that has stopped, nor while any client is keeping up.
+    #[arg(long, env = "TAILCAST_PACE_TIMEOUT", default_value = "250ms", value_parser = parse_duration)]
+    pub pace_timeout: Duration,
+
+    /// Lines that follow each other closely are sent together, at most once per this interval
+    /// per file (a line after a quiet spell goes out at once); 0 sends every read at once.
+    #[arg(long, env = "TAILCAST_COALESCE", default_value = "3ms", value_parser = parse_duration)]
+    pub coalesce: Duration,
 
     /// Largest message accepted from a client; a larger one closes its WebSocket (1009).
     #[arg(long, env = "TAILCAST_MAX_MESSAGE_BYTES", default_value = "65536", value_parser = parse_size)]
@@ -238,6 +244,7 @@ impl Cli {
                     partial_line_timeout: self.partial_line_timeout,
                     rotate_wait: self.rotate_wait,
                     initial_tail_bytes: history_bytes as u64,
+                    coalesce: self.coalesce,
                 },
                 stat_interval: self.stat_interval.max(Duration::from_millis(10)),
                 watch_mode,
@@ -245,7 +252,7 @@ impl Cli {
             hub: HubConfig {
                 history_lines: self.history,
                 history_bytes,
-                live_queue_batches: self.live_queue.max(1),
+                pace_timeout: self.pace_timeout,
             },
             server: ServerConfig {
                 heartbeat: self.heartbeat,

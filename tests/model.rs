@@ -326,6 +326,7 @@ fn config(read_chunk_bytes: usize) -> FollowConfig {
         partial_line_timeout: Duration::from_secs(3600),
         rotate_wait: Duration::from_secs(60),
         initial_tail_bytes: u64::MAX,
+        coalesce: Duration::ZERO,
     }
 }
 

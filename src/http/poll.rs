@@ -5,14 +5,16 @@
 //! broadcast channel, woken once per batch) until one comes or `timeout` passes. JSON by default;
 //! `format=text` or `Accept: text/plain` gives raw lines with the cursor in `X-Tailcast-*` headers.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
+use tokio::sync::Notify;
 use tokio::time::{sleep_until, Instant};
 
 use crate::error::ApiError;
-use crate::hub::{FileIx, HistoryRead, Start};
+use crate::hub::{Delivery, FileIx, HistoryRead, Start};
 use crate::protocol::{truncated_seqs, LinesOf, PollAnswer};
 use crate::stats::{Gauge, Slot};
 
@@ -113,7 +115,11 @@ pub async fn poll(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRe
             let snap = state
                 .hub
                 .read(ix, Start::Backlog(backlog.min(max)), max)
-                .unwrap_or_else(|_| unreachable_snapshot());
+                // A backlog read has no cursor that could be ahead.
+                .unwrap_or_else(|ahead| crate::hub::Snapshot {
+                    read: HistoryRead::default(),
+                    last_seq: ahead.last_seq,
+                });
             Answer {
                 file: ix,
                 last_seq: snap.read.last_seq().unwrap_or(snap.last_seq),
@@ -159,8 +165,8 @@ async fn wait_after(
             reset: false,
         }
     };
-    let (snap, mut receiver) = match state.hub.subscribe(ix, Start::After(after), max) {
-        Ok(subscribed) => subscribed,
+    let snap = match state.hub.read(ix, Start::After(after), max) {
+        Ok(snap) => snap,
         Err(ahead) => {
             // The cursor is from another server run (or made up): answer at once with the live
             // edge as the next cursor, flagged so the client knows.
@@ -182,34 +188,30 @@ async fn wait_after(
                 state.config.max_polls
             ))
         })?;
+    let wake = Arc::new(Notify::new());
+    // Lines appended since the read above are after the cursor too: the first read finds them.
+    let Ok(mut cursor) = state.hub.subscribe(ix, Start::After(after), wake.clone()) else {
+        return Ok(answer(HistoryRead::default()));
+    };
     let deadline = Instant::now() + timeout;
     let mut shutdown = state.shutdown.clone();
     loop {
-        tokio::select! {
-            woke = receiver.recv() => {
-                if let Err(tokio::sync::broadcast::error::RecvError::Closed) = woke {
-                    return Ok(answer(HistoryRead::default()));
-                }
-                // Lines or lag: either way, read what is there now.
-                let snap = state
-                    .hub
-                    .read(ix, Start::After(after), max)
-                    .unwrap_or_else(|_| unreachable_snapshot());
-                if snap.read.line_count() > 0 || snap.read.gap.is_some() {
-                    return Ok(answer(snap.read));
-                }
+        let mut read = HistoryRead::default();
+        for delivery in cursor.read(&state.hub, max) {
+            match delivery {
+                Delivery::Gap(gap) => read.gap = Some(gap),
+                Delivery::Lines(slice) => read.slices.push(slice),
+                Delivery::State(..) => {}
             }
+        }
+        if read.line_count() > 0 || read.gap.is_some() {
+            return Ok(answer(read));
+        }
+        tokio::select! {
+            _ = wake.notified() => {}
             _ = sleep_until(deadline) => return Ok(answer(HistoryRead::default())),
             _ = shutdown.fired() => return Ok(answer(HistoryRead::default())),
         }
-    }
-}
-
-/// Seqs only grow, so a cursor that was valid stays valid; this stands in for the impossible.
-fn unreachable_snapshot() -> crate::hub::Snapshot {
-    crate::hub::Snapshot {
-        read: HistoryRead::default(),
-        last_seq: 0,
     }
 }
 

@@ -9,12 +9,14 @@
 use actix_web::http::header;
 use actix_web::web::{self, Bytes};
 use actix_web::{HttpRequest, HttpResponse};
-use tokio::sync::{broadcast, mpsc};
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, Notify};
 use tokio::time::Instant;
 use tokio_stream::wrappers::ReceiverStream;
 
 use crate::error::ApiError;
-use crate::hub::{BatchSlice, Delivery, FileIx, Gap, LiveCursor, LiveEvent, Start};
+use crate::hub::{BatchSlice, Delivery, Gap, LiveCursor, Start};
 use crate::stats::{Gauge, Slot};
 use crate::tail::FileState;
 
@@ -23,6 +25,9 @@ use super::AppState;
 
 /// Chunks buffered per streaming client before sends wait.
 const CHUNKS_IN_FLIGHT: usize = 16;
+
+/// Most lines read from the hub into one chunk.
+const LINES_PER_CHUNK: usize = 10_000;
 
 /// How one transport writes what the cursor delivers.
 trait Format: Send + 'static {
@@ -192,30 +197,24 @@ async fn open_stream(
         Start::Backlog(n) => Start::Backlog(n.min(max)),
         after => after,
     };
-    let (snapshot, receiver) = match state.hub.subscribe(ix, start, max) {
-        Ok(subscribed) => subscribed,
+    let wake = Arc::new(Notify::new());
+    let cursor = match state.hub.subscribe(ix, start, wake.clone()) {
+        Ok(cursor) => cursor,
         // A cursor from another server run: start at the live edge (the client sees new lines).
         Err(ahead) => state
             .hub
-            .subscribe(ix, Start::After(ahead.last_seq), max)
+            .subscribe(ix, Start::After(ahead.last_seq), wake.clone())
             .map_err(|_| ApiError::Busy("the file changed during the request; retry".into()))?,
     };
     let (tx, rx) = mpsc::channel::<Result<Bytes, std::convert::Infallible>>(CHUNKS_IN_FLIGHT);
     let content_type = format.content_type();
-    let mut first = format.preamble().to_vec();
-    if let Some(gap) = snapshot.read.gap {
-        format.gap(state.hub.id(ix), gap, &mut first);
-    }
-    for slice in &snapshot.read.slices {
-        format.lines(slice, &mut first);
-    }
-    let cursor = LiveCursor::after(ix, &snapshot);
+    let first = format.preamble().to_vec();
     let task_state = state.get_ref().clone();
     let peer = req.peer_addr();
     let kind = content_type.split(';').next().unwrap_or("");
     tracing::info!(?peer, kind, "stream open");
     actix_web::rt::spawn(async move {
-        let reason = pump(task_state, format, cursor, receiver, tx, first).await;
+        let reason = pump(task_state, format, cursor, wake, tx, first).await;
         tracing::info!(?peer, reason, "stream closed");
         drop(slot);
     });
@@ -260,17 +259,19 @@ async fn pump(
     state: AppState,
     format: impl Format,
     mut cursor: LiveCursor,
-    mut receiver: broadcast::Receiver<LiveEvent>,
+    wake: Arc<Notify>,
     tx: Tx,
     first: Vec<u8>,
 ) -> &'static str {
     if let Err(reason) = send(&state, &tx, first).await {
         return reason;
     }
-    let ix: FileIx = cursor.file();
+    let id = state.hub.id(cursor.file()).to_owned();
     let heartbeat = state.config.heartbeat;
     let mut tick = tokio::time::interval_at(Instant::now() + heartbeat, heartbeat);
     let mut shutdown = state.shutdown.clone();
+    // The backlog (or what follows the cursor) is read at once.
+    wake.notify_one();
     loop {
         let mut out = Vec::new();
         tokio::select! {
@@ -282,33 +283,19 @@ async fn pump(
                     None => continue,
                 }
             }
-            event = receiver.recv() => {
-                let id = state.hub.id(ix);
-                let (gap, delivery) = match event {
-                    Ok(event) => cursor.accept(event),
-                    Err(broadcast::error::RecvError::Lagged(_)) => {
-                        // Catch up from the history (see LiveCursor::lagged).
-                        let (read, fresh) = cursor.lagged(&state.hub, state.config.max_backlog);
-                        receiver = fresh;
-                        if let Some(gap) = read.gap {
+            _ = wake.notified() => {
+                for delivery in cursor.read(&state.hub, LINES_PER_CHUNK) {
+                    match delivery {
+                        Delivery::Gap(gap) => {
                             state.stats.gaps.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                            format.gap(id, gap, &mut out);
+                            format.gap(&id, gap, &mut out);
                         }
-                        for slice in &read.slices {
-                            format.lines(slice, &mut out);
-                        }
-                        (None, None)
+                        Delivery::Lines(slice) => format.lines(&slice, &mut out),
+                        Delivery::State(file_state, _) => format.state(&id, file_state, &mut out),
                     }
-                    Err(broadcast::error::RecvError::Closed) => return "hub closed",
-                };
-                if let Some(gap) = gap {
-                    state.stats.gaps.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    format.gap(id, gap, &mut out);
                 }
-                match delivery {
-                    Some(Delivery::Lines(slice)) => format.lines(&slice, &mut out),
-                    Some(Delivery::State(file_state, _)) => format.state(id, file_state, &mut out),
-                    None => {}
+                if cursor.has_news(&state.hub) {
+                    wake.notify_one();
                 }
             }
         }

@@ -7,21 +7,20 @@
 //! bounded channel is told of a `gap` and moved to the live edge; a send that stalls longer than
 //! `--send-timeout` closes the client. Nothing the client sends can make the session panic.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use actix_ws::{AggregatedMessage, CloseCode, CloseReason, ProtocolError};
 use bytestring::ByteString;
 use futures_util::StreamExt;
+use tokio::sync::Notify;
 use tokio::time::{sleep_until, Instant};
-use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
-use tokio_stream::wrappers::BroadcastStream;
-use tokio_stream::StreamMap;
 
 use crate::error::ApiError;
-use crate::hub::{Delivery, FileIx, Gap, LiveCursor, LiveEvent, Start};
+use crate::hub::{Delivery, FileIx, Gap, LiveCursor, Start};
 use crate::protocol::{self, ClientMessage, ServerMessage};
 use crate::stats::{Gauge, Slot};
 
@@ -29,6 +28,10 @@ use super::{access, AppState};
 
 /// Most files one client may subscribe to at once.
 const MAX_SUBSCRIPTIONS: usize = 1024;
+
+/// Most lines read from one file per turn of the session loop (client messages, the heartbeat
+/// and shutdown are seen between turns; the rest is read on the next one).
+const LINES_PER_TURN: usize = 10_000;
 
 /// `GET /ws`: checks access, then upgrades and spawns the session.
 pub async fn connect(
@@ -88,8 +91,9 @@ enum End {
 struct WsSession {
     state: AppState,
     session: actix_ws::Session,
-    live: StreamMap<FileIx, BroadcastStream<LiveEvent>>,
-    subs: HashMap<FileIx, LiveCursor>,
+    /// Woken by the hub when a subscribed file has news (one wake-up for all subscriptions).
+    wake: Arc<Notify>,
+    subs: BTreeMap<FileIx, LiveCursor>,
     idle_deadline: Instant,
 }
 
@@ -99,8 +103,8 @@ impl WsSession {
         WsSession {
             state,
             session,
-            live: StreamMap::new(),
-            subs: HashMap::new(),
+            wake: Arc::new(Notify::new()),
+            subs: BTreeMap::new(),
             idle_deadline,
         }
     }
@@ -126,9 +130,7 @@ impl WsSession {
                 biased;
                 _ = shutdown.fired() => Err(End::Shutdown),
                 message = stream.next() => self.on_client(message).await,
-                Some((file, event)) = self.live.next(), if !self.live.is_empty() => {
-                    self.on_live(file, event).await
-                }
+                _ = self.wake.notified() => self.on_news().await,
                 _ = heartbeat_tick.tick() => self.heartbeat().await,
                 _ = sleep_until(self.idle_deadline) => Err(End::Silent),
             };
@@ -141,7 +143,6 @@ impl WsSession {
     async fn close(mut self, end: End) {
         let count = self.subs.len();
         self.subs.clear();
-        self.live = StreamMap::new();
         self.state.stats.subscriptions.fetch_sub(count, Relaxed);
         if matches!(end, End::Silent | End::Stalled) {
             self.state.stats.drops.fetch_add(1, Relaxed);
@@ -263,7 +264,6 @@ impl WsSession {
                     return self.unknown_file(&file).await;
                 };
                 if self.subs.remove(&ix).is_some() {
-                    self.live.remove(&ix);
                     self.state.stats.subscriptions.fetch_sub(1, Relaxed);
                 }
                 Ok(())
@@ -307,8 +307,9 @@ impl WsSession {
                 Start::Backlog(n.min(max as u64) as usize)
             }
         };
-        let (snapshot, receiver) = match self.state.hub.subscribe(ix, start, max) {
-            Ok(subscribed) => subscribed,
+        let wake = self.wake.clone();
+        let mut cursor = match self.state.hub.subscribe(ix, start, wake) {
+            Ok(cursor) => cursor,
             Err(ahead) => {
                 let message = format!(
                     "{ahead}; the cursor is from another server run (see hello.epoch): \
@@ -318,17 +319,13 @@ impl WsSession {
                 return self.send_error("cursor_ahead", &message).await;
             }
         };
-        let cursor = LiveCursor::after(ix, &snapshot);
+        // The backlog (or what follows the cursor) goes out now; the rest as it comes.
+        let deliveries = cursor.read(&self.state.hub, max);
         if self.subs.insert(ix, cursor).is_none() {
             self.state.stats.subscriptions.fetch_add(1, Relaxed);
         }
-        self.live.insert(ix, BroadcastStream::new(receiver));
-        if let Some(gap) = snapshot.read.gap {
-            self.send_gap(ix, gap).await?;
-        }
-        for slice in &snapshot.read.slices {
-            self.send_slice(ix, slice).await?;
-        }
+        self.deliver(ix, deliveries).await?;
+        self.wake.notify_one();
         Ok(())
     }
 
@@ -355,39 +352,39 @@ impl WsSession {
         self.send(frame.into()).await
     }
 
-    async fn on_live(
-        &mut self,
-        ix: FileIx,
-        event: Result<LiveEvent, BroadcastStreamRecvError>,
-    ) -> Result<(), End> {
-        let Some(cursor) = self.subs.get_mut(&ix) else {
-            return Ok(());
-        };
-        let (gap, delivery) = match event {
-            Ok(event) => cursor.accept(event),
-            Err(BroadcastStreamRecvError::Lagged(_)) => {
-                // Too slow for the live queue: catch up from the history; the gap (if any)
-                // names exactly what is no longer kept.
-                let max = self.state.config.max_backlog;
-                let (read, receiver) = cursor.lagged(&self.state.hub, max);
-                self.live.insert(ix, BroadcastStream::new(receiver));
-                if let Some(gap) = read.gap {
-                    self.send_gap(ix, gap).await?;
-                }
-                for slice in &read.slices {
-                    self.send_slice(ix, slice).await?;
-                }
-                return Ok(());
+    /// A subscribed file has news: read each subscription that has some, a bounded amount per
+    /// turn, and come back at once if any still has more.
+    async fn on_news(&mut self) -> Result<(), End> {
+        let hub = self.state.hub.clone();
+        let files: Vec<FileIx> = self
+            .subs
+            .iter()
+            .filter(|(_, cursor)| cursor.has_news(&hub))
+            .map(|(ix, _)| *ix)
+            .collect();
+        for ix in files {
+            let Some(cursor) = self.subs.get_mut(&ix) else {
+                continue;
+            };
+            let deliveries = cursor.read(&hub, LINES_PER_TURN);
+            let more = cursor.has_news(&hub);
+            self.deliver(ix, deliveries).await?;
+            if more {
+                self.wake.notify_one();
             }
-        };
-        if let Some(gap) = gap {
-            self.send_gap(ix, gap).await?;
         }
-        match delivery {
-            Some(Delivery::Lines(slice)) => self.send_slice(ix, &slice).await,
-            Some(Delivery::State(_, frame)) => self.send(frame).await,
-            None => Ok(()),
+        Ok(())
+    }
+
+    async fn deliver(&mut self, ix: FileIx, deliveries: Vec<Delivery>) -> Result<(), End> {
+        for delivery in deliveries {
+            match delivery {
+                Delivery::Gap(gap) => self.send_gap(ix, gap).await?,
+                Delivery::Lines(slice) => self.send_slice(ix, &slice).await?,
+                Delivery::State(_, frame) => self.send(frame).await?,
+            }
         }
+        Ok(())
     }
 }
 

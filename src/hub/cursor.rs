@@ -1,43 +1,53 @@
-//! A subscriber's position in one file's live stream, shared by every transport.
+//! A reader's position in one file, shared by every transport.
 //!
-//! A [`LiveCursor`] knows the seq of the next line its client should get. It de-duplicates
-//! batches that overlap what the client already has (the backlog), and when its broadcast
-//! receiver lagged (the client fell more than the live queue behind) it catches up from the
-//! history with a fresh receiver, atomically, like a new subscription: the client gets every line
-//! still kept and an exact `gap` for the ones that left. WebSocket sessions, SSE and `/follow` all
-//! use it, so the lag policy lives in one place.
+//! A [`LiveCursor`] is a registered reader of the hub: it knows the seq of the next line its
+//! client should get and the index of the next file-state change, and [`LiveCursor::read`] takes
+//! what is new straight from the shared history, in order: an exact `gap` for lines no longer
+//! kept, lines (whole batches keep their pre-serialized frame), and state changes where they
+//! happened between lines. Nothing is queued per client: a slow reader holds no memory of its
+//! own and simply finds, when it reads again, either the lines it missed or a gap. Its position
+//! (an atomic the hub can see) lets the tailer pace reading to the fastest reader (see
+//! [`super::Hub::pace`]). WebSocket sessions, SSE, `/follow` and held long-polls all use it.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use bytestring::ByteString;
-use tokio::sync::broadcast;
+use tokio::sync::Notify;
 
-use super::{BatchSlice, FileIx, Gap, HistoryRead, Hub, LiveEvent, Snapshot, Start};
+use super::{BatchSlice, FileIx, Gap, Hub};
+use crate::tail::FileState;
 
-/// What a client should be sent for one live event.
+/// What a reader is sent, in order.
 #[derive(Debug)]
 pub enum Delivery {
+    /// Lines `from..=to` will never come (no longer kept).
+    Gap(Gap),
     /// New lines (the whole batch when [`BatchSlice::is_whole`], so its shared frame can be used).
     Lines(BatchSlice),
     /// A file state change, with its WebSocket frame.
-    State(crate::tail::FileState, ByteString),
+    State(FileState, ByteString),
+}
+
+/// The part of a reader the hub sees: its position, and how to wake it.
+#[derive(Debug)]
+pub(super) struct ReaderShared {
+    /// Seq of the next line the reader will read.
+    pub(super) next_seq: AtomicU64,
+    /// Woken when the file has news.
+    pub(super) wake: Arc<Notify>,
 }
 
 /// See the module documentation.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug)]
 pub struct LiveCursor {
-    file: FileIx,
-    next_seq: u64,
+    pub(super) file: FileIx,
+    pub(super) next_seq: u64,
+    pub(super) next_state: u64,
+    pub(super) shared: Arc<ReaderShared>,
 }
 
 impl LiveCursor {
-    /// A cursor continuing right after what `snapshot` delivered.
-    pub fn after(file: FileIx, snapshot: &Snapshot) -> Self {
-        let next_seq = snapshot
-            .read
-            .last_seq()
-            .map_or(snapshot.last_seq + 1, |last| last + 1);
-        LiveCursor { file, next_seq }
-    }
-
     /// The file followed.
     pub fn file(&self) -> FileIx {
         self.file
@@ -48,67 +58,20 @@ impl LiveCursor {
         self.next_seq
     }
 
-    /// What to send for one event: lines the client does not have yet (and, defensively, a gap
-    /// if the event skips ahead), or a state change. `None` when the client has it all.
-    pub fn accept(&mut self, event: LiveEvent) -> (Option<Gap>, Option<Delivery>) {
-        match event {
-            LiveEvent::Lines(batch) => {
-                let end = batch.end_seq();
-                if end <= self.next_seq {
-                    return (None, None); // already sent with the backlog
-                }
-                let gap = (batch.first_seq > self.next_seq).then(|| Gap {
-                    from: self.next_seq,
-                    to: batch.first_seq - 1,
-                });
-                let whole = BatchSlice {
-                    range: 0..batch.lines.len(),
-                    batch,
-                };
-                let slice = if gap.is_some() {
-                    whole
-                } else {
-                    whole.from_seq(self.next_seq)
-                };
-                self.next_seq = end;
-                (gap, Some(Delivery::Lines(slice)))
-            }
-            LiveEvent::State(state, frame) => (None, Some(Delivery::State(state, frame))),
-        }
+    /// True when the hub holds something this reader has not read yet (lock-free).
+    pub fn has_news(&self, hub: &Hub) -> bool {
+        let (last_seq, states) = hub.heads(self.file);
+        last_seq >= self.next_seq || states > self.next_state
     }
 
-    /// The client fell behind the hub's live queue: catch up from the history (at most `max`
-    /// lines). Returns what to send (its gap names exactly the lines no longer kept) and the
-    /// receiver to use from now on.
-    pub fn lagged(
-        &mut self,
-        hub: &Hub,
-        max: usize,
-    ) -> (HistoryRead, broadcast::Receiver<LiveEvent>) {
-        let after = self.next_seq.saturating_sub(1);
-        let (snapshot, receiver) = match hub.subscribe(self.file, Start::After(after), max) {
-            Ok(subscribed) => subscribed,
-            // Seqs only grow, so this cannot happen; fall back to the live edge.
-            Err(ahead) => {
-                let subscribed = hub.subscribe(self.file, Start::After(ahead.last_seq), max);
-                match subscribed {
-                    Ok(subscribed) => subscribed,
-                    Err(_) => unreachable_cursor(hub, self.file),
-                }
-            }
-        };
-        self.next_seq = LiveCursor::after(self.file, &snapshot).next_seq;
-        (snapshot.read, receiver)
+    /// Takes what is new, at most `max_lines` lines, and advances. Returns nothing when the
+    /// reader is at the head.
+    pub fn read(&mut self, hub: &Hub, max_lines: usize) -> Vec<Delivery> {
+        hub.read_for(self, max_lines)
     }
-}
 
-fn unreachable_cursor(hub: &Hub, file: FileIx) -> (Snapshot, broadcast::Receiver<LiveEvent>) {
-    let (last_seq, receiver) = hub.subscribe_live(file);
-    (
-        Snapshot {
-            read: HistoryRead::default(),
-            last_seq,
-        },
-        receiver,
-    )
+    pub(super) fn set_next_seq(&mut self, next_seq: u64) {
+        self.next_seq = next_seq;
+        self.shared.next_seq.store(next_seq, Ordering::Release);
+    }
 }

@@ -1,7 +1,7 @@
 //! Per-file history: a ring of recent line batches, bounded in lines and in bytes.
 //!
-//! Lines are kept in the batches the tailer produced (one allocation per batch, shared by
-//! reference with live subscribers), each batch knowing the seq of its first line. Evicting by line
+//! Lines are kept in the batches the tailer produced (one allocation per batch, read in place by
+//! every reader), each batch knowing the seq of its first line. Evicting by line
 //! count moves a cursor inside the oldest batch; evicting by bytes drops whole batches. Reads return
 //! zero-copy [`BatchSlice`]s plus an explicit gap when the cursor is older than what is kept.
 
@@ -167,6 +167,12 @@ impl History {
     /// Bytes held (whole batches, including any evicted lines still sharing a batch).
     pub fn bytes(&self) -> usize {
         self.bytes
+    }
+
+    /// True when the history is three quarters full, in lines or in bytes.
+    pub fn nearly_full(&self) -> bool {
+        self.lines.saturating_mul(4) >= self.max_lines.saturating_mul(3)
+            || self.bytes.saturating_mul(4) >= self.max_bytes.saturating_mul(3)
     }
 
     /// Seq of the oldest retained line.

@@ -1,10 +1,15 @@
 //! The hub: per-file history and live fan-out, shared by every transport.
 //!
 //! For each configured file the hub numbers lines (`seq` from 1, never reused while the process
-//! lives, carried across rotation), keeps a bounded [`History`], and publishes each batch once on
-//! a bounded `tokio::sync::broadcast` channel as an `Arc<Batch>` whose wire frame was serialized
-//! once. A subscriber that falls more than the channel's capacity behind gets `Lagged`, which the
-//! transports turn into a `gap`: no per-client queue ever grows without bound.
+//! lives, carried across rotation) and keeps a bounded [`History`] of batches, each serialized to
+//! its wire frame once. That history is the only copy: live readers ([`LiveCursor`]) are woken by
+//! a [`Notify`] and read it by cursor, so a slow or stalled client holds no queue of its own and,
+//! when it falls out of the history, is told of an exact `gap`. File state changes are kept in a
+//! short ring beside it, each with the seq it happened before, so readers see them in order.
+//!
+//! The tailer is paced to the *fastest* reader ([`Hub::pace`]): when the history is nearly full,
+//! no reader is at the head and the slowest would lose lines, the follower waits (bounded) before
+//! reading on; the file itself is the buffer. A reader that stops advancing stops pacing anyone.
 //!
 //! [`Hub`] is the cheap-clone handle (an `Arc`). Its small interface (append a batch, read after a
 //! cursor, subscribe for what comes next) is the seam where a shared backend could sit later. The
@@ -13,13 +18,16 @@
 mod cursor;
 mod history;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
+use std::time::{Duration, Instant};
 
 use bytestring::ByteString;
-use tokio::sync::broadcast;
+use tokio::sync::Notify;
 
+use cursor::ReaderShared;
 pub use cursor::{Delivery, LiveCursor};
 pub use history::{Batch, BatchSlice, Gap, History, HistoryRead};
 
@@ -29,6 +37,9 @@ use crate::tail::{FileState, LineBatch};
 /// Index of a file in the hub.
 pub type FileIx = usize;
 
+/// File state changes remembered per file for readers that have not seen them yet.
+const KEPT_STATES: usize = 64;
+
 /// Bounds of the hub.
 #[derive(Debug, Clone)]
 pub struct HubConfig {
@@ -36,17 +47,8 @@ pub struct HubConfig {
     pub history_lines: usize,
     /// Bytes kept per file (approximately: whole batches).
     pub history_bytes: usize,
-    /// Batches a live subscriber may fall behind before it is told of a gap.
-    pub live_queue_batches: usize,
-}
-
-/// Something that happened to a file, as published to live subscribers.
-#[derive(Debug, Clone)]
-pub enum LiveEvent {
-    /// New lines.
-    Lines(Arc<Batch>),
-    /// A state change, with its `file` message already serialized.
-    State(FileState, ByteString),
+    /// Longest the tailer waits, per batch, for readers to make room (see [`Hub::pace`]).
+    pub pace_timeout: Duration,
 }
 
 /// Where a read or subscription starts.
@@ -69,7 +71,7 @@ pub struct CursorAhead {
 }
 
 /// A consistent snapshot: what the history holds for a start point, and the newest seq at that
-/// moment (live delivery continues right after it).
+/// moment.
 #[derive(Debug, Clone)]
 pub struct Snapshot {
     /// The lines (and gap) read.
@@ -82,7 +84,21 @@ struct FileChannel {
     id: String,
     path: PathBuf,
     shared: Mutex<FileShared>,
-    live: broadcast::Sender<LiveEvent>,
+    /// Signalled when a reader advances while the tailer waits in [`Hub::pace`].
+    room: Condvar,
+    tailer_waiting: AtomicBool,
+    /// Newest seq, readable without the lock.
+    last_seq: AtomicU64,
+    /// State changes so far, readable without the lock.
+    state_count: AtomicU64,
+}
+
+/// A file state change, and where it happened: before line `at_seq`.
+struct StateRecord {
+    index: u64,
+    at_seq: u64,
+    state: FileState,
+    frame: ByteString,
 }
 
 struct FileShared {
@@ -90,12 +106,20 @@ struct FileShared {
     next_seq: u64,
     exists: bool,
     size: u64,
+    states: VecDeque<StateRecord>,
+    next_state: u64,
+    readers: Vec<Weak<ReaderShared>>,
+    /// Reads that advanced a reader (pacing sees whether readers make progress).
+    progress: u64,
+    /// `progress` when a pacing wait last ran out: no more waiting until a reader advances.
+    stalled_at: Option<u64>,
 }
 
 struct HubInner {
     files: Vec<FileChannel>,
     by_id: HashMap<String, FileIx>,
     epoch: u64,
+    pace_timeout: Duration,
 }
 
 /// The handle; see the module documentation.
@@ -113,7 +137,6 @@ impl Hub {
             .enumerate()
             .map(|(ix, (id, path))| {
                 by_id.insert(id.clone(), ix);
-                let (live, _) = broadcast::channel(config.live_queue_batches.max(1));
                 FileChannel {
                     id,
                     path,
@@ -122,8 +145,16 @@ impl Hub {
                         next_seq: 1,
                         exists: false,
                         size: 0,
+                        states: VecDeque::new(),
+                        next_state: 0,
+                        readers: Vec::new(),
+                        progress: 0,
+                        stalled_at: None,
                     }),
-                    live,
+                    room: Condvar::new(),
+                    tailer_waiting: AtomicBool::new(false),
+                    last_seq: AtomicU64::new(0),
+                    state_count: AtomicU64::new(0),
                 }
             })
             .collect();
@@ -132,6 +163,7 @@ impl Hub {
                 files,
                 by_id,
                 epoch,
+                pace_timeout: config.pace_timeout,
             }),
         }
     }
@@ -178,29 +210,43 @@ impl Hub {
 
     /// Newest seq of a file (0 before its first line).
     pub fn last_seq(&self, file: FileIx) -> u64 {
-        lock(&self.inner.files[file].shared).next_seq - 1
+        self.inner.files[file].last_seq.load(Ordering::Acquire)
     }
 
-    /// Numbers a batch of lines, stores it and publishes it; returns its first seq.
+    /// (newest seq, state changes so far), without taking the lock.
+    fn heads(&self, file: FileIx) -> (u64, u64) {
+        let channel = &self.inner.files[file];
+        (
+            channel.last_seq.load(Ordering::Acquire),
+            channel.state_count.load(Ordering::Acquire),
+        )
+    }
+
+    /// Numbers a batch of lines, stores it and wakes the readers; returns its first seq.
     pub fn append(&self, file: FileIx, lines: LineBatch) -> u64 {
         let channel = &self.inner.files[file];
+        let frame = ByteString::from(protocol::batch_frame(
+            &channel.id,
+            self.last_seq(file) + 1,
+            &lines,
+        ));
         let mut shared = lock(&channel.shared);
+        // Only the tailer thread appends, so the seq used for the frame is still the next one.
         let first_seq = shared.next_seq;
         shared.next_seq += lines.len() as u64;
-        let frame = ByteString::from(protocol::batch_frame(&channel.id, first_seq, &lines));
-        let batch = Arc::new(Batch {
+        shared.history.push(Arc::new(Batch {
             first_seq,
             lines,
             frame,
-        });
-        shared.history.push(batch.clone());
-        // Sent under the lock so that subscribe-then-snapshot (also under it) sees each batch
-        // exactly once: either in the snapshot or on the channel.
-        let _ = channel.live.send(LiveEvent::Lines(batch));
+        }));
+        channel
+            .last_seq
+            .store(shared.next_seq - 1, Ordering::Release);
+        wake_readers(&mut shared);
         first_seq
     }
 
-    /// Publishes a state change of a file.
+    /// Records a state change of a file, in order with its lines, and wakes the readers.
     pub fn set_state(&self, file: FileIx, state: FileState) {
         let channel = &self.inner.files[file];
         let frame = ServerMessage::File {
@@ -208,8 +254,22 @@ impl Hub {
             state: state.as_str(),
         }
         .to_json();
-        let _shared = lock(&channel.shared);
-        let _ = channel.live.send(LiveEvent::State(state, frame.into()));
+        let mut shared = lock(&channel.shared);
+        let record = StateRecord {
+            index: shared.next_state,
+            at_seq: shared.next_seq,
+            state,
+            frame: frame.into(),
+        };
+        if shared.states.len() == KEPT_STATES {
+            shared.states.pop_front();
+        }
+        shared.states.push_back(record);
+        shared.next_state += 1;
+        channel
+            .state_count
+            .store(shared.next_state, Ordering::Release);
+        wake_readers(&mut shared);
     }
 
     /// Records whether the file exists and how much of it was read.
@@ -225,25 +285,131 @@ impl Hub {
         snapshot(&shared, start, max)
     }
 
-    /// Registers for live events *then* reads the history, atomically: every line after the
-    /// snapshot arrives on the receiver, none twice.
+    /// Registers a reader starting at `start`, woken through `wake` whenever the file has news.
+    /// Its first [`LiveCursor::read`] returns the backlog (or what follows the cursor, with a gap
+    /// for lines no longer kept); later reads return what came since.
     pub fn subscribe(
         &self,
         file: FileIx,
         start: Start,
-        max: usize,
-    ) -> Result<(Snapshot, broadcast::Receiver<LiveEvent>), CursorAhead> {
+        wake: Arc<Notify>,
+    ) -> Result<LiveCursor, CursorAhead> {
         let channel = &self.inner.files[file];
-        let shared = lock(&channel.shared);
-        let snap = snapshot(&shared, start, max)?;
-        Ok((snap, channel.live.subscribe()))
+        let mut shared = lock(&channel.shared);
+        let next_seq = match start {
+            Start::Backlog(n) => {
+                let first_kept = shared.history.first_seq().unwrap_or(shared.next_seq);
+                shared.next_seq.saturating_sub(n as u64).max(first_kept)
+            }
+            Start::After(after) if after >= shared.next_seq => {
+                return Err(CursorAhead {
+                    after,
+                    last_seq: shared.next_seq - 1,
+                });
+            }
+            Start::After(after) => after + 1,
+        };
+        let reader = Arc::new(ReaderShared {
+            next_seq: AtomicU64::new(next_seq),
+            wake,
+        });
+        shared.readers.retain(|r| r.strong_count() > 0);
+        shared.readers.push(Arc::downgrade(&reader));
+        Ok(LiveCursor {
+            file,
+            next_seq,
+            next_state: shared.next_state,
+            shared: reader,
+        })
     }
 
-    /// A receiver for what comes next (the live edge), with the newest seq at that moment.
-    pub fn subscribe_live(&self, file: FileIx) -> (u64, broadcast::Receiver<LiveEvent>) {
+    /// [`LiveCursor::read`]: gap, lines and state changes after the cursor, in order.
+    fn read_for(&self, cursor: &mut LiveCursor, max_lines: usize) -> Vec<Delivery> {
+        let channel = &self.inner.files[cursor.file];
+        let mut shared = lock(&channel.shared);
+        let mut out = Vec::new();
+        let oldest_state = shared.states.front().map_or(shared.next_state, |s| s.index);
+        let mut next_state = cursor.next_state.max(oldest_state);
+        let last_seq = shared.next_seq - 1;
+        let read = if cursor.next_seq <= last_seq {
+            snapshot(&shared, Start::After(cursor.next_seq - 1), max_lines)
+                .map(|snap| snap.read)
+                .unwrap_or_default()
+        } else {
+            HistoryRead::default()
+        };
+        let first_unseen = next_state;
+        let mut states = shared
+            .states
+            .iter()
+            .filter(|s| s.index >= first_unseen)
+            .peekable();
+        let mut next_seq = cursor.next_seq;
+        if let Some(gap) = read.gap {
+            take_states_before(&mut states, gap.from, &mut next_state, &mut out);
+            out.push(Delivery::Gap(gap));
+            next_seq = gap.to + 1;
+        }
+        for mut slice in read.slices {
+            loop {
+                take_states_before(&mut states, slice.first_seq(), &mut next_state, &mut out);
+                let end = slice.first_seq() + slice.len() as u64;
+                match states.peek() {
+                    // A state change in the middle of this slice: split it there.
+                    Some(state) if state.at_seq < end => {
+                        let rest = slice.from_seq(state.at_seq);
+                        slice.range.end = rest.range.start;
+                        out.push(Delivery::Lines(slice));
+                        slice = rest;
+                    }
+                    _ => {
+                        next_seq = end;
+                        out.push(Delivery::Lines(slice));
+                        break;
+                    }
+                }
+            }
+        }
+        // State changes after the last line read (all of them when the reader is at the head).
+        take_states_before(&mut states, next_seq, &mut next_state, &mut out);
+        cursor.next_state = next_state;
+        if next_seq != cursor.next_seq {
+            cursor.set_next_seq(next_seq);
+            shared.progress += 1;
+            if channel.tailer_waiting.load(Ordering::Acquire) {
+                channel.room.notify_all();
+            }
+        }
+        out
+    }
+
+    /// Called by the tailer after each batch: waits (at most the pace timeout, released the moment
+    /// a reader makes room) while every reader is behind, the history is nearly full and the
+    /// slowest reader would lose lines if reading went on. The file holds what is not read yet,
+    /// so waiting loses nothing; it only keeps a burst from outrunning every client. A reader
+    /// that is at the head (waiting for lines) or that stopped advancing never holds anyone up.
+    pub fn pace(&self, file: FileIx) {
         let channel = &self.inner.files[file];
-        let shared = lock(&channel.shared);
-        (shared.next_seq - 1, channel.live.subscribe())
+        let deadline = Instant::now() + self.inner.pace_timeout;
+        let mut shared = lock(&channel.shared);
+        loop {
+            if !must_wait(&mut shared) || shared.stalled_at == Some(shared.progress) {
+                return;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                // Nobody made room in time: read on (slow readers will get a gap) and do not wait
+                // again until some reader advances.
+                shared.stalled_at = Some(shared.progress);
+                return;
+            }
+            channel.tailer_waiting.store(true, Ordering::Release);
+            shared = match channel.room.wait_timeout(shared, deadline - now) {
+                Ok((guard, _)) => guard,
+                Err(poisoned) => poisoned.into_inner().0,
+            };
+            channel.tailer_waiting.store(false, Ordering::Release);
+        }
     }
 
     /// History bounds usage of a file: (lines, bytes).
@@ -251,6 +417,49 @@ impl Hub {
         let shared = lock(&self.inner.files[file].shared);
         (shared.history.len(), shared.history.bytes())
     }
+}
+
+/// Moves the state changes that happened before line `seq` to `out`.
+fn take_states_before<'a>(
+    states: &mut std::iter::Peekable<impl Iterator<Item = &'a StateRecord>>,
+    seq: u64,
+    next_state: &mut u64,
+    out: &mut Vec<Delivery>,
+) {
+    while let Some(state) = states.next_if(|s| s.at_seq <= seq) {
+        out.push(Delivery::State(state.state, state.frame.clone()));
+        *next_state = state.index + 1;
+    }
+}
+
+/// Wakes every live reader of a file and forgets the dropped ones.
+fn wake_readers(shared: &mut FileShared) {
+    shared.readers.retain(|reader| match reader.upgrade() {
+        Some(reader) => {
+            reader.wake.notify_one();
+            true
+        }
+        None => false,
+    });
+}
+
+/// See [`Hub::pace`].
+fn must_wait(shared: &mut FileShared) -> bool {
+    shared.readers.retain(|r| r.strong_count() > 0);
+    if shared.readers.is_empty() || !shared.history.nearly_full() {
+        return false;
+    }
+    let head = shared.next_seq;
+    let mut slowest = u64::MAX;
+    for reader in shared.readers.iter().filter_map(Weak::upgrade) {
+        let next = reader.next_seq.load(Ordering::Acquire);
+        if next >= head {
+            return false; // a reader is waiting for lines
+        }
+        slowest = slowest.min(next);
+    }
+    let lag = head.saturating_sub(slowest);
+    lag.saturating_mul(2) > shared.history.len() as u64
 }
 
 fn snapshot(shared: &FileShared, start: Start, max: usize) -> Result<Snapshot, CursorAhead> {

@@ -73,6 +73,9 @@ pub struct FollowConfig {
     pub rotate_wait: Duration,
     /// How much of an existing file's end is read at start-up (to fill the history).
     pub initial_tail_bytes: u64,
+    /// Lines read less than this after the previous batch was handed over wait (at most this
+    /// long) for more to join them: one batch, one frame to every client, instead of many.
+    pub coalesce: Duration,
 }
 
 impl Default for FollowConfig {
@@ -83,6 +86,7 @@ impl Default for FollowConfig {
             partial_line_timeout: Duration::from_millis(1000),
             rotate_wait: Duration::from_secs(5),
             initial_tail_bytes: 1024 * 1024,
+            coalesce: Duration::ZERO,
         }
     }
 }
@@ -125,6 +129,10 @@ pub struct Follower<S: TailSink> {
     batch: LineBatch,
     /// (dev, inode) of the generations opened most recently, newest last.
     generations: VecDeque<(u64, u64)>,
+    /// When lines were last handed to the sink.
+    last_emit: Option<Instant>,
+    /// Lines are held back (coalescing) until this instant.
+    hold_until: Option<Instant>,
     /// A rotation was already announced for the file now at the path: opening it is not a
     /// "created".
     rotation_announced: bool,
@@ -148,6 +156,8 @@ impl<S: TailSink> Follower<S> {
             batch: LineBatch::default(),
             generations: VecDeque::with_capacity(REMEMBERED_GENERATIONS),
             rotation_announced: false,
+            last_emit: None,
+            hold_until: None,
         }
     }
 
@@ -195,6 +205,9 @@ impl<S: TailSink> Follower<S> {
             self.clear_error();
         }
         self.flush_idle_partial(now);
+        if self.hold_until.is_some_and(|due| Instant::now() >= due) {
+            self.emit_now();
+        }
         let status = match &self.current {
             Some(open) => (true, open.offset),
             None => (false, 0),
@@ -223,13 +236,13 @@ impl<S: TailSink> Follower<S> {
             if let Some(mut old) = self.current.take() {
                 self.read_to_end(&mut old, now);
                 self.retire(old, now);
-                self.sink.state(FileState::Rotated);
+                self.announce(FileState::Rotated);
             }
         }
         let mut missed = self.open_file(file, &meta, 0, now);
         self.read_to_end(&mut missed, now);
         self.retire(missed, now);
-        self.sink.state(FileState::Rotated);
+        self.announce(FileState::Rotated);
         self.rotation_announced = true;
     }
 
@@ -243,7 +256,7 @@ impl<S: TailSink> Follower<S> {
             .filter(|open| open.splitter.has_partial())
             .map(|open| open.last_data + self.config.partial_line_timeout);
         let drains = self.draining.iter().map(|d| d.until);
-        partial.chain(drains).min()
+        partial.chain(drains).chain(self.hold_until).min()
     }
 
     /// Reads every open file to its end and flushes its partial line (shutdown): the current
@@ -259,6 +272,7 @@ impl<S: TailSink> Follower<S> {
             self.flush_partial_of(&mut open);
             self.current = Some(open);
         }
+        self.emit_now();
     }
 
     fn follow_existing(&mut self, meta: &Metadata, now: Instant) {
@@ -273,7 +287,7 @@ impl<S: TailSink> Follower<S> {
                 self.read_to_end(&mut old, now);
                 self.retire(old, now);
             }
-            self.sink.state(FileState::Rotated);
+            self.announce(FileState::Rotated);
         }
         if self.current.is_none() {
             let from_tail = !self.started;
@@ -281,7 +295,7 @@ impl<S: TailSink> Follower<S> {
                 Ok(open) => {
                     self.current = Some(open);
                     if self.started && !replaced && !self.rotation_announced {
-                        self.sink.state(FileState::Created);
+                        self.announce(FileState::Created);
                     }
                     self.rotation_announced = false;
                 }
@@ -299,7 +313,7 @@ impl<S: TailSink> Follower<S> {
                 open.head.clear();
                 open.skip_to_newline = false;
                 self.current = Some(open);
-                self.sink.state(FileState::Truncated);
+                self.announce(FileState::Truncated);
             }
         }
         self.read_current(now);
@@ -310,7 +324,7 @@ impl<S: TailSink> Follower<S> {
             self.read_to_end(&mut old, now);
             let deleted = old.file.metadata().map(|m| m.nlink() == 0).unwrap_or(true);
             self.retire(old, now);
-            self.sink.state(if deleted {
+            self.announce(if deleted {
                 FileState::Deleted
             } else {
                 FileState::Rotated
@@ -443,10 +457,37 @@ impl<S: TailSink> Follower<S> {
         self.emit_batch();
     }
 
+    /// Hands the pending lines to the sink, unless lines went out less than `coalesce` ago and
+    /// the batch is small: then they wait for more to join them, until [`Self::next_deadline`].
     fn emit_batch(&mut self) {
+        if self.batch.is_empty() {
+            return;
+        }
+        let now = Instant::now();
+        if self.batch.text_bytes() < self.config.read_chunk_bytes {
+            if let Some(due) = self.last_emit.map(|last| last + self.config.coalesce) {
+                if now < due {
+                    self.hold_until = Some(due);
+                    return;
+                }
+            }
+        }
+        self.emit_now();
+    }
+
+    /// Hands the pending lines to the sink at once.
+    fn emit_now(&mut self) {
+        self.hold_until = None;
         if !self.batch.is_empty() {
             self.sink.lines(std::mem::take(&mut self.batch));
+            self.last_emit = Some(Instant::now());
         }
+    }
+
+    /// Reports a state change, after the lines read before it.
+    fn announce(&mut self, state: FileState) {
+        self.emit_now();
+        self.sink.state(state);
     }
 
     fn note_error(&mut self, message: String) {
