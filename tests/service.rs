@@ -169,11 +169,7 @@ async fn metrics_parse_and_move_as_things_happen() {
 
     let mut ws = WsClient::connect(&server).await;
     ws.subscribe_backlog("app.log", 0).await;
-    wait_for(LONG, || async {
-        (server.stats().await["subscriptions"] == 1).then_some(())
-    })
-    .await
-    .expect("subscribed");
+    server.wait_subscriptions(1).await;
     append_numbered(&log, "line", 0..10);
     let mut lines = Vec::new();
     ws.collect_lines("app.log", 10, LONG, &mut lines).await;

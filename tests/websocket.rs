@@ -62,11 +62,7 @@ async fn three_clients_on_two_files_get_exactly_their_lines_until_they_unsubscri
     only_b.subscribe_backlog("b.log", 0).await;
     both.subscribe_backlog("a.log", 0).await;
     both.subscribe_backlog("b.log", 0).await;
-    wait_for(LONG, || async {
-        (server.stats().await["subscriptions"] == 4).then_some(())
-    })
-    .await
-    .expect("4 subscriptions");
+    server.wait_subscriptions(4).await;
 
     append_numbered(&a, "a", 0..50);
     append_numbered(&b, "b", 0..50);
@@ -232,6 +228,67 @@ async fn heartbeat_keeps_live_clients_and_drops_silent_ones() {
 }
 
 #[tokio::test]
+async fn a_burst_seven_times_the_history_bound_reaches_a_reading_client_without_a_gap() {
+    // 100 000 lines (3.4 MB as the hub stores them) land in the file at once; the history keeps
+    // 5 000 lines for backlog and at most 512 KiB. Reading the file is paced to the fastest
+    // client (the file is the buffer, not memory), and lines a client has not read stay up to the
+    // byte bound, so a client that keeps reading loses nothing. The generous pace timeout keeps a
+    // debug build on a loaded machine from looking stalled.
+    let dir = temp_dir();
+    let log = join(&dir, "app.log");
+    std::fs::write(&log, "").unwrap();
+    let server = Server::start(&[
+        "--history",
+        "5000",
+        "--history-bytes",
+        "512KiB",
+        "--pace-timeout",
+        "10s",
+        &path_str(&log),
+    ]);
+    let mut ws = WsClient::connect(&server).await;
+    ws.subscribe_backlog("app.log", 0).await;
+    server.wait_subscriptions(1).await;
+    let total = 100_000;
+    append_numbered(&log, "burst", 0..total);
+    let mut lines = Vec::new();
+    let (_, others) = ws.collect_lines("app.log", total, LONG, &mut lines).await;
+    assert!(others.is_empty(), "the client was sent {others:?}");
+    let texts: Vec<String> = lines.into_iter().map(|(_, l)| l).collect();
+    assert_lines_eq(&texts, &numbered("burst", 0..total));
+    assert_eq!(server.stats().await["gaps"], 0);
+}
+
+#[tokio::test]
+async fn lines_that_follow_each_other_closely_share_a_frame() {
+    // With --coalesce 1s: a line after a quiet spell goes out alone and at once; the nine that
+    // follow it within the interval wait for it to pass and go out together.
+    let dir = temp_dir();
+    let log = join(&dir, "app.log");
+    std::fs::write(&log, "").unwrap();
+    let server = Server::start(&["--coalesce", "1s", &path_str(&log)]);
+    let mut ws = WsClient::connect(&server).await;
+    ws.subscribe_backlog("app.log", 0).await;
+    server.wait_subscriptions(1).await;
+    append_numbered(&log, "first", 0..1);
+    let mut lines = Vec::new();
+    let (frames, _) = ws.collect_lines("app.log", 1, LONG, &mut lines).await;
+    assert_eq!(frames, 1);
+    let sent_at = Instant::now();
+    for i in 0..9 {
+        append_numbered(&log, "next", i..i + 1); // nine separate writes
+    }
+    let (frames, others) = ws.collect_lines("app.log", 10, LONG, &mut lines).await;
+    assert!(others.is_empty(), "{others:?}");
+    assert_eq!(frames, 1, "nine close lines came in {frames} frames");
+    let texts: Vec<String> = lines.iter().map(|(_, l)| l.clone()).collect();
+    let mut expected = numbered("first", 0..1);
+    expected.extend(numbered("next", 0..9));
+    assert_lines_eq(&texts, &expected);
+    println!("the nine waited {:?}", sent_at.elapsed());
+}
+
+#[tokio::test]
 async fn a_client_that_never_reads_cannot_hurt_the_server_or_a_fast_client() {
     let dir = temp_dir();
     let log = join(&dir, "app.log");
@@ -243,11 +300,7 @@ async fn a_client_that_never_reads_cannot_hurt_the_server_or_a_fast_client() {
     stalled.subscribe_backlog("app.log", 0).await;
     let mut fast = WsClient::connect(&server).await;
     fast.subscribe_backlog("app.log", 0).await;
-    wait_for(LONG, || async {
-        (server.stats().await["subscriptions"] == 2).then_some(())
-    })
-    .await
-    .expect("both subscribed");
+    server.wait_subscriptions(2).await;
 
     let total = 500_000;
     let writer_log = log.clone();

@@ -1,9 +1,12 @@
 //! Per-file history: a ring of recent line batches, bounded in lines and in bytes.
 //!
 //! Lines are kept in the batches the tailer produced (one allocation per batch, read in place by
-//! every reader), each batch knowing the seq of its first line. Evicting by line
-//! count moves a cursor inside the oldest batch; evicting by bytes drops whole batches. Reads return
-//! zero-copy [`BatchSlice`]s plus an explicit gap when the cursor is older than what is kept.
+//! every reader), each batch knowing the seq of its first line. The line bound is what a new
+//! client may ask for as backlog; it does not evict lines a live reader has not read yet
+//! ([`History::push_keeping`]), so a reader that is behind in a burst loses nothing until the
+//! byte bound, which always holds, is reached. Evicting by line count moves a cursor inside the
+//! oldest batch; evicting by bytes drops whole batches. Reads return zero-copy [`BatchSlice`]s
+//! plus an explicit gap when the cursor is older than what is kept.
 
 use std::collections::VecDeque;
 use std::ops::Range;
@@ -169,10 +172,12 @@ impl History {
         self.bytes
     }
 
-    /// True when the history is three quarters full, in lines or in bytes.
-    pub fn nearly_full(&self) -> bool {
-        self.lines.saturating_mul(4) >= self.max_lines.saturating_mul(3)
-            || self.bytes.saturating_mul(4) >= self.max_bytes.saturating_mul(3)
+    /// If another batch as large as the newest would make the byte bound drop the oldest batch:
+    /// the seq one past that batch's last line.
+    pub fn next_eviction_end(&self) -> Option<u64> {
+        let newest = self.batches.back()?.bytes();
+        let oldest = self.batches.front()?;
+        (self.bytes + newest > self.max_bytes).then(|| oldest.end_seq())
     }
 
     /// Seq of the oldest retained line.
@@ -184,31 +189,44 @@ impl History {
 
     /// Adds a batch (its seqs must follow the previous batch's) and evicts what is over the bounds.
     pub fn push(&mut self, batch: Arc<Batch>) {
+        self.push_keeping(batch, u64::MAX);
+    }
+
+    /// Like [`push`](Self::push), but the line bound evicts no line at or after `keep_from` (a
+    /// live reader has not read it yet): then only the byte bound limits the history.
+    pub fn push_keeping(&mut self, batch: Arc<Batch>, keep_from: u64) {
         self.lines += batch.lines.len();
         self.bytes += batch.bytes();
         self.batches.push_back(batch);
-        self.evict();
+        self.evict(keep_from);
     }
 
-    fn evict(&mut self) {
-        while self.lines > self.max_lines || (self.bytes > self.max_bytes && self.batches.len() > 1)
-        {
-            let Some(front) = self.batches.front() else {
-                break;
-            };
+    fn evict(&mut self, keep_from: u64) {
+        while let Some(front) = self.batches.front() {
             let remaining = front.lines.len() - self.front_skip;
-            let over_lines = self.lines.saturating_sub(self.max_lines);
-            if self.bytes <= self.max_bytes && over_lines < remaining {
-                self.front_skip += over_lines;
-                self.lines -= over_lines;
+            let front_seq = front.first_seq + self.front_skip as u64;
+            let evict = if self.bytes > self.max_bytes && self.batches.len() > 1 {
+                remaining
+            } else {
+                let over_lines = self.lines.saturating_sub(self.max_lines);
+                let unread_from = keep_from.saturating_sub(front_seq);
+                over_lines
+                    .min(remaining)
+                    .min(usize::try_from(unread_from).unwrap_or(usize::MAX))
+            };
+            if evict == 0 {
                 break;
             }
-            self.lines -= remaining;
-            self.bytes -= front.bytes();
-            self.front_skip = 0;
-            self.batches.pop_front();
+            self.lines -= evict;
+            if evict < remaining {
+                self.front_skip += evict;
+            } else {
+                self.bytes -= front.bytes();
+                self.front_skip = 0;
+                self.batches.pop_front();
+            }
         }
-        if self.lines == 0 && self.max_lines == 0 {
+        if self.lines == 0 {
             self.batches.clear();
             self.bytes = 0;
             self.front_skip = 0;
@@ -312,6 +330,25 @@ mod tests {
         let read = history.read_after(0, 100);
         assert_eq!(read.gap, Some(Gap { from: 1, to: 2 }));
         assert_eq!(texts(&read), ["c", "d", "e"]);
+    }
+
+    #[test]
+    fn the_line_bound_keeps_unread_lines_but_the_byte_bound_does_not() {
+        let mut history = History::new(2, 1 << 20);
+        history.push_keeping(batch(1, &["a", "b", "c"]), 2);
+        // Only line 1 was read by everyone: the line bound may evict it and nothing else.
+        assert_eq!(history.first_seq(), Some(2));
+        history.push_keeping(batch(4, &["d", "e"]), u64::MAX);
+        assert_eq!(history.first_seq(), Some(4));
+        assert_eq!(history.len(), 2);
+
+        let big = "x".repeat(1000);
+        let mut history = History::new(1, 2500);
+        for i in 0..5 {
+            history.push_keeping(batch(i + 1, &[&big]), 1);
+        }
+        assert_eq!(history.first_seq(), Some(4), "the byte bound always holds");
+        assert_eq!(history.next_eviction_end(), Some(5));
     }
 
     #[test]

@@ -2,14 +2,15 @@
 //!
 //! For each configured file the hub numbers lines (`seq` from 1, never reused while the process
 //! lives, carried across rotation) and keeps a bounded [`History`] of batches, each serialized to
-//! its wire frame once. That history is the only copy: live readers ([`LiveCursor`]) are woken by
+//! its wire frame once (`--history` lines for backlog; lines a live reader has not read yet stay
+//! until the `--history-bytes` bound). That history is the only copy: live readers ([`LiveCursor`]) are woken by
 //! a [`Notify`] and read it by cursor, so a slow or stalled client holds no queue of its own and,
 //! when it falls out of the history, is told of an exact `gap`. File state changes are kept in a
 //! short ring beside it, each with the seq it happened before, so readers see them in order.
 //!
-//! The tailer is paced to the *fastest* reader ([`Hub::pace`]): when the history is nearly full,
-//! no reader is at the head and the slowest would lose lines, the follower waits (bounded) before
-//! reading on; the file itself is the buffer. A reader that stops advancing stops pacing anyone.
+//! The tailer is paced to the *fastest* reader ([`Hub::pace`]): when no reader is at the head and
+//! the next batch would push lines the slowest has not read out of the history, the follower waits
+//! (bounded) before reading on; the file itself is the buffer. A reader that stops advancing stops pacing anyone.
 //!
 //! [`Hub`] is the cheap-clone handle (an `Arc`). Its small interface (append a batch, read after a
 //! cursor, subscribe for what comes next) is the seam where a shared backend could sit later. The
@@ -234,11 +235,15 @@ impl Hub {
         // Only the tailer thread appends, so the seq used for the frame is still the next one.
         let first_seq = shared.next_seq;
         shared.next_seq += lines.len() as u64;
-        shared.history.push(Arc::new(Batch {
-            first_seq,
-            lines,
-            frame,
-        }));
+        let keep_from = slowest_reader(&mut shared).unwrap_or(u64::MAX);
+        shared.history.push_keeping(
+            Arc::new(Batch {
+                first_seq,
+                lines,
+                frame,
+            }),
+            keep_from,
+        );
         channel
             .last_seq
             .store(shared.next_seq - 1, Ordering::Release);
@@ -384,8 +389,8 @@ impl Hub {
     }
 
     /// Called by the tailer after each batch: waits (at most the pace timeout, released the moment
-    /// a reader makes room) while every reader is behind, the history is nearly full and the
-    /// slowest reader would lose lines if reading went on. The file holds what is not read yet,
+    /// a reader makes room) while every reader is behind and the next batch would push lines the
+    /// slowest reader has not read out of the history's byte bound. The file holds what is not read yet,
     /// so waiting loses nothing; it only keeps a burst from outrunning every client. A reader
     /// that is at the head (waiting for lines) or that stopped advancing never holds anyone up.
     pub fn pace(&self, file: FileIx) {
@@ -443,10 +448,28 @@ fn wake_readers(shared: &mut FileShared) {
     });
 }
 
+/// The position of the slowest live reader, if any (dropped readers are forgotten).
+fn slowest_reader(shared: &mut FileShared) -> Option<u64> {
+    let mut slowest = None;
+    shared.readers.retain(|reader| match reader.upgrade() {
+        Some(reader) => {
+            let next = reader.next_seq.load(Ordering::Acquire);
+            slowest = Some(slowest.map_or(next, |s: u64| s.min(next)));
+            true
+        }
+        None => false,
+    });
+    slowest
+}
+
 /// See [`Hub::pace`].
 fn must_wait(shared: &mut FileShared) -> bool {
     shared.readers.retain(|r| r.strong_count() > 0);
-    if shared.readers.is_empty() || !shared.history.nearly_full() {
+    // The end of what the next batch would push out under the byte bound, if anything.
+    let Some(evicted_end) = shared.history.next_eviction_end() else {
+        return false;
+    };
+    if shared.readers.is_empty() {
         return false;
     }
     let head = shared.next_seq;
@@ -458,8 +481,7 @@ fn must_wait(shared: &mut FileShared) -> bool {
         }
         slowest = slowest.min(next);
     }
-    let lag = head.saturating_sub(slowest);
-    lag.saturating_mul(2) > shared.history.len() as u64
+    slowest < evicted_end
 }
 
 fn snapshot(shared: &FileShared, start: Start, max: usize) -> Result<Snapshot, CursorAhead> {
@@ -490,4 +512,67 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hub(history_lines: usize) -> Hub {
+        let config = HubConfig {
+            history_lines,
+            history_bytes: 1 << 20,
+            pace_timeout: Duration::ZERO,
+        };
+        Hub::new(vec![("f".into(), PathBuf::from("/f"))], &config, 1)
+    }
+
+    fn batch(lines: &[&str]) -> LineBatch {
+        let mut batch = LineBatch::default();
+        for line in lines {
+            batch.push(line, false);
+        }
+        batch
+    }
+
+    fn describe(deliveries: &[Delivery]) -> Vec<String> {
+        deliveries
+            .iter()
+            .map(|d| match d {
+                Delivery::Gap(gap) => format!("gap {}-{}", gap.from, gap.to),
+                Delivery::Lines(slice) => slice.lines().collect::<Vec<_>>().join(","),
+                Delivery::State(state, _) => format!("<{}>", state.as_str()),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_reader_gets_lines_and_states_in_order_and_a_gap_only_for_what_left() {
+        let hub = hub(3);
+        hub.append(0, batch(&["a", "b"]));
+        let wake = Arc::new(Notify::new());
+        let mut reader = hub.subscribe(0, Start::Backlog(1), wake.clone()).unwrap();
+        hub.set_state(0, FileState::Rotated);
+        hub.append(0, batch(&["c"]));
+        assert!(reader.has_news(&hub));
+        assert_eq!(describe(&reader.read(&hub, 100)), ["b", "<rotated>", "c"]);
+        assert!(!reader.has_news(&hub));
+        assert!(reader.read(&hub, 100).is_empty());
+
+        // A second reader that read nothing keeps its lines from the line bound...
+        let mut slow = hub.subscribe(0, Start::After(3), wake).unwrap();
+        hub.append(0, batch(&["d", "e", "f", "g"]));
+        assert_eq!(describe(&slow.read(&hub, 2)), ["d,e"]);
+        assert_eq!(describe(&slow.read(&hub, 100)), ["f,g"]);
+        // ...but a reader that was dropped no longer does, and one that fell out gets a gap.
+        drop(reader);
+        let mut late = hub
+            .subscribe(0, Start::After(0), Arc::new(Notify::new()))
+            .unwrap();
+        drop(slow);
+        hub.append(0, batch(&["h"]));
+        let got = describe(&late.read(&hub, 100));
+        assert_eq!(got[0], "gap 1-3", "{got:?}");
+        assert_eq!(got.last().map(String::as_str), Some("h"));
+    }
 }

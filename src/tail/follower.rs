@@ -464,7 +464,8 @@ impl<S: TailSink> Follower<S> {
             return;
         }
         let now = Instant::now();
-        if self.batch.text_bytes() < self.config.read_chunk_bytes {
+        // Only a trickle is held back: a large read goes out at once.
+        if self.batch.text_bytes() < self.config.read_chunk_bytes / 4 {
             if let Some(due) = self.last_emit.map(|last| last + self.config.coalesce) {
                 if now < due {
                     self.hold_until = Some(due);

@@ -152,6 +152,18 @@ impl Server {
     }
 
     /// Waits until the file's `last_seq` reaches `seq`.
+    /// Waits until the server counts `n` live subscriptions (so lines written next are live).
+    pub async fn wait_subscriptions(&self, n: u64) {
+        let counted = wait_for(Duration::from_secs(60), || async {
+            (self.stats().await["subscriptions"] == n).then_some(())
+        })
+        .await;
+        assert!(
+            counted.is_some(),
+            "the server never counted {n} subscriptions"
+        );
+    }
+
     pub async fn wait_last_seq(&self, id: &str, seq: u64, within: Duration) {
         let info = wait_for(within, || async {
             let info = self.file_info(id).await;
