@@ -2,14 +2,17 @@
 //!
 //! [`run`] takes an already-bound listener (port 0 in tests) and a shutdown future, like
 //! mini-redis's `server::run`: it starts the followers (their first read fills the history), serves
-//! HTTP until the future completes, then fires the shutdown signal (sessions close with 1001, held
-//! polls answer), stops the HTTP server with a short grace period, and stops the followers.
+//! HTTP (HTTPS when `config.tls` is set) until the future completes, then fires the shutdown signal
+//! (sessions close with 1001, held polls answer), stops the HTTP server with a short grace period,
+//! and stops the followers.
 
 use std::future::Future;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use actix_tls::accept::rustls_0_23::TlsStream;
+use actix_web::rt::net::TcpStream;
 use actix_web::{web, App, HttpServer};
 
 use crate::cli::Config;
@@ -111,6 +114,7 @@ pub async fn run(
         shutdown,
     };
     let drain_stats = state.stats.clone();
+    let tls = config.tls.clone();
     let app_state = web::Data::new(state);
     let base_path = config.server.base_path.clone();
     let mut server = HttpServer::new(move || {
@@ -122,9 +126,14 @@ pub async fn run(
                 .service(web::scope(&base_path).configure(http::routes))
         }
     })
-    // Lines are small and latency matters: no Nagle delay on any connection.
+    // Lines are small and latency matters: no Nagle delay on any connection, plain or TLS.
     .on_connect(|connection, _| {
-        if let Some(tcp) = connection.downcast_ref::<actix_web::rt::net::TcpStream>() {
+        let tcp = connection.downcast_ref::<TcpStream>().or_else(|| {
+            connection
+                .downcast_ref::<TlsStream<TcpStream>>()
+                .map(|tls| tls.get_ref().0)
+        });
+        if let Some(tcp) = tcp {
             let _ = tcp.set_nodelay(true);
         }
     })
@@ -135,7 +144,11 @@ pub async fn run(
     if let Some(workers) = config.server.workers {
         server = server.workers(workers.max(1));
     }
-    let server = server.listen(listener)?.run();
+    let server = match tls {
+        Some(tls) => server.listen_rustls_0_23(listener, tls)?,
+        None => server.listen(listener)?,
+    }
+    .run();
     let handle = server.handle();
     let server_task = tokio::spawn(server);
     on_ready(Ready {

@@ -1,10 +1,11 @@
 //! The command line: every option, its default, its `TAILCAST_*` variable and its help text.
 //!
 //! [`Cli`] is what clap parses; [`Cli::into_config`] checks it against the file system (paths,
-//! globs, directories) and produces the [`Config`] the rest of the program runs on. Errors here
-//! are one readable sentence each ([`ConfigError`]).
+//! globs, directories, the TLS certificate and key) and produces the [`Config`] the rest of the
+//! program runs on. Errors here are one readable sentence each ([`ConfigError`]).
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
@@ -13,6 +14,7 @@ use crate::error::ConfigError;
 use crate::files::{resolve_files, WatchedFile};
 use crate::hub::HubConfig;
 use crate::tail::{FollowConfig, TailConfig, WatchMode};
+use crate::tls::{self, TlsFiles};
 
 /// Follow growing log files and stream every new line, live, to browsers (WebSocket) and to
 /// curl (HTTP long-poll).
@@ -124,6 +126,15 @@ pub struct Cli {
     )]
     pub allow_origins: Vec<String>,
 
+    /// Serve https and wss with this certificate chain (PEM: the server certificate first, then
+    /// its intermediates). Needs --tls-key.
+    #[arg(long, env = "TAILCAST_TLS_CERT", value_name = "PATH")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The private key of --tls-cert (PEM: PKCS#8, RSA or SEC1). Needs --tls-cert.
+    #[arg(long, env = "TAILCAST_TLS_KEY", value_name = "PATH")]
+    pub tls_key: Option<PathBuf>,
+
     /// Disable the WebSocket endpoint (browsers then use long-poll).
     #[arg(long, env = "TAILCAST_NO_WEBSOCKET")]
     pub no_websocket: bool,
@@ -156,6 +167,8 @@ pub struct Config {
     pub files: Vec<WatchedFile>,
     /// Address to listen on.
     pub bind: SocketAddr,
+    /// TLS settings (certificate and key, loaded and checked) when https is on.
+    pub tls: Option<rustls::ServerConfig>,
     /// Default backlog.
     pub default_backlog: usize,
     /// Tailing settings.
@@ -214,6 +227,14 @@ impl Cli {
                 "--history must be at least 1 line".into(),
             ));
         }
+        // An empty value (TAILCAST_TLS_CERT= in an environment file) counts as not given.
+        let given = |path: Option<PathBuf>| path.filter(|p| !p.as_os_str().is_empty());
+        let tls = match (given(self.tls_cert), given(self.tls_key)) {
+            (Some(cert), Some(key)) => Some(tls::load(&TlsFiles { cert, key })?),
+            (None, None) => None,
+            (Some(_), None) => return Err(half_tls("--tls-cert", "--tls-key (TAILCAST_TLS_KEY)")),
+            (None, Some(_)) => return Err(half_tls("--tls-key", "--tls-cert (TAILCAST_TLS_CERT)")),
+        };
         let paths = match demo_paths {
             Some(paths) if self.paths.is_empty() => paths,
             _ => self.paths,
@@ -236,6 +257,7 @@ impl Cli {
         Ok(Config {
             files,
             bind: self.bind,
+            tls,
             default_backlog: self.lines,
             tail: TailConfig {
                 follow: FollowConfig {
@@ -273,6 +295,14 @@ impl Cli {
             },
         })
     }
+}
+
+/// One of `--tls-cert` and `--tls-key` without the other.
+fn half_tls(given: &str, missing: &str) -> ConfigError {
+    ConfigError::Invalid(format!(
+        "{given} needs {missing} too: give both the certificate chain and its private key, or \
+         neither to serve plain http"
+    ))
 }
 
 /// Parses a path prefix: `/logs`, `logs/` and `/logs/` all become `/logs`; `/` becomes "".

@@ -25,6 +25,9 @@ pub enum ConfigError {
         /// What to do.
         hint: &'static str,
     },
+    /// The TLS certificate or key cannot be used.
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
 }
 
 /// A refused HTTP request.

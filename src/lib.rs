@@ -11,9 +11,10 @@
 //! - [`http`]: actix-web routes: WebSocket sessions (actix-ws), long-poll, the embedded dashboard,
 //!   token and Origin checks, the JSON API.
 //! - [`protocol`]: every wire message, in one place.
-//! - [`cli`] and [`files`]: options, paths, globs and file ids; [`error`]: error types at the
-//!   boundaries; [`stats`]: counters; [`shutdown`]: the shutdown signal; [`app`]: wires it all;
-//!   [`demo`]: the sample logs that grow when no path is given.
+//! - [`cli`] and [`files`]: options, paths, globs and file ids; [`tls`]: the certificate and key
+//!   for https; [`error`]: error types at the boundaries; [`stats`]: counters; [`shutdown`]: the
+//!   shutdown signal; [`app`]: wires it all; [`demo`]: the sample logs that grow when no path is
+//!   given.
 
 pub mod app;
 pub mod cli;
@@ -26,3 +27,4 @@ pub mod protocol;
 pub mod shutdown;
 pub mod stats;
 pub mod tail;
+pub mod tls;

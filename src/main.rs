@@ -73,13 +73,18 @@ fn real_main() -> anyhow::Result<()> {
     } else {
         ""
     };
+    let scheme = if config.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     actix_web::rt::System::new().block_on(app::run(
         config,
         listener,
         shutdown_signal(),
         |ready| {
             println!(
-                "tailcast: listening on http://{}/ following {} file(s){demo_note}",
+                "tailcast: listening on {scheme}://{}/ following {} file(s){demo_note}",
                 ready.addr,
                 ready.files.len()
             );

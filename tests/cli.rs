@@ -7,33 +7,9 @@ use std::process::Command;
 
 use common::*;
 
-/// Runs tailcast to completion; a run that does not end within 20 s is killed and fails.
-fn run(args: &[&str]) -> (i32, String, String) {
-    let mut child = Command::new(bin())
-        .args(args)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("run tailcast");
-    let started = std::time::Instant::now();
-    while child.try_wait().expect("wait").is_none() {
-        if started.elapsed() > std::time::Duration::from_secs(20) {
-            let _ = child.kill();
-            panic!("tailcast {args:?} was expected to exit but still ran after 20 s");
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    let output = child.wait_with_output().expect("output");
-    (
-        output.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
-
 /// Asserts a clean failure: non-zero exit, no panic, a message containing `needle`.
 fn assert_fails_with(args: &[&str], needle: &str) -> String {
-    let (code, _, stderr) = run(args);
+    let (code, _, stderr) = run_to_exit(args, &[]);
     assert_ne!(code, 0, "tailcast {args:?} should fail; stderr: {stderr}");
     assert!(
         !stderr.contains("panicked"),
@@ -53,7 +29,7 @@ fn assert_fails_with(args: &[&str], needle: &str) -> String {
 
 #[test]
 fn help_documents_every_option_and_the_default_heartbeat() {
-    let (code, stdout, _) = run(&["--help"]);
+    let (code, stdout, _) = run_to_exit(&["--help"], &[]);
     assert_eq!(code, 0);
     for needle in [
         "--bind",
@@ -66,6 +42,8 @@ fn help_documents_every_option_and_the_default_heartbeat() {
         "[default: 35s]",
         "[default: 127.0.0.1:7070]",
         "TAILCAST_TOKEN",
+        "--tls-cert",
+        "TAILCAST_TLS_KEY",
     ] {
         assert!(stdout.contains(needle), "--help lacks {needle}:\n{stdout}");
     }
@@ -114,13 +92,13 @@ fn an_unreadable_file_is_refused_at_start() {
 
 #[test]
 fn completions_and_man_page_come_from_the_clap_definition() {
-    let (code, stdout, _) = run(&["--completions", "bash"]);
+    let (code, stdout, _) = run_to_exit(&["--completions", "bash"], &[]);
     assert_eq!(code, 0);
     assert!(
         stdout.contains("complete") && stdout.contains("--heartbeat"),
         "{stdout}"
     );
-    let (code, stdout, _) = run(&["--man"]);
+    let (code, stdout, _) = run_to_exit(&["--man"], &[]);
     assert_eq!(code, 0);
     assert!(
         stdout.contains(".TH") && stdout.contains("client\\-timeout"),

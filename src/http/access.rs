@@ -3,7 +3,8 @@
 //! [`check`] guards every data route. Host: a server listening on loopback only answers requests
 //! that name a loopback host (or a host given with `--allow-origin`), so a web page that rebinds
 //! its DNS name to 127.0.0.1 is refused. Origin: a request without `Origin` is from a non-browser
-//! client and allowed; a browser `Origin` must be the server's own host or an `--allow-origin`.
+//! client and allowed; a browser `Origin` must be the server's own host (`http://` or `https://`)
+//! or an `--allow-origin`.
 //! Token: `?token=` or `Authorization: Bearer`, compared in constant time, never logged.
 
 use actix_web::http::header;
@@ -86,7 +87,9 @@ fn check_origin(req: &HttpRequest, state: &AppState) -> Result<(), ApiError> {
         return Ok(());
     }
     // Same host: the Origin's host[:port] equals the Host the browser connected to (or the one a
-    // reverse proxy forwarded).
+    // reverse proxy forwarded). The scheme is not compared: the server's own pages are
+    // `https://` with --tls-cert or behind a TLS proxy, `http://` otherwise, and one port speaks
+    // only one of them.
     let origin_host = origin.split_once("://").map(|(_, host)| host).unwrap_or("");
     let hosts = [header::HOST.as_str(), "x-forwarded-host"];
     let same = hosts.iter().any(|name| {

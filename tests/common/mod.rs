@@ -21,7 +21,7 @@ pub fn bin() -> &'static str {
 /// A running `tailcast` process, killed on drop.
 pub struct Server {
     pub child: Child,
-    /// `http://127.0.0.1:PORT`
+    /// `http://127.0.0.1:PORT` (`https://` when started with a TLS certificate)
     pub base: String,
     /// `127.0.0.1:PORT`
     pub addr: String,
@@ -29,7 +29,8 @@ pub struct Server {
 }
 
 impl Server {
-    /// Starts `tailcast --bind 127.0.0.1:0 ARGS...` and waits for its listening line.
+    /// Starts `tailcast --bind 127.0.0.1:0 ARGS...` and waits for its listening line (`http://` or
+    /// `https://`).
     pub fn start<S: AsRef<str>>(args: &[S]) -> Server {
         Self::start_on("127.0.0.1:0", args)
     }
@@ -61,11 +62,12 @@ impl Server {
             let left = deadline.saturating_duration_since(Instant::now());
             match rx.recv_timeout(left) {
                 Ok(line) => {
-                    if let Some(rest) = line.split("listening on http://").nth(1) {
+                    let listening = line.split("listening on ").nth(1);
+                    if let Some((scheme, rest)) = listening.and_then(|l| l.split_once("://")) {
                         let addr = rest.split('/').next().unwrap().to_owned();
                         return Server {
                             child,
-                            base: format!("http://{addr}"),
+                            base: format!("{scheme}://{addr}"),
                             addr,
                             stdout_rx: rx,
                         };
@@ -87,8 +89,14 @@ impl Server {
         format!("{}{}", self.base, path_and_query)
     }
 
+    /// `ws://` (`wss://` on a TLS server) for this path.
     pub fn ws_url(&self, path_and_query: &str) -> String {
-        format!("ws://{}{}", self.addr, path_and_query)
+        let scheme = if self.base.starts_with("https:") {
+            "wss"
+        } else {
+            "ws"
+        };
+        format!("{scheme}://{}{}", self.addr, path_and_query)
     }
 
     pub fn pid(&self) -> u32 {
@@ -184,6 +192,32 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Runs tailcast with `args` and extra environment `envs` to completion; returns (exit code,
+/// stdout, stderr). A run that does not end within 20 s is killed and fails.
+pub fn run_to_exit(args: &[&str], envs: &[(&str, &str)]) -> (i32, String, String) {
+    let mut child = Command::new(bin())
+        .args(args)
+        .envs(envs.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run tailcast");
+    let started = Instant::now();
+    while child.try_wait().expect("wait").is_none() {
+        if started.elapsed() > Duration::from_secs(20) {
+            let _ = child.kill();
+            panic!("tailcast {args:?} was expected to exit but still ran after 20 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let output = child.wait_with_output().expect("output");
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
 }
 
 /// Polls `check` every 20 ms until it returns `Some` or `within` passes.
@@ -398,6 +432,11 @@ impl WsClient {
         let (ws, _) = tokio_tungstenite::connect_async(url)
             .await
             .expect("websocket connect");
+        Self::from_stream(ws).await
+    }
+
+    /// Wraps an open WebSocket (e.g. a wss:// one with its own TLS settings) and reads `hello`.
+    pub async fn from_stream(ws: WsStream) -> WsClient {
         let mut client = WsClient {
             ws,
             hello: Value::Null,
