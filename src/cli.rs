@@ -85,9 +85,9 @@ pub struct Cli {
     #[arg(long, hide = true, env = "TAILCAST_DROP_FS_EVENTS")]
     pub drop_fs_events: bool,
 
-    /// During a burst, how long reading a file may wait, per batch, for clients to catch up
-    /// before reading on (a client left behind the history is then told of a gap). Reading never
-    /// waits for a client that has stopped, nor while any client is keeping up.
+    /// During a burst larger than the history, reading a file waits for its clients to keep up
+    /// (the file is the buffer); a client that does not make room within this time is left
+    /// behind (told of a gap) and holds nobody up again until it has caught up.
     #[arg(long, env = "TAILCAST_PACE_TIMEOUT", default_value = "250ms", value_parser = parse_duration)]
     pub pace_timeout: Duration,
 

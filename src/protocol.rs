@@ -165,7 +165,16 @@ pub fn batch_frame(file: &str, first_seq: u64, lines: &crate::tail::LineBatch) -
             .map(|&i| first_seq + u64::from(i))
             .collect(),
     };
-    serde_json::to_string(&message).unwrap_or_default()
+    // Sized for the usual case (quotes and commas, little to escape), so that it is allocated
+    // once and kept without spare capacity.
+    let estimate = lines.text_bytes() + lines.len() * 3 + file.len() + 96;
+    let mut frame = Vec::with_capacity(estimate);
+    if serde_json::to_writer(&mut frame, &message).is_err() {
+        return String::new();
+    }
+    frame.shrink_to_fit();
+    // serde_json writes valid UTF-8.
+    String::from_utf8(frame).unwrap_or_default()
 }
 
 /// A long-poll JSON answer.

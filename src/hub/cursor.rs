@@ -6,10 +6,10 @@
 //! kept, lines (whole batches keep their pre-serialized frame), and state changes where they
 //! happened between lines. Nothing is queued per client: a slow reader holds no memory of its
 //! own and simply finds, when it reads again, either the lines it missed or a gap. Its position
-//! (an atomic the hub can see) lets the tailer pace reading to the fastest reader (see
+//! (an atomic the hub can see) lets the tailer pace reading to the readers that keep up (see
 //! [`super::Hub::pace`]). WebSocket sessions, SSE, `/follow` and held long-polls all use it.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use bytestring::ByteString;
@@ -36,6 +36,9 @@ pub(super) struct ReaderShared {
     pub(super) next_seq: AtomicU64,
     /// Woken when the file has news.
     pub(super) wake: Arc<Notify>,
+    /// Too slow during a burst: it no longer paces the tailer nor keeps lines in the history,
+    /// until it catches up with the head.
+    pub(super) left_behind: AtomicBool,
 }
 
 /// See the module documentation.

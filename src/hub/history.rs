@@ -33,9 +33,9 @@ impl Batch {
         self.first_seq + self.lines.len() as u64
     }
 
-    /// Memory held by the batch, roughly.
+    /// Memory held by the batch: its allocations, and a little for the bookkeeping.
     pub fn bytes(&self) -> usize {
-        self.lines.text_bytes() + self.lines.len() * 4 + self.frame.len() + 64
+        self.lines.allocated_bytes() + self.frame.len() + 64
     }
 }
 

@@ -8,9 +8,10 @@
 //! when it falls out of the history, is told of an exact `gap`. File state changes are kept in a
 //! short ring beside it, each with the seq it happened before, so readers see them in order.
 //!
-//! The tailer is paced to the *fastest* reader ([`Hub::pace`]): when no reader is at the head and
-//! the next batch would push lines the slowest has not read out of the history, the follower waits
-//! (bounded) before reading on; the file itself is the buffer. A reader that stops advancing stops pacing anyone.
+//! During a burst the tailer is paced to its readers ([`Hub::pace`]): when the next batch would
+//! push lines a reader has not read out of the history, the follower waits for it before
+//! reading on; the file itself is the buffer. A reader that cannot make room within the pace
+//! timeout is left behind (told of a gap) and paces nobody until it has caught up.
 //!
 //! [`Hub`] is the cheap-clone handle (an `Arc`). Its small interface (append a batch, read after a
 //! cursor, subscribe for what comes next) is the seam where a shared backend could sit later. The
@@ -110,10 +111,6 @@ struct FileShared {
     states: VecDeque<StateRecord>,
     next_state: u64,
     readers: Vec<Weak<ReaderShared>>,
-    /// Reads that advanced a reader (pacing sees whether readers make progress).
-    progress: u64,
-    /// `progress` when a pacing wait last ran out: no more waiting until a reader advances.
-    stalled_at: Option<u64>,
 }
 
 struct HubInner {
@@ -149,8 +146,6 @@ impl Hub {
                         states: VecDeque::new(),
                         next_state: 0,
                         readers: Vec::new(),
-                        progress: 0,
-                        stalled_at: None,
                     }),
                     room: Condvar::new(),
                     tailer_waiting: AtomicBool::new(false),
@@ -224,8 +219,10 @@ impl Hub {
     }
 
     /// Numbers a batch of lines, stores it and wakes the readers; returns its first seq.
-    pub fn append(&self, file: FileIx, lines: LineBatch) -> u64 {
+    pub fn append(&self, file: FileIx, mut lines: LineBatch) -> u64 {
         let channel = &self.inner.files[file];
+        // Kept for a while: no spare capacity (the byte bound counts what is allocated).
+        lines.shrink_to_fit();
         let frame = ByteString::from(protocol::batch_frame(
             &channel.id,
             self.last_seq(file) + 1,
@@ -317,6 +314,7 @@ impl Hub {
         let reader = Arc::new(ReaderShared {
             next_seq: AtomicU64::new(next_seq),
             wake,
+            left_behind: AtomicBool::new(false),
         });
         shared.readers.retain(|r| r.strong_count() > 0);
         shared.readers.push(Arc::downgrade(&reader));
@@ -331,7 +329,7 @@ impl Hub {
     /// [`LiveCursor::read`]: gap, lines and state changes after the cursor, in order.
     fn read_for(&self, cursor: &mut LiveCursor, max_lines: usize) -> Vec<Delivery> {
         let channel = &self.inner.files[cursor.file];
-        let mut shared = lock(&channel.shared);
+        let shared = lock(&channel.shared);
         let mut out = Vec::new();
         let oldest_state = shared.states.front().map_or(shared.next_state, |s| s.index);
         let mut next_state = cursor.next_state.max(oldest_state);
@@ -378,9 +376,12 @@ impl Hub {
         // State changes after the last line read (all of them when the reader is at the head).
         take_states_before(&mut states, next_seq, &mut next_state, &mut out);
         cursor.next_state = next_state;
+        if next_seq > last_seq {
+            // Caught up: a reader left behind in a burst paces the tailer again.
+            cursor.shared.left_behind.store(false, Ordering::Release);
+        }
         if next_seq != cursor.next_seq {
             cursor.set_next_seq(next_seq);
-            shared.progress += 1;
             if channel.tailer_waiting.load(Ordering::Acquire) {
                 channel.room.notify_all();
             }
@@ -388,24 +389,27 @@ impl Hub {
         out
     }
 
-    /// Called by the tailer after each batch: waits (at most the pace timeout, released the moment
-    /// a reader makes room) while every reader is behind and the next batch would push lines the
-    /// slowest reader has not read out of the history's byte bound. The file holds what is not read yet,
-    /// so waiting loses nothing; it only keeps a burst from outrunning every client. A reader
-    /// that is at the head (waiting for lines) or that stopped advancing never holds anyone up.
+    /// Called by the tailer after each batch: while the next batch would push lines a reader
+    /// has not read out of the history's byte bound, waits for that reader (released the moment
+    /// a reader advances). A reader that does not make room within the pace timeout is too slow:
+    /// it is left behind (reading goes on, it will be told of a gap) and paces nobody until it
+    /// has caught up. So the file, not memory, buffers a burst; clients that keep up lose
+    /// nothing; and a stalled or slow client holds the others up for one pace timeout at most.
     pub fn pace(&self, file: FileIx) {
         let channel = &self.inner.files[file];
         let deadline = Instant::now() + self.inner.pace_timeout;
         let mut shared = lock(&channel.shared);
         loop {
-            if !must_wait(&mut shared) || shared.stalled_at == Some(shared.progress) {
+            let Some(evicted_end) = must_wait_until(&mut shared) else {
                 return;
-            }
+            };
             let now = Instant::now();
             if now >= deadline {
-                // Nobody made room in time: read on (slow readers will get a gap) and do not wait
-                // again until some reader advances.
-                shared.stalled_at = Some(shared.progress);
+                for reader in pacing_readers(&shared) {
+                    if reader.next_seq.load(Ordering::Acquire) < evicted_end {
+                        reader.left_behind.store(true, Ordering::Release);
+                    }
+                }
                 return;
             }
             channel.tailer_waiting.store(true, Ordering::Release);
@@ -448,40 +452,29 @@ fn wake_readers(shared: &mut FileShared) {
     });
 }
 
-/// The position of the slowest live reader, if any (dropped readers are forgotten).
-fn slowest_reader(shared: &mut FileShared) -> Option<u64> {
-    let mut slowest = None;
-    shared.readers.retain(|reader| match reader.upgrade() {
-        Some(reader) => {
-            let next = reader.next_seq.load(Ordering::Acquire);
-            slowest = Some(slowest.map_or(next, |s: u64| s.min(next)));
-            true
-        }
-        None => false,
-    });
-    slowest
+/// The live readers that pace the tailer (not left behind).
+fn pacing_readers(shared: &FileShared) -> impl Iterator<Item = Arc<ReaderShared>> + '_ {
+    shared
+        .readers
+        .iter()
+        .filter_map(Weak::upgrade)
+        .filter(|reader| !reader.left_behind.load(Ordering::Acquire))
 }
 
-/// See [`Hub::pace`].
-fn must_wait(shared: &mut FileShared) -> bool {
+/// The position of the slowest reader that paces the tailer, if any.
+fn slowest_reader(shared: &mut FileShared) -> Option<u64> {
     shared.readers.retain(|r| r.strong_count() > 0);
-    // The end of what the next batch would push out under the byte bound, if anything.
-    let Some(evicted_end) = shared.history.next_eviction_end() else {
-        return false;
-    };
-    if shared.readers.is_empty() {
-        return false;
-    }
-    let head = shared.next_seq;
-    let mut slowest = u64::MAX;
-    for reader in shared.readers.iter().filter_map(Weak::upgrade) {
-        let next = reader.next_seq.load(Ordering::Acquire);
-        if next >= head {
-            return false; // a reader is waiting for lines
-        }
-        slowest = slowest.min(next);
-    }
-    slowest < evicted_end
+    pacing_readers(shared)
+        .map(|reader| reader.next_seq.load(Ordering::Acquire))
+        .min()
+}
+
+/// See [`Hub::pace`]: `Some(end)` when the next batch would evict lines before seq `end` that a
+/// pacing reader has not read.
+fn must_wait_until(shared: &mut FileShared) -> Option<u64> {
+    let evicted_end = shared.history.next_eviction_end()?;
+    let slowest = slowest_reader(shared)?;
+    (slowest < evicted_end).then_some(evicted_end)
 }
 
 fn snapshot(shared: &FileShared, start: Start, max: usize) -> Result<Snapshot, CursorAhead> {

@@ -51,6 +51,18 @@ impl LineBatch {
         &self.truncated
     }
 
+    /// Bytes allocated for the batch (what it costs to keep it).
+    pub fn allocated_bytes(&self) -> usize {
+        self.text.capacity() + (self.ends.capacity() + self.truncated.capacity()) * 4
+    }
+
+    /// Gives back spare capacity, for a batch about to be kept for a while.
+    pub fn shrink_to_fit(&mut self) {
+        self.text.shrink_to_fit();
+        self.ends.shrink_to_fit();
+        self.truncated.shrink_to_fit();
+    }
+
     /// Removes every line, keeping the allocations.
     pub fn clear(&mut self) {
         self.text.clear();
