@@ -46,7 +46,7 @@ pub struct Cli {
     pub history: usize,
 
     /// Bytes kept in memory per file at most (suffixes: KiB, MiB, GiB).
-    #[arg(long, env = "TAILCAST_HISTORY_BYTES", default_value = "8MiB", value_parser = parse_size)]
+    #[arg(long, env = "TAILCAST_HISTORY_BYTES", default_value = "4MiB", value_parser = parse_size)]
     pub history_bytes: u64,
 
     /// Longest line kept; longer lines are cut there and marked truncated.
@@ -262,7 +262,9 @@ impl Cli {
             tail: TailConfig {
                 follow: FollowConfig {
                     max_line_bytes,
-                    read_chunk_bytes: 64 * 1024,
+                    // Small enough that a stalled client's fixed 32-frame send queue pins
+                    // little (bench f), large enough for millions of lines/s (bench a).
+                    read_chunk_bytes: 16 * 1024,
                     partial_line_timeout: self.partial_line_timeout,
                     rotate_wait: self.rotate_wait,
                     initial_tail_bytes: history_bytes as u64,

@@ -6,8 +6,8 @@
 //! - [`tail`]: the tailing core. One follower per configured path, like `tail -F`: notify events
 //!   on the parent directory as wake-ups plus a stat timer, identity by (dev, inode), rotation,
 //!   truncation and deletion told apart, a pure line splitter. Knows nothing of HTTP.
-//! - [`hub`]: per-file history (a ring bounded in lines and bytes, numbered by `seq`) and live
-//!   fan-out of batches serialized once. The one piece of shared state; a cheap-clone handle.
+//! - [`hub`]: per-file history (a ring bounded in lines and bytes, numbered by `seq`) that every
+//!   client reads by cursor, batches serialized once, and pacing of the tailer during bursts. The one piece of shared state; a cheap-clone handle.
 //! - [`http`]: actix-web routes: WebSocket sessions (actix-ws), long-poll, the embedded dashboard,
 //!   token and Origin checks, the JSON API.
 //! - [`protocol`]: every wire message, in one place.

@@ -1,8 +1,8 @@
 //! `GET /poll`: HTTP long-poll on the same cursor (seq) as the WebSocket.
 //!
 //! Without `after`: the newest `backlog` lines at once. With `after`: every line with a greater
-//! seq, at once if there is one, else the request is held (no busy CPU: it waits on the file's
-//! broadcast channel, woken once per batch) until one comes or `timeout` passes. JSON by default;
+//! seq, at once if there is one, else the request is held (no busy CPU: it registers as a reader of
+//! the file and is woken once per batch) until one comes or `timeout` passes. JSON by default;
 //! `format=text` or `Accept: text/plain` gives raw lines with the cursor in `X-Tailcast-*` headers.
 
 use std::sync::Arc;

@@ -1,10 +1,10 @@
 //! `GET /ws`: one WebSocket session per connection (actix-ws, no actors).
 //!
-//! A session task selects over: client frames, the live streams of its subscriptions (a
-//! `StreamMap` of hub broadcast receivers), the heartbeat tick, the client-silence deadline and
-//! the shutdown signal. Lines go out as the hub's shared, pre-serialized frames; only a batch that
-//! overlaps a subscription's backlog is re-serialized. A subscriber that lags behind the hub's
-//! bounded channel is told of a `gap` and moved to the live edge; a send that stalls longer than
+//! A session task selects over: client frames, one hub wake-up shared by all its subscriptions
+//! (each a [`LiveCursor`] reading the file's history), the heartbeat tick, the client-silence
+//! deadline and the shutdown signal. Lines go out as the hub's shared, pre-serialized frames; only
+//! part of a batch (a backlog that starts inside one) is re-serialized. A subscriber left behind
+//! by a burst is told of a `gap` (see `Hub::pace`); a send that stalls longer than
 //! `--send-timeout` closes the client. Nothing the client sends can make the session panic.
 
 use std::collections::BTreeMap;

@@ -5,7 +5,7 @@
 //! changed), replacement ((dev, inode) changed: rename+create rotation, delete+re-create) and
 //! deletion apart, reads everything appended to the end, and hands lines and state changes to a
 //! [`TailSink`]. After a rotation the old descriptor is still read for `rotate_wait` (writers keep
-//! appending to it until they reopen their log). It owns no thread and no timer: [`super::run`]
+//! appending to it until they reopen their log). It owns no thread and no timer: the thread that [`super::Tailer`] starts
 //! calls `check` on every file-system wake-up and on the stat interval.
 
 use std::collections::VecDeque;
