@@ -33,9 +33,8 @@ impl TailSink for HubSink {
         self.stats.lines_in.fetch_add(batch.len() as u64, Relaxed);
         let bytes = batch.text_bytes() + batch.len();
         self.stats.bytes_in.fetch_add(bytes as u64, Relaxed);
+        // During a burst this waits (bounded) for the clients that keep up; see Hub::pace.
         self.hub.append(self.file, batch);
-        // During a burst, let the clients keep up (bounded; see Hub::pace).
-        self.hub.pace(self.file);
     }
 
     fn state(&mut self, state: FileState) {

@@ -197,7 +197,7 @@ async fn wait_after(
     let mut shutdown = state.shutdown.clone();
     loop {
         let mut read = HistoryRead::default();
-        for delivery in cursor.read(&state.hub, max) {
+        for delivery in cursor.read(max, usize::MAX) {
             match delivery {
                 Delivery::Gap(gap) => read.gap = Some(gap),
                 Delivery::Lines(slice) => read.slices.push(slice),

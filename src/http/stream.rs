@@ -26,8 +26,11 @@ use super::AppState;
 /// Chunks buffered per streaming client before sends wait.
 const CHUNKS_IN_FLIGHT: usize = 16;
 
-/// Most lines read from the hub into one chunk.
+/// Most lines, and about the most bytes of text, read from the hub into one chunk. A chunk is
+/// read only once the body channel has room for it, so the cursor stays close to what the
+/// client has taken (pacing and gaps are judged by it).
 const LINES_PER_CHUNK: usize = 10_000;
+const BYTES_PER_CHUNK: usize = 64 * 1024;
 
 /// How one transport writes what the cursor delivers.
 trait Format: Send + 'static {
@@ -284,7 +287,15 @@ async fn pump(
                 }
             }
             _ = wake.notified() => {
-                for delivery in cursor.read(&state.hub, LINES_PER_CHUNK) {
+                let permit = match tokio::time::timeout(state.config.send_timeout, tx.reserve()).await {
+                    Ok(Ok(permit)) => permit,
+                    Ok(Err(_)) => return "client gone",
+                    Err(_) => {
+                        state.stats.drops.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        return "client too slow";
+                    }
+                };
+                for delivery in cursor.read(LINES_PER_CHUNK, BYTES_PER_CHUNK) {
                     match delivery {
                         Delivery::Gap(gap) => {
                             state.stats.gaps.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -294,9 +305,16 @@ async fn pump(
                         Delivery::State(file_state, _) => format.state(&id, file_state, &mut out),
                     }
                 }
-                if cursor.has_news(&state.hub) {
+                if cursor.has_news() {
                     wake.notify_one();
                 }
+                if !out.is_empty() {
+                    let stats = &state.stats;
+                    stats.frames_out.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    stats.bytes_out.fetch_add(out.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                    permit.send(Ok(Bytes::from(out)));
+                }
+                continue;
             }
         }
         if let Err(reason) = send(&state, &tx, out).await {

@@ -29,9 +29,12 @@ use super::{access, AppState};
 /// Most files one client may subscribe to at once.
 const MAX_SUBSCRIPTIONS: usize = 1024;
 
-/// Most lines read from one file per turn of the session loop (client messages, the heartbeat
-/// and shutdown are seen between turns; the rest is read on the next one).
+/// Most lines, and about the most bytes, read from one file per turn of the session loop
+/// (client messages, the heartbeat and shutdown are seen between turns; the rest is read on the
+/// next one). A small turn keeps the cursor close to what the client has received, which is what
+/// pacing and gaps are judged by.
 const LINES_PER_TURN: usize = 10_000;
+const BYTES_PER_TURN: usize = 256 * 1024;
 
 /// `GET /ws`: checks access, then upgrades and spawns the session.
 pub async fn connect(
@@ -320,7 +323,7 @@ impl WsSession {
             }
         };
         // The backlog (or what follows the cursor) goes out now; the rest as it comes.
-        let deliveries = cursor.read(&self.state.hub, max);
+        let deliveries = cursor.read(max, BYTES_PER_TURN);
         if self.subs.insert(ix, cursor).is_none() {
             self.state.stats.subscriptions.fetch_add(1, Relaxed);
         }
@@ -355,19 +358,18 @@ impl WsSession {
     /// A subscribed file has news: read each subscription that has some, a bounded amount per
     /// turn, and come back at once if any still has more.
     async fn on_news(&mut self) -> Result<(), End> {
-        let hub = self.state.hub.clone();
         let files: Vec<FileIx> = self
             .subs
             .iter()
-            .filter(|(_, cursor)| cursor.has_news(&hub))
+            .filter(|(_, cursor)| cursor.has_news())
             .map(|(ix, _)| *ix)
             .collect();
         for ix in files {
             let Some(cursor) = self.subs.get_mut(&ix) else {
                 continue;
             };
-            let deliveries = cursor.read(&hub, LINES_PER_TURN);
-            let more = cursor.has_news(&hub);
+            let deliveries = cursor.read(LINES_PER_TURN, BYTES_PER_TURN);
+            let more = cursor.has_news();
             self.deliver(ix, deliveries).await?;
             if more {
                 self.wake.notify_one();

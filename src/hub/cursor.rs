@@ -48,6 +48,13 @@ pub struct LiveCursor {
     pub(super) next_seq: u64,
     pub(super) next_state: u64,
     pub(super) shared: Arc<ReaderShared>,
+    pub(super) hub: Hub,
+}
+
+impl Drop for LiveCursor {
+    fn drop(&mut self) {
+        self.hub.reader_gone(self.file, &self.shared);
+    }
 }
 
 impl LiveCursor {
@@ -62,15 +69,16 @@ impl LiveCursor {
     }
 
     /// True when the hub holds something this reader has not read yet (lock-free).
-    pub fn has_news(&self, hub: &Hub) -> bool {
-        let (last_seq, states) = hub.heads(self.file);
+    pub fn has_news(&self) -> bool {
+        let (last_seq, states) = self.hub.heads(self.file);
         last_seq >= self.next_seq || states > self.next_state
     }
 
-    /// Takes what is new, at most `max_lines` lines, and advances. Returns nothing when the
-    /// reader is at the head.
-    pub fn read(&mut self, hub: &Hub, max_lines: usize) -> Vec<Delivery> {
-        hub.read_for(self, max_lines)
+    /// Takes what is new, at most `max_lines` lines and about `max_bytes` of text (whole
+    /// batches, at least one), and advances. Returns nothing when the reader is at the head.
+    pub fn read(&mut self, max_lines: usize, max_bytes: usize) -> Vec<Delivery> {
+        let hub = self.hub.clone();
+        hub.read_for(self, max_lines, max_bytes)
     }
 
     pub(super) fn set_next_seq(&mut self, next_seq: u64) {

@@ -74,6 +74,11 @@ impl BatchSlice {
         self.range.clone().map(|i| self.batch.lines.line(i))
     }
 
+    /// Bytes of line text in the slice.
+    pub fn text_bytes(&self) -> usize {
+        self.batch.lines.text_bytes_of(self.range.clone())
+    }
+
     /// Seqs of the slice's lines that were truncated at the length cap.
     pub fn truncated_seqs(&self) -> impl Iterator<Item = u64> + '_ {
         self.batch
@@ -172,12 +177,24 @@ impl History {
         self.bytes
     }
 
-    /// If another batch as large as the newest would make the byte bound drop the oldest batch:
-    /// the seq one past that batch's last line.
-    pub fn next_eviction_end(&self) -> Option<u64> {
-        let newest = self.batches.back()?.bytes();
-        let oldest = self.batches.front()?;
-        (self.bytes + newest > self.max_bytes).then(|| oldest.end_seq())
+    /// If a batch of `incoming` bytes would make the byte bound drop batches: the seq one past
+    /// the last line it would drop.
+    pub fn next_eviction_end(&self, incoming: usize) -> Option<u64> {
+        let mut over = (self.bytes + incoming).checked_sub(self.max_bytes)?;
+        let mut end = None;
+        for batch in &self.batches {
+            if over == 0 {
+                break;
+            }
+            over = over.saturating_sub(batch.bytes());
+            end = Some(batch.end_seq());
+        }
+        end
+    }
+
+    /// True when `incoming` more lines would be over the line bound.
+    pub fn over_line_bound(&self, incoming: usize) -> bool {
+        self.lines + incoming > self.max_lines
     }
 
     /// Seq of the oldest retained line.
@@ -348,7 +365,9 @@ mod tests {
             history.push_keeping(batch(i + 1, &[&big]), 1);
         }
         assert_eq!(history.first_seq(), Some(4), "the byte bound always holds");
-        assert_eq!(history.next_eviction_end(), Some(5));
+        assert_eq!(history.next_eviction_end(1100), Some(5));
+        assert_eq!(history.next_eviction_end(2200), Some(6));
+        assert_eq!(history.next_eviction_end(10), None);
     }
 
     #[test]

@@ -88,7 +88,9 @@ struct FileChannel {
     shared: Mutex<FileShared>,
     /// Signalled when a reader advances while the tailer waits in [`Hub::pace`].
     room: Condvar,
-    tailer_waiting: AtomicBool,
+    /// While the tailer waits in [`Hub::pace`]: the seq a reader must reach to make room
+    /// (`u64::MAX` when it does not wait), so that only readers crossing it wake the tailer.
+    waiting_for: AtomicU64,
     /// Newest seq, readable without the lock.
     last_seq: AtomicU64,
     /// State changes so far, readable without the lock.
@@ -148,7 +150,7 @@ impl Hub {
                         readers: Vec::new(),
                     }),
                     room: Condvar::new(),
-                    tailer_waiting: AtomicBool::new(false),
+                    waiting_for: AtomicU64::new(u64::MAX),
                     last_seq: AtomicU64::new(0),
                     state_count: AtomicU64::new(0),
                 }
@@ -223,24 +225,23 @@ impl Hub {
         let channel = &self.inner.files[file];
         // Kept for a while: no spare capacity (the byte bound counts what is allocated).
         lines.shrink_to_fit();
-        let frame = ByteString::from(protocol::batch_frame(
-            &channel.id,
-            self.last_seq(file) + 1,
-            &lines,
-        ));
-        let mut shared = lock(&channel.shared);
-        // Only the tailer thread appends, so the seq used for the frame is still the next one.
-        let first_seq = shared.next_seq;
-        shared.next_seq += lines.len() as u64;
-        let keep_from = slowest_reader(&mut shared).unwrap_or(u64::MAX);
-        shared.history.push_keeping(
-            Arc::new(Batch {
-                first_seq,
-                lines,
-                frame,
-            }),
-            keep_from,
-        );
+        // Only the tailer thread appends, so this is still the next seq when the batch is stored.
+        let first_seq = self.last_seq(file) + 1;
+        let frame = ByteString::from(protocol::batch_frame(&channel.id, first_seq, &lines));
+        let batch = Arc::new(Batch {
+            first_seq,
+            lines,
+            frame,
+        });
+        // During a burst, let the readers that keep up make room for this batch first.
+        let mut shared = self.pace(file, batch.bytes());
+        shared.next_seq += batch.lines.len() as u64;
+        let keep_from = if shared.history.over_line_bound(batch.lines.len()) {
+            slowest_reader(&mut shared).unwrap_or(u64::MAX)
+        } else {
+            u64::MAX
+        };
+        shared.history.push_keeping(batch, keep_from);
         channel
             .last_seq
             .store(shared.next_seq - 1, Ordering::Release);
@@ -323,24 +324,41 @@ impl Hub {
             next_seq,
             next_state: shared.next_state,
             shared: reader,
+            hub: self.clone(),
         })
     }
 
     /// [`LiveCursor::read`]: gap, lines and state changes after the cursor, in order.
-    fn read_for(&self, cursor: &mut LiveCursor, max_lines: usize) -> Vec<Delivery> {
+    fn read_for(
+        &self,
+        cursor: &mut LiveCursor,
+        max_lines: usize,
+        max_bytes: usize,
+    ) -> Vec<Delivery> {
         let channel = &self.inner.files[cursor.file];
         let shared = lock(&channel.shared);
         let mut out = Vec::new();
         let oldest_state = shared.states.front().map_or(shared.next_state, |s| s.index);
         let mut next_state = cursor.next_state.max(oldest_state);
         let last_seq = shared.next_seq - 1;
-        let read = if cursor.next_seq <= last_seq {
+        let mut read = if cursor.next_seq <= last_seq {
             snapshot(&shared, Start::After(cursor.next_seq - 1), max_lines)
                 .map(|snap| snap.read)
                 .unwrap_or_default()
         } else {
             HistoryRead::default()
         };
+        // At most about `max_bytes` of text (whole slices, at least one).
+        let mut taken_bytes = 0;
+        let mut keep = 0;
+        for slice in &read.slices {
+            if keep > 0 && taken_bytes >= max_bytes {
+                break;
+            }
+            taken_bytes += slice.text_bytes();
+            keep += 1;
+        }
+        read.slices.truncate(keep);
         let first_unseen = next_state;
         let mut states = shared
             .states
@@ -382,26 +400,26 @@ impl Hub {
         }
         if next_seq != cursor.next_seq {
             cursor.set_next_seq(next_seq);
-            if channel.tailer_waiting.load(Ordering::Acquire) {
+            if next_seq >= channel.waiting_for.load(Ordering::Acquire) {
                 channel.room.notify_all();
             }
         }
         out
     }
 
-    /// Called by the tailer after each batch: while the next batch would push lines a reader
-    /// has not read out of the history's byte bound, waits for that reader (released the moment
-    /// a reader advances). A reader that does not make room within the pace timeout is too slow:
+    /// Called by [`Hub::append`] before it stores a batch of `incoming` bytes: while the batch
+    /// would push lines a reader has not read out of the history's byte bound, waits for that
+    /// reader (released the moment a reader gets past them). Returns the file's lock. A reader that does not make room within the pace timeout is too slow:
     /// it is left behind (reading goes on, it will be told of a gap) and paces nobody until it
     /// has caught up. So the file, not memory, buffers a burst; clients that keep up lose
     /// nothing; and a stalled or slow client holds the others up for one pace timeout at most.
-    pub fn pace(&self, file: FileIx) {
+    fn pace(&self, file: FileIx, incoming: usize) -> MutexGuard<'_, FileShared> {
         let channel = &self.inner.files[file];
         let deadline = Instant::now() + self.inner.pace_timeout;
         let mut shared = lock(&channel.shared);
         loop {
-            let Some(evicted_end) = must_wait_until(&mut shared) else {
-                return;
+            let Some(evicted_end) = must_wait_until(&mut shared, incoming) else {
+                return shared;
             };
             let now = Instant::now();
             if now >= deadline {
@@ -410,14 +428,26 @@ impl Hub {
                         reader.left_behind.store(true, Ordering::Release);
                     }
                 }
-                return;
+                return shared;
             }
-            channel.tailer_waiting.store(true, Ordering::Release);
+            channel.waiting_for.store(evicted_end, Ordering::Release);
             shared = match channel.room.wait_timeout(shared, deadline - now) {
                 Ok((guard, _)) => guard,
                 Err(poisoned) => poisoned.into_inner().0,
             };
-            channel.tailer_waiting.store(false, Ordering::Release);
+            channel.waiting_for.store(u64::MAX, Ordering::Release);
+        }
+    }
+
+    /// A reader went away (its cursor was dropped): it paces nobody, and a tailer waiting for it
+    /// goes on at once.
+    fn reader_gone(&self, file: FileIx, reader: &ReaderShared) {
+        reader.left_behind.store(true, Ordering::Release);
+        let channel = &self.inner.files[file];
+        if channel.waiting_for.load(Ordering::Acquire) != u64::MAX {
+            // Under the lock, so the wake-up cannot fall between the tailer's check and its wait.
+            let _shared = lock(&channel.shared);
+            channel.room.notify_all();
         }
     }
 
@@ -469,10 +499,10 @@ fn slowest_reader(shared: &mut FileShared) -> Option<u64> {
         .min()
 }
 
-/// See [`Hub::pace`]: `Some(end)` when the next batch would evict lines before seq `end` that a
+/// See [`Hub::pace`]: `Some(end)` when a batch of `incoming` bytes would evict lines before seq `end` that a
 /// pacing reader has not read.
-fn must_wait_until(shared: &mut FileShared) -> Option<u64> {
-    let evicted_end = shared.history.next_eviction_end()?;
+fn must_wait_until(shared: &mut FileShared, incoming: usize) -> Option<u64> {
+    let evicted_end = shared.history.next_eviction_end(incoming)?;
     let slowest = slowest_reader(shared)?;
     (slowest < evicted_end).then_some(evicted_end)
 }
@@ -547,16 +577,19 @@ mod tests {
         let mut reader = hub.subscribe(0, Start::Backlog(1), wake.clone()).unwrap();
         hub.set_state(0, FileState::Rotated);
         hub.append(0, batch(&["c"]));
-        assert!(reader.has_news(&hub));
-        assert_eq!(describe(&reader.read(&hub, 100)), ["b", "<rotated>", "c"]);
-        assert!(!reader.has_news(&hub));
-        assert!(reader.read(&hub, 100).is_empty());
+        assert!(reader.has_news());
+        assert_eq!(
+            describe(&reader.read(100, usize::MAX)),
+            ["b", "<rotated>", "c"]
+        );
+        assert!(!reader.has_news());
+        assert!(reader.read(100, usize::MAX).is_empty());
 
         // A second reader that read nothing keeps its lines from the line bound...
         let mut slow = hub.subscribe(0, Start::After(3), wake).unwrap();
         hub.append(0, batch(&["d", "e", "f", "g"]));
-        assert_eq!(describe(&slow.read(&hub, 2)), ["d,e"]);
-        assert_eq!(describe(&slow.read(&hub, 100)), ["f,g"]);
+        assert_eq!(describe(&slow.read(2, usize::MAX)), ["d,e"]);
+        assert_eq!(describe(&slow.read(100, usize::MAX)), ["f,g"]);
         // ...but a reader that was dropped no longer does, and one that fell out gets a gap.
         drop(reader);
         let mut late = hub
@@ -564,8 +597,43 @@ mod tests {
             .unwrap();
         drop(slow);
         hub.append(0, batch(&["h"]));
-        let got = describe(&late.read(&hub, 100));
+        let got = describe(&late.read(100, usize::MAX));
         assert_eq!(got[0], "gap 1-3", "{got:?}");
         assert_eq!(got.last().map(String::as_str), Some("h"));
+    }
+
+    #[test]
+    fn the_tailer_waits_for_a_lagging_reader_and_goes_on_when_it_leaves() {
+        // Room for two and a half batches: a reader that read nothing holds the third one back.
+        let line = "x".repeat(100);
+        let probe = hub(10);
+        probe.append(0, batch(&[&line]));
+        let batch_bytes = probe.history_usage(0).1;
+        let config = HubConfig {
+            history_lines: 1,
+            history_bytes: batch_bytes * 5 / 2,
+            pace_timeout: Duration::from_secs(60),
+        };
+        let hub = Hub::new(vec![("f".into(), PathBuf::from("/f"))], &config, 1);
+        let reader = hub.subscribe(0, Start::After(0), Arc::new(Notify::new()));
+        let reader = reader.unwrap();
+        hub.append(0, batch(&[&line]));
+        hub.append(0, batch(&[&line]));
+        let tailer = {
+            let hub = hub.clone();
+            let line = line.clone();
+            std::thread::spawn(move || hub.append(0, batch(&[&line])))
+        };
+        // The third append waits: the reader has not read line 1 that it would push out.
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(
+            !tailer.is_finished(),
+            "the tailer did not wait for the reader"
+        );
+        // The reader leaves: the tailer goes on at once, not after the 60 s pace timeout.
+        let dropped_at = std::time::Instant::now();
+        drop(reader);
+        assert_eq!(tailer.join().unwrap(), 3);
+        assert!(dropped_at.elapsed() < Duration::from_secs(30));
     }
 }

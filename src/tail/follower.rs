@@ -197,14 +197,14 @@ impl<S: TailSink> Follower<S> {
             Err(e) => {
                 self.note_error(format!("cannot stat {}: {e}", self.path.display()));
                 // Keep reading what is open; the path may come back.
-                self.read_current(now);
+                self.read_current();
             }
         }
         self.started = true;
         if !self.error_in_check {
             self.clear_error();
         }
-        self.flush_idle_partial(now);
+        self.flush_idle_partial(Instant::now());
         if self.hold_until.is_some_and(|due| Instant::now() >= due) {
             self.emit_now();
         }
@@ -234,13 +234,13 @@ impl<S: TailSink> Follower<S> {
         });
         if !current_still_at_path {
             if let Some(mut old) = self.current.take() {
-                self.read_to_end(&mut old, now);
+                self.read_to_end(&mut old);
                 self.retire(old, now);
                 self.announce(FileState::Rotated);
             }
         }
         let mut missed = self.open_file(file, &meta, 0, now);
-        self.read_to_end(&mut missed, now);
+        self.read_to_end(&mut missed);
         self.retire(missed, now);
         self.announce(FileState::Rotated);
         self.rotation_announced = true;
@@ -262,10 +262,9 @@ impl<S: TailSink> Follower<S> {
     /// Reads every open file to its end and flushes its partial line (shutdown): the current
     /// file's complete lines, then each rotated file's, then the current file's unfinished line.
     pub fn finish(&mut self) {
-        let now = Instant::now();
-        self.read_current(now);
+        self.read_current();
         for mut draining in std::mem::take(&mut self.draining) {
-            self.read_to_end(&mut draining.open, now);
+            self.read_to_end(&mut draining.open);
             self.flush_partial_of(&mut draining.open);
         }
         if let Some(mut open) = self.current.take() {
@@ -284,7 +283,7 @@ impl<S: TailSink> Follower<S> {
         if replaced {
             // Replaced: finish the old descriptor first, keep reading it for the grace period.
             if let Some(mut old) = self.current.take() {
-                self.read_to_end(&mut old, now);
+                self.read_to_end(&mut old);
                 self.retire(old, now);
             }
             self.announce(FileState::Rotated);
@@ -316,12 +315,12 @@ impl<S: TailSink> Follower<S> {
                 self.announce(FileState::Truncated);
             }
         }
-        self.read_current(now);
+        self.read_current();
     }
 
     fn path_gone(&mut self, now: Instant) {
         if let Some(mut old) = self.current.take() {
-            self.read_to_end(&mut old, now);
+            self.read_to_end(&mut old);
             let deleted = old.file.metadata().map(|m| m.nlink() == 0).unwrap_or(true);
             self.retire(old, now);
             self.announce(if deleted {
@@ -339,7 +338,7 @@ impl<S: TailSink> Follower<S> {
         } else {
             self.draining.push(Draining {
                 open: old,
-                until: now + self.config.rotate_wait,
+                until: now.max(Instant::now()) + self.config.rotate_wait,
             });
         }
     }
@@ -377,9 +376,9 @@ impl<S: TailSink> Follower<S> {
         open
     }
 
-    fn read_current(&mut self, now: Instant) {
+    fn read_current(&mut self) {
         if let Some(mut open) = self.current.take() {
-            self.read_to_end(&mut open, now);
+            self.read_to_end(&mut open);
             if open.head.len() < HEAD_FINGERPRINT_BYTES {
                 refresh_head(&mut open);
             }
@@ -390,7 +389,7 @@ impl<S: TailSink> Follower<S> {
     fn read_draining(&mut self, now: Instant) {
         let mut draining = std::mem::take(&mut self.draining);
         for entry in draining.iter_mut() {
-            self.read_to_end(&mut entry.open, now);
+            self.read_to_end(&mut entry.open);
         }
         for mut entry in draining {
             if entry.until <= now {
@@ -402,7 +401,7 @@ impl<S: TailSink> Follower<S> {
     }
 
     /// Reads `open` from its offset to the end of file, handing lines over batch by batch.
-    fn read_to_end(&mut self, open: &mut OpenFile, now: Instant) {
+    fn read_to_end(&mut self, open: &mut OpenFile) {
         loop {
             let n = match open.file.read_at(&mut self.buf, open.offset) {
                 Ok(0) => break,
@@ -414,7 +413,9 @@ impl<S: TailSink> Follower<S> {
                 }
             };
             open.offset += n as u64;
-            open.last_data = now;
+            // Not the check's start time: handing a batch over may wait (the hub paces reading),
+            // and a partial line must not look idle because the read took long.
+            open.last_data = Instant::now();
             let mut chunk = &self.buf[..n];
             if open.skip_to_newline {
                 match chunk.iter().position(|&b| b == b'\n') {

@@ -31,6 +31,18 @@ impl LineBatch {
         self.text.len()
     }
 
+    /// Bytes of text of lines `range` (indexes within the batch).
+    pub fn text_bytes_of(&self, range: std::ops::Range<usize>) -> usize {
+        if range.is_empty() {
+            return 0;
+        }
+        let start = match range.start {
+            0 => 0,
+            i => self.ends[i - 1] as usize,
+        };
+        self.ends[range.end - 1] as usize - start
+    }
+
     /// Line `index` (0-based within the batch).
     pub fn line(&self, index: usize) -> &str {
         let start = if index == 0 {
