@@ -63,6 +63,47 @@ async fn curl_n_on_follow_prints_appended_lines_at_once() {
     assert!(median < Duration::from_millis(500), "median {median:?}");
 }
 
+#[tokio::test]
+async fn curl_n_on_follow_gets_a_burst_far_larger_than_the_history_without_a_gap() {
+    // As for WebSocket clients (tests/websocket.rs): a streaming client that keeps reading is
+    // paced for, so a burst far larger than the history reaches it whole, even when the client
+    // is slower than the server: 7.5 MB (more than the socket buffers hold) read by curl at
+    // 3 MB/s.
+    let dir = temp_dir();
+    let log = join(&dir, "app.log");
+    std::fs::write(&log, "ready\n").unwrap();
+    let server = Server::start(&[
+        "--history-bytes",
+        "512KiB",
+        "--pace-timeout",
+        "10s",
+        &path_str(&log),
+    ]);
+    let mut curl = Command::new("curl")
+        .args(["-sN", "--limit-rate", "3M"])
+        .arg(server.url("/follow?file=app.log&backlog=1"))
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("curl (Debian: apt-get install curl)");
+    let lines = line_reader(&mut curl);
+    // The backlog line printed: the stream is open, what comes next is live.
+    let (_, first) = lines.recv_timeout(LONG).expect("the backlog line");
+    assert_eq!(first, "ready");
+    let total = 100_000;
+    let prefix = "a-padded-line-of-about-seventy-five-bytes-written-in-one-burst-number";
+    append_numbered(&log, prefix, 0..total);
+    let mut got = Vec::with_capacity(total);
+    while got.len() < total {
+        let (_, line) = lines
+            .recv_timeout(LONG)
+            .unwrap_or_else(|_| panic!("only {} of {total} lines", got.len()));
+        got.push(line);
+    }
+    let _ = curl.kill();
+    assert_lines_eq(&got, &numbered(prefix, 0..total));
+    assert_eq!(server.stats().await["gaps"], 0);
+}
+
 /// Reads SSE events (with a real SSE parser) until `n` line events came; returns (id, data).
 async fn sse_lines(url: &str, last_event_id: Option<&str>, n: usize) -> Vec<(u64, String)> {
     let mut request = reqwest::Client::new().get(url);
