@@ -222,7 +222,9 @@ impl<S: TailSink> Follower<S> {
     /// happened. A generation this follower never opened (created and renamed away between two
     /// checks, as in a burst of rotations) is read from its start and kept for the rotation grace
     /// period like any rotated file, so its lines are not lost; the open file, if it no longer
-    /// sits at the path, is older and is finished first. A generation already known is ignored.
+    /// sits at the path, is older and is finished first. If it still sits there, the rename was
+    /// seen late: the missed generation's lines come after some of the newer file's, without a
+    /// rotation notice. A generation already known is ignored.
     pub fn rotated_away(&mut self, file: File) {
         let now = Instant::now();
         let Ok(meta) = file.metadata() else { return };
@@ -242,8 +244,14 @@ impl<S: TailSink> Follower<S> {
         let mut missed = self.open_file(file, &meta, 0, now);
         self.read_to_end(&mut missed);
         self.retire(missed, now);
-        self.announce(FileState::Rotated);
-        self.rotation_announced = true;
+        if current_still_at_path {
+            // Older than the file being read (its rename was seen late): its lines come after
+            // some of the newer file's, and no rotation is announced for it.
+            self.emit_now();
+        } else {
+            self.announce(FileState::Rotated);
+            self.rotation_announced = true;
+        }
     }
 
     /// The latest instant at which `check` must run again even without a wake-up (partial-line
