@@ -192,6 +192,11 @@ impl History {
         end
     }
 
+    /// The byte bound.
+    pub fn max_bytes(&self) -> usize {
+        self.max_bytes
+    }
+
     /// True when `incoming` more lines would be over the line bound.
     pub fn over_line_bound(&self, incoming: usize) -> bool {
         self.lines + incoming > self.max_lines

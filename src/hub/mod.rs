@@ -417,10 +417,21 @@ impl Hub {
         let channel = &self.inner.files[file];
         let deadline = Instant::now() + self.inner.pace_timeout;
         let mut shared = lock(&channel.shared);
+        let Some(evicted_end) = must_wait_until(&mut shared, incoming) else {
+            return shared;
+        };
+        // Once waiting, wait for room for a quarter of the history, not just this batch: the
+        // tailer then stops once per quarter, not at every batch of a burst.
+        let quarter = shared.history.max_bytes() / 4;
+        let room_end = shared
+            .history
+            .next_eviction_end(incoming.max(quarter))
+            .map_or(evicted_end, |end| end.max(evicted_end));
         loop {
-            let Some(evicted_end) = must_wait_until(&mut shared, incoming) else {
-                return shared;
-            };
+            match slowest_reader(&mut shared) {
+                Some(slowest) if slowest < room_end => {}
+                _ => return shared,
+            }
             let now = Instant::now();
             if now >= deadline {
                 for reader in pacing_readers(&shared) {
@@ -430,7 +441,7 @@ impl Hub {
                 }
                 return shared;
             }
-            channel.waiting_for.store(evicted_end, Ordering::Release);
+            channel.waiting_for.store(room_end, Ordering::Release);
             shared = match channel.room.wait_timeout(shared, deadline - now) {
                 Ok((guard, _)) => guard,
                 Err(poisoned) => poisoned.into_inner().0,
