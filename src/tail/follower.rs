@@ -20,7 +20,7 @@ use super::splitter::{LineBatch, LineSplitter};
 /// How many leading bytes of a file are remembered to notice it being rewritten in place.
 const HEAD_FINGERPRINT_BYTES: usize = 64;
 
-/// How many file generations (dev, inode) a follower remembers having opened, to tell a
+/// How many file generations (dev, inode, birth time) a follower remembers having opened, to tell a
 /// generation it never saw from one it already read (see [`Follower::rotated_away`]).
 const REMEMBERED_GENERATIONS: usize = 32;
 
@@ -91,6 +91,25 @@ impl Default for FollowConfig {
     }
 }
 
+/// One file generation: (dev, inode) and, where the file system records it, the birth time, so
+/// that a new file reusing a deleted one's inode is not taken for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Generation {
+    dev: u64,
+    ino: u64,
+    born: Option<std::time::SystemTime>,
+}
+
+impl Generation {
+    fn of(meta: &Metadata) -> Self {
+        Generation {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            born: meta.created().ok(),
+        }
+    }
+}
+
 /// An open file being read.
 struct OpenFile {
     file: File,
@@ -127,8 +146,8 @@ pub struct Follower<S: TailSink> {
     error_in_check: bool,
     buf: Vec<u8>,
     batch: LineBatch,
-    /// (dev, inode) of the generations opened most recently, newest last.
-    generations: VecDeque<(u64, u64)>,
+    /// The generations opened most recently, newest last.
+    generations: VecDeque<Generation>,
     /// When lines were last handed to the sink.
     last_emit: Option<Instant>,
     /// Lines are held back (coalescing) until this instant.
@@ -228,7 +247,7 @@ impl<S: TailSink> Follower<S> {
     pub fn rotated_away(&mut self, file: File) {
         let now = Instant::now();
         let Ok(meta) = file.metadata() else { return };
-        if !meta.is_file() || self.generations.contains(&(meta.dev(), meta.ino())) {
+        if !meta.is_file() || self.generations.contains(&Generation::of(&meta)) {
             return;
         }
         let current_still_at_path = self.current.as_ref().is_some_and(|open| {
@@ -369,7 +388,7 @@ impl<S: TailSink> Follower<S> {
         if self.generations.len() == REMEMBERED_GENERATIONS {
             self.generations.pop_front();
         }
-        self.generations.push_back(id);
+        self.generations.push_back(Generation::of(meta));
         let mut open = OpenFile {
             file,
             dev: id.0,
