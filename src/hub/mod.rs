@@ -319,10 +319,21 @@ impl Hub {
         });
         shared.readers.retain(|r| r.strong_count() > 0);
         shared.readers.push(Arc::downgrade(&reader));
+        // State changes still kept that fall among the lines this reader will get: for a
+        // resume, also one right before its first line (it happened while the client was away).
+        let first_state_seq = match start {
+            Start::After(_) => next_seq,
+            Start::Backlog(_) => next_seq + 1,
+        };
+        let next_state = shared
+            .states
+            .iter()
+            .find(|state| state.at_seq >= first_state_seq)
+            .map_or(shared.next_state, |state| state.index);
         Ok(LiveCursor {
             file,
             next_seq,
-            next_state: shared.next_state,
+            next_state,
             shared: reader,
             hub: self.clone(),
         })
@@ -595,6 +606,18 @@ mod tests {
         );
         assert!(!reader.has_news());
         assert!(reader.read(100, usize::MAX).is_empty());
+        // A client resuming after line 2 (or asking for a backlog that spans the rotation) is
+        // told of the rotation where it happened.
+        let other = Arc::new(Notify::new());
+        let mut resumed = hub.subscribe(0, Start::After(2), other.clone()).unwrap();
+        assert_eq!(describe(&resumed.read(100, usize::MAX)), ["<rotated>", "c"]);
+        let mut backlog = hub.subscribe(0, Start::Backlog(3), other.clone()).unwrap();
+        assert_eq!(
+            describe(&backlog.read(100, usize::MAX)),
+            ["a,b", "<rotated>", "c"]
+        );
+        let mut last = hub.subscribe(0, Start::Backlog(1), other).unwrap();
+        assert_eq!(describe(&last.read(100, usize::MAX)), ["c"]);
 
         // A second reader that read nothing keeps its lines from the line bound...
         let mut slow = hub.subscribe(0, Start::After(3), wake).unwrap();

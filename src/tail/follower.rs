@@ -150,6 +150,8 @@ pub struct Follower<S: TailSink> {
     generations: VecDeque<Generation>,
     /// When lines were last handed to the sink.
     last_emit: Option<Instant>,
+    /// How many times lines were handed to the sink.
+    emits: u64,
     /// Lines are held back (coalescing) until this instant.
     hold_until: Option<Instant>,
     /// A rotation was already announced for the file now at the path: opening it is not a
@@ -176,6 +178,7 @@ impl<S: TailSink> Follower<S> {
             generations: VecDeque::with_capacity(REMEMBERED_GENERATIONS),
             rotation_announced: false,
             last_emit: None,
+            emits: 0,
             hold_until: None,
         }
     }
@@ -201,6 +204,8 @@ impl<S: TailSink> Follower<S> {
         let now = Instant::now();
         self.error_in_check = false;
         self.read_draining(now);
+        let emits_before = self.emits;
+        let mark = self.batch.len();
         match std::fs::metadata(&self.path) {
             Ok(meta) if meta.is_file() => {
                 self.follow_existing(&meta, now);
@@ -218,6 +223,14 @@ impl<S: TailSink> Follower<S> {
                 // Keep reading what is open; the path may come back.
                 self.read_current();
             }
+        }
+        if !self.draining.is_empty() && self.emits == emits_before && self.batch.len() > mark {
+            // While the current file was read, the application may still have written to a
+            // rotated one (it writes there until it reopens its log): those lines came before the
+            // current file's lines just read, so they go first.
+            let current_lines = self.batch.split_off(mark);
+            self.read_draining(now);
+            self.batch.append(current_lines);
         }
         self.started = true;
         if !self.error_in_check {
@@ -510,6 +523,7 @@ impl<S: TailSink> Follower<S> {
         if !self.batch.is_empty() {
             self.sink.lines(std::mem::take(&mut self.batch));
             self.last_emit = Some(Instant::now());
+            self.emits += 1;
         }
     }
 

@@ -75,6 +75,31 @@ impl LineBatch {
         self.truncated.shrink_to_fit();
     }
 
+    /// Removes lines `at..` and returns them as a batch of their own.
+    pub fn split_off(&mut self, at: usize) -> LineBatch {
+        let mut rest = LineBatch::default();
+        let start = if at == 0 {
+            0
+        } else {
+            self.ends[at - 1] as usize
+        };
+        for i in at..self.len() {
+            let truncated = self.truncated.contains(&(i as u32));
+            rest.push(self.line(i), truncated);
+        }
+        self.text.truncate(start);
+        self.ends.truncate(at);
+        self.truncated.retain(|&i| (i as usize) < at);
+        rest
+    }
+
+    /// Adds the lines of `other` after these.
+    pub fn append(&mut self, other: LineBatch) {
+        for (i, line) in other.lines().enumerate() {
+            self.push(line, other.truncated.contains(&(i as u32)));
+        }
+    }
+
     /// Removes every line, keeping the allocations.
     pub fn clear(&mut self) {
         self.text.clear();
@@ -231,6 +256,25 @@ fn cap_utf8(line: &[u8], max: usize) -> &[u8] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn split_off_and_append_keep_lines_and_truncation_marks() {
+        let mut batch = LineBatch::default();
+        batch.push("a", false);
+        batch.push("bb", true);
+        batch.push("ccc", true);
+        let rest = batch.split_off(1);
+        assert_eq!(batch.lines().collect::<Vec<_>>(), ["a"]);
+        assert!(batch.truncated().is_empty());
+        assert_eq!(rest.lines().collect::<Vec<_>>(), ["bb", "ccc"]);
+        assert_eq!(rest.truncated(), [0, 1]);
+        batch.push("d", false);
+        batch.append(rest);
+        assert_eq!(batch.lines().collect::<Vec<_>>(), ["a", "d", "bb", "ccc"]);
+        assert_eq!(batch.truncated(), [2, 3]);
+        assert_eq!(batch.text_bytes(), 7);
+        assert_eq!(batch.split_off(4).len(), 0);
+    }
 
     fn split(max: usize, chunks: &[&[u8]]) -> (Vec<String>, Vec<u32>) {
         let mut splitter = LineSplitter::new(max);
