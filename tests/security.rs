@@ -635,13 +635,8 @@ async fn the_token_from_the_environment_guards_data_routes_and_is_never_logged()
         let stream = ws_upgrade(&url, &headers)
             .await
             .expect("101 with the token");
-        let mut client = WsClient {
-            ws: stream,
-            hello: Value::Null,
-        };
-        let hello = client.next_json(LONG).await.unwrap();
-        assert_eq!(hello["type"], "hello");
-        bodies.push(hello.to_string());
+        let mut client = WsClient::from_stream(stream).await;
+        bodies.push(client.hello.to_string());
         client.subscribe_backlog("no-such-file", 1).await;
         bodies.push(client.next_non_ping(LONG).await.unwrap().to_string());
         client.ws.close(None).await.unwrap();

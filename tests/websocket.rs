@@ -228,12 +228,13 @@ async fn heartbeat_keeps_live_clients_and_drops_silent_ones() {
 }
 
 #[tokio::test]
-async fn a_burst_seven_times_the_history_bound_reaches_a_reading_client_without_a_gap() {
-    // 100 000 lines (3.4 MB as the hub stores them) land in the file at once; the history keeps
-    // 5 000 lines for backlog and at most 512 KiB. Reading the file is paced to the fastest
-    // client (the file is the buffer, not memory), and lines a client has not read stay up to the
-    // byte bound, so a client that keeps reading loses nothing. The generous pace timeout keeps a
-    // debug build on a loaded machine from looking stalled.
+async fn a_burst_far_larger_than_the_history_reaches_a_slower_reading_client_without_a_gap() {
+    // 100 000 lines of ~75 bytes (7.5 MB) land in the file at once; the history keeps at most
+    // 512 KiB. The client has a 4 KiB receive buffer and pauses 20 ms after each frame, so it is
+    // slower than the server and the kernel cannot hide that. Reading the file is paced to the
+    // client (the file is the buffer, not memory), so it loses nothing; without pacing it gets
+    // gaps. The generous pace timeout keeps a debug build on a loaded machine from looking
+    // stalled.
     let dir = temp_dir();
     let log = join(&dir, "app.log");
     std::fs::write(&log, "").unwrap();
@@ -246,16 +247,18 @@ async fn a_burst_seven_times_the_history_bound_reaches_a_reading_client_without_
         "10s",
         &path_str(&log),
     ]);
-    let mut ws = WsClient::connect(&server).await;
+    let mut ws = WsClient::connect_small_buffer(&server).await;
+    ws.pause_per_frame = Duration::from_millis(20);
     ws.subscribe_backlog("app.log", 0).await;
     server.wait_subscriptions(1).await;
     let total = 100_000;
-    append_numbered(&log, "burst", 0..total);
+    let prefix = "a-padded-line-of-about-seventy-five-bytes-written-in-one-burst-number";
+    append_numbered(&log, prefix, 0..total);
     let mut lines = Vec::new();
     let (_, others) = ws.collect_lines("app.log", total, LONG, &mut lines).await;
     assert!(others.is_empty(), "the client was sent {others:?}");
     let texts: Vec<String> = lines.into_iter().map(|(_, l)| l).collect();
-    assert_lines_eq(&texts, &numbered("burst", 0..total));
+    assert_lines_eq(&texts, &numbered(prefix, 0..total));
     assert_eq!(server.stats().await["gaps"], 0);
 }
 

@@ -165,8 +165,9 @@ async fn wait_after(
             reset: false,
         }
     };
-    let snap = match state.hub.read(ix, Start::After(after), max) {
-        Ok(snap) => snap,
+    let wake = Arc::new(Notify::new());
+    let mut cursor = match state.hub.subscribe(ix, Start::After(after), wake.clone()) {
+        Ok(cursor) => cursor,
         Err(ahead) => {
             // The cursor is from another server run (or made up): answer at once with the live
             // edge as the next cursor, flagged so the client knows.
@@ -178,22 +179,8 @@ async fn wait_after(
             });
         }
     };
-    if snap.read.line_count() > 0 || snap.read.gap.is_some() || timeout.is_zero() {
-        return Ok(answer(snap.read));
-    }
-    let _slot = Slot::acquire(&state.stats, Gauge::PollsWaiting, state.config.max_polls)
-        .ok_or_else(|| {
-            ApiError::Busy(format!(
-                "too many held polls ({}); retry, or raise --max-polls",
-                state.config.max_polls
-            ))
-        })?;
-    let wake = Arc::new(Notify::new());
-    // Lines appended since the read above are after the cursor too: the first read finds them.
-    let Ok(mut cursor) = state.hub.subscribe(ix, Start::After(after), wake.clone()) else {
-        return Ok(answer(HistoryRead::default()));
-    };
     let deadline = Instant::now() + timeout;
+    let mut held = None;
     let mut shutdown = state.shutdown.clone();
     loop {
         let mut read = HistoryRead::default();
@@ -204,8 +191,19 @@ async fn wait_after(
                 Delivery::State(..) => {}
             }
         }
-        if read.line_count() > 0 || read.gap.is_some() {
+        if read.line_count() > 0 || read.gap.is_some() || timeout.is_zero() {
             return Ok(answer(read));
+        }
+        if held.is_none() {
+            // Nothing yet: the request is held, which counts against --max-polls.
+            let slot = Slot::acquire(&state.stats, Gauge::PollsWaiting, state.config.max_polls)
+                .ok_or_else(|| {
+                    ApiError::Busy(format!(
+                        "too many held polls ({}); retry, or raise --max-polls",
+                        state.config.max_polls
+                    ))
+                })?;
+            held = Some(slot);
         }
         tokio::select! {
             _ = wake.notified() => {}

@@ -9,6 +9,7 @@
 use actix_web::http::header;
 use actix_web::web::{self, Bytes};
 use actix_web::{HttpRequest, HttpResponse};
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
 use tokio::sync::{mpsc, Notify};
@@ -230,45 +231,59 @@ async fn open_stream(
 
 type Tx = mpsc::Sender<Result<Bytes, std::convert::Infallible>>;
 
-/// Sends one chunk, bounded by the send timeout; false when the client is gone or stuck.
-async fn send(state: &AppState, tx: &Tx, chunk: Vec<u8>) -> Result<(), &'static str> {
-    if chunk.is_empty() {
-        return Ok(());
-    }
-    let len = chunk.len() as u64;
-    match tokio::time::timeout(state.config.send_timeout, tx.send(Ok(Bytes::from(chunk)))).await {
-        Ok(Ok(())) => {
-            let stats = &state.stats;
-            stats
-                .frames_out
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            stats
-                .bytes_out
-                .fetch_add(len, std::sync::atomic::Ordering::Relaxed);
-            Ok(())
-        }
+/// Waits, bounded by the send timeout, until the body can take one more chunk. Everything is
+/// sent through such a slot, so nothing is read from the hub for a client that cannot take it.
+async fn room<'a>(
+    state: &AppState,
+    tx: &'a Tx,
+) -> Result<mpsc::Permit<'a, Result<Bytes, std::convert::Infallible>>, &'static str> {
+    match tokio::time::timeout(state.config.send_timeout, tx.reserve()).await {
+        Ok(Ok(permit)) => Ok(permit),
         Ok(Err(_)) => Err("client gone"),
         Err(_) => {
-            state
-                .stats
-                .drops
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            state.stats.drops.fetch_add(1, Relaxed);
             Err("client too slow")
         }
     }
 }
 
+/// Sends a chunk through a slot taken with [`room`] (an empty chunk just gives the slot back).
+fn put(
+    state: &AppState,
+    slot: mpsc::Permit<'_, Result<Bytes, std::convert::Infallible>>,
+    chunk: Vec<u8>,
+) {
+    if chunk.is_empty() {
+        return;
+    }
+    state.stats.frames_out.fetch_add(1, Relaxed);
+    state.stats.bytes_out.fetch_add(chunk.len() as u64, Relaxed);
+    slot.send(Ok(Bytes::from(chunk)));
+}
+
 async fn pump(
     state: AppState,
     format: impl Format,
-    mut cursor: LiveCursor,
+    cursor: LiveCursor,
     wake: Arc<Notify>,
     tx: Tx,
     first: Vec<u8>,
 ) -> &'static str {
-    if let Err(reason) = send(&state, &tx, first).await {
-        return reason;
+    match stream_chunks(&state, &format, cursor, &wake, &tx, first).await {
+        Ok(()) => "shutdown",
+        Err(reason) => reason,
     }
+}
+
+async fn stream_chunks(
+    state: &AppState,
+    format: &impl Format,
+    mut cursor: LiveCursor,
+    wake: &Notify,
+    tx: &Tx,
+    first: Vec<u8>,
+) -> Result<(), &'static str> {
+    put(state, room(state, tx).await?, first);
     let id = state.hub.id(cursor.file()).to_owned();
     let heartbeat = state.config.heartbeat;
     let mut tick = tokio::time::interval_at(Instant::now() + heartbeat, heartbeat);
@@ -276,29 +291,21 @@ async fn pump(
     // The backlog (or what follows the cursor) is read at once.
     wake.notify_one();
     loop {
-        let mut out = Vec::new();
         tokio::select! {
-            _ = shutdown.fired() => return "shutdown",
-            _ = tx.closed() => return "client gone",
+            _ = shutdown.fired() => return Ok(()),
+            _ = tx.closed() => return Err("client gone"),
             _ = tick.tick() => {
-                match format.keepalive() {
-                    Some(bytes) => out.extend_from_slice(bytes),
-                    None => continue,
+                if let Some(keepalive) = format.keepalive() {
+                    put(state, room(state, tx).await?, keepalive.to_vec());
                 }
             }
             _ = wake.notified() => {
-                let permit = match tokio::time::timeout(state.config.send_timeout, tx.reserve()).await {
-                    Ok(Ok(permit)) => permit,
-                    Ok(Err(_)) => return "client gone",
-                    Err(_) => {
-                        state.stats.drops.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        return "client too slow";
-                    }
-                };
+                let slot = room(state, tx).await?;
+                let mut out = Vec::new();
                 for delivery in cursor.read(LINES_PER_CHUNK, BYTES_PER_CHUNK) {
                     match delivery {
                         Delivery::Gap(gap) => {
-                            state.stats.gaps.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            state.stats.gaps.fetch_add(1, Relaxed);
                             format.gap(&id, gap, &mut out);
                         }
                         Delivery::Lines(slice) => format.lines(&slice, &mut out),
@@ -308,17 +315,8 @@ async fn pump(
                 if cursor.has_news() {
                     wake.notify_one();
                 }
-                if !out.is_empty() {
-                    let stats = &state.stats;
-                    stats.frames_out.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    stats.bytes_out.fetch_add(out.len() as u64, std::sync::atomic::Ordering::Relaxed);
-                    permit.send(Ok(Bytes::from(out)));
-                }
-                continue;
+                put(state, slot, out);
             }
-        }
-        if let Err(reason) = send(&state, &tx, out).await {
-            return reason;
         }
     }
 }

@@ -428,7 +428,8 @@ impl Hub {
         let channel = &self.inner.files[file];
         let deadline = Instant::now() + self.inner.pace_timeout;
         let mut shared = lock(&channel.shared);
-        let Some(evicted_end) = must_wait_until(&mut shared, incoming) else {
+        // The batch would push out lines before `evicted_end`.
+        let Some(evicted_end) = shared.history.next_eviction_end(incoming) else {
             return shared;
         };
         // Once waiting, wait for room for a quarter of the history, not just this batch: the
@@ -438,9 +439,10 @@ impl Hub {
             .history
             .next_eviction_end(incoming.max(quarter))
             .map_or(evicted_end, |end| end.max(evicted_end));
+        let mut wanted = evicted_end;
         loop {
             match slowest_reader(&mut shared) {
-                Some(slowest) if slowest < room_end => {}
+                Some(slowest) if slowest < wanted => wanted = room_end,
                 _ => return shared,
             }
             let now = Instant::now();
@@ -519,14 +521,6 @@ fn slowest_reader(shared: &mut FileShared) -> Option<u64> {
     pacing_readers(shared)
         .map(|reader| reader.next_seq.load(Ordering::Acquire))
         .min()
-}
-
-/// See [`Hub::pace`]: `Some(end)` when a batch of `incoming` bytes would evict lines before seq `end` that a
-/// pacing reader has not read.
-fn must_wait_until(shared: &mut FileShared, incoming: usize) -> Option<u64> {
-    let evicted_end = shared.history.next_eviction_end(incoming)?;
-    let slowest = slowest_reader(shared)?;
-    (slowest < evicted_end).then_some(evicted_end)
 }
 
 fn snapshot(shared: &FileShared, start: Start, max: usize) -> Result<Snapshot, CursorAhead> {

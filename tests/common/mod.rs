@@ -421,6 +421,9 @@ pub type WsStream =
 pub struct WsClient {
     pub ws: WsStream,
     pub hello: Value,
+    /// A pause after each `lines` frame in [`WsClient::collect_lines`]: a client slower than the
+    /// server (zero: as fast as it goes).
+    pub pause_per_frame: Duration,
 }
 
 impl WsClient {
@@ -435,11 +438,26 @@ impl WsClient {
         Self::from_stream(ws).await
     }
 
+    /// Connects with a 4 KiB socket receive buffer, so that what the client has not read stays
+    /// on the server's side instead of in the kernel (a slow client is then really slow).
+    pub async fn connect_small_buffer(server: &Server) -> WsClient {
+        let addr: std::net::SocketAddr = server.addr.parse().expect("server address");
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
+        let tcp = socket.connect(addr).await.expect("tcp connect");
+        let stream = tokio_tungstenite::MaybeTlsStream::Plain(tcp);
+        let (ws, _) = tokio_tungstenite::client_async(server.ws_url("/ws"), stream)
+            .await
+            .expect("websocket handshake");
+        Self::from_stream(ws).await
+    }
+
     /// Wraps an open WebSocket (e.g. a wss:// one with its own TLS settings) and reads `hello`.
     pub async fn from_stream(ws: WsStream) -> WsClient {
         let mut client = WsClient {
             ws,
             hello: Value::Null,
+            pause_per_frame: Duration::ZERO,
         };
         let hello = client
             .next_json(Duration::from_secs(10))
@@ -534,6 +552,9 @@ impl WsClient {
             };
             if msg["type"] == "lines" && msg["file"] == file {
                 frames += 1;
+                if !self.pause_per_frame.is_zero() {
+                    tokio::time::sleep(self.pause_per_frame).await;
+                }
                 let seq = msg["seq"].as_u64().unwrap();
                 if let Some((last, _)) = lines.last() {
                     assert_eq!(seq, last + 1, "lines frame must follow the previous seq");
