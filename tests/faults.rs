@@ -146,13 +146,7 @@ impl Proc {
             .json()
             .await
             .unwrap();
-        files
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|f| f["id"] == id)
-            .cloned()
-            .unwrap_or_else(|| panic!("no {id} in {files}"))
+        file_entry(&files, id)
     }
 }
 
@@ -503,11 +497,7 @@ async fn hundred_rotations(in_step: bool) {
         let log = writer_dir.join("app.log");
         let started = Instant::now();
         for generation in 0..GENERATIONS {
-            let mut file = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&log)
-                .unwrap();
+            let mut file = open_append(&log);
             for i in 0..BEFORE {
                 writeln!(file, "g{generation:03}-{i:02}").unwrap();
                 if in_step && i == BEFORE / 2 {
@@ -604,11 +594,7 @@ async fn lines_written_to_a_deleted_file_still_held_by_its_writer_arrive() {
     // told `deleted`, and what the application writes during --rotate-wait is still read.
     let dir = temp_dir();
     let log = join(&dir, "app.log");
-    let mut writer = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&log)
-        .unwrap();
+    let mut writer = open_append(&log);
     let server = Server::start(&["--rotate-wait".to_owned(), "5s".to_owned(), path_str(&log)]);
     let mut ws = WsClient::connect(&server).await;
     ws.subscribe_backlog("app.log", 0).await;

@@ -218,6 +218,8 @@ async fn truncation_is_reported_and_new_lines_follow() {
         let server = start(mode, &[], &[&log]);
         let mut ws = WsClient::connect(&server).await;
         ws.subscribe_backlog("app.log", 0).await;
+        // Subscribed before the change, or it would not be told of it.
+        server.wait_subscriptions(1).await;
         let mut follower = PollFollower::new(&server, "app.log", 0);
         follower.until_count(5, LONG).await;
 
@@ -263,14 +265,12 @@ async fn rename_rotation_reads_the_old_file_to_its_end_first() {
         let dir = temp_dir();
         let log = join(&dir, "app.log");
         let rotated = join(&dir, "app.log.1");
-        let mut writer = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .unwrap();
+        let mut writer = open_append(&log);
         let server = start(mode, &[], &[&log]);
         let mut ws = WsClient::connect(&server).await;
         ws.subscribe_backlog("app.log", 0).await;
+        // Subscribed before the change, or it would not be told of it.
+        server.wait_subscriptions(1).await;
         let mut follower = PollFollower::new(&server, "app.log", 0);
         for i in 0..10 {
             writeln!(writer, "line-{i}").unwrap();
@@ -282,11 +282,7 @@ async fn rename_rotation_reads_the_old_file_to_its_end_first() {
             writeln!(writer, "line-{i}").unwrap();
         }
         expect_state(&mut ws, "rotated").await;
-        let mut writer = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .unwrap();
+        let mut writer = open_append(&log);
         for i in 15..20 {
             writeln!(writer, "line-{i}").unwrap();
         }
@@ -323,21 +319,40 @@ fn logrotate(conf_dir: &tempfile::TempDir, log: &std::path::Path, directive: &st
     );
 }
 
+/// The start of each logrotate test: an application's log (kept open, like a daemon's), tailcast
+/// following it in `mode` (its server is returned to keep it running), a long-poll follower, and
+/// lines `line-0..100` written.
+fn app_log_with_100_lines(
+    mode: Mode,
+) -> (
+    tempfile::TempDir,
+    std::path::PathBuf,
+    std::fs::File,
+    Server,
+    PollFollower,
+) {
+    let dir = temp_dir();
+    let log = join(&dir, "app.log");
+    let mut writer = open_append(&log);
+    let server = start(mode, &[], &[&log]);
+    let follower = PollFollower::new(&server, "app.log", 0);
+    for i in 0..100 {
+        writeln!(writer, "line-{i}").unwrap();
+    }
+    (dir, log, writer, server, follower)
+}
+
+/// The end of each logrotate test: `line-0..200`, each once, in order.
+async fn expect_200_lines_once(follower: &mut PollFollower, mode: Mode) {
+    follower.until_count(200, LONG).await;
+    assert_eq!(follower.poll_once(0.3).await, 0, "{mode:?}: nothing twice");
+    assert_lines_eq(&follower.lines, &numbered("line", 0..200));
+}
+
 #[tokio::test]
 async fn real_logrotate_with_create() {
     for mode in MODES {
-        let dir = temp_dir();
-        let log = join(&dir, "app.log");
-        let mut writer = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .unwrap();
-        let server = start(mode, &[], &[&log]);
-        let mut follower = PollFollower::new(&server, "app.log", 0);
-        for i in 0..100 {
-            writeln!(writer, "line-{i}").unwrap();
-        }
+        let (dir, log, mut writer, _server, mut follower) = app_log_with_100_lines(mode);
         logrotate(&dir, &log, "create");
         assert!(join(&dir, "app.log.1").exists(), "logrotate rotated");
         // Until the application reopens its log (postrotate), lines go to the rotated file.
@@ -348,27 +363,14 @@ async fn real_logrotate_with_create() {
         for i in 110..200 {
             writeln!(writer, "line-{i}").unwrap();
         }
-        follower.until_count(200, LONG).await;
-        assert_eq!(follower.poll_once(0.3).await, 0, "{mode:?}: nothing twice");
-        assert_lines_eq(&follower.lines, &numbered("line", 0..200));
+        expect_200_lines_once(&mut follower, mode).await;
     }
 }
 
 #[tokio::test]
 async fn real_logrotate_with_copytruncate() {
     for mode in MODES {
-        let dir = temp_dir();
-        let log = join(&dir, "app.log");
-        let mut writer = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .unwrap();
-        let server = start(mode, &[], &[&log]);
-        let mut follower = PollFollower::new(&server, "app.log", 0);
-        for i in 0..100 {
-            writeln!(writer, "line-{i}").unwrap();
-        }
+        let (dir, log, mut writer, _server, mut follower) = app_log_with_100_lines(mode);
         // copytruncate's documented race: bytes written between logrotate's copy and its
         // truncate are lost from the file, and bytes not yet read when it truncates are gone for
         // every reader. So the test waits until the lines were read before rotating.
@@ -382,9 +384,7 @@ async fn real_logrotate_with_copytruncate() {
         for i in 100..200 {
             writeln!(writer, "line-{i}").unwrap();
         }
-        follower.until_count(200, LONG).await;
-        assert_eq!(follower.poll_once(0.3).await, 0, "{mode:?}: nothing twice");
-        assert_lines_eq(&follower.lines, &numbered("line", 0..200));
+        expect_200_lines_once(&mut follower, mode).await;
     }
 }
 
@@ -399,6 +399,8 @@ async fn delete_then_recreate_and_a_file_that_appears_later() {
         assert_eq!(server.file_info("late.log").await["exists"], false);
         let mut ws = WsClient::connect(&server).await;
         ws.subscribe_backlog("app.log", 0).await;
+        // Subscribed before the change, or it would not be told of it.
+        server.wait_subscriptions(1).await;
         let mut follower = PollFollower::new(&server, "app.log", 0);
         follower.until_count(3, LONG).await;
 

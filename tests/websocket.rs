@@ -265,7 +265,9 @@ async fn a_burst_far_larger_than_the_history_reaches_a_slower_reading_client_wit
 #[tokio::test]
 async fn lines_that_follow_each_other_closely_share_a_frame() {
     // With --coalesce 1s: a line after a quiet spell goes out alone and at once; the nine that
-    // follow it within the interval wait for it to pass and go out together.
+    // follow it within the interval wait for it to pass and go out together. Each of the nine is
+    // written only once the server has read the one before (its read offset says so), so without
+    // coalescing they would be nine batches and nine frames.
     let dir = temp_dir();
     let log = join(&dir, "app.log");
     std::fs::write(&log, "").unwrap();
@@ -279,7 +281,13 @@ async fn lines_that_follow_each_other_closely_share_a_frame() {
     assert_eq!(frames, 1);
     let sent_at = Instant::now();
     for i in 0..9 {
-        append_numbered(&log, "next", i..i + 1); // nine separate writes
+        append_numbered(&log, "next", i..i + 1);
+        let written = std::fs::metadata(&log).unwrap().len();
+        let read = wait_for(LONG, || async {
+            (server.file_info("app.log").await["size"].as_u64() == Some(written)).then_some(())
+        })
+        .await;
+        assert!(read.is_some(), "the server never read line {i}");
     }
     let (frames, others) = ws.collect_lines("app.log", 10, LONG, &mut lines).await;
     assert!(others.is_empty(), "{others:?}");

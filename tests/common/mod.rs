@@ -149,17 +149,9 @@ impl Server {
 
     /// The file entry with this id in `/api/files`.
     pub async fn file_info(&self, id: &str) -> Value {
-        let files = self.get_json("/api/files").await;
-        files
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|f| f["id"] == id)
-            .cloned()
-            .unwrap_or_else(|| panic!("no file {id} in {files}"))
+        file_entry(&self.get_json("/api/files").await, id)
     }
 
-    /// Waits until the file's `last_seq` reaches `seq`.
     /// Waits until the server counts `n` live subscriptions (so lines written next are live).
     pub async fn wait_subscriptions(&self, n: u64) {
         let counted = wait_for(Duration::from_secs(60), || async {
@@ -172,6 +164,7 @@ impl Server {
         );
     }
 
+    /// Waits until the file's `last_seq` reaches `seq`.
     pub async fn wait_last_seq(&self, id: &str, seq: u64, within: Duration) {
         let info = wait_for(within, || async {
             let info = self.file_info(id).await;
@@ -238,13 +231,18 @@ where
     }
 }
 
-/// Appends raw bytes to a file (creating it).
-pub fn append(path: &Path, bytes: &[u8]) {
-    let mut f = std::fs::OpenOptions::new()
+/// Opens `path` for appending (creating it), as an application opens its log.
+pub fn open_append(path: &Path) -> std::fs::File {
+    std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(path)
-        .unwrap();
+        .unwrap()
+}
+
+/// Appends raw bytes to a file (creating it).
+pub fn append(path: &Path, bytes: &[u8]) {
+    let mut f = open_append(path);
     f.write_all(bytes).unwrap();
 }
 
@@ -394,6 +392,17 @@ impl PollFollower {
     }
 }
 
+/// The entry with this id in an `/api/files` answer.
+pub fn file_entry(files: &Value, id: &str) -> Value {
+    files
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["id"] == id)
+        .cloned()
+        .unwrap_or_else(|| panic!("no file {id} in {files}"))
+}
+
 /// Asserts two line lists are equal, printing the first difference rather than both lists.
 pub fn assert_lines_eq(actual: &[String], expected: &[String]) {
     if actual == expected {
@@ -517,8 +526,11 @@ impl WsClient {
 
     /// The next message that is not a ping.
     pub async fn next_non_ping(&mut self, within: Duration) -> Option<Value> {
+        // One deadline for the whole wait: pings must not extend it.
+        let deadline = Instant::now() + within;
         loop {
-            let v = self.next_json(within).await?;
+            let left = deadline.saturating_duration_since(Instant::now());
+            let v = self.next_json(left).await?;
             if v["type"] != "ping" {
                 return Some(v);
             }
