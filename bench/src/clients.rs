@@ -28,6 +28,19 @@ struct Shared {
     connect: Semaphore,
 }
 
+impl Shared {
+    /// Counters at zero, and `--connect-concurrency` (128) connections opened at once.
+    fn new(args: &Args) -> Self {
+        Shared {
+            ready: AtomicUsize::new(0),
+            failed: AtomicUsize::new(0),
+            done: AtomicUsize::new(0),
+            activity_ns: AtomicU64::new(0),
+            connect: Semaphore::new(args.num("--connect-concurrency", 128) as usize),
+        }
+    }
+}
+
 fn stdin_closed_flag() -> Arc<AtomicBool> {
     let flag = Arc::new(AtomicBool::new(false));
     let f = flag.clone();
@@ -160,13 +173,7 @@ pub fn ws_main(args: Args) {
     let stalled = args.num("--stalled", 0) as usize;
     let idle = Duration::from_secs_f64(args.f64("--idle", 5.0));
     let deadline = Instant::now() + Duration::from_secs_f64(args.f64("--deadline", 120.0));
-    let shared = Arc::new(Shared {
-        ready: AtomicUsize::new(0),
-        failed: AtomicUsize::new(0),
-        done: AtomicUsize::new(0),
-        activity_ns: AtomicU64::new(0),
-        connect: Semaphore::new(args.num("--connect-concurrency", 128) as usize),
-    });
+    let shared = Arc::new(Shared::new(&args));
     let rt = runtime(&args);
     rt.block_on(async move {
         let (stop_tx, stop_rx) = watch::channel(false);
@@ -509,13 +516,7 @@ pub fn poll_main(args: Args) {
     let idle = Duration::from_secs_f64(args.f64("--idle", 5.0));
     let deadline = Instant::now() + Duration::from_secs_f64(args.f64("--deadline", 60.0));
     let hold = args.flag("--hold");
-    let shared = Arc::new(Shared {
-        ready: AtomicUsize::new(0),
-        failed: AtomicUsize::new(0),
-        done: AtomicUsize::new(0),
-        activity_ns: AtomicU64::new(0),
-        connect: Semaphore::new(args.num("--connect-concurrency", 128) as usize),
-    });
+    let shared = Arc::new(Shared::new(&args));
     let rt = runtime(&args);
     rt.block_on(async move {
         let (stop_tx, stop_rx) = watch::channel(false);
