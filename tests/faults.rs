@@ -227,6 +227,16 @@ fn as_nobody() -> Option<Vec<&'static str>> {
     ok.then_some(prefix)
 }
 
+/// The command prefix that runs tailcast without root's rights (root reads files whatever their
+/// mode): `setpriv` to `nobody` when root, nothing (`env`) otherwise.
+fn unprivileged_prefix() -> Vec<&'static str> {
+    if running_as_root() {
+        as_nobody().expect("setpriv cannot drop to nobody: util-linux's setpriv is needed")
+    } else {
+        vec!["env"]
+    }
+}
+
 fn running_as_root() -> bool {
     // The effective uid, from /proc/self/status (no libc call needed).
     std::fs::read_to_string("/proc/self/status")
@@ -242,11 +252,7 @@ async fn unreadable_file_is_reported_retried_and_read_when_readable_again() {
     // Root reads files whatever their mode, so tailcast runs as `nobody` here; run as another
     // user, the test does the same with that user's own rights (chmod 000 binds every user but
     // root).
-    let prefix: Vec<&str> = if running_as_root() {
-        as_nobody().expect("setpriv cannot drop to nobody: util-linux's setpriv is needed")
-    } else {
-        vec!["env"]
-    };
+    let prefix = unprivileged_prefix();
     let dir = temp_dir();
     chmod(dir.path(), 0o755); // nobody may traverse and list it
     let log = join(&dir, "app.log");
@@ -335,11 +341,7 @@ async fn unreadable_file_is_reported_retried_and_read_when_readable_again() {
 
 #[tokio::test]
 async fn an_unreadable_file_is_logged_once_not_at_every_retry() {
-    let prefix: Vec<&str> = if running_as_root() {
-        as_nobody().expect("setpriv cannot drop to nobody: util-linux's setpriv is needed")
-    } else {
-        vec!["env"]
-    };
+    let prefix = unprivileged_prefix();
     let dir = temp_dir();
     chmod(dir.path(), 0o755);
     let log = join(&dir, "app.log");
