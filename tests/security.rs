@@ -27,15 +27,15 @@ const SECRET: &str = "TOP-SECRET-5f1c0a9e";
 const PASSWD_MARK: &str = "root:";
 
 /// Sends one raw HTTP/1.1 GET (the target exactly as given: no client-side `..` removal or
-/// re-encoding) and returns (status, headers lowercased, body).
-fn raw_get(addr: &str, target: &str) -> (u16, String, String) {
+/// re-encoding) with these header lines; returns (status, 0 if none; headers lowercased; body).
+fn raw_request(addr: &str, target: &str, headers: &str) -> (u16, String, String) {
     let mut stream = TcpStream::connect(addr).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(20)))
         .unwrap();
     write!(
         stream,
-        "GET {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        "GET {target} HTTP/1.1\r\n{headers}Connection: close\r\n\r\n"
     )
     .unwrap();
     let mut response = Vec::new();
@@ -46,8 +46,15 @@ fn raw_get(addr: &str, target: &str) -> (u16, String, String) {
         .split_whitespace()
         .nth(1)
         .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no status line for {target}: {text:?}"));
+        .unwrap_or(0);
     (status, head.to_ascii_lowercase(), body.to_owned())
+}
+
+/// A raw GET with the server's own Host; returns (status, headers lowercased, body).
+fn raw_get(addr: &str, target: &str) -> (u16, String, String) {
+    let answer = raw_request(addr, target, &format!("Host: {addr}\r\n"));
+    assert_ne!(answer.0, 0, "no status line for {target}: {answer:?}");
+    answer
 }
 
 fn assert_no_leak(what: &str, body: &str) {
@@ -718,27 +725,11 @@ async fn a_foreign_browser_origin_is_refused_on_data_routes() {
 
 /// Sends a raw GET with the given Host and Origin headers; returns (status, body).
 fn raw_get_as(addr: &str, target: &str, host: &str, origin: &str) -> (u16, String) {
-    let mut stream = TcpStream::connect(addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(20)))
-        .unwrap();
-    write!(
-        stream,
-        "GET {target} HTTP/1.1\r\nHost: {host}\r\nOrigin: {origin}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut response = Vec::new();
-    let _ = stream.read_to_end(&mut response);
-    let text = String::from_utf8_lossy(&response).into_owned();
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = text
-        .split_once("\r\n\r\n")
-        .map_or("", |(_, b)| b)
-        .to_owned();
+    let (status, _, body) = raw_request(
+        addr,
+        target,
+        &format!("Host: {host}\r\nOrigin: {origin}\r\n"),
+    );
     (status, body)
 }
 

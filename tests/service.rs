@@ -210,7 +210,6 @@ async fn metrics_parse_and_move_as_things_happen() {
 
     let mut ws = WsClient::connect(&server).await;
     ws.subscribe_backlog("app.log", 0).await;
-    server.wait_subscriptions(1).await;
     append_numbered(&log, "line", 0..10);
     let mut lines = Vec::new();
     ws.collect_lines("app.log", 10, LONG, &mut lines).await;

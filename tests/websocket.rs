@@ -62,7 +62,6 @@ async fn three_clients_on_two_files_get_exactly_their_lines_until_they_unsubscri
     only_b.subscribe_backlog("b.log", 0).await;
     both.subscribe_backlog("a.log", 0).await;
     both.subscribe_backlog("b.log", 0).await;
-    server.wait_subscriptions(4).await;
 
     append_numbered(&a, "a", 0..50);
     append_numbered(&b, "b", 0..50);
@@ -250,7 +249,6 @@ async fn a_burst_far_larger_than_the_history_reaches_a_slower_reading_client_wit
     let mut ws = WsClient::connect_small_buffer(&server).await;
     ws.pause_per_frame = Duration::from_millis(20);
     ws.subscribe_backlog("app.log", 0).await;
-    server.wait_subscriptions(1).await;
     let total = 100_000;
     let prefix = "a-padded-line-of-about-seventy-five-bytes-written-in-one-burst-number";
     append_numbered(&log, prefix, 0..total);
@@ -274,7 +272,6 @@ async fn lines_that_follow_each_other_closely_share_a_frame() {
     let server = Server::start(&["--coalesce", "1s", &path_str(&log)]);
     let mut ws = WsClient::connect(&server).await;
     ws.subscribe_backlog("app.log", 0).await;
-    server.wait_subscriptions(1).await;
     append_numbered(&log, "first", 0..1);
     let mut lines = Vec::new();
     let (frames, _) = ws.collect_lines("app.log", 1, LONG, &mut lines).await;
@@ -311,7 +308,6 @@ async fn a_client_that_never_reads_cannot_hurt_the_server_or_a_fast_client() {
     stalled.subscribe_backlog("app.log", 0).await;
     let mut fast = WsClient::connect(&server).await;
     fast.subscribe_backlog("app.log", 0).await;
-    server.wait_subscriptions(2).await;
 
     let total = 500_000;
     let writer_log = log.clone();

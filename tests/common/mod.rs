@@ -152,18 +152,6 @@ impl Server {
         file_entry(&self.get_json("/api/files").await, id)
     }
 
-    /// Waits until the server counts `n` live subscriptions (so lines written next are live).
-    pub async fn wait_subscriptions(&self, n: u64) {
-        let counted = wait_for(Duration::from_secs(60), || async {
-            (self.stats().await["subscriptions"] == n).then_some(())
-        })
-        .await;
-        assert!(
-            counted.is_some(),
-            "the server never counted {n} subscriptions"
-        );
-    }
-
     /// Waits until the file's `last_seq` reaches `seq`.
     pub async fn wait_last_seq(&self, id: &str, seq: u64, within: Duration) {
         let info = wait_for(within, || async {
@@ -433,6 +421,8 @@ pub struct WsClient {
     /// A pause after each `lines` frame in [`WsClient::collect_lines`]: a client slower than the
     /// server (zero: as fast as it goes).
     pub pause_per_frame: Duration,
+    /// Messages received while waiting for a subscription to take effect, handed out first.
+    pending: std::collections::VecDeque<Value>,
 }
 
 impl WsClient {
@@ -463,10 +453,16 @@ impl WsClient {
 
     /// Wraps an open WebSocket (e.g. a wss:// one with its own TLS settings) and reads `hello`.
     pub async fn from_stream(ws: WsStream) -> WsClient {
+        // Small messages one after another (a subscribe, then the ping that confirms it): no
+        // Nagle wait on the client's side either.
+        if let tokio_tungstenite::MaybeTlsStream::Plain(tcp) = ws.get_ref() {
+            let _ = tcp.set_nodelay(true);
+        }
         let mut client = WsClient {
             ws,
             hello: Value::Null,
             pause_per_frame: Duration::ZERO,
+            pending: std::collections::VecDeque::new(),
         };
         let hello = client
             .next_json(Duration::from_secs(10))
@@ -484,19 +480,49 @@ impl WsClient {
             .expect("send");
     }
 
+    /// Subscribes, and returns once the server has taken the subscription: what happens to the
+    /// file from then on is this client's to hear of.
     pub async fn subscribe_backlog(&mut self, file: &str, backlog: u64) {
         self.send(json!({"type":"subscribe","file":file,"backlog":backlog}))
             .await;
+        self.barrier().await;
     }
 
+    /// Like [`WsClient::subscribe_backlog`], resuming after a seq.
     pub async fn subscribe_after(&mut self, file: &str, after: u64) {
         self.send(json!({"type":"subscribe","file":file,"after":after}))
             .await;
+        self.barrier().await;
+    }
+
+    /// A session handles a client's messages in order: once the answer to a ping comes back,
+    /// everything sent before it was handled. What arrives meanwhile is kept for `next_json`.
+    async fn barrier(&mut self) {
+        self.send(json!({"type":"ping"})).await;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let Some(msg) = self.read_json(left).await else {
+                return; // closed: the next read says so
+            };
+            if msg["type"] == "pong" {
+                return;
+            }
+            self.pending.push_back(msg);
+        }
     }
 
     /// The next JSON text message (answering protocol pings automatically), or None on close or
     /// deadline.
     pub async fn next_json(&mut self, within: Duration) -> Option<Value> {
+        if let Some(msg) = self.pending.pop_front() {
+            return Some(msg);
+        }
+        self.read_json(within).await
+    }
+
+    /// The next JSON text message from the socket itself.
+    async fn read_json(&mut self, within: Duration) -> Option<Value> {
         let deadline = tokio::time::Instant::now() + within;
         loop {
             let msg = tokio::time::timeout_at(deadline, self.ws.next())
