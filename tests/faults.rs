@@ -372,6 +372,23 @@ async fn an_unreadable_file_is_logged_once_not_at_every_retry() {
     );
 }
 
+/// tailcast on `log` (which holds three lines) with a fast stat timer, a WebSocket client
+/// subscribed to its changes, and a long-poll follower that has read the three lines.
+async fn watch_three_lines(log: &Path) -> (Server, WsClient, PollFollower) {
+    let server = Server::start(&[
+        "--stat-interval".to_owned(),
+        "200ms".to_owned(),
+        "--rotate-wait".to_owned(),
+        "1s".to_owned(),
+        path_str(log),
+    ]);
+    let mut ws = WsClient::connect(&server).await;
+    ws.subscribe_backlog("app.log", 0).await;
+    let mut follower = PollFollower::new(&server, "app.log", 0);
+    follower.until_count(3, LONG).await;
+    (server, ws, follower)
+}
+
 #[tokio::test]
 async fn directory_deleted_and_recreated_is_followed_by_the_stat_timer() {
     let root = temp_dir();
@@ -379,17 +396,7 @@ async fn directory_deleted_and_recreated_is_followed_by_the_stat_timer() {
     std::fs::create_dir(&dir).unwrap();
     let log = dir.join("app.log");
     append_numbered(&log, "gen0", 0..3);
-    let server = Server::start(&[
-        "--stat-interval".to_owned(),
-        "200ms".to_owned(),
-        "--rotate-wait".to_owned(),
-        "1s".to_owned(),
-        path_str(&log),
-    ]);
-    let mut ws = WsClient::connect(&server).await;
-    ws.subscribe_backlog("app.log", 0).await;
-    let mut follower = PollFollower::new(&server, "app.log", 0);
-    follower.until_count(3, LONG).await;
+    let (_server, mut ws, mut follower) = watch_three_lines(&log).await;
 
     let mut expected = numbered("gen0", 0..3);
     // Twice: the first time the inotify watch on `logs/` is still there when it goes; the
@@ -422,17 +429,7 @@ async fn file_replaced_by_a_directory_then_by_a_file_again() {
     let dir = temp_dir();
     let log = join(&dir, "app.log");
     append_numbered(&log, "before", 0..3);
-    let mut server = Server::start(&[
-        "--stat-interval".to_owned(),
-        "200ms".to_owned(),
-        "--rotate-wait".to_owned(),
-        "1s".to_owned(),
-        path_str(&log),
-    ]);
-    let mut ws = WsClient::connect(&server).await;
-    ws.subscribe_backlog("app.log", 0).await;
-    let mut follower = PollFollower::new(&server, "app.log", 0);
-    follower.until_count(3, LONG).await;
+    let (mut server, mut ws, mut follower) = watch_three_lines(&log).await;
 
     std::fs::remove_file(&log).unwrap();
     std::fs::create_dir(&log).unwrap();
