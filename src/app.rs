@@ -11,11 +11,11 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use actix_tls::accept::rustls_0_23::TlsStream;
-use actix_web::rt::net::TcpStream;
 use actix_web::{web, App, HttpServer};
 
-use crate::cli::Config;
+use crate::cli::{Config, ServerConfig};
+use crate::descriptors;
+use crate::http::conn::{tcp_socket, Connections, OutputLimits};
 use crate::hub::{FileIx, Hub};
 use crate::stats::Stats;
 use crate::tail::{FileState, LineBatch, TailSink, Tailer};
@@ -106,18 +106,31 @@ pub async fn run(
         .map_err(std::io::Error::other)?;
 
     let (trigger, shutdown) = shutdown::channel();
+    let mut server_config = config.server.clone();
+    let tcp_connections = fit_descriptors(&mut server_config, config.files.len());
+    let conns = Connections::new(OutputLimits {
+        per_connection: server_config.client_buffer,
+        total: server_config.total_buffer,
+        send_timeout: server_config.send_timeout,
+        keepalive: server_config.heartbeat,
+    });
     let state = http::AppState {
         hub,
-        config: Arc::new(config.server.clone()),
+        config: Arc::new(server_config),
         stats,
-        shutdown,
+        shutdown: shutdown.clone(),
+        conns: conns.clone(),
     };
+    let sweeper = tokio::spawn(conns.clone().run_sweeper(shutdown));
     let drain_stats = state.stats.clone();
     let tls = config.tls.clone();
     let app_state = web::Data::new(state);
     let base_path = config.server.base_path.clone();
+    let accept_conns = conns.clone();
     let mut server = HttpServer::new(move || {
-        let app = App::new().app_data(app_state.clone());
+        let app = App::new()
+            .app_data(app_state.clone())
+            .wrap_fn(http::meter_response);
         if base_path.is_empty() {
             app.configure(http::routes)
         } else {
@@ -125,24 +138,29 @@ pub async fn run(
                 .service(web::scope(&base_path).configure(http::routes))
         }
     })
-    // Lines are small and latency matters: no Nagle delay on any connection, plain or TLS.
-    .on_connect(|connection, _| {
-        let tcp = connection.downcast_ref::<TcpStream>().or_else(|| {
-            connection
-                .downcast_ref::<TlsStream<TcpStream>>()
-                .map(|tls| tls.get_ref().0)
-        });
-        if let Some(tcp) = tcp {
-            let _ = tcp.set_nodelay(true);
-        }
+    .on_connect(move |connection, data| {
+        let Some(socket) = tcp_socket(connection) else {
+            return;
+        };
+        // Lines are small and latency matters: no Nagle delay on any connection, plain or TLS.
+        let _ = socket2::SockRef::from(&socket).set_tcp_nodelay(true);
+        data.insert(accept_conns.accept(socket));
     })
     .disable_signals()
     .shutdown_timeout(1)
-    .max_connections(config.server.max_connections + config.server.max_polls + 256)
+    // A client that closes its side is gone: its held poll or stream ends at once instead of
+    // waiting for the next line or the poll timeout.
+    .h1_allow_half_closed(false)
     .client_request_timeout(Duration::from_secs(10));
-    if let Some(workers) = config.server.workers {
-        server = server.workers(workers.max(1));
-    }
+    let workers = config
+        .server
+        .workers
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .max(1);
+    // actix counts connections per worker.
+    server = server
+        .workers(workers)
+        .max_connections(tcp_connections.div_ceil(workers).max(1));
     let server = match tls {
         Some(tls) => server.listen_rustls_0_23(listener, tls)?,
         None => server.listen(listener)?,
@@ -171,6 +189,22 @@ pub async fn run(
     tokio::time::sleep(Duration::from_millis(20)).await;
     handle.stop(false).await;
     let _ = server_task.await;
+    let _ = sweeper.await;
     let _ = tokio::task::spawn_blocking(move || tailer.shutdown()).await;
     Ok(())
+}
+
+/// Raises the open-file limit and fits the connection limits in it (one warning if they had to
+/// be lowered). Returns how many TCP connections the server may hold at once.
+fn fit_descriptors(server: &mut ServerConfig, files: usize) -> usize {
+    let Some(open_files) = descriptors::raise_open_file_limit() else {
+        return server.max_connections + server.max_polls + descriptors::OTHER_CONNECTIONS;
+    };
+    let fitted = descriptors::fit(open_files, files, server.max_connections, server.max_polls);
+    if let Some(warning) = &fitted.warning {
+        tracing::warn!("{warning}");
+    }
+    server.max_connections = fitted.max_connections;
+    server.max_polls = fitted.max_polls;
+    fitted.tcp_connections
 }

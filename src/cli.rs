@@ -100,7 +100,8 @@ pub struct Cli {
     #[arg(long, env = "TAILCAST_MAX_MESSAGE_BYTES", default_value = "65536", value_parser = parse_size)]
     pub max_message_bytes: u64,
 
-    /// Most WebSocket connections at once; more are refused with 503.
+    /// Most streaming clients (WebSocket, SSE and /follow together) at once; more are refused
+    /// with 503.
     #[arg(long, env = "TAILCAST_MAX_CONNECTIONS", default_value_t = 10_000)]
     pub max_connections: usize,
 
@@ -111,6 +112,17 @@ pub struct Cli {
     /// Longest a long-poll request may be held (a larger `timeout=` is clamped to it).
     #[arg(long, env = "TAILCAST_MAX_POLL_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
     pub max_poll_timeout: Duration,
+
+    /// Bytes that may wait to go out to one client (WebSocket frames, stream chunks, a poll
+    /// answer, a file); a client that does not take them within --send-timeout is disconnected.
+    /// Also the most bytes of lines in one long-poll answer (the rest comes on the next poll).
+    #[arg(long, env = "TAILCAST_CLIENT_BUFFER", default_value = "1MiB", value_parser = parse_size)]
+    pub client_buffer: u64,
+
+    /// Bytes that may wait to go out to all clients together; past it, new requests get 503 and
+    /// streams wait.
+    #[arg(long, env = "TAILCAST_TOTAL_BUFFER", default_value = "256MiB", value_parser = parse_size)]
+    pub total_buffer: u64,
 
     /// Require this token: `?token=` or `Authorization: Bearer`. Prefer the TAILCAST_TOKEN
     /// variable, which does not show in `ps`.
@@ -196,6 +208,10 @@ pub struct ServerConfig {
     pub max_polls: usize,
     /// Longest poll hold.
     pub max_poll_timeout: Duration,
+    /// Bytes that may wait to go out to one connection.
+    pub client_buffer: usize,
+    /// Bytes that may wait to go out to all connections.
+    pub total_buffer: usize,
     /// Required token, if any.
     pub token: Option<String>,
     /// Extra allowed origins.
@@ -247,6 +263,7 @@ impl Cli {
         let files = resolve_files(&paths)?;
         let max_line_bytes = self.max_line_bytes.clamp(1, 64 << 20) as usize;
         let history_bytes = self.history_bytes.max(1) as usize;
+        let client_buffer = self.client_buffer.clamp(64 << 10, 1 << 30) as usize;
         let watch_mode = if self.no_watch {
             WatchMode::PollOnly
         } else if self.drop_fs_events {
@@ -286,6 +303,8 @@ impl Cli {
                 max_connections: self.max_connections,
                 max_polls: self.max_polls,
                 max_poll_timeout: self.max_poll_timeout,
+                client_buffer,
+                total_buffer: (self.total_buffer as usize).max(client_buffer),
                 token: self.token.filter(|t| !t.is_empty()),
                 allow_origins: self.allow_origins,
                 no_websocket: self.no_websocket,

@@ -19,6 +19,7 @@
 pub mod app;
 pub mod cli;
 pub mod demo;
+pub mod descriptors;
 pub mod error;
 pub mod files;
 pub mod http;

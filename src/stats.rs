@@ -106,10 +106,19 @@ fn counter(stats: &Stats, gauge: Gauge) -> &AtomicUsize {
 }
 
 impl Slot {
-    /// Takes a place if fewer than `limit` are taken.
+    /// Takes a place if fewer than `limit` are taken. WebSocket and stream clients share one
+    /// limit (`--max-connections`): each is one long-lived connection.
     pub fn acquire(stats: &Arc<Stats>, gauge: Gauge, limit: usize) -> Option<Slot> {
+        let sharing = match gauge {
+            Gauge::WsClients => Some(&stats.stream_clients),
+            Gauge::StreamClients => Some(&stats.ws_clients),
+            Gauge::PollsWaiting => None,
+        };
         counter(stats, gauge)
-            .fetch_update(Relaxed, Relaxed, |n| (n < limit).then_some(n + 1))
+            .fetch_update(Relaxed, Relaxed, |n| {
+                let others = sharing.map_or(0, |other| other.load(Relaxed));
+                (n + others < limit).then_some(n + 1)
+            })
             .ok()
             .map(|_| Slot {
                 stats: stats.clone(),

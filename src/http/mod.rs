@@ -10,14 +10,22 @@
 mod access;
 mod api;
 mod assets;
+pub mod conn;
 mod metrics;
 mod poll;
 mod stream;
 mod ws;
+mod ws_guard;
 
+use std::future::Future;
 use std::sync::Arc;
 
-use actix_web::web;
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{Service, ServiceRequest, ServiceResponse};
+use actix_web::{web, ResponseError};
+use futures_util::future::Either;
+
+use crate::error::ApiError;
 
 use crate::cli::ServerConfig;
 use crate::hub::Hub;
@@ -35,6 +43,45 @@ pub struct AppState {
     pub stats: Arc<Stats>,
     /// Fired at shutdown.
     pub shutdown: Shutdown,
+    /// Every connection's output budget.
+    pub conns: conn::Connections,
+}
+
+impl AppState {
+    /// The connection a request came on (its output budget and reset switch).
+    pub fn conn(&self, req: &actix_web::HttpRequest) -> conn::Conn {
+        req.conn_data::<conn::Conn>()
+            .cloned()
+            .unwrap_or_else(|| self.conns.detached())
+    }
+}
+
+/// Middleware of every route: counts each response against its connection's output budget (see
+/// [`conn`]), and refuses new requests with 503 while the server-wide budget is full.
+pub fn meter_response<S>(
+    req: ServiceRequest,
+    service: &S,
+) -> impl Future<Output = Result<ServiceResponse<BoxBody>, actix_web::Error>>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<BoxBody>, Error = actix_web::Error>,
+{
+    let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
+        return Either::Left(service.call(req));
+    };
+    if state.conns.saturated() {
+        let busy = ApiError::Busy(
+            "the server's output budget (--total-buffer) is full: too many slow clients; retry              shortly"
+                .into(),
+        );
+        let response = req.into_response(busy.error_response());
+        return Either::Right(Either::Left(std::future::ready(Ok(response))));
+    }
+    let conn = state.conn(req.request());
+    let answer = service.call(req);
+    Either::Right(Either::Right(async move {
+        let response = answer.await?;
+        Ok(response.map_body(|_, body| conn::MeteredBody::new(body, conn).boxed()))
+    }))
 }
 
 /// GET, and HEAD for the documents (`curl -I`, load balancers' HEAD checks).

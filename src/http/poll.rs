@@ -14,7 +14,7 @@ use tokio::sync::Notify;
 use tokio::time::{sleep_until, Instant};
 
 use crate::error::ApiError;
-use crate::hub::{Delivery, FileIx, HistoryRead, Start};
+use crate::hub::{Delivery, FileIx, HistoryRead, LiveCursor, Start};
 use crate::protocol::{truncated_seqs, LinesOf, PollAnswer};
 use crate::stats::{Gauge, Slot};
 
@@ -112,19 +112,28 @@ pub async fn poll(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRe
     let answer = match params.after {
         None => {
             let backlog = params.backlog.unwrap_or(state.config.default_backlog);
-            let snap = state
+            // A backlog is read like a resume from where it starts, so it has the same byte bound.
+            let wake = Arc::new(Notify::new());
+            match state
                 .hub
-                .read(ix, Start::Backlog(backlog.min(max)), max)
-                // A backlog read has no cursor that could be ahead.
-                .unwrap_or_else(|ahead| crate::hub::Snapshot {
+                .subscribe(ix, Start::Backlog(backlog.min(max)), wake)
+            {
+                Ok(mut cursor) => {
+                    let read = read_bounded(&mut cursor, max, state.config.client_buffer);
+                    Answer {
+                        file: ix,
+                        last_seq: read.last_seq().unwrap_or_else(|| state.hub.last_seq(ix)),
+                        read,
+                        reset: false,
+                    }
+                }
+                // A backlog has no cursor that could be ahead.
+                Err(ahead) => Answer {
+                    file: ix,
                     read: HistoryRead::default(),
                     last_seq: ahead.last_seq,
-                });
-            Answer {
-                file: ix,
-                last_seq: snap.read.last_seq().unwrap_or(snap.last_seq),
-                read: snap.read,
-                reset: false,
+                    reset: false,
+                },
             }
         }
         Some(after) => {
@@ -183,14 +192,7 @@ async fn wait_after(
     let mut held = None;
     let mut shutdown = state.shutdown.clone();
     loop {
-        let mut read = HistoryRead::default();
-        for delivery in cursor.read(max, usize::MAX) {
-            match delivery {
-                Delivery::Gap(gap) => read.gap = Some(gap),
-                Delivery::Lines(slice) => read.slices.push(slice),
-                Delivery::State(..) => {}
-            }
-        }
+        let read = read_bounded(&mut cursor, max, state.config.client_buffer);
         if read.line_count() > 0 || read.gap.is_some() || timeout.is_zero() {
             return Ok(answer(read));
         }
@@ -211,6 +213,20 @@ async fn wait_after(
             _ = shutdown.fired() => return Ok(answer(HistoryRead::default())),
         }
     }
+}
+
+/// What follows the cursor: at most `max` lines and `max_bytes` of text (the rest comes on the
+/// next poll).
+fn read_bounded(cursor: &mut LiveCursor, max: usize, max_bytes: usize) -> HistoryRead {
+    let mut read = HistoryRead::default();
+    for delivery in cursor.read(max, max_bytes) {
+        match delivery {
+            Delivery::Gap(gap) => read.gap = Some(gap),
+            Delivery::Lines(slice) => read.slices.push(slice),
+            Delivery::State(..) => {}
+        }
+    }
+    read
 }
 
 fn wants_text(req: &HttpRequest) -> bool {

@@ -22,6 +22,7 @@ use crate::stats::{Gauge, Slot};
 use crate::tail::FileState;
 
 use super::access::{self, form_urlencoded_pairs};
+use super::conn::Conn;
 use super::AppState;
 
 /// Chunks buffered per streaming client before sends wait.
@@ -214,11 +215,21 @@ async fn open_stream(
     let content_type = format.content_type();
     let first = format.preamble().to_vec();
     let task_state = state.get_ref().clone();
+    let conn = state.conn(&req);
     let peer = req.peer_addr();
     let kind = content_type.split(';').next().unwrap_or("");
     tracing::info!(?peer, kind, "stream open");
     actix_web::rt::spawn(async move {
-        let reason = pump(task_state, format, cursor, wake, tx, first).await;
+        let out = Out {
+            state: task_state,
+            tx,
+            conn,
+        };
+        let reason = pump(&out, format, cursor, wake, first).await;
+        if reason == TOO_SLOW {
+            // Nothing more gets through: reset the connection, so its buffers go too.
+            out.conn.kill();
+        }
         tracing::info!(?peer, reason, "stream closed");
         drop(slot);
     });
@@ -230,60 +241,73 @@ async fn open_stream(
 }
 
 type Tx = mpsc::Sender<Result<Bytes, std::convert::Infallible>>;
+type Permit<'a> = mpsc::Permit<'a, Result<Bytes, std::convert::Infallible>>;
 
-/// Waits, bounded by the send timeout, until the body can take one more chunk. Everything is
-/// sent through such a slot, so nothing is read from the hub for a client that cannot take it.
-async fn room<'a>(
-    state: &AppState,
-    tx: &'a Tx,
-) -> Result<mpsc::Permit<'a, Result<Bytes, std::convert::Infallible>>, &'static str> {
-    match tokio::time::timeout(state.config.send_timeout, tx.reserve()).await {
-        Ok(Ok(permit)) => Ok(permit),
-        Ok(Err(_)) => Err("client gone"),
-        Err(_) => {
-            state.stats.drops.fetch_add(1, Relaxed);
-            Err("client too slow")
-        }
-    }
+/// Why a stream ends when its client does not keep up.
+const TOO_SLOW: &str = "client too slow";
+
+/// Where one client's chunks go: the response body, within the connection's output budget.
+struct Out {
+    state: AppState,
+    tx: Tx,
+    conn: Conn,
 }
 
-/// Sends a chunk through a slot taken with [`room`] (an empty chunk just gives the slot back).
-fn put(
-    state: &AppState,
-    slot: mpsc::Permit<'_, Result<Bytes, std::convert::Infallible>>,
-    chunk: Vec<u8>,
-) {
-    if chunk.is_empty() {
-        return;
+impl Out {
+    /// Waits, bounded by the send timeout, until the body can take one more chunk of about
+    /// [`BYTES_PER_CHUNK`] within the connection's output budget. Everything is sent through
+    /// such a slot, so nothing is read from the hub for a client that cannot take it.
+    async fn room(&self) -> Result<Permit<'_>, &'static str> {
+        let wait = async {
+            self.conn.room(BYTES_PER_CHUNK).await;
+            self.tx.reserve().await
+        };
+        match tokio::time::timeout(self.state.config.send_timeout, wait).await {
+            Ok(Ok(permit)) => Ok(permit),
+            Ok(Err(_)) => Err("client gone"),
+            Err(_) => {
+                self.state.stats.drops.fetch_add(1, Relaxed);
+                Err(TOO_SLOW)
+            }
+        }
     }
-    state.stats.frames_out.fetch_add(1, Relaxed);
-    state.stats.bytes_out.fetch_add(chunk.len() as u64, Relaxed);
-    slot.send(Ok(Bytes::from(chunk)));
+
+    /// Sends a chunk through a slot taken with [`Out::room`] (an empty chunk just gives the slot
+    /// back).
+    fn put(&self, slot: Permit<'_>, chunk: Vec<u8>) {
+        if chunk.is_empty() {
+            return;
+        }
+        let stats = &self.state.stats;
+        stats.frames_out.fetch_add(1, Relaxed);
+        stats.bytes_out.fetch_add(chunk.len() as u64, Relaxed);
+        self.conn.queued(chunk.len());
+        slot.send(Ok(Bytes::from(chunk)));
+    }
 }
 
 async fn pump(
-    state: AppState,
+    out: &Out,
     format: impl Format,
     cursor: LiveCursor,
     wake: Arc<Notify>,
-    tx: Tx,
     first: Vec<u8>,
 ) -> &'static str {
-    match stream_chunks(&state, &format, cursor, &wake, &tx, first).await {
+    match stream_chunks(out, &format, cursor, &wake, first).await {
         Ok(()) => "shutdown",
         Err(reason) => reason,
     }
 }
 
 async fn stream_chunks(
-    state: &AppState,
+    out: &Out,
     format: &impl Format,
     mut cursor: LiveCursor,
     wake: &Notify,
-    tx: &Tx,
     first: Vec<u8>,
 ) -> Result<(), &'static str> {
-    put(state, room(state, tx).await?, first);
+    let state = &out.state;
+    out.put(out.room().await?, first);
     let id = state.hub.id(cursor.file()).to_owned();
     let heartbeat = state.config.heartbeat;
     let mut tick = tokio::time::interval_at(Instant::now() + heartbeat, heartbeat);
@@ -293,29 +317,29 @@ async fn stream_chunks(
     loop {
         tokio::select! {
             _ = shutdown.fired() => return Ok(()),
-            _ = tx.closed() => return Err("client gone"),
+            _ = out.tx.closed() => return Err("client gone"),
             _ = tick.tick() => {
                 if let Some(keepalive) = format.keepalive() {
-                    put(state, room(state, tx).await?, keepalive.to_vec());
+                    out.put(out.room().await?, keepalive.to_vec());
                 }
             }
             _ = wake.notified() => {
-                let slot = room(state, tx).await?;
-                let mut out = Vec::new();
+                let slot = out.room().await?;
+                let mut chunk = Vec::new();
                 for delivery in cursor.read(LINES_PER_CHUNK, BYTES_PER_CHUNK) {
                     match delivery {
                         Delivery::Gap(gap) => {
                             state.stats.gaps.fetch_add(1, Relaxed);
-                            format.gap(&id, gap, &mut out);
+                            format.gap(&id, gap, &mut chunk);
                         }
-                        Delivery::Lines(slice) => format.lines(&slice, &mut out),
-                        Delivery::State(file_state, _) => format.state(&id, file_state, &mut out),
+                        Delivery::Lines(slice) => format.lines(&slice, &mut chunk),
+                        Delivery::State(file_state, _) => format.state(&id, file_state, &mut chunk),
                     }
                 }
                 if cursor.has_news() {
                     wake.notify_one();
                 }
-                put(state, slot, out);
+                out.put(slot, chunk);
             }
         }
     }

@@ -12,7 +12,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
 use actix_ws::{AggregatedMessage, CloseCode, CloseReason, ProtocolError};
 use bytestring::ByteString;
 use futures_util::StreamExt;
@@ -24,6 +24,8 @@ use crate::hub::{Delivery, FileIx, Gap, LiveCursor, Start};
 use crate::protocol::{self, ClientMessage, ServerMessage};
 use crate::stats::{Gauge, Slot};
 
+use super::conn::Conn;
+use super::ws_guard::{self, FrameGuard, Verdict, Violation};
 use super::{access, AppState};
 
 /// Most files one client may subscribe to at once.
@@ -53,19 +55,25 @@ pub async fn connect(
                 state.config.max_connections
             ))
         })?;
-    let (response, session, stream) = actix_ws::handle(&req, body)?;
     let max = state.config.max_message_bytes;
+    // actix checks a frame's size only once it has all of it: judge each frame by its header
+    // first (see ws_guard).
+    let (guard, verdict) = FrameGuard::new(body, max);
+    let mut guarded = actix_web::dev::Payload::from(Box::pin(guard) as ws_guard::GuardedPayload);
+    let body = web::Payload::from_request(&req, &mut guarded).await?;
+    let (response, session, stream) = actix_ws::handle(&req, body)?;
     let stream = stream
         .max_frame_size(max)
         .aggregate_continuations()
         .max_continuation_size(max);
+    let conn = state.conn(&req);
     let state = state.get_ref().clone();
     // Only the peer address outlives the upgrade: the request (headers) is dropped here.
     let peer = req.peer_addr();
     drop(req);
     actix_web::rt::spawn(async move {
         tracing::info!(?peer, "websocket open");
-        let mut session = WsSession::new(state, session);
+        let mut session = WsSession::new(state, session, conn, verdict);
         let reason = session.run(stream).await;
         tracing::info!(?peer, ?reason, "websocket closed");
         session.close(reason).await;
@@ -87,13 +95,19 @@ enum End {
     Stalled,
     /// An inbound message was over the limit: close 1009.
     TooBig,
-    /// A WebSocket protocol error.
+    /// A text message that is not UTF-8: close 1007.
+    BadText,
+    /// A WebSocket protocol error: close 1002.
     Protocol,
 }
 
 struct WsSession {
     state: AppState,
     session: actix_ws::Session,
+    /// The connection's output budget and reset switch.
+    conn: Conn,
+    /// What the frame guard found wrong with the client's frames, if anything.
+    verdict: Verdict,
     /// Woken by the hub when a subscribed file has news (one wake-up for all subscriptions).
     wake: Arc<Notify>,
     subs: BTreeMap<FileIx, LiveCursor>,
@@ -101,11 +115,13 @@ struct WsSession {
 }
 
 impl WsSession {
-    fn new(state: AppState, session: actix_ws::Session) -> Self {
+    fn new(state: AppState, session: actix_ws::Session, conn: Conn, verdict: Verdict) -> Self {
         let idle_deadline = Instant::now() + state.config.client_timeout;
         WsSession {
             state,
             session,
+            conn,
+            verdict,
             wake: Arc::new(Notify::new()),
             subs: BTreeMap::new(),
             idle_deadline,
@@ -150,38 +166,52 @@ impl WsSession {
         if matches!(end, End::Silent | End::Stalled) {
             self.state.stats.drops.fetch_add(1, Relaxed);
         }
-        let reason = match end {
+        let (code, description) = match end {
             End::ClientGone => return,
-            End::Shutdown => CloseReason {
-                code: CloseCode::Away,
-                description: Some("server shutting down".into()),
-            },
-            End::Silent => CloseReason {
-                code: CloseCode::Policy,
-                description: Some("no message from the client within the timeout".into()),
-            },
-            End::Stalled => CloseReason {
-                code: CloseCode::Policy,
-                description: Some("client too slow: a send did not complete".into()),
-            },
-            End::TooBig => CloseReason {
-                code: CloseCode::Size,
-                description: Some("message over the server's limit".into()),
-            },
-            End::Protocol => CloseReason {
-                code: CloseCode::Protocol,
-                description: Some("websocket protocol error".into()),
-            },
+            // Nothing more gets through to this client: reset at once.
+            End::Stalled => {
+                self.conn.kill();
+                return;
+            }
+            End::Shutdown => (CloseCode::Away, "server shutting down"),
+            End::Silent => (
+                CloseCode::Policy,
+                "no message from the client within the timeout",
+            ),
+            End::TooBig => (CloseCode::Size, "message over the server's limit"),
+            End::BadText => (CloseCode::Invalid, "text message is not UTF-8"),
+            End::Protocol => (CloseCode::Protocol, "websocket protocol error"),
         };
-        // A stalled socket may never take the close frame: bound the wait, then drop it.
-        let _ = tokio::time::timeout(Duration::from_millis(500), self.session.close(Some(reason)))
-            .await;
+        let reason = CloseReason {
+            code,
+            description: Some(description.into()),
+        };
+        let frame_bytes = 4 + description.len();
+        self.conn.queued(frame_bytes);
+        // A stalled socket may never take the close frame: bound the wait.
+        let grace = Duration::from_millis(500);
+        let _ = tokio::time::timeout(grace, self.session.close(Some(reason))).await;
+        if !matches!(end, End::Shutdown) {
+            // A client that broke the rules, or fell silent, may still be sending: give the close
+            // frame its moment, then reset, so nothing it sends is read any more.
+            self.conn.flushed(grace).await;
+            self.conn.kill();
+        }
     }
 
-    /// Sends one text frame, bounded by the send timeout.
+    /// Sends one text frame once the connection's output budget has room for it, all bounded by
+    /// the send timeout.
     async fn send(&mut self, frame: ByteString) -> Result<(), End> {
         let len = frame.len() as u64;
-        match tokio::time::timeout(self.state.config.send_timeout, self.session.text(frame)).await {
+        let wire_bytes = frame_bytes(frame.len());
+        let conn = &self.conn;
+        let session = &mut self.session;
+        let sent = async move {
+            conn.room(wire_bytes).await;
+            conn.queued(wire_bytes);
+            session.text(frame).await
+        };
+        match tokio::time::timeout(self.state.config.send_timeout, sent).await {
             Ok(Ok(())) => {
                 let stats = &self.state.stats;
                 stats.frames_out.fetch_add(1, Relaxed);
@@ -200,6 +230,7 @@ impl WsSession {
 
     async fn heartbeat(&mut self) -> Result<(), End> {
         self.send(ServerMessage::Ping.to_json().into()).await?;
+        self.conn.queued(frame_bytes(2));
         match tokio::time::timeout(self.state.config.send_timeout, self.session.ping(b"hb")).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(_)) => Err(End::ClientGone),
@@ -214,10 +245,25 @@ impl WsSession {
         let message = match message {
             None => return Err(End::ClientGone),
             Some(Ok(message)) => message,
-            Some(Err(ProtocolError::Overflow)) => return Err(End::TooBig),
-            // The peer went away without a close handshake.
-            Some(Err(ProtocolError::Io(_))) => return Err(End::ClientGone),
-            Some(Err(_)) => return Err(End::Protocol),
+            Some(Err(error)) => {
+                return Err(match self.verdict.get() {
+                    Some(Violation::TooBig) => End::TooBig,
+                    Some(Violation::Protocol(what)) => {
+                        tracing::info!(what, "websocket client broke the protocol");
+                        End::Protocol
+                    }
+                    None => match error {
+                        ProtocolError::Overflow => End::TooBig,
+                        // actix-ws reports a text message that is not UTF-8 as invalid data.
+                        ProtocolError::Io(io) if io.kind() == std::io::ErrorKind::InvalidData => {
+                            End::BadText
+                        }
+                        // The peer went away without a close handshake.
+                        ProtocolError::Io(_) => End::ClientGone,
+                        _ => End::Protocol,
+                    },
+                });
+            }
         };
         // Any frame proves the client alive.
         self.idle_deadline = Instant::now() + self.state.config.client_timeout;
@@ -232,6 +278,7 @@ impl WsSession {
             }
             AggregatedMessage::Ping(bytes) => {
                 let timeout = self.state.config.send_timeout;
+                self.conn.queued(frame_bytes(bytes.len().min(125)));
                 match tokio::time::timeout(timeout, self.session.pong(&bytes)).await {
                     Ok(Ok(())) => Ok(()),
                     Ok(Err(_)) => Err(End::ClientGone),
@@ -388,6 +435,16 @@ impl WsSession {
         }
         Ok(())
     }
+}
+
+/// Bytes of an unmasked server frame carrying `payload` bytes (what actix-ws writes for it).
+fn frame_bytes(payload: usize) -> usize {
+    let header = match payload {
+        0..=125 => 2,
+        126..=65535 => 4,
+        _ => 10,
+    };
+    header + payload
 }
 
 fn millis(duration: Duration) -> u64 {

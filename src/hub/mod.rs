@@ -113,6 +113,36 @@ struct FileShared {
     states: VecDeque<StateRecord>,
     next_state: u64,
     readers: Vec<Weak<ReaderShared>>,
+    /// How long the tailer may still wait for readers that then fail to make room.
+    pace_credit: PaceCredit,
+}
+
+/// The budget of waits that end with a reader left behind: at most the pace timeout at once, and
+/// over time at most [`PACE_SHARE`] of the time, however many slow readers come and go. Waits
+/// that end because the readers made room cost nothing: that is pacing doing its job.
+struct PaceCredit {
+    available: Duration,
+    updated: Instant,
+}
+
+/// The share of time a file's reading may lose to readers that then fall behind anyway.
+const PACE_SHARE: u32 = 10;
+
+impl PaceCredit {
+    fn new(cap: Duration) -> Self {
+        PaceCredit {
+            available: cap,
+            updated: Instant::now(),
+        }
+    }
+
+    /// Refills at one [`PACE_SHARE`]th of the time passed, up to `cap`; returns what is available.
+    fn refill(&mut self, now: Instant, cap: Duration) -> Duration {
+        let earned = now.saturating_duration_since(self.updated) / PACE_SHARE;
+        self.available = (self.available + earned).min(cap);
+        self.updated = now;
+        self.available
+    }
 }
 
 struct HubInner {
@@ -148,6 +178,7 @@ impl Hub {
                         states: VecDeque::new(),
                         next_state: 0,
                         readers: Vec::new(),
+                        pace_credit: PaceCredit::new(config.pace_timeout),
                     }),
                     room: Condvar::new(),
                     waiting_for: AtomicU64::new(u64::MAX),
@@ -315,7 +346,9 @@ impl Hub {
         let reader = Arc::new(ReaderShared {
             next_seq: AtomicU64::new(next_seq),
             wake,
-            left_behind: AtomicBool::new(false),
+            // A reader paces the tailer only once it has shown it keeps up by reaching the head:
+            // a client that subscribes with a backlog and never reads holds nobody up.
+            left_behind: AtomicBool::new(next_seq < shared.next_seq),
         });
         shared.readers.retain(|r| r.strong_count() > 0);
         shared.readers.push(Arc::downgrade(&reader));
@@ -359,14 +392,31 @@ impl Hub {
         } else {
             HistoryRead::default()
         };
-        // At most about `max_bytes` of text (whole slices, at least one).
+        // At most `max_bytes` of text (at least one line), cut between lines.
         let mut taken_bytes = 0;
         let mut keep = 0;
-        for slice in &read.slices {
-            if keep > 0 && taken_bytes >= max_bytes {
+        for slice in &mut read.slices {
+            if taken_bytes >= max_bytes {
                 break;
             }
-            taken_bytes += slice.text_bytes();
+            let bytes = slice.text_bytes();
+            if taken_bytes + bytes > max_bytes {
+                let mut end = slice.range.start;
+                for line in slice.lines() {
+                    let cost = line.len() + 1;
+                    if taken_bytes > 0 && taken_bytes + cost > max_bytes {
+                        break;
+                    }
+                    taken_bytes += cost;
+                    end += 1;
+                }
+                if end > slice.range.start {
+                    slice.range.end = end;
+                    keep += 1;
+                }
+                break;
+            }
+            taken_bytes += bytes;
             keep += 1;
         }
         read.slices.truncate(keep);
@@ -420,18 +470,23 @@ impl Hub {
 
     /// Called by [`Hub::append`] before it stores a batch of `incoming` bytes: while the batch
     /// would push lines a reader has not read out of the history's byte bound, waits for that
-    /// reader (released the moment a reader gets past them). Returns the file's lock. A reader that does not make room within the pace timeout is too slow:
-    /// it is left behind (reading goes on, it will be told of a gap) and paces nobody until it
-    /// has caught up. So the file, not memory, buffers a burst; clients that keep up lose
-    /// nothing; and a stalled or slow client holds the others up for one pace timeout at most.
+    /// reader (released the moment a reader gets past them). Returns the file's lock. A reader
+    /// that does not make room within the pace timeout is too slow: it is left behind (reading
+    /// goes on, it will be told of a gap) and paces nobody until it has caught up. So the file,
+    /// not memory, buffers a burst; clients that keep up lose nothing; and slow clients hold the
+    /// others up for one pace timeout at most at a time, and for at most a tenth of the time
+    /// over any longer window ([`PaceCredit`]), however many of them come.
     fn pace(&self, file: FileIx, incoming: usize) -> MutexGuard<'_, FileShared> {
         let channel = &self.inner.files[file];
-        let deadline = Instant::now() + self.inner.pace_timeout;
+        let cap = self.inner.pace_timeout;
         let mut shared = lock(&channel.shared);
         // The batch would push out lines before `evicted_end`.
         let Some(evicted_end) = shared.history.next_eviction_end(incoming) else {
             return shared;
         };
+        let started = Instant::now();
+        let credit = shared.pace_credit.refill(started, cap);
+        let deadline = started + credit;
         // Once waiting, wait for room for a quarter of the history, not just this batch: the
         // tailer then stops once per quarter, not at every batch of a burst.
         let quarter = shared.history.max_bytes() / 4;
@@ -447,10 +502,18 @@ impl Hub {
             }
             let now = Instant::now();
             if now >= deadline {
+                let mut left_behind = false;
                 for reader in pacing_readers(&shared) {
                     if reader.next_seq.load(Ordering::Acquire) < evicted_end {
                         reader.left_behind.store(true, Ordering::Release);
+                        left_behind = true;
                     }
+                }
+                if left_behind {
+                    // This wait was lost: it comes out of the budget.
+                    let lost = now.saturating_duration_since(started);
+                    let credit = &mut shared.pace_credit;
+                    credit.available = credit.available.saturating_sub(lost);
                 }
                 return shared;
             }

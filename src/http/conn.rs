@@ -1,0 +1,583 @@
+//! What each TCP connection may keep waiting to go out, and how the server ends a connection.
+//!
+//! Our own queues are only the top of the stack: below them actix-ws keeps a channel of frames,
+//! actix-http a write buffer per connection that takes a whole sized body at once, and the kernel
+//! a send buffer. A client that stops reading fills all of them, and actix never gives up on a
+//! write by itself. So every connection gets a [`Conn`] (made in `on_connect`, found by handlers
+//! in the request's connection data) that:
+//!
+//! - **counts every byte waiting to go out**: producers (WebSocket frames, SSE and `/follow`
+//!   chunks) count what they queue ([`Conn::queued`]), sized bodies are counted whole when the
+//!   response is made, and [`MeteredBody`] counts what actix takes, in pieces of at most
+//!   [`PIECE_BYTES`] (so a sized body streams: actix's write buffer stays at its own 32 KiB
+//!   bound, and pipelined requests wait for the previous answer instead of piling up answers).
+//!   A producer waits for room ([`Conn::room`]) within the per-connection and the server-wide
+//!   budget before it reads more for that client.
+//! - **ends the connection itself** ([`Conn::kill`]): the server remembers the connection's
+//!   socket (its descriptor and both addresses), so it can reset it (`SO_LINGER` 0, then
+//!   `shutdown`) even while actix is blocked writing to it; actix then sees the error and drops
+//!   the connection, and the kernel frees its buffers at once. No descriptor is duplicated (that
+//!   would halve the connections a descriptor limit allows); instead the descriptor is reset only
+//!   if it still names the same pair of addresses, so a number reused by another connection is
+//!   never touched. A connection whose bytes have not moved for `--send-timeout` is
+//!   reset by the sweeper ([`Connections::sweep`]), whatever it is (WebSocket, stream, poll
+//!   answer, static file), like nginx's `send_timeout`.
+//! - **notices a vanished peer** without writing into the stream: TCP keepalive on every socket,
+//!   and `TCP_USER_TIMEOUT`, so unacknowledged data (a peer that is gone, or keeps a zero
+//!   window) aborts the connection in the kernel after `--send-timeout`.
+
+use std::net::SocketAddr;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, Weak};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use actix_web::body::{BodySize, MessageBody};
+use actix_web::web::Bytes;
+use tokio::sync::Notify;
+
+/// Largest piece of a response handed to actix at once.
+pub const PIECE_BYTES: usize = 16 * 1024;
+
+/// The output bounds.
+#[derive(Debug, Clone, Copy)]
+pub struct OutputLimits {
+    /// Bytes that may wait to go out to one connection.
+    pub per_connection: usize,
+    /// Bytes that may wait to go out to all connections together.
+    pub total: usize,
+    /// A connection whose waiting bytes do not move for this long is reset.
+    pub send_timeout: Duration,
+    /// Idle time before TCP keepalive probes start.
+    pub keepalive: Duration,
+}
+
+struct Shared {
+    limits: OutputLimits,
+    started: Instant,
+    unsent_total: AtomicUsize,
+    /// Woken when the server-wide total falls while it is near its bound.
+    room: Notify,
+    registry: Mutex<Vec<Weak<ConnInner>>>,
+    /// Connections reset because their output did not move.
+    stalled_resets: AtomicU64,
+}
+
+/// Every open connection and the server-wide output count; a cheap-clone handle.
+#[derive(Clone)]
+pub struct Connections {
+    shared: Arc<Shared>,
+}
+
+/// One TCP connection's output budget and reset switch; a cheap-clone handle.
+#[derive(Clone)]
+pub struct Conn {
+    inner: Arc<ConnInner>,
+}
+
+struct ConnInner {
+    shared: Arc<Shared>,
+    /// The connection's socket, if it has one: see [`Conn::kill`].
+    socket: Option<SocketId>,
+    unsent: AtomicUsize,
+    /// Milliseconds since `shared.started` of the last progress (or of the first waiting byte).
+    moved_at: AtomicU64,
+    room: Notify,
+    killed: AtomicBool,
+}
+
+impl Connections {
+    /// A registry with these bounds.
+    pub fn new(limits: OutputLimits) -> Connections {
+        Connections {
+            shared: Arc::new(Shared {
+                limits,
+                started: Instant::now(),
+                unsent_total: AtomicUsize::new(0),
+                room: Notify::new(),
+                registry: Mutex::new(Vec::new()),
+                stalled_resets: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// The bounds.
+    pub fn limits(&self) -> OutputLimits {
+        self.shared.limits
+    }
+
+    /// Registers a new connection on `socket`: sets its TCP options and keeps a duplicate.
+    pub fn accept(&self, socket: BorrowedFd<'_>) -> Conn {
+        let limits = self.shared.limits;
+        let sock = socket2::SockRef::from(&socket);
+        let keepalive = socket2::TcpKeepalive::new()
+            .with_time(limits.keepalive)
+            .with_interval(Duration::from_secs(5))
+            .with_retries(3);
+        // Best effort: a socket that refuses an option still works, with the kernel's defaults.
+        let _ = sock.set_tcp_keepalive(&keepalive);
+        let _ = sock.set_tcp_user_timeout(Some(limits.send_timeout.max(Duration::from_secs(1))));
+        let id = match (sock.local_addr(), sock.peer_addr()) {
+            (Ok(local), Ok(peer)) => {
+                local
+                    .as_socket()
+                    .zip(peer.as_socket())
+                    .map(|(local, peer)| SocketId {
+                        fd: socket.as_raw_fd(),
+                        local,
+                        peer,
+                    })
+            }
+            _ => None,
+        };
+        self.register(id)
+    }
+
+    /// A connection without a socket of its own (tests, or a transport with no TCP socket): it
+    /// is counted, but [`Conn::kill`] has nothing to reset.
+    pub fn detached(&self) -> Conn {
+        self.register(None)
+    }
+
+    fn register(&self, socket: Option<SocketId>) -> Conn {
+        let inner = Arc::new(ConnInner {
+            shared: self.shared.clone(),
+            socket,
+            unsent: AtomicUsize::new(0),
+            moved_at: AtomicU64::new(0),
+            room: Notify::new(),
+            killed: AtomicBool::new(false),
+        });
+        let mut registry = lock(&self.shared.registry);
+        registry.push(Arc::downgrade(&inner));
+        Conn { inner }
+    }
+
+    /// Bytes waiting to go out to all connections.
+    pub fn unsent_total(&self) -> usize {
+        self.shared.unsent_total.load(Relaxed)
+    }
+
+    /// True when the server-wide budget is full: new work should be refused.
+    pub fn saturated(&self) -> bool {
+        self.unsent_total() >= self.shared.limits.total
+    }
+
+    /// Connections open now.
+    pub fn open(&self) -> usize {
+        lock(&self.shared.registry)
+            .iter()
+            .filter(|c| c.strong_count() > 0)
+            .count()
+    }
+
+    /// Connections reset so far because their output did not move.
+    pub fn stalled_resets(&self) -> u64 {
+        self.shared.stalled_resets.load(Relaxed)
+    }
+
+    /// Resets every connection whose waiting bytes have not moved for the send timeout, and
+    /// forgets closed ones. Returns how many it reset.
+    pub fn sweep(&self) -> usize {
+        let now = self.shared.now_ms();
+        let timeout = self.shared.limits.send_timeout.as_millis() as u64;
+        let mut stalled = Vec::new();
+        {
+            let mut registry = lock(&self.shared.registry);
+            registry.retain(|weak| match weak.upgrade() {
+                Some(conn) => {
+                    let waiting = conn.unsent.load(Relaxed) > 0;
+                    if waiting && now.saturating_sub(conn.moved_at.load(Relaxed)) >= timeout {
+                        stalled.push(conn);
+                    }
+                    true
+                }
+                None => false,
+            });
+        }
+        let mut reset = 0;
+        for inner in stalled {
+            let conn = Conn { inner };
+            if conn.kill() {
+                reset += 1;
+            }
+        }
+        self.shared.stalled_resets.fetch_add(reset as u64, Relaxed);
+        reset
+    }
+
+    /// Runs [`Connections::sweep`] every quarter of the send timeout (at most every second) until
+    /// `shutdown` fires.
+    pub async fn run_sweeper(self, mut shutdown: crate::shutdown::Shutdown) {
+        let period = (self.shared.limits.send_timeout / 4)
+            .clamp(Duration::from_millis(50), Duration::from_secs(1));
+        let mut tick = tokio::time::interval(period);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = shutdown.fired() => return,
+                _ = tick.tick() => {
+                    let reset = self.sweep();
+                    if reset > 0 {
+                        tracing::info!(reset, "reset connections whose output did not move within --send-timeout");
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl Shared {
+    fn now_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+}
+
+impl Conn {
+    /// Counts `bytes` now waiting to go out (queued to actix, not yet taken by its writer).
+    pub fn queued(&self, bytes: usize) {
+        if bytes == 0 {
+            return;
+        }
+        let inner = &self.inner;
+        if inner.unsent.fetch_add(bytes, Relaxed) == 0 {
+            // The stall clock starts with the first waiting byte, not at the last progress.
+            inner.moved_at.store(inner.shared.now_ms(), Relaxed);
+        }
+        inner.shared.unsent_total.fetch_add(bytes, Relaxed);
+    }
+
+    /// Counts `bytes` taken by actix's writer.
+    fn taken(&self, bytes: usize) {
+        let inner = &self.inner;
+        inner.moved_at.store(inner.shared.now_ms(), Relaxed);
+        self.release(bytes);
+    }
+
+    /// Forgets `bytes` that were counted as waiting (taken, or dropped unsent).
+    fn release(&self, bytes: usize) {
+        if bytes == 0 {
+            return;
+        }
+        let inner = &self.inner;
+        let had = sub_saturating(&inner.unsent, bytes);
+        let before = sub_saturating(&inner.shared.unsent_total, had.min(bytes));
+        inner.room.notify_one();
+        let limits = inner.shared.limits;
+        if before + limits.per_connection >= limits.total {
+            inner.shared.room.notify_waiters();
+        }
+    }
+
+    /// Bytes waiting to go out to this connection.
+    pub fn unsent(&self) -> usize {
+        self.inner.unsent.load(Relaxed)
+    }
+
+    fn fits(&self, bytes: usize) -> (bool, bool) {
+        let limits = self.inner.shared.limits;
+        let unsent = self.unsent();
+        // A piece larger than the whole budget still goes, alone.
+        let own = unsent == 0 || unsent + bytes <= limits.per_connection;
+        let total = self.inner.shared.unsent_total.load(Relaxed);
+        let server = total == 0 || total + bytes <= limits.total;
+        (own, server)
+    }
+
+    /// Waits until `bytes` more fit in this connection's and the server's budgets. The caller
+    /// bounds the wait (by `--send-timeout`) and then counts what it queues with [`Conn::queued`].
+    pub async fn room(&self, bytes: usize) {
+        loop {
+            let own_room = self.inner.room.notified();
+            let server_room = self.inner.shared.room.notified();
+            tokio::pin!(own_room, server_room);
+            own_room.as_mut().enable();
+            server_room.as_mut().enable();
+            match self.fits(bytes) {
+                (true, true) => return,
+                (false, _) => own_room.await,
+                (true, false) => server_room.await,
+            }
+        }
+    }
+
+    /// Resets the connection (RST: the kernel drops what it holds for it) and makes actix drop
+    /// it. Returns false if it was reset already.
+    pub fn kill(&self) -> bool {
+        if self.inner.killed.swap(true, Relaxed) {
+            return false;
+        }
+        if let Some(socket) = &self.inner.socket {
+            socket.reset();
+        }
+        true
+    }
+
+    /// True once [`Conn::kill`] was called.
+    pub fn is_killed(&self) -> bool {
+        self.inner.killed.load(Relaxed)
+    }
+
+    /// Waits (at most `within`) until everything queued has been taken by actix's writer, e.g. a
+    /// close frame before the connection is reset.
+    pub async fn flushed(&self, within: Duration) {
+        let _ = tokio::time::timeout(within, async {
+            loop {
+                let notified = self.inner.room.notified();
+                tokio::pin!(notified);
+                notified.as_mut().enable();
+                if self.unsent() == 0 {
+                    return;
+                }
+                notified.await;
+            }
+        })
+        .await;
+    }
+}
+
+impl Drop for ConnInner {
+    fn drop(&mut self) {
+        let left = self.unsent.swap(0, Relaxed);
+        if left > 0 {
+            sub_saturating(&self.shared.unsent_total, left);
+            self.shared.room.notify_waiters();
+        }
+    }
+}
+
+/// A connection's descriptor and the addresses it had when accepted.
+struct SocketId {
+    fd: RawFd,
+    local: SocketAddr,
+    peer: SocketAddr,
+}
+
+impl SocketId {
+    /// Resets the socket if the descriptor still names this connection. actix owns the
+    /// descriptor and may have closed it (and the number may be another connection's now): the
+    /// addresses tell. The kernel never gives a new connection the same pair of addresses while
+    /// the old one's port is still in use, so a match is this connection.
+    fn reset(&self) {
+        // SAFETY: the descriptor is only borrowed for the calls below. If actix closed it, they fail
+        // with EBADF or see another socket's addresses and do nothing. What remains is a race of
+        // microseconds: actix closing it and the accept thread reusing the number for a new
+        // connection with the very same addresses between the check and the reset.
+        let fd = unsafe { BorrowedFd::borrow_raw(self.fd) };
+        let sock = socket2::SockRef::from(&fd);
+        let same = |addr: std::io::Result<socket2::SockAddr>, expected: SocketAddr| {
+            addr.ok().and_then(|a| a.as_socket()) == Some(expected)
+        };
+        if same(sock.local_addr(), self.local) && same(sock.peer_addr(), self.peer) {
+            let _ = sock.set_linger(Some(Duration::ZERO));
+            let _ = sock.shutdown(std::net::Shutdown::Both);
+        }
+    }
+}
+
+/// Subtracts up to `n` (never below zero); returns what was there before.
+fn sub_saturating(counter: &AtomicUsize, n: usize) -> usize {
+    counter
+        .fetch_update(Relaxed, Relaxed, |v| Some(v.saturating_sub(n)))
+        .unwrap_or(0)
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Finds a connection's socket: plain TCP or TLS over TCP.
+pub fn tcp_socket(connection: &dyn std::any::Any) -> Option<BorrowedFd<'_>> {
+    use actix_tls::accept::rustls_0_23::TlsStream;
+    use actix_web::rt::net::TcpStream;
+    let tcp = connection.downcast_ref::<TcpStream>().or_else(|| {
+        connection
+            .downcast_ref::<TlsStream<TcpStream>>()
+            .map(|tls| tls.get_ref().0)
+    })?;
+    Some(tcp.as_fd())
+}
+
+pin_project_lite::pin_project! {
+    /// A response body that counts what actix takes against its connection's budget and hands
+    /// it over in pieces of at most [`PIECE_BYTES`].
+    pub struct MeteredBody<B> {
+        #[pin]
+        inner: B,
+        conn: Conn,
+        rest: Bytes,
+        // Bytes of a sized body counted as waiting and not yet taken.
+        sized_left: usize,
+    }
+
+    impl<B> PinnedDrop for MeteredBody<B> {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            // What a producer queued but actix never took is forgotten with the connection; a
+            // sized body's rest is forgotten now.
+            this.conn.release(*this.sized_left);
+        }
+    }
+}
+
+impl<B: MessageBody> MeteredBody<B> {
+    /// Wraps `inner`; a sized body is counted as waiting, whole, at once.
+    pub fn new(inner: B, conn: Conn) -> Self {
+        let sized_left = match inner.size() {
+            BodySize::Sized(n) => n as usize,
+            BodySize::None | BodySize::Stream => 0,
+        };
+        conn.queued(sized_left);
+        MeteredBody {
+            inner,
+            conn,
+            rest: Bytes::new(),
+            sized_left,
+        }
+    }
+}
+
+impl<B: MessageBody> MessageBody for MeteredBody<B> {
+    type Error = B::Error;
+
+    fn size(&self) -> BodySize {
+        self.inner.size()
+    }
+
+    fn poll_next(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Bytes, Self::Error>>> {
+        let this = self.project();
+        if this.rest.is_empty() {
+            match this.inner.poll_next(cx) {
+                Poll::Ready(Some(Ok(bytes))) => *this.rest = bytes,
+                other => return other,
+            }
+        }
+        let piece = this.rest.split_to(this.rest.len().min(PIECE_BYTES));
+        let len = piece.len();
+        if *this.sized_left > 0 {
+            let sized = len.min(*this.sized_left);
+            *this.sized_left -= sized;
+        }
+        this.conn.taken(len);
+        Poll::Ready(Some(Ok(piece)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn connections(per_connection: usize, total: usize) -> Connections {
+        Connections::new(OutputLimits {
+            per_connection,
+            total,
+            send_timeout: Duration::from_millis(100),
+            keepalive: Duration::from_secs(30),
+        })
+    }
+
+    #[tokio::test]
+    async fn a_producer_waits_for_room_and_goes_on_when_bytes_are_taken() {
+        let conns = connections(100, 1000);
+        let conn = conns.detached();
+        conn.queued(80);
+        assert_eq!(conns.unsent_total(), 80);
+        let waiter = {
+            let conn = conn.clone();
+            tokio::spawn(async move { conn.room(40).await })
+        };
+        tokio::task::yield_now().await;
+        assert!(!waiter.is_finished(), "80 + 40 does not fit in 100");
+        conn.taken(30);
+        tokio::time::timeout(Duration::from_secs(5), waiter)
+            .await
+            .expect("room after 30 bytes were taken")
+            .unwrap();
+        assert_eq!(conn.unsent(), 50);
+        drop(conn);
+        assert_eq!(
+            conns.unsent_total(),
+            0,
+            "a closed connection frees its count"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_server_budget_holds_across_connections() {
+        let conns = connections(100, 150);
+        let a = conns.detached();
+        let b = conns.detached();
+        a.queued(100);
+        assert!(!conns.saturated());
+        b.queued(50);
+        assert!(conns.saturated());
+        let waiter = {
+            let b = b.clone();
+            tokio::spawn(async move { b.room(10).await })
+        };
+        tokio::task::yield_now().await;
+        assert!(!waiter.is_finished(), "the server budget is full");
+        a.taken(60);
+        tokio::time::timeout(Duration::from_secs(5), waiter)
+            .await
+            .expect("room once another connection drained")
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn the_sweeper_resets_only_connections_whose_output_does_not_move() {
+        let conns = connections(100, 1000);
+        let stalled = conns.detached();
+        let idle = conns.detached();
+        let moving = conns.detached();
+        stalled.queued(10);
+        moving.queued(10);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !stalled.is_killed() && Instant::now() < deadline {
+            moving.taken(1);
+            moving.queued(1);
+            conns.sweep();
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(stalled.is_killed(), "the stalled connection was not reset");
+        assert!(
+            !idle.is_killed(),
+            "a connection with nothing waiting is not stalled"
+        );
+        assert!(
+            !moving.is_killed(),
+            "a connection whose output moves is not stalled"
+        );
+        assert_eq!(conns.stalled_resets(), 1);
+    }
+
+    #[test]
+    fn a_metered_body_hands_over_pieces_and_counts_them() {
+        let conns = connections(1 << 20, 1 << 20);
+        let conn = conns.detached();
+        let body = MeteredBody::new(Bytes::from(vec![b'x'; 40_000]), conn.clone());
+        assert_eq!(conn.unsent(), 40_000);
+        let mut body = Box::pin(body);
+        let waker = futures_util::task::noop_waker();
+        let mut cx = Context::from_waker(&waker);
+        let mut sizes = Vec::new();
+        while let Poll::Ready(Some(Ok(piece))) = body.as_mut().poll_next(&mut cx) {
+            sizes.push(piece.len());
+        }
+        assert_eq!(sizes, [PIECE_BYTES, PIECE_BYTES, 40_000 - 2 * PIECE_BYTES]);
+        assert_eq!(conn.unsent(), 0);
+        // A body dropped half sent gives its count back.
+        let mut body = Box::pin(MeteredBody::new(Bytes::from(vec![0; 50_000]), conn.clone()));
+        let _ = body.as_mut().poll_next(&mut cx);
+        drop(body);
+        assert_eq!(conn.unsent(), 0);
+        assert_eq!(conns.unsent_total(), 0);
+    }
+}
