@@ -40,5 +40,14 @@ pub async fn serve(req: HttpRequest) -> HttpResponse {
         .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
         .insert_header((header::REFERRER_POLICY, "no-referrer"))
         .insert_header((header::CACHE_CONTROL, "no-cache"))
-        .body(file.data.into_owned())
+        .body(body_of(file.data))
+}
+
+/// The embedded bytes without a copy (in a release build they are in the binary; a debug build
+/// reads them from disk).
+fn body_of(data: std::borrow::Cow<'static, [u8]>) -> actix_web::web::Bytes {
+    match data {
+        std::borrow::Cow::Borrowed(bytes) => actix_web::web::Bytes::from_static(bytes),
+        std::borrow::Cow::Owned(bytes) => actix_web::web::Bytes::from(bytes),
+    }
 }

@@ -209,12 +209,17 @@ impl Connections {
     }
 
     /// Runs [`Connections::sweep`] every quarter of the send timeout (at most every second) until
-    /// `shutdown` fires.
+    /// `shutdown` fires. After connections have gone, it also gives the allocator's free memory
+    /// back to the system ([`return_free_memory`]), so the memory an attack made the server use
+    /// does not stay with the process once the attack is over.
     pub async fn run_sweeper(self, mut shutdown: crate::shutdown::Shutdown) {
         let period = (self.shared.limits.send_timeout / 4)
             .clamp(Duration::from_millis(50), Duration::from_secs(1));
         let mut tick = tokio::time::interval(period);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut open_before: usize = 0;
+        let mut gone_since_trim: usize = 0;
+        let mut last_trim = Instant::now();
         loop {
             tokio::select! {
                 _ = shutdown.fired() => return,
@@ -223,9 +228,31 @@ impl Connections {
                     if reset > 0 {
                         tracing::info!(reset, "reset connections whose output did not move within --send-timeout");
                     }
+                    let open = self.open();
+                    gone_since_trim += open_before.saturating_sub(open);
+                    open_before = open;
+                    if gone_since_trim > 0 && last_trim.elapsed() >= TRIM_INTERVAL {
+                        return_free_memory();
+                        gone_since_trim = 0;
+                        last_trim = Instant::now();
+                    }
                 }
             }
         }
+    }
+}
+
+/// Least time between two [`return_free_memory`] calls.
+const TRIM_INTERVAL: Duration = Duration::from_secs(2);
+
+/// Returns the allocator's free pages to the system. glibc keeps freed memory in per-thread
+/// arenas and gives back only the top of each heap, so after a burst of connections the process
+/// would keep its peak size; `malloc_trim` releases every free page.
+pub fn return_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only walks the allocator's own free lists.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 
