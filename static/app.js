@@ -6,7 +6,8 @@
  * textContent / createTextNode, never innerHTML.
  *
  * What it owns: the wire protocol client (docs: /work/shared/DESIGN.md, "Wire protocol,
- * version 1"), the bounded line store, rendering, filter/highlight, the URL hash, the UI.
+ * version 1"), the bounded line store, rendering, filter/highlight (user regexes run in
+ * regex-worker.js, under a time budget), the URL hash, the UI.
  * What it does not: anything on the server. All URLs are relative (api/files, ws, poll) so the
  * page works under a reverse-proxy path prefix; a ?token= on the page URL is passed on.
  *
@@ -15,7 +16,7 @@
  *   #view-all        merge every file into one view
  *   #view-title      what is being shown
  *   #filter          filter input;  #filter-regex  #filter-case  #filter-invert  toggles (aria-pressed)
- *   #filter-error    invalid-regex message
+ *   #filter-error    invalid or too-slow regex message
  *   #hl-btn #hl-panel #hl-input #hl-colors #hl-add #hl-list   highlight rules
  *   #pause           pause/resume (aria-pressed);  #banner #banner-text #banner-resume  paused notice
  *   #jump            "N new lines, jump to end" button (shown when not following)
@@ -140,11 +141,14 @@
       // Never reached the DOM. While held that is the pause buffer overflowing; otherwise the
       // row would have been trimmed at once anyway.
       if (held()) {
-        if (matches(old)) { stats.dropped++; dropNoticeDue++; heldCount = Math.max(0, heldCount - 1); }
+        // A line the worker has not judged yet counts as lost too: it was not shown.
+        const known = old.n <= judgedThrough();
+        if (!known || matches(old)) { stats.dropped++; dropNoticeDue++; if (known) heldCount = Math.max(0, heldCount - 1); }
       } else if (!old.kind) stats.trimmed++;
       if (ingestedN < old.n) ingestedN = old.n;
     }
-    if (held() && matches(e)) heldCount++;
+    if (matcher.work.length) pumpSoon(); // judged later: see "user regexes in a Worker"
+    else if (held() && matches(e)) heldCount++;
     schedule();
   }
 
@@ -187,60 +191,232 @@
   }
 
   // ---------------------------------------------------------------- filter and highlights
-  const filter = { q: '', regex: false, caseSensitive: false, invert: false, re: null, lower: '', error: null };
-  let highlights = []; // [{pattern, color, re}]
+  // filter.slow / rule.slow: null, or {label, why}: the worker could not run this regex (too slow).
+  const filter = { q: '', regex: false, caseSensitive: false, invert: false, re: null, lower: '', error: null, slow: null, slowKey: '' };
+  let highlights = []; // [{pattern, color, re, regex (a /regex/ rule), slow}]
   const HL_COLORS = 6;
+  const MAX_MARKS = 64; // marks per pattern and line
+  const HL_REGEX = /^\/(.+)\/([a-z]*)$/;
 
+  const filterKey = () => JSON.stringify([filter.q, filter.regex, filter.caseSensitive]);
   function compileFilter() {
     filter.re = null; filter.error = null; filter.lower = filter.caseSensitive ? filter.q : filter.q.toLowerCase();
+    // A pattern found too slow stays so until it is edited: the verdict would be the same.
+    if (filter.slowKey !== filterKey()) filter.slow = null;
     if (filter.q && filter.regex) {
       try { filter.re = new RegExp(filter.q, filter.caseSensitive ? 'g' : 'gi'); } catch (err) { filter.error = err.message; }
     }
   }
-  function textMatches(t) {
-    if (!filter.q || filter.error) return true;
-    let hit;
-    if (filter.re) { filter.re.lastIndex = 0; hit = filter.re.test(t); }
-    else hit = (filter.caseSensitive ? t : t.toLowerCase()).includes(filter.lower);
-    return filter.invert ? !hit : hit;
-  }
-  /** Notices always show; lines go through the filter. */
-  function matches(e) { return e.kind ? true : textMatches(e.text); }
 
-  function compileHighlight(pattern) {
-    const m = /^\/(.+)\/([a-z]*)$/.exec(pattern);
+  /** A highlight rule: a word (any case) or a /regex/ (case-sensitive only if it has capitals). */
+  function makeRule(pattern, color) {
+    const m = HL_REGEX.exec(pattern);
+    let re = null;
     try {
-      if (m) return new RegExp(m[1], 'g' + (m[2].includes('i') || !/[A-Z]/.test(m[1]) ? 'i' : ''));
-      return new RegExp(pattern.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'), 'gi');
-    } catch { return null; }
+      if (m) re = new RegExp(m[1], 'g' + (m[2].includes('i') || !/[A-Z]/.test(m[1]) ? 'i' : ''));
+      else re = new RegExp(pattern.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'), 'gi');
+    } catch { /* invalid: re stays null */ }
+    return { pattern, color, re, regex: !!m, slow: null };
   }
 
-  /** Non-overlapping [start, end, cls] ranges in text: the filter's match, then rules in order. */
-  function markRanges(text) {
+  // The view matches with a snapshot of the filter and rules that rebuild() takes, so a change
+  // takes effect for the whole view at once:
+  //   pick   null (every line shows) | {slot, lower, cs, invert}: the filter; slot >= 0 if a regex
+  //   marks  [{slot, re, cls, rule}] what marks a line, in the order marks are laid (the filter's,
+  //          then the rules'); slot >= 0: a user regex, its matches come from the worker; else
+  //          re, a plain word (escaped, so it cannot backtrack), or the filter's substring if null
+  //   work   [{re, test, ranges, owner}] the user regexes the worker runs, by slot
+  let matcher = { pick: null, marks: [], work: [] };
+
+  /** Notices always show; lines go through the filter (a regex one: only once judged, see below). */
+  function matches(e) {
+    const p = matcher.pick;
+    if (e.kind || !p) return true;
+    const hit = p.slot >= 0 ? e.hit : (p.cs ? e.text : e.text.toLowerCase()).includes(p.lower);
+    return p.invert ? !hit : hit;
+  }
+
+  /** Up to MAX_MARKS non-empty matches of a global re in text, flat [start, end, ...] (the loop
+   *  regex-worker.js runs for user regexes; here only for plain words). */
+  function findRanges(re, text) {
+    const out = [];
+    re.lastIndex = 0;
+    let m;
+    while (out.length < 2 * MAX_MARKS && (m = re.exec(text))) {
+      if (m[0].length === 0) { re.lastIndex++; continue; }
+      out.push(m.index, m.index + m[0].length);
+    }
+    return out;
+  }
+
+  /** Non-overlapping [start, end, cls] ranges in e's text: the filter's match, then rules in order. */
+  function markRanges(e) {
     const out = [];
     let rowHl = -1;
-    const addAll = (re, cls, ruleIdx) => {
-      re.lastIndex = 0;
-      let m, count = 0;
-      while ((m = re.exec(text)) && count < 64) {
-        if (m[0].length === 0) { re.lastIndex++; continue; }
-        const s = m.index, e = s + m[0].length;
-        count++;
-        if (ruleIdx >= 0 && rowHl < 0) rowHl = ruleIdx;
-        if (!out.some((r) => s < r[1] && e > r[0])) out.push([s, e, cls]);
+    const add = (flat, cls, rule) => {
+      if (!flat || !flat.length) return;
+      if (rule >= 0 && rowHl < 0) rowHl = rule;
+      for (let i = 0; i < flat.length; i += 2) {
+        const s = flat[i], t = flat[i + 1];
+        if (!out.some((r) => s < r[1] && t > r[0])) out.push([s, t, cls]);
       }
     };
-    if (filter.q && !filter.invert && !filter.error) {
-      if (filter.re) addAll(filter.re, 'm-q', -1);
-      else if (filter.lower) {
-        const hay = filter.caseSensitive ? text : text.toLowerCase();
-        let i = 0, count = 0;
-        while ((i = hay.indexOf(filter.lower, i)) !== -1 && count++ < 64) { out.push([i, i + filter.lower.length, 'm-q']); i += filter.lower.length; }
+    for (const mk of matcher.marks) {
+      if (mk.slot >= 0) add(e.found && e.found[mk.slot], mk.cls, mk.rule);
+      else if (mk.re) add(findRanges(mk.re, e.text), mk.cls, mk.rule);
+      else {
+        const p = matcher.pick, hay = p.cs ? e.text : e.text.toLowerCase(), flat = [];
+        for (let i = 0; flat.length < 2 * MAX_MARKS && (i = hay.indexOf(p.lower, i)) !== -1; i += p.lower.length) flat.push(i, i + p.lower.length);
+        add(flat, mk.cls, mk.rule);
       }
     }
-    for (const h of highlights) if (h.re) addAll(h.re, 'hl-' + h.color, h.color);
     out.sort((a, b) => a[0] - b[0]);
     return { ranges: out, rowHl };
+  }
+
+  // ---------------------------------------------------------------- user regexes in a Worker
+  // The browser's regex engine backtracks: one user pattern can take exponential time on one line
+  // (/^(a+)+$/ on "aaaa...a!" runs for hours), and on this thread that is a frozen tab. So every
+  // user regex (the filter's, /regex/ rules) runs in regex-worker.js, on batches of lines, and
+  // each pattern has REGEX_BUDGET_MS per batch: a worker that has not answered by then is
+  // terminated and replaced, and the pattern is marked too slow and left out (the filter then
+  // shows every line, as for an invalid regex; a rule marks nothing). Substring filters and plain
+  // words stay here: they cannot backtrack.
+  //
+  // Results come back later, so while the matcher has work for the worker, lines are judged in
+  // arrival order and judge.judgedN says how far: ingest() stops there and the held count counts
+  // only judged lines, so no row reaches the DOM before its filter result and marks are known.
+  // rebuild() starts judging again from the oldest stored line and redraws (finishRebuild) once
+  // judging has passed every line the redraw may show; the old rows stay until then.
+  const REGEX_BUDGET_MS = 250;   // per pattern and batch
+  const WORKER_START_MS = 10000; // a worker that has not started a batch by then is broken
+  const BATCH_LINES = 1000, BATCH_CHARS = 256 * 1024;
+  const TOO_SLOW = { label: 'Regex too slow', why: `pattern too slow (over ${REGEX_BUDGET_MS} ms on these lines): simplify it` };
+  const judge = { worker: null, batch: null, nextId: 1, sentN: 0, judgedN: 0, queued: false };
+  let rebuildDue = false, rebuildLimitN = 0;
+
+  /** Every entry with n up to this has a known match under the current matcher. */
+  const judgedThrough = () => (matcher.work.length ? judge.judgedN : nextN - 1);
+
+  /** Index in the store of the first entry with n > after (n grows along the store, with holes). */
+  function indexAfter(after) {
+    let lo = 0, hi = store.len;
+    while (lo < hi) { const mid = (lo + hi) >> 1; if (store.at(mid).n <= after) lo = mid + 1; else hi = mid; }
+    return lo;
+  }
+
+  function stopWorker() {
+    if (judge.batch) { clearTimeout(judge.batch.timer); judge.batch = null; }
+    if (judge.worker) { judge.worker.terminate(); judge.worker = null; }
+  }
+
+  /** Snapshot filter and rules into the matcher; the worker starts over from the oldest line. */
+  function newMatcher() {
+    if (judge.batch) stopWorker(); // busy with lines for the old matcher
+    const work = [], marks = [];
+    let pick = null;
+    if (filter.q && !filter.error && !filter.slow) {
+      const slot = filter.re ? work.push({ re: filter.re, test: true, ranges: !filter.invert, owner: filter }) - 1 : -1;
+      pick = { slot, lower: filter.lower, cs: filter.caseSensitive, invert: filter.invert };
+      if (!filter.invert) marks.push({ slot, re: null, cls: 'm-q', rule: -1 });
+    }
+    for (const h of highlights) {
+      if (!h.re || h.slow) continue;
+      const slot = h.regex ? work.push({ re: h.re, test: false, ranges: true, owner: h }) - 1 : -1;
+      marks.push({ slot, re: h.re, cls: 'hl-' + h.color, rule: h.color });
+    }
+    matcher = { pick, marks, work };
+    judge.sentN = judge.judgedN = store.len ? store.at(0).n - 1 : nextN - 1;
+    if (work.length) pumpSoon();
+  }
+
+  function pumpSoon() { if (!judge.queued) { judge.queued = true; queueMicrotask(pump); } }
+  /** Send the worker the next batch of unjudged lines, if it is idle. */
+  function pump() {
+    judge.queued = false;
+    if (!matcher.work.length || judge.batch) return;
+    const from = indexAfter(judge.sentN);
+    const list = [], texts = [];
+    let i = from, chars = 0;
+    for (; i < store.len && list.length < BATCH_LINES && chars < BATCH_CHARS; i++) {
+      const e = store.at(i);
+      if (e.kind) continue;
+      list.push(e); texts.push(e.text); chars += e.text.length;
+    }
+    if (i === from) return;
+    const lastN = store.at(i - 1).n;
+    judge.sentN = lastN;
+    if (!list.length) { judged(lastN); return; } // only notices
+    if (!judge.worker) {
+      const w = new Worker(apiUrl('regex-worker.js'));
+      w.onmessage = onWorkerMessage;
+      w.onerror = (ev) => { ev.preventDefault(); if (judge.worker === w) workerFailed(ev.message || 'the worker failed'); };
+      judge.worker = w;
+    }
+    const b = { id: judge.nextId++, list, lastN, answers: [], timer: 0 };
+    judge.batch = b;
+    judge.worker.postMessage({ id: b.id, texts, work: matcher.work.map((w) => ({ source: w.re.source, flags: w.re.flags, test: w.test, ranges: w.ranges })) });
+    b.timer = setTimeout(() => workerFailed('the worker did not start'), WORKER_START_MS);
+  }
+
+  function onWorkerMessage(ev) {
+    const b = judge.batch, msg = ev.data;
+    if (!b || msg.id !== b.id) return;
+    if (msg.type === 'slot') b.answers.push(msg); // patterns answer in slot order
+    if (b.answers.length < matcher.work.length) { armBudget(b); return; }
+    clearTimeout(b.timer);
+    judge.batch = null;
+    const pickSlot = matcher.pick ? matcher.pick.slot : -1;
+    b.list.forEach((e, i) => {
+      e.hit = pickSlot < 0 || b.answers[pickSlot].hits[i] === 1;
+      let found = null;
+      b.answers.forEach((a, slot) => { const f = a.found && a.found[i]; if (f) (found || (found = []))[slot] = f; });
+      e.found = found;
+    });
+    judged(b.lastN);
+  }
+
+  /** The next pattern of batch b gets REGEX_BUDGET_MS from now. */
+  function armBudget(b) {
+    const slot = b.answers.length, due = now() + REGEX_BUDGET_MS;
+    let lookedAgain = false;
+    const check = () => {
+      if (judge.batch !== b) return;
+      // A timer that runs late means this thread was busy: the answer may be queued behind it.
+      if (!lookedAgain && now() - due > 50) { lookedAgain = true; b.timer = setTimeout(check, 0); return; }
+      const owner = matcher.work[slot].owner;
+      stopWorker();
+      markSlow([owner], TOO_SLOW);
+    };
+    clearTimeout(b.timer);
+    b.timer = setTimeout(check, REGEX_BUDGET_MS);
+  }
+  function workerFailed(why) {
+    const owners = matcher.work.map((w) => w.owner);
+    stopWorker();
+    markSlow(owners, { label: 'Regex unavailable', why: 'regex matching is unavailable: ' + why });
+  }
+  /** Leave these patterns out (the filter's or rules), say why, and redraw without them. */
+  function markSlow(owners, slow) {
+    for (const o of owners) {
+      o.slow = slow;
+      if (o === filter) filter.slowKey = filterKey();
+    }
+    syncFilterUi();
+    renderHighlights();
+    rebuild();
+  }
+
+  /** Judging has reached lastN: count what waits while held, finish a rebuild, go on. */
+  function judged(lastN) {
+    const from = judge.judgedN;
+    judge.judgedN = Math.max(from, lastN);
+    if (rebuildDue) finishRebuild();
+    else if (held()) {
+      for (let i = indexAfter(Math.max(from, ingestedN)); i < store.len && store.at(i).n <= judge.judgedN; i++) if (matches(store.at(i))) heldCount++;
+    }
+    schedule();
+    pumpSoon();
   }
 
   // ---------------------------------------------------------------- rendering
@@ -326,7 +502,7 @@
     }
     const tx = document.createElement('span');
     tx.className = 'tx';
-    const { ranges, rowHl } = (filter.q || highlights.length) ? markRanges(e.text) : { ranges: [], rowHl: -1 };
+    const { ranges, rowHl } = matcher.marks.length ? markRanges(e) : { ranges: [], rowHl: -1 };
     fillText(tx, e, ranges);
     row.appendChild(tx);
     let cls = 'row';
@@ -372,16 +548,16 @@
     if (!frameRequested) { frameRequested = true; requestAnimationFrame(frame); }
   }
 
-  /** Move new store entries that pass the filter into the pending queue. */
+  /** Move new store entries that pass the filter (judged ones only) into the pending queue. */
   function ingest() {
-    if (store.len === 0) return;
-    const firstN = store.at(0).n;
-    let i = Math.max(0, ingestedN + 1 - firstN);
-    for (; i < store.len; i++) {
+    const upTo = judgedThrough();
+    if (rebuildDue || upTo <= ingestedN) return;
+    for (let i = indexAfter(ingestedN); i < store.len; i++) {
       const e = store.at(i);
+      if (e.n > upTo) break;
       if (matches(e)) pending.push(e);
     }
-    ingestedN = nextN - 1;
+    ingestedN = upTo;
     // More than a screenful waiting: the oldest would be trimmed the moment they were drawn.
     const waiting = pending.length - pendingHead;
     if (waiting > options.maxRows) {
@@ -458,30 +634,41 @@
     if (domRows === 0) {
       empty.hidden = false;
       empty.textContent = viewIds.length === 0 ? 'No file selected.'
+        : rebuildDue ? 'Matching\u2026'
         : store.len > 0 && !held() ? 'No line matches the filter.'
           : `Waiting for lines from ${viewIds.join(', ')}\u2026`;
     } else empty.hidden = true;
   }
 
-  /** Clear the DOM and redraw it from the store (after a filter or highlight change). */
+  /** Redraw the view from the store with the current filter and rules (after a change of them). */
   function rebuild() {
-    clearRows();
+    newMatcher();
     pending = []; pendingHead = 0;
-    const limitN = held() ? ingestedN : nextN - 1;
+    rebuildLimitN = held() ? ingestedN : nextN - 1;
+    rebuildDue = true;
+    heldCount = 0;
+    finishRebuild();
+    schedule();
+  }
+  /** The redraw itself, once every line it may show is judged (at once without a user regex). */
+  function finishRebuild() {
+    if (!rebuildDue || judgedThrough() < rebuildLimitN) return;
+    rebuildDue = false;
+    clearRows();
+    const limitN = rebuildLimitN;
     const picked = [];
     for (let i = store.len - 1; i >= 0 && picked.length < options.maxRows; i--) {
       const e = store.at(i);
       if (e.n > limitN) continue;
       if (matches(e)) picked.push(e);
     }
-    ingestedN = limitN;
+    ingestedN = Math.max(ingestedN, limitN);
     const list = [];
     for (let i = picked.length - 1; i >= 0; i--) list.push(makeRow(picked[i]));
     appendRows(list);
     heldCount = 0;
-    if (held()) for (let i = 0; i < store.len; i++) { const e = store.at(i); if (e.n > ingestedN && matches(e)) heldCount++; }
+    if (held()) for (let i = indexAfter(ingestedN); i < store.len && store.at(i).n <= judgedThrough(); i++) if (matches(store.at(i))) heldCount++;
     if (following) scrollToEnd();
-    schedule();
   }
 
   // ---------------------------------------------------------------- scrolling, pause
@@ -736,6 +923,7 @@
     else { title.textContent = ''; title.title = ''; }
     document.title = ids.length === 1 ? `${ids[0]} \u00b7 tailcast` : ids.length ? `${ids.length} files \u00b7 tailcast` : 'tailcast';
     for (const f of files.values()) renderFileItem(f);
+    clearRows(); // not the old view's rows while the new one is being judged
     rebuild();
     if (transport === 'ws' && wsReady) { for (const id of ids) if (!stay.has(id)) subscribeWs(files.get(id)); }
     else if (transport === 'poll') startPolling();
@@ -1004,7 +1192,7 @@
       const m = /^([0-9]):(.*)$/s.exec(s);
       const pattern = m ? m[2] : s;
       const color = m ? Number(m[1]) % HL_COLORS : 0;
-      return pattern ? { pattern, color, re: compileHighlight(pattern) } : null;
+      return pattern ? makeRule(pattern, color) : null;
     }).filter(Boolean);
     const wrap = p.get('wrap');
     if (wrap != null) setWrap(wrap !== '0', true);
@@ -1040,12 +1228,13 @@
     $('filter-regex').setAttribute('aria-pressed', String(filter.regex));
     $('filter-case').setAttribute('aria-pressed', String(filter.caseSensitive));
     $('filter-invert').setAttribute('aria-pressed', String(filter.invert));
-    $('filter-box').classList.toggle('invalid', !!filter.error);
+    const bad = !!(filter.error || filter.slow);
+    $('filter-box').classList.toggle('invalid', bad);
     $('filter-box').classList.toggle('has-q', !!filter.q);
     const err = $('filter-error');
-    err.hidden = !filter.error;
-    err.textContent = filter.error ? 'Invalid regex' : '';
-    err.title = filter.error || '';
+    err.hidden = !bad;
+    err.textContent = filter.error ? 'Invalid regex' : filter.slow ? filter.slow.label : '';
+    err.title = filter.error || (filter.slow && filter.slow.why) || '';
   }
   function applyFilter() {
     compileFilter();
@@ -1088,7 +1277,7 @@
       const li = document.createElement('li');
       const sw = document.createElement('span'); sw.className = 'sw sw-' + h.color;
       const pat = document.createElement('span'); pat.className = 'pat'; pat.textContent = h.pattern;
-      if (!h.re) pat.title = 'invalid regular expression';
+      if (!h.re || h.slow) { li.classList.add('bad'); pat.title = h.slow ? h.slow.why : 'invalid regular expression'; }
       const x = document.createElement('button'); x.type = 'button'; x.textContent = '\u00d7'; x.title = 'Remove';
       x.addEventListener('click', () => { highlights.splice(i, 1); renderHighlights(); writeHash(); rebuild(); });
       li.append(sw, pat, x);
@@ -1102,7 +1291,7 @@
     pattern = String(pattern || '').trim();
     if (!pattern) return;
     color = color == null ? hlColor : Number(color) % HL_COLORS;
-    highlights.push({ pattern, color, re: compileHighlight(pattern) });
+    highlights.push(makeRule(pattern, color));
     hlColor = (color + 1) % HL_COLORS;
     renderSwatches();
     renderHighlights();
@@ -1347,5 +1536,6 @@
   syncSettings();
   applyTheme();
   readHash();
+  rebuild(); // takes the matcher from the hash
   connectWs(false);
 })();

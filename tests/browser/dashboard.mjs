@@ -60,6 +60,7 @@ async function main() {
     ['rate-10k', checkRate],
     ['filter', checkFilter],
     ['highlight', checkHighlight],
+    ['regex-budget', checkRegexBudget],
     ['pause', checkPause],
     ['pause-overflow', checkPauseOverflow],
     ['scroll-follow', checkScrollFollow],
@@ -110,10 +111,25 @@ async function openPage(ctx, { hash = '', url = ctx.baseUrl, waitStatus = ['live
     problems.push('console error: ' + t);
   });
   page.on('dialog', (d) => { problems.push('dialog opened: ' + d.message()); d.dismiss().catch(() => {}); });
-  await page.goto(url + (hash ? '#' + hash : ''), { waitUntil: 'load' });
-  await waitFor(page, `status ${waitStatus.join('/')}`, (w) => window.tailcast && w.includes(window.tailcast.status), waitStatus, 10000);
+  try {
+    await page.goto(url + (hash ? '#' + hash : ''), { waitUntil: 'load', timeout: 15000 });
+    if (waitStatus) await waitFor(page, `status ${waitStatus.join('/')}`, (w) => window.tailcast && w.includes(window.tailcast.status), waitStatus, 10000);
+  } catch (e) {
+    await closeContext(context);
+    throw e;
+  }
   return { page, context, problems };
 }
+
+/** Resolves as p does, or throws after ms: a frozen tab never answers page.evaluate. */
+function bounded(p, ms, what) {
+  let timer;
+  const t = new Promise((_, reject) => { timer = setTimeout(() => reject(new Error(`${what}: no answer within ${ms} ms (the tab is frozen)`)), ms); });
+  return Promise.race([p, t]).finally(() => clearTimeout(timer));
+}
+
+/** Close a context even if its tab is frozen (and never wait for ever). */
+function closeContext(context) { return bounded(context.close(), 10000, 'closing the page').catch(() => {}); }
 
 /** Wheel scrolling is animated: wait until #log's scrollTop holds still for a few frames. */
 function scrollSettled(page) {
@@ -372,6 +388,65 @@ async function checkHighlight(ctx) {
   assert(problems.length === 0, problems.join(' | '));
   await context.close();
   return `marks ${[...colours].join(', ')}`;
+}
+
+async function checkRegexBudget(ctx) {
+  // A link whose regex backtracks for hours on one line (2^40 ways to split 40 "a" before "!"):
+  // the tab must stay responsive, say the pattern is too slow, and show every line.
+  const tag = `rgx${RUN}`;
+  const evil = 'a'.repeat(40) + '!';
+  append(cfg.files[0], [`${tag} before`, evil, `${tag} after`]);
+  const t0 = Date.now();
+  // No wait for "live" here: with the regex on this thread the tab freezes as the lines arrive.
+  const { page, context, problems } = await openPage(ctx, { hash: 'q=' + encodeURIComponent('^(a+)+$') + '&re=1', waitStatus: null });
+  try {
+    const alive = async (what) => {
+      const c0 = Date.now();
+      await bounded(page.evaluate(() => 1), 2000, what);
+      return Date.now() - c0;
+    };
+    await bounded(waitFor(page, 'the too-slow message', () => {
+      const e = document.getElementById('filter-error');
+      return !e.hidden && /too slow/i.test(e.textContent);
+    }, null, 5000), 9000, 'the too-slow message');
+    const msgMs = Date.now() - t0;
+    // Over budget behaves as an invalid regex: every line shows.
+    await bounded(waitFor(page, 'every line shown', ([t, a]) => {
+      const x = window.tailcast.texts();
+      return x.includes(`${t} before`) && x.includes(a) && x.includes(`${t} after`);
+    }, [tag, evil], 3000), 7000, 'every line shown');
+    const evalMs = await alive('evaluate after the message');
+    const before = await bounded(page.getAttribute('#help-btn', 'aria-expanded'), 2000, 'read the help button');
+    const c0 = Date.now();
+    await bounded(page.click('#help-btn', { timeout: 2000 }), 3000, 'click');
+    await bounded(waitFor(page, 'help toggle after click', (b) => document.getElementById('help-btn').getAttribute('aria-expanded') !== b, before, 2000), 3000, 'help toggle');
+    const clickMs = Date.now() - c0;
+    await page.keyboard.press('Escape');
+    append(cfg.files[0], [`${tag} live one`]);
+    await bounded(waitText(page, `${tag} live one`, 3000), 7000, 'a live line');
+    // The replaced worker runs the next pattern: a sane regex filters again.
+    await page.fill('#filter', `^${tag} (after|live)`);
+    await bounded(waitFor(page, 'the sane regex filtering', (t) => {
+      const x = window.tailcast.texts();
+      return x.length === 2 && x[0] === `${t} after` && x[1] === `${t} live one` && document.getElementById('filter-error').hidden;
+    }, tag, 3000), 7000, 'the sane regex');
+    // A highlight rule that backtracks the same way is marked too slow; lines still come.
+    await page.fill('#filter', '');
+    await page.click('#hl-btn');
+    await page.fill('#hl-input', '/^(a+)+$/');
+    await page.click('#hl-add');
+    await bounded(waitFor(page, 'the rule marked too slow', () => {
+      const li = document.querySelector('#hl-list li.bad');
+      return li && /too slow/i.test(li.querySelector('.pat').title);
+    }, null, 5000), 9000, 'the rule marked too slow');
+    await alive('evaluate after the slow rule');
+    append(cfg.files[0], [`${tag} live two`]);
+    await bounded(waitText(page, `${tag} live two`, 3000), 7000, 'a live line after the slow rule');
+    assert(problems.length === 0, problems.join(' | '));
+    return `too-slow message ${msgMs} ms after opening; then evaluate ${evalMs} ms, click ${clickMs} ms; live lines shown; slow rule marked`;
+  } finally {
+    await closeContext(context);
+  }
 }
 
 async function checkPause(ctx) {

@@ -133,7 +133,11 @@ export async function waitFor(page, what, fn, arg, timeoutMs = 5000) {
     return await page.waitForFunction(fn, arg, { timeout: timeoutMs, polling: 'raf' });
   } catch (e) {
     let state = '';
-    try { state = JSON.stringify(await snapshot(page)); } catch { /* page gone */ }
+    // Bounded: a frozen tab never answers page.evaluate, and a failed check must not hang the run.
+    let timer;
+    const frozen = new Promise((r) => { timer = setTimeout(() => r('no answer within 2 s (frozen tab?)'), 2000); });
+    try { state = await Promise.race([snapshot(page).then((x) => JSON.stringify(x)), frozen]); } catch { /* page gone */ }
+    clearTimeout(timer);
     throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}; page state: ${state}`);
   }
 }
