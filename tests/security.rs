@@ -765,3 +765,80 @@ async fn a_dns_rebinding_page_cannot_read_a_loopback_server() {
         assert_eq!(status, 200, "Host {host}: {body}");
     }
 }
+
+/// A line from a hostile writer: OSC 52 (clipboard write), OSC 0 (title), a screen clear, a
+/// bell, a carriage return and a C1 CSI, around an SGR colour and a tab that are harmless.
+const HOSTILE: &str =
+    "\x1b]52;c;ZXZpbA==\x07\x1b]0;pwned\x07\x1b[2J\x1b[31mred\x1b[0m\tcol\u{9b}2J a\rb";
+/// The same line as text transports send it.
+const SHOWN: &str = "^[]52;c;ZXZpbA==^G^[]0;pwned^G^[[2J\x1b[31mred\x1b[0m\tcol\\u009b2J a^Mb";
+
+/// Reads a streaming answer until it holds `needle`; returns what was read.
+async fn stream_until(url: &str, needle: &str) -> String {
+    let response = http_client().get(url).send().await.expect("stream request");
+    assert_eq!(response.status(), 200, "{url}");
+    let mut body = response.bytes_stream();
+    let mut text = Vec::new();
+    let deadline = tokio::time::Instant::now() + LONG;
+    while !String::from_utf8_lossy(&text).contains(needle) {
+        match tokio::time::timeout_at(deadline, futures_util::StreamExt::next(&mut body)).await {
+            Ok(Some(Ok(chunk))) => text.extend_from_slice(&chunk),
+            other => panic!(
+                "{url}: no {needle:?} before {other:?}; got {:?}",
+                String::from_utf8_lossy(&text)
+            ),
+        }
+    }
+    String::from_utf8(text).expect("UTF-8")
+}
+
+#[tokio::test]
+async fn text_transports_show_terminal_escapes_instead_of_sending_them() {
+    let dir = temp_dir();
+    let log = join(&dir, "app.log");
+    std::fs::write(&log, format!("{HOSTILE}\nafter\n")).unwrap();
+    let server = Server::start(&[path_str(&log)]);
+
+    let text = |query: &str| {
+        let url = server.url(&format!("/poll?file=app.log&format=text&backlog=2{query}"));
+        async move { reqwest::get(url).await.unwrap().text().await.unwrap() }
+    };
+    assert_eq!(text("").await, format!("{SHOWN}\nafter\n"), "poll text");
+    assert_eq!(text("&raw=1").await, format!("{HOSTILE}\nafter\n"), "raw=1");
+
+    let follow = stream_until(&server.url("/follow?file=app.log&backlog=2"), "after\n").await;
+    assert_eq!(follow, format!("{SHOWN}\nafter\n"), "/follow");
+    let url = server.url("/follow?file=app.log&backlog=2&raw=1");
+    let follow = stream_until(&url, "after\n").await;
+    assert_eq!(follow, format!("{HOSTILE}\nafter\n"), "/follow raw=1");
+
+    let sse = stream_until(&server.url("/sse?file=app.log&backlog=2"), "data: after").await;
+    assert!(
+        sse.contains(&format!("id: 1\ndata: {SHOWN}\n\n")),
+        "/sse: {sse:?}"
+    );
+    // Raw: the `\r` would end an SSE field, so it splits the data into two fields.
+    let sse = stream_until(
+        &server.url("/sse?file=app.log&backlog=2&raw=1"),
+        "data: after",
+    )
+    .await;
+    let (before_cr, after_cr) = HOSTILE.split_once('\r').unwrap();
+    assert!(
+        sse.contains(&format!("id: 1\ndata: {before_cr}\ndata: {after_cr}\n\n")),
+        "/sse raw=1: {sse:?}"
+    );
+
+    // JSON transports carry the line as it is (JSON escapes control characters itself).
+    let answer = server.get_json("/poll?file=app.log&backlog=2").await;
+    assert_eq!(answer["lines"][0], HOSTILE, "poll JSON");
+    let mut ws = WsClient::connect(&server).await;
+    ws.subscribe_backlog("app.log", 2).await;
+    let mut lines = Vec::new();
+    ws.collect_lines("app.log", 2, LONG, &mut lines).await;
+    assert_eq!(lines[0].1, HOSTILE, "WebSocket");
+
+    let (status, _, body) = raw_get(&server.addr, "/follow?file=app.log&raw=maybe");
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("`raw`"), "{body}");
+}

@@ -13,6 +13,7 @@ mod assets;
 mod metrics;
 mod poll;
 mod stream;
+mod terminal;
 mod ws;
 
 use std::sync::Arc;
