@@ -13,6 +13,7 @@ use clap::Parser;
 use crate::error::ConfigError;
 use crate::files::{resolve_files, WatchedFile};
 use crate::hub::HubConfig;
+use crate::net::IpRange;
 use crate::tail::{FollowConfig, TailConfig, WatchMode};
 use crate::tls::{self, TlsFiles};
 
@@ -126,6 +127,18 @@ pub struct Cli {
     )]
     pub allow_origins: Vec<String>,
 
+    /// A reverse proxy whose forwarded host (`X-Forwarded-Host`, `Forwarded: host=`) is believed,
+    /// by its address as tailcast sees the connection: an IP address or a range (repeatable,
+    /// comma-separated), e.g. 127.0.0.1 or 10.0.0.0/8. Without it, forwarded headers are ignored:
+    /// anyone can send them.
+    #[arg(
+        long = "trust-proxy",
+        env = "TAILCAST_TRUST_PROXY",
+        value_name = "ADDR",
+        value_delimiter = ','
+    )]
+    pub trust_proxies: Vec<IpRange>,
+
     /// Serve https and wss with this certificate chain (PEM: the server certificate first, then
     /// its intermediates). Needs --tls-key.
     #[arg(long, env = "TAILCAST_TLS_CERT", value_name = "PATH")]
@@ -200,6 +213,8 @@ pub struct ServerConfig {
     pub token: Option<String>,
     /// Extra allowed origins.
     pub allow_origins: Vec<String>,
+    /// Peers whose forwarded host headers are believed.
+    pub trust_proxies: Vec<IpRange>,
     /// WebSocket endpoint off.
     pub no_websocket: bool,
     /// Default backlog.
@@ -288,6 +303,7 @@ impl Cli {
                 max_poll_timeout: self.max_poll_timeout,
                 token: self.token.filter(|t| !t.is_empty()),
                 allow_origins: self.allow_origins,
+                trust_proxies: self.trust_proxies,
                 no_websocket: self.no_websocket,
                 default_backlog: self.lines,
                 max_backlog: self.history,

@@ -842,3 +842,61 @@ async fn text_transports_show_terminal_escapes_instead_of_sending_them() {
     assert_eq!(status, 400, "{body}");
     assert!(body.contains("`raw`"), "{body}");
 }
+
+#[tokio::test]
+async fn forwarded_host_headers_count_only_from_a_trusted_proxy() {
+    // A page on evil.example sends its Origin, and adds the forwarded headers that would make it
+    // look like the server's own host.
+    let dir = temp_dir();
+    let log = join(&dir, "app.log");
+    std::fs::write(&log, format!("{SECRET}\n")).unwrap();
+    let forged = |addr: &str, forwarded: &str| {
+        raw_request(
+            addr,
+            "/poll?file=app.log",
+            &format!("Host: {addr}\r\nOrigin: http://evil.example\r\n{forwarded}"),
+        )
+    };
+    let headers = [
+        "X-Forwarded-Host: evil.example\r\n",
+        "Forwarded: for=192.0.2.1;host=evil.example\r\n",
+    ];
+    // Trusting nobody, or a range the test's own connection is not in.
+    for args in [
+        vec![],
+        vec!["--trust-proxy".to_owned(), "10.0.0.0/8,::1".to_owned()],
+    ] {
+        let mut args = args;
+        args.push(path_str(&log));
+        let server = Server::start(&args);
+        for forwarded in headers {
+            let (status, _, body) = forged(&server.addr, forwarded);
+            assert_eq!(status, 403, "{args:?} {forwarded:?}: {body}");
+            assert!(body.contains("forbidden_origin"), "{body}");
+            assert_no_leak(forwarded, &body);
+        }
+    }
+    // The connection comes from 127.0.0.1: with it trusted, the forwarded host is believed.
+    let server = Server::start(&[
+        "--trust-proxy",
+        "192.0.2.0/24",
+        "--trust-proxy",
+        "127.0.0.1",
+        &path_str(&log),
+    ]);
+    for forwarded in headers {
+        let (status, _, body) = forged(&server.addr, forwarded);
+        assert_eq!(status, 200, "trusted {forwarded:?}: {body}");
+        assert!(body.contains(SECRET), "{body}");
+        // A forwarded host that is not the Origin's is still refused.
+        let other = forwarded.replace("evil.example", "logs.example.com");
+        assert_eq!(forged(&server.addr, &other).0, 403, "{other:?}");
+    }
+    // A malformed address (here from the environment) is one sentence at start.
+    let (code, _, stderr) = run_to_exit(
+        &[&path_str(&log)],
+        &[("TAILCAST_TRUST_PROXY", "127.0.0.1,localhost")],
+    );
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("10.0.0.0/8"), "{stderr}");
+}
