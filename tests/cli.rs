@@ -143,3 +143,25 @@ async fn options_are_read_from_tailcast_environment_variables() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+#[test]
+fn a_fifo_or_a_device_is_refused_at_start_instead_of_blocking() {
+    let dir = temp_dir();
+    let fifo = join(&dir, "app.log");
+    let made = Command::new("mkfifo").arg(&fifo).status().expect("mkfifo");
+    assert!(made.success(), "mkfifo {}", fifo.display());
+    let fifo = path_str(&fifo);
+    // run_to_exit fails the test if tailcast is still running after 20 s (blocked in open()).
+    let stderr = assert_fails_with(&[&fifo], "is a FIFO (named pipe), not a regular file");
+    assert!(stderr.contains(&fifo), "the path is named: {stderr}");
+    let (code, _, _) = run_to_exit(&[&fifo], &[]);
+    assert_eq!(code, 1);
+    // Through a symlink, the file it points to is what counts.
+    let link = join(&dir, "link.log");
+    std::os::unix::fs::symlink(&fifo, &link).unwrap();
+    assert_fails_with(&[&path_str(&link)], "is a FIFO (named pipe)");
+    assert_fails_with(
+        &["/dev/null"],
+        "/dev/null is a character device, not a regular file",
+    );
+}
