@@ -140,7 +140,7 @@ pub struct Cli {
     pub trust_proxies: Vec<IpRange>,
 
     /// Serve https and wss with this certificate chain (PEM: the server certificate first, then
-    /// its intermediates). Needs --tls-key.
+    /// its intermediates). Needs --tls-key. Both files are read again on SIGHUP.
     #[arg(long, env = "TAILCAST_TLS_CERT", value_name = "PATH")]
     pub tls_cert: Option<PathBuf>,
 
@@ -182,6 +182,8 @@ pub struct Config {
     pub bind: SocketAddr,
     /// TLS settings (certificate and key, loaded and checked) when https is on.
     pub tls: Option<rustls::ServerConfig>,
+    /// Reloads `tls`'s certificate and key from their files (on SIGHUP).
+    pub tls_reload: Option<tls::TlsReload>,
     /// Default backlog.
     pub default_backlog: usize,
     /// Tailing settings.
@@ -244,9 +246,12 @@ impl Cli {
         }
         // An empty value (TAILCAST_TLS_CERT= in an environment file) counts as not given.
         let given = |path: Option<PathBuf>| path.filter(|p| !p.as_os_str().is_empty());
-        let tls = match (given(self.tls_cert), given(self.tls_key)) {
-            (Some(cert), Some(key)) => Some(tls::load(&TlsFiles { cert, key })?),
-            (None, None) => None,
+        let (tls, tls_reload) = match (given(self.tls_cert), given(self.tls_key)) {
+            (Some(cert), Some(key)) => {
+                let (config, reload) = tls::load(&TlsFiles { cert, key })?;
+                (Some(config), Some(reload))
+            }
+            (None, None) => (None, None),
             (Some(_), None) => return Err(half_tls("--tls-cert", "--tls-key (TAILCAST_TLS_KEY)")),
             (None, Some(_)) => return Err(half_tls("--tls-key", "--tls-cert (TAILCAST_TLS_CERT)")),
         };
@@ -273,6 +278,7 @@ impl Cli {
             files,
             bind: self.bind,
             tls,
+            tls_reload,
             default_backlog: self.lines,
             tail: TailConfig {
                 follow: FollowConfig {

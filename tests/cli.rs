@@ -4,8 +4,11 @@
 mod common;
 
 use std::process::Command;
+use std::time::Duration;
 
 use common::*;
+
+const LONG: Duration = Duration::from_secs(60);
 
 /// Asserts a clean failure: non-zero exit, no panic, a message containing `needle`.
 fn assert_fails_with(args: &[&str], needle: &str) -> String {
@@ -164,4 +167,25 @@ fn a_fifo_or_a_device_is_refused_at_start_instead_of_blocking() {
         &["/dev/null"],
         "/dev/null is a character device, not a regular file",
     );
+}
+
+#[tokio::test]
+async fn sighup_without_tls_is_logged_and_does_not_end_the_server() {
+    let dir = temp_dir();
+    let log = join(&dir, "a.log");
+    append_numbered(&log, "line", 0..1);
+    let mut server = Server::start_logged(&[path_str(&log)]);
+    for times in 1..=2 {
+        server.signal("HUP");
+        let log_text = server.wait_log("SIGHUP: nothing to reload without TLS", times, LONG);
+        assert!(
+            log_text.contains("globs are expanded once, at start"),
+            "the line says what is not reloaded: {log_text}"
+        );
+    }
+    assert!(server.running(), "SIGHUP ended tailcast");
+    let health = reqwest::get(server.url("/healthz")).await.unwrap();
+    assert_eq!(health.status(), 200);
+    // SIGTERM still ends it.
+    server.terminate(LONG);
 }
