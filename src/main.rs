@@ -106,26 +106,20 @@ fn real_main() -> anyhow::Result<()> {
 /// task that answers it: the TLS certificate and key are read again; a file that fails the
 /// start-up checks keeps the certificate in use. Each SIGHUP logs one line.
 fn reload_on_hangup(tls: Option<TlsReload>) -> std::io::Result<()> {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        let mut hangup = signal(SignalKind::hangup())?;
-        actix_web::rt::spawn(async move {
-            while hangup.recv().await.is_some() {
-                reload(tls.as_ref());
-            }
-        });
-    }
-    #[cfg(not(unix))]
-    let _ = tls;
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hangup = signal(SignalKind::hangup())?;
+    actix_web::rt::spawn(async move {
+        while hangup.recv().await.is_some() {
+            reload(tls.as_ref());
+        }
+    });
     Ok(())
 }
 
 /// What one SIGHUP does.
 fn reload(tls: Option<&TlsReload>) {
-    const FILES: &str =
-        "the followed files are not re-read: PATHs and globs are expanded once, at \
-                         start";
+    const FILES: &str = "the followed files are not re-read: PATHs and globs are expanded once, \
+                         at start";
     let Some(tls) = tls else {
         tracing::info!("SIGHUP: nothing to reload without TLS; {FILES}");
         return;
