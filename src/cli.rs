@@ -13,6 +13,7 @@ use clap::Parser;
 use crate::error::ConfigError;
 use crate::files::{resolve_files, WatchedFile};
 use crate::hub::HubConfig;
+use crate::net::IpRange;
 use crate::tail::{FollowConfig, TailConfig, WatchMode};
 use crate::tls::{self, TlsFiles};
 
@@ -138,8 +139,20 @@ pub struct Cli {
     )]
     pub allow_origins: Vec<String>,
 
+    /// A reverse proxy whose forwarded host (`X-Forwarded-Host`, `Forwarded: host=`) is believed,
+    /// by its address as tailcast sees the connection: an IP address or a range (repeatable,
+    /// comma-separated), e.g. 127.0.0.1 or 10.0.0.0/8. Without it, forwarded headers are ignored:
+    /// anyone can send them.
+    #[arg(
+        long = "trust-proxy",
+        env = "TAILCAST_TRUST_PROXY",
+        value_name = "ADDR",
+        value_delimiter = ','
+    )]
+    pub trust_proxies: Vec<IpRange>,
+
     /// Serve https and wss with this certificate chain (PEM: the server certificate first, then
-    /// its intermediates). Needs --tls-key.
+    /// its intermediates). Needs --tls-key. Both files are read again on SIGHUP.
     #[arg(long, env = "TAILCAST_TLS_CERT", value_name = "PATH")]
     pub tls_cert: Option<PathBuf>,
 
@@ -181,6 +194,8 @@ pub struct Config {
     pub bind: SocketAddr,
     /// TLS settings (certificate and key, loaded and checked) when https is on.
     pub tls: Option<rustls::ServerConfig>,
+    /// Reloads `tls`'s certificate and key from their files (on SIGHUP).
+    pub tls_reload: Option<tls::TlsReload>,
     /// Default backlog.
     pub default_backlog: usize,
     /// Tailing settings.
@@ -216,6 +231,8 @@ pub struct ServerConfig {
     pub token: Option<String>,
     /// Extra allowed origins.
     pub allow_origins: Vec<String>,
+    /// Peers whose forwarded host headers are believed.
+    pub trust_proxies: Vec<IpRange>,
     /// WebSocket endpoint off.
     pub no_websocket: bool,
     /// Default backlog.
@@ -245,9 +262,12 @@ impl Cli {
         }
         // An empty value (TAILCAST_TLS_CERT= in an environment file) counts as not given.
         let given = |path: Option<PathBuf>| path.filter(|p| !p.as_os_str().is_empty());
-        let tls = match (given(self.tls_cert), given(self.tls_key)) {
-            (Some(cert), Some(key)) => Some(tls::load(&TlsFiles { cert, key })?),
-            (None, None) => None,
+        let (tls, tls_reload) = match (given(self.tls_cert), given(self.tls_key)) {
+            (Some(cert), Some(key)) => {
+                let (config, reload) = tls::load(&TlsFiles { cert, key })?;
+                (Some(config), Some(reload))
+            }
+            (None, None) => (None, None),
             (Some(_), None) => return Err(half_tls("--tls-cert", "--tls-key (TAILCAST_TLS_KEY)")),
             (None, Some(_)) => return Err(half_tls("--tls-key", "--tls-cert (TAILCAST_TLS_CERT)")),
         };
@@ -275,6 +295,7 @@ impl Cli {
             files,
             bind: self.bind,
             tls,
+            tls_reload,
             default_backlog: self.lines,
             tail: TailConfig {
                 follow: FollowConfig {
@@ -307,6 +328,7 @@ impl Cli {
                 total_buffer: (self.total_buffer as usize).max(client_buffer),
                 token: self.token.filter(|t| !t.is_empty()),
                 allow_origins: self.allow_origins,
+                trust_proxies: self.trust_proxies,
                 no_websocket: self.no_websocket,
                 default_backlog: self.lines,
                 max_backlog: self.history,

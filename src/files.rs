@@ -9,6 +9,7 @@ use std::collections::HashSet;
 use std::path::{Component, Path, PathBuf};
 
 use crate::error::ConfigError;
+use crate::tail;
 
 /// One file to follow.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,8 +20,8 @@ pub struct WatchedFile {
     pub path: PathBuf,
 }
 
-/// Expands globs, checks that every directory exists and every existing file is readable, and
-/// assigns ids. Order follows the command line; a file named twice is followed once.
+/// Expands globs, checks that every directory exists and every existing path is a readable
+/// regular file (not a FIFO, socket or device), and assigns ids. Order follows the command line; a file named twice is followed once.
 pub fn resolve_files(args: &[String]) -> Result<Vec<WatchedFile>, ConfigError> {
     let cwd = std::env::current_dir()
         .map_err(|e| ConfigError::Invalid(format!("cannot read the current directory: {e}")))?;
@@ -85,7 +86,14 @@ fn check_path(path: &Path) -> Result<(), ConfigError> {
             path.display(),
             path.display()
         ))),
-        Ok(_) => std::fs::File::open(path).map(drop).map_err(|e| {
+        // Opening a FIFO would wait for a writer, before the port is even bound.
+        Ok(meta) if !meta.is_file() => Err(ConfigError::Invalid(format!(
+            "{} is {}, not a regular file; tailcast follows regular files only (name the log \
+             file itself)",
+            path.display(),
+            tail::open::kind(meta.file_type())
+        ))),
+        Ok(_) => tail::open_regular(path).map(drop).map_err(|e| {
             ConfigError::Invalid(format!(
                 "cannot read {}: {e}; run tailcast as a user who can (for /var/log, often a \
                  member of the adm group)",

@@ -11,10 +11,10 @@
 //! - [`http`]: actix-web routes: WebSocket sessions (actix-ws), long-poll, the embedded dashboard,
 //!   token and Origin checks, the JSON API.
 //! - [`protocol`]: every wire message, in one place.
-//! - [`cli`] and [`files`]: options, paths, globs and file ids; [`tls`]: the certificate and key
-//!   for https; [`error`]: error types at the boundaries; [`stats`]: counters; [`shutdown`]: the
-//!   shutdown signal; [`app`]: wires it all; [`demo`]: the sample logs that grow when no path is
-//!   given.
+//! - [`cli`] and [`files`]: options, paths, globs and file ids; [`net`]: IP ranges for
+//!   `--trust-proxy`; [`tls`]: the certificate and key for https, reloadable; [`error`]: error
+//!   types at the boundaries; [`stats`]: counters; [`shutdown`]: the shutdown signal; [`app`]:
+//!   wires it all; [`demo`]: the sample logs that grow when no path is given.
 
 pub mod app;
 pub mod cli;
@@ -24,6 +24,7 @@ pub mod error;
 pub mod files;
 pub mod http;
 pub mod hub;
+pub mod net;
 pub mod protocol;
 pub mod shutdown;
 pub mod stats;

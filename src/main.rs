@@ -1,6 +1,8 @@
 //! The `tailcast` binary: parse the command line, start logging, bind, and call [`app::run`].
 //!
 //! `anyhow` lives only here; every error reaches the user as one sentence and a non-zero exit.
+//! Signals: SIGINT and SIGTERM shut down (sessions drain); SIGHUP reloads the TLS certificate and
+//! key and never ends the process.
 
 use std::net::TcpListener;
 
@@ -8,6 +10,7 @@ use anyhow::Context;
 use clap::{CommandFactory, Parser};
 use tailcast::cli::Cli;
 use tailcast::error::ConfigError;
+use tailcast::tls::TlsReload;
 use tailcast::{app, demo};
 
 fn main() {
@@ -78,11 +81,11 @@ fn real_main() -> anyhow::Result<()> {
     } else {
         "http"
     };
-    actix_web::rt::System::new().block_on(app::run(
-        config,
-        listener,
-        shutdown_signal(),
-        |ready| {
+    let tls_reload = config.tls_reload.clone();
+    actix_web::rt::System::new().block_on(async move {
+        // Before the listening line: from then on a SIGHUP must find its handler installed.
+        reload_on_hangup(tls_reload).context("cannot install the SIGHUP handler")?;
+        app::run(config, listener, shutdown_signal(), |ready| {
             println!(
                 "tailcast: listening on {scheme}://{}/ following {} file(s){demo_note}",
                 ready.addr,
@@ -91,10 +94,46 @@ fn real_main() -> anyhow::Result<()> {
             for file in ready.files {
                 println!("  {}  {}", file.id, file.path.display());
             }
-        },
-    ))?;
+        })
+        .await
+        .map_err(anyhow::Error::from)
+    })?;
     drop(demo);
     Ok(())
+}
+
+/// Installs the SIGHUP handler (replacing the default, which ends the process) and spawns the
+/// task that answers it: the TLS certificate and key are read again; a file that fails the
+/// start-up checks keeps the certificate in use. Each SIGHUP logs one line.
+fn reload_on_hangup(tls: Option<TlsReload>) -> std::io::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hangup = signal(SignalKind::hangup())?;
+    actix_web::rt::spawn(async move {
+        while hangup.recv().await.is_some() {
+            reload(tls.as_ref());
+        }
+    });
+    Ok(())
+}
+
+/// What one SIGHUP does.
+fn reload(tls: Option<&TlsReload>) {
+    const FILES: &str = "the followed files are not re-read: PATHs and globs are expanded once, \
+                         at start";
+    let Some(tls) = tls else {
+        tracing::info!("SIGHUP: nothing to reload without TLS; {FILES}");
+        return;
+    };
+    let (cert, key) = (tls.files().cert.display(), tls.files().key.display());
+    match tls.reload() {
+        Ok(()) => tracing::info!(
+            "SIGHUP: reloaded the TLS certificate {cert} and key {key}, used by new connections; \
+             {FILES}"
+        ),
+        Err(error) => tracing::error!(
+            "SIGHUP: TLS not reloaded, still serving the previous certificate: {error}"
+        ),
+    }
 }
 
 /// Completes on SIGINT or SIGTERM.

@@ -2,15 +2,20 @@
 //! PEM files and checked into a rustls server configuration (ring provider, TLS 1.2 and 1.3).
 //!
 //! [`load`] runs at start-up, before the port is bound, so a missing, malformed or mismatched file
-//! ends the program with one sentence naming the file ([`TlsError`]). Serving https and wss on the
+//! ends the program with one sentence naming the file ([`TlsError`]). The server configuration
+//! takes its certificate from a slot that [`TlsReload::reload`] refills from the same files (the
+//! binary does it on SIGHUP): a renewed certificate serves new connections without a restart,
+//! and one that fails the same checks leaves the slot as it was. Serving https and wss on the
 //! listener is [`crate::app`]'s job; the Host and Origin checks do not depend on the scheme.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 
-use rustls::crypto::ring;
+use rustls::crypto::{ring, CryptoProvider};
 use rustls::pki_types::pem::{self, PemObject};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
 
 /// The two files TLS is configured with.
 #[derive(Debug, Clone)]
@@ -105,37 +110,102 @@ pub enum TlsError {
     Setup(String),
 }
 
-/// Reads and checks `files` into the server configuration actix-web listens with.
-pub fn load(files: &TlsFiles) -> Result<rustls::ServerConfig, TlsError> {
+/// The certificate every handshake is answered with; [`TlsReload`] swaps it.
+#[derive(Debug)]
+struct CertSlot(RwLock<Arc<CertifiedKey>>);
+
+impl CertSlot {
+    fn get(&self) -> Arc<CertifiedKey> {
+        // The lock guards a plain swap of an Arc: a panicked writer cannot have left it torn.
+        self.0
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn set(&self, key: CertifiedKey) {
+        *self.0.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(key);
+    }
+}
+
+impl ResolvesServerCert for CertSlot {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.get())
+    }
+}
+
+/// Re-reads the certificate and key files into the running server: new connections get the
+/// new certificate, connections already open keep theirs.
+#[derive(Debug, Clone)]
+pub struct TlsReload {
+    files: TlsFiles,
+    provider: Arc<CryptoProvider>,
+    slot: Arc<CertSlot>,
+}
+
+impl TlsReload {
+    /// Reads and checks the files as at start-up; on any error the certificate in use stays.
+    pub fn reload(&self) -> Result<(), TlsError> {
+        self.slot.set(certified_key(&self.files, &self.provider)?);
+        Ok(())
+    }
+
+    /// The files it reads.
+    pub fn files(&self) -> &TlsFiles {
+        &self.files
+    }
+}
+
+/// Reads and checks `files` into the server configuration actix-web listens with, and the
+/// handle that reloads them.
+pub fn load(files: &TlsFiles) -> Result<(rustls::ServerConfig, TlsReload), TlsError> {
+    let provider = Arc::new(ring::default_provider());
+    let slot = Arc::new(CertSlot(RwLock::new(Arc::new(certified_key(
+        files, &provider,
+    )?))));
+    let config = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|error| TlsError::Setup(reason(error)))?
+        .with_no_client_auth()
+        .with_cert_resolver(slot.clone());
+    let reload = TlsReload {
+        files: files.clone(),
+        provider,
+        slot,
+    };
+    Ok((config, reload))
+}
+
+/// The chain and key of `files`, checked: the key is usable and belongs to the certificate.
+fn certified_key(files: &TlsFiles, provider: &CryptoProvider) -> Result<CertifiedKey, TlsError> {
     let chain = read_chain(&files.cert)?;
     let key = read_key(&files.key)?;
-    let provider = Arc::new(ring::default_provider());
-    // Load the key on its own first, so an unusable key is told apart from a mismatch.
-    provider
+    // The key on its own first, so an unusable key is told apart from a mismatch.
+    let signing_key = provider
         .key_provider
-        .load_private_key(key.clone_key())
+        .load_private_key(key)
         .map_err(|error| TlsError::BadKey {
             path: files.key.clone(),
             reason: reason(error),
         })?;
-    let bad_certificate = |error| TlsError::BadCertificate {
-        path: files.cert.clone(),
-        reason: reason(error),
-    };
-    rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|error| TlsError::Setup(reason(error)))?
-        .with_no_client_auth()
-        .with_single_cert(chain, key)
-        .map_err(|error| match error {
-            rustls::Error::InconsistentKeys(rustls::InconsistentKeys::KeyMismatch) => {
-                TlsError::Mismatch {
-                    cert: files.cert.clone(),
-                    key: files.key.clone(),
-                }
-            }
-            other => bad_certificate(other),
-        })
+    let certified = CertifiedKey::new(chain, signing_key);
+    match certified.keys_match() {
+        // A key type whose public half rustls cannot compare: as `with_single_cert` does, the
+        // handshake is its test.
+        Ok(()) | Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::Unknown)) => {
+            Ok(certified)
+        }
+        Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::KeyMismatch)) => {
+            Err(TlsError::Mismatch {
+                cert: files.cert.clone(),
+                key: files.key.clone(),
+            })
+        }
+        Err(other) => Err(TlsError::BadCertificate {
+            path: files.cert.clone(),
+            reason: reason(other),
+        }),
+    }
 }
 
 fn read_chain(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {

@@ -4,8 +4,11 @@
 mod common;
 
 use std::process::Command;
+use std::time::Duration;
 
 use common::*;
+
+const LONG: Duration = Duration::from_secs(60);
 
 /// Asserts a clean failure: non-zero exit, no panic, a message containing `needle`.
 fn assert_fails_with(args: &[&str], needle: &str) -> String {
@@ -142,4 +145,47 @@ async fn options_are_read_from_tailcast_environment_variables() {
     assert_eq!(ws.hello["heartbeat_ms"], 7000, "TAILCAST_HEARTBEAT=7s");
     let _ = child.kill();
     let _ = child.wait();
+}
+
+#[test]
+fn a_fifo_or_a_device_is_refused_at_start_instead_of_blocking() {
+    let dir = temp_dir();
+    let fifo = join(&dir, "app.log");
+    let made = Command::new("mkfifo").arg(&fifo).status().expect("mkfifo");
+    assert!(made.success(), "mkfifo {}", fifo.display());
+    let fifo = path_str(&fifo);
+    // run_to_exit fails the test if tailcast is still running after 20 s (blocked in open()).
+    let stderr = assert_fails_with(&[&fifo], "is a FIFO (named pipe), not a regular file");
+    assert!(stderr.contains(&fifo), "the path is named: {stderr}");
+    let (code, _, _) = run_to_exit(&[&fifo], &[]);
+    assert_eq!(code, 1);
+    // Through a symlink, the file it points to is what counts.
+    let link = join(&dir, "link.log");
+    std::os::unix::fs::symlink(&fifo, &link).unwrap();
+    assert_fails_with(&[&path_str(&link)], "is a FIFO (named pipe)");
+    assert_fails_with(
+        &["/dev/null"],
+        "/dev/null is a character device, not a regular file",
+    );
+}
+
+#[tokio::test]
+async fn sighup_without_tls_is_logged_and_does_not_end_the_server() {
+    let dir = temp_dir();
+    let log = join(&dir, "a.log");
+    append_numbered(&log, "line", 0..1);
+    let mut server = Server::start_logged(&[path_str(&log)]);
+    for times in 1..=2 {
+        server.signal("HUP");
+        let log_text = server.wait_log("SIGHUP: nothing to reload without TLS", times, LONG);
+        assert!(
+            log_text.contains("globs are expanded once, at start"),
+            "the line says what is not reloaded: {log_text}"
+        );
+    }
+    assert!(server.running(), "SIGHUP ended tailcast");
+    let health = reqwest::get(server.url("/healthz")).await.unwrap();
+    assert_eq!(health.status(), 200);
+    // SIGTERM still ends it.
+    server.terminate(LONG);
 }

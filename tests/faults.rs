@@ -7,6 +7,7 @@
 //! - the file's directory deleted and re-created (the inotify watch on it is gone for good: the
 //!   stat timer must carry the file from then on);
 //! - the file replaced by a directory, then by a file again;
+//! - the file replaced by a FIFO (opening one would wait for a writer forever);
 //! - a burst of 100 rename+create rotations in about a second under a busy writer;
 //! - a writer that keeps writing to a file deleted under it (nlink 0);
 //! - the server killed with SIGKILL and restarted on the same port: clients see the close, a new
@@ -105,10 +106,10 @@ impl Proc {
         let out_pipe = child.stdout.take().unwrap();
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
+            // Read to the end even once nobody listens: a closed pipe would fail tailcast's
+            // next print (the list of files after the listening line).
             for line in BufReader::new(out_pipe).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
+                let _ = tx.send(line);
             }
         });
         loop {
@@ -610,6 +611,92 @@ async fn lines_written_to_a_deleted_file_still_held_by_its_writer_arrive() {
     follower.until_count(6, LONG).await;
     assert_lines_eq(&follower.lines, &numbered("line", 0..6));
     assert_eq!(server.file_info("app.log").await["exists"], false);
+}
+
+#[tokio::test]
+async fn a_followed_file_replaced_by_a_fifo_blocks_nothing() {
+    // Opening a FIFO waits for a writer: a follower that opened one would never read again, and
+    // shutdown would wait for it forever.
+    let dir = temp_dir();
+    let log = join(&dir, "app.log");
+    let other = join(&dir, "other.log");
+    append_numbered(&log, "before", 0..3);
+    append_numbered(&other, "other", 0..1);
+    let mut server = Proc::start(
+        &["env"],
+        &[
+            "--stat-interval".into(),
+            "100ms".into(),
+            path_str(&log),
+            path_str(&other),
+        ],
+    );
+    let ws_url = format!("{}/ws", server.base.replacen("http", "ws", 1));
+    let mut ws = WsClient::connect_url(&ws_url).await;
+    ws.subscribe_backlog("app.log", 0).await;
+
+    // Replaced in one step, as a rotation would: a FIFO renamed over the file.
+    let fifo = join(&dir, "app.log.fifo");
+    let made = Command::new("mkfifo").arg(&fifo).status().expect("mkfifo");
+    assert!(made.success(), "mkfifo");
+    std::fs::rename(&fifo, &log).unwrap();
+    expect_state(&mut ws, "app.log", "deleted").await;
+    let logged = wait_for(LONG, || async {
+        let err = server.stderr.lock().unwrap().clone();
+        err.contains("is a FIFO (named pipe), not a regular file")
+            .then_some(())
+    })
+    .await;
+    assert!(
+        logged.is_some(),
+        "the FIFO must be logged: {}",
+        server.stderr.lock().unwrap()
+    );
+
+    // The server answers, and the other file still streams.
+    let health = reqwest::get(format!("{}/healthz", server.base))
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    let mut poller = Poller::new(&server.base, "other.log");
+    append_numbered(&other, "other", 1..3);
+    poller.until_count(3, LONG).await;
+    assert_lines_eq(&poller.lines, &numbered("other", 0..3));
+    assert_eq!(server.file_info("app.log").await["exists"], false);
+    // Ten stat intervals later the FIFO is still logged once.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let stderr = server.stderr.lock().unwrap().clone();
+    assert_eq!(
+        stderr.matches("is a FIFO").count(),
+        1,
+        "logged once, not at every retry:\n{stderr}"
+    );
+
+    // A regular file at the path again is followed again.
+    std::fs::remove_file(&log).unwrap();
+    append_numbered(&log, "after", 0..2);
+    expect_state(&mut ws, "app.log", "created").await;
+    let mut poller = Poller::new(&server.base, "app.log");
+    poller.until_count(5, LONG).await;
+    let mut expected = numbered("before", 0..3);
+    expected.extend(numbered("after", 0..2));
+    assert_lines_eq(&poller.lines, &expected);
+
+    // And shutdown waits on no follower.
+    Command::new("kill")
+        .arg("-TERM")
+        .arg(server.child.id().to_string())
+        .status()
+        .unwrap();
+    let stopped = wait_for(Duration::from_secs(10), || {
+        let running = server.running();
+        async move { (!running).then_some(()) }
+    })
+    .await;
+    assert!(
+        stopped.is_some(),
+        "tailcast did not exit within 10 s of SIGTERM"
+    );
 }
 
 /// Reads until the connection ends; panics if it is still open after `within`.

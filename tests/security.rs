@@ -765,3 +765,138 @@ async fn a_dns_rebinding_page_cannot_read_a_loopback_server() {
         assert_eq!(status, 200, "Host {host}: {body}");
     }
 }
+
+/// A line from a hostile writer: OSC 52 (clipboard write), OSC 0 (title), a screen clear, a
+/// bell, a carriage return and a C1 CSI, around an SGR colour and a tab that are harmless.
+const HOSTILE: &str =
+    "\x1b]52;c;ZXZpbA==\x07\x1b]0;pwned\x07\x1b[2J\x1b[31mred\x1b[0m\tcol\u{9b}2J a\rb";
+/// The same line as text transports send it.
+const SHOWN: &str = "^[]52;c;ZXZpbA==^G^[]0;pwned^G^[[2J\x1b[31mred\x1b[0m\tcol\\u009b2J a^Mb";
+
+/// Reads a streaming answer until it holds `needle`; returns what was read.
+async fn stream_until(url: &str, needle: &str) -> String {
+    let response = http_client().get(url).send().await.expect("stream request");
+    assert_eq!(response.status(), 200, "{url}");
+    let mut body = response.bytes_stream();
+    let mut text = Vec::new();
+    let deadline = tokio::time::Instant::now() + LONG;
+    while !String::from_utf8_lossy(&text).contains(needle) {
+        match tokio::time::timeout_at(deadline, futures_util::StreamExt::next(&mut body)).await {
+            Ok(Some(Ok(chunk))) => text.extend_from_slice(&chunk),
+            other => panic!(
+                "{url}: no {needle:?} before {other:?}; got {:?}",
+                String::from_utf8_lossy(&text)
+            ),
+        }
+    }
+    String::from_utf8(text).expect("UTF-8")
+}
+
+#[tokio::test]
+async fn text_transports_show_terminal_escapes_instead_of_sending_them() {
+    let dir = temp_dir();
+    let log = join(&dir, "app.log");
+    std::fs::write(&log, format!("{HOSTILE}\nafter\n")).unwrap();
+    let server = Server::start(&[path_str(&log)]);
+
+    let text = |query: &str| {
+        let url = server.url(&format!("/poll?file=app.log&format=text&backlog=2{query}"));
+        async move { reqwest::get(url).await.unwrap().text().await.unwrap() }
+    };
+    assert_eq!(text("").await, format!("{SHOWN}\nafter\n"), "poll text");
+    assert_eq!(text("&raw=1").await, format!("{HOSTILE}\nafter\n"), "raw=1");
+
+    let follow = stream_until(&server.url("/follow?file=app.log&backlog=2"), "after\n").await;
+    assert_eq!(follow, format!("{SHOWN}\nafter\n"), "/follow");
+    let url = server.url("/follow?file=app.log&backlog=2&raw=1");
+    let follow = stream_until(&url, "after\n").await;
+    assert_eq!(follow, format!("{HOSTILE}\nafter\n"), "/follow raw=1");
+
+    let sse = stream_until(&server.url("/sse?file=app.log&backlog=2"), "data: after").await;
+    assert!(
+        sse.contains(&format!("id: 1\ndata: {SHOWN}\n\n")),
+        "/sse: {sse:?}"
+    );
+    // Raw: the `\r` would end an SSE field, so it splits the data into two fields.
+    let sse = stream_until(
+        &server.url("/sse?file=app.log&backlog=2&raw=1"),
+        "data: after",
+    )
+    .await;
+    let (before_cr, after_cr) = HOSTILE.split_once('\r').unwrap();
+    assert!(
+        sse.contains(&format!("id: 1\ndata: {before_cr}\ndata: {after_cr}\n\n")),
+        "/sse raw=1: {sse:?}"
+    );
+
+    // JSON transports carry the line as it is (JSON escapes control characters itself).
+    let answer = server.get_json("/poll?file=app.log&backlog=2").await;
+    assert_eq!(answer["lines"][0], HOSTILE, "poll JSON");
+    let mut ws = WsClient::connect(&server).await;
+    ws.subscribe_backlog("app.log", 2).await;
+    let mut lines = Vec::new();
+    ws.collect_lines("app.log", 2, LONG, &mut lines).await;
+    assert_eq!(lines[0].1, HOSTILE, "WebSocket");
+
+    let (status, _, body) = raw_get(&server.addr, "/follow?file=app.log&raw=maybe");
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("`raw`"), "{body}");
+}
+
+#[tokio::test]
+async fn forwarded_host_headers_count_only_from_a_trusted_proxy() {
+    // A page on evil.example sends its Origin, and adds the forwarded headers that would make it
+    // look like the server's own host.
+    let dir = temp_dir();
+    let log = join(&dir, "app.log");
+    std::fs::write(&log, format!("{SECRET}\n")).unwrap();
+    let forged = |addr: &str, forwarded: &str| {
+        raw_request(
+            addr,
+            "/poll?file=app.log",
+            &format!("Host: {addr}\r\nOrigin: http://evil.example\r\n{forwarded}"),
+        )
+    };
+    let headers = [
+        "X-Forwarded-Host: evil.example\r\n",
+        "Forwarded: for=192.0.2.1;host=evil.example\r\n",
+    ];
+    // Trusting nobody, or a range the test's own connection is not in.
+    for args in [
+        vec![],
+        vec!["--trust-proxy".to_owned(), "10.0.0.0/8,::1".to_owned()],
+    ] {
+        let mut args = args;
+        args.push(path_str(&log));
+        let server = Server::start(&args);
+        for forwarded in headers {
+            let (status, _, body) = forged(&server.addr, forwarded);
+            assert_eq!(status, 403, "{args:?} {forwarded:?}: {body}");
+            assert!(body.contains("forbidden_origin"), "{body}");
+            assert_no_leak(forwarded, &body);
+        }
+    }
+    // The connection comes from 127.0.0.1: with it trusted, the forwarded host is believed.
+    let server = Server::start(&[
+        "--trust-proxy",
+        "192.0.2.0/24",
+        "--trust-proxy",
+        "127.0.0.1",
+        &path_str(&log),
+    ]);
+    for forwarded in headers {
+        let (status, _, body) = forged(&server.addr, forwarded);
+        assert_eq!(status, 200, "trusted {forwarded:?}: {body}");
+        assert!(body.contains(SECRET), "{body}");
+        // A forwarded host that is not the Origin's is still refused.
+        let other = forwarded.replace("evil.example", "logs.example.com");
+        assert_eq!(forged(&server.addr, &other).0, 403, "{other:?}");
+    }
+    // A malformed address (here from the environment) is one sentence at start.
+    let (code, _, stderr) = run_to_exit(
+        &[&path_str(&log)],
+        &[("TAILCAST_TRUST_PROXY", "127.0.0.1,localhost")],
+    );
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("10.0.0.0/8"), "{stderr}");
+}

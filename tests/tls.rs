@@ -312,3 +312,82 @@ fn a_key_that_does_not_match_the_certificate_is_refused_by_name() {
         &[&wrong_key, &cert, "does not match"],
     );
 }
+
+/// The certificate the server presents to a new connection (DER); the client trusts `certs`.
+fn served_certificate(server: &Server, certs: &[&TestCert]) -> CertificateDer<'static> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in certs {
+        roots.add(cert.der.clone()).expect("trust the certificate");
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .expect("TLS versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let name = ServerName::try_from("127.0.0.1").unwrap();
+    let mut connection = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
+    let mut tcp = TcpStream::connect(&server.addr).expect("connect");
+    tcp.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    while connection.is_handshaking() {
+        connection
+            .complete_io(&mut tcp)
+            .expect("TLS handshake with a trusted certificate");
+    }
+    connection.peer_certificates().expect("a certificate")[0].clone()
+}
+
+/// Copies `from`'s certificate and key over the files `to` was made with, as a renewal does.
+fn install(from: &TestCert, to: &TestCert) {
+    std::fs::copy(&from.cert, &to.cert).unwrap();
+    std::fs::copy(&from.key, &to.key).unwrap();
+}
+
+#[test]
+fn sighup_serves_a_renewed_certificate_and_keeps_it_when_the_next_one_is_broken() {
+    let dir = temp_dir();
+    let log = join(&dir, "app.log");
+    append_numbered(&log, "line", 0..1);
+    let live = TestCert::new(&dir, "live");
+    let first = TestCert::new(&dir, "first");
+    install(&first, &live);
+    let renewed = TestCert::new(&dir, "renewed");
+    let mut args = live.args();
+    args.push(path_str(&log));
+    let mut server = Server::start_logged(&args);
+    let both = [&first, &renewed];
+    assert_eq!(served_certificate(&server, &both), first.der);
+
+    install(&renewed, &live);
+    server.signal("HUP");
+    let reloaded = "SIGHUP: reloaded the TLS certificate";
+    let log_text = server.wait_log(reloaded, 1, LONG);
+    assert!(log_text.contains(&path_str(&live.cert)), "{log_text}");
+    assert_eq!(
+        served_certificate(&server, &both),
+        renewed.der,
+        "a new connection after SIGHUP gets the renewed certificate"
+    );
+
+    // Broken replacements: not PEM, then a key that is not the certificate's. Each is one error
+    // naming the file, and the renewed certificate stays in use.
+    let not_reloaded = "SIGHUP: TLS not reloaded, still serving the previous certificate";
+    std::fs::write(&live.cert, "not a certificate\n").unwrap();
+    server.signal("HUP");
+    let log_text = server.wait_log(not_reloaded, 1, LONG);
+    assert!(
+        log_text.contains(&format!("{} holds no PEM certificate", live.cert.display())),
+        "{log_text}"
+    );
+    assert_eq!(served_certificate(&server, &both), renewed.der);
+    std::fs::copy(&first.cert, &live.cert).unwrap();
+    server.signal("HUP");
+    let log_text = server.wait_log(not_reloaded, 2, LONG);
+    assert!(log_text.contains("does not match"), "{log_text}");
+    assert_eq!(served_certificate(&server, &both), renewed.der);
+    assert_eq!(log_text.matches(reloaded).count(), 1, "{log_text}");
+
+    // Still serving, over the renewed certificate.
+    assert!(server.running(), "SIGHUP ended tailcast");
+    let (status, body) = https_get(&server, renewed.client_config(), "/api/files", &[]);
+    assert_eq!(status, 200, "{body}");
+}

@@ -4,7 +4,9 @@
 //! that name a loopback host (or a host given with `--allow-origin`), so a web page that rebinds
 //! its DNS name to 127.0.0.1 is refused. Origin: a request without `Origin` is from a non-browser
 //! client and allowed; a browser `Origin` must be the server's own host (`http://` or `https://`)
-//! or an `--allow-origin`.
+//! or an `--allow-origin`. The own host is the `Host` header, or the host a reverse proxy forwarded
+//! (`X-Forwarded-Host`, `Forwarded: host=`) when the connection comes from a `--trust-proxy`
+//! address: from anyone else those headers are ignored, since any client can send them.
 //! Token: `?token=` or `Authorization: Bearer`, compared in constant time, never logged.
 
 use actix_web::http::header;
@@ -87,22 +89,58 @@ fn check_origin(req: &HttpRequest, state: &AppState) -> Result<(), ApiError> {
         return Ok(());
     }
     // Same host: the Origin's host[:port] equals the Host the browser connected to (or the one a
-    // reverse proxy forwarded). The scheme is not compared: the server's own pages are
+    // trusted reverse proxy forwarded). The scheme is not compared: the server's own pages are
     // `https://` with --tls-cert or behind a TLS proxy, `http://` otherwise, and one port speaks
     // only one of them.
     let origin_host = origin.split_once("://").map(|(_, host)| host).unwrap_or("");
-    let hosts = [header::HOST.as_str(), "x-forwarded-host"];
-    let same = hosts.iter().any(|name| {
-        req.headers()
-            .get(*name)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|host| !origin_host.is_empty() && host.eq_ignore_ascii_case(origin_host))
-    });
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok());
+    let forwarded = if from_trusted_proxy(req, state) {
+        forwarded_hosts(req)
+    } else {
+        [None, None]
+    };
+    let same = !origin_host.is_empty()
+        && std::iter::once(host)
+            .chain(forwarded)
+            .flatten()
+            .any(|host| host.eq_ignore_ascii_case(origin_host));
     if same {
         Ok(())
     } else {
         Err(ApiError::ForbiddenOrigin(origin.to_owned()))
     }
+}
+
+/// Whether the TCP peer is one of the `--trust-proxy` addresses.
+fn from_trusted_proxy(req: &HttpRequest, state: &AppState) -> bool {
+    let proxies = &state.config.trust_proxies;
+    !proxies.is_empty()
+        && req
+            .peer_addr()
+            .is_some_and(|peer| proxies.iter().any(|range| range.contains(peer.ip())))
+}
+
+/// The host a proxy forwarded, from `X-Forwarded-Host` and from `Forwarded: host=`. Where a
+/// header lists several (one per proxy in a chain), the last is the one the nearest proxy, the
+/// trusted one, added.
+fn forwarded_hosts(req: &HttpRequest) -> [Option<&str>; 2] {
+    let last_of = |name: &str| {
+        let value = req.headers().get(name)?.to_str().ok()?;
+        value.rsplit(',').next().map(str::trim)
+    };
+    let x_forwarded = last_of("x-forwarded-host").filter(|h| !h.is_empty());
+    let forwarded = last_of("forwarded").and_then(|element| {
+        element.split(';').find_map(|pair| {
+            let (key, value) = pair.trim().split_once('=')?;
+            key.eq_ignore_ascii_case("host")
+                .then(|| value.trim_matches('"'))
+                .filter(|h| !h.is_empty())
+        })
+    });
+    [x_forwarded, forwarded]
 }
 
 fn bearer(req: &HttpRequest) -> Option<String> {
@@ -161,6 +199,25 @@ mod tests {
         assert_eq!(super::host_name("[::1]:7070"), "::1");
         assert_eq!(super::host_name("example.com:80"), "example.com");
         assert_eq!(super::host_name("localhost"), "localhost");
+    }
+
+    #[test]
+    fn forwarded_hosts_are_the_last_of_each_header() {
+        let req = actix_web::test::TestRequest::default()
+            .insert_header(("X-Forwarded-Host", "evil.example, logs.example.com"))
+            .insert_header((
+                "Forwarded",
+                r#"for=1.2.3.4;host=evil.example, for=10.0.0.1;proto=https;Host="logs.example.com:8443""#,
+            ))
+            .to_http_request();
+        assert_eq!(
+            super::forwarded_hosts(&req),
+            [Some("logs.example.com"), Some("logs.example.com:8443")]
+        );
+        let bare = actix_web::test::TestRequest::default()
+            .insert_header(("Forwarded", "for=10.0.0.1"))
+            .to_http_request();
+        assert_eq!(super::forwarded_hosts(&bare), [None, None]);
     }
 
     #[test]

@@ -14,6 +14,7 @@ pub mod conn;
 mod metrics;
 mod poll;
 mod stream;
+mod terminal;
 mod ws;
 mod ws_guard;
 

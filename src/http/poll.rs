@@ -3,7 +3,8 @@
 //! Without `after`: the newest `backlog` lines at once. With `after`: every line with a greater
 //! seq, at once if there is one, else the request is held (no busy CPU: it registers as a reader of
 //! the file and is woken once per batch) until one comes or `timeout` passes. JSON by default;
-//! `format=text` or `Accept: text/plain` gives raw lines with the cursor in `X-Tailcast-*` headers.
+//! `format=text` or `Accept: text/plain` gives the lines as text with the cursor in `X-Tailcast-*`
+//! headers: terminal-safe ([`terminal`]) unless the client asks for `raw=1`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,7 +20,7 @@ use crate::protocol::{truncated_seqs, LinesOf, PollAnswer};
 use crate::stats::{Gauge, Slot};
 
 use super::access::{self, form_urlencoded_pairs};
-use super::AppState;
+use super::{terminal, AppState};
 
 /// Held polls wait this long by default.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -34,6 +35,8 @@ struct PollParams {
     timeout: Option<Duration>,
     max: Option<usize>,
     text: bool,
+    /// Text lines byte for byte, control characters included.
+    raw: bool,
 }
 
 impl PollParams {
@@ -47,6 +50,7 @@ impl PollParams {
                 "backlog" => params.backlog = Some(number("backlog", &value)? as usize),
                 "max" => params.max = Some(number("max", &value)?.max(1) as usize),
                 "timeout" => params.timeout = Some(seconds(&value)?),
+                "raw" => params.raw = terminal::parse_raw(&value)?,
                 "format" => {
                     params.text = match value.as_str() {
                         "text" => true,
@@ -154,7 +158,7 @@ pub async fn poll(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRe
             .gaps
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
-    Ok(respond(&state, answer, text))
+    Ok(respond(&state, answer, text, params.raw))
 }
 
 /// Lines after `after`, waiting up to `timeout` for the first one.
@@ -236,7 +240,7 @@ fn wants_text(req: &HttpRequest) -> bool {
         .is_some_and(|accept| accept.contains("text/plain") && !accept.contains("json"))
 }
 
-fn respond(state: &AppState, answer: Answer, text: bool) -> HttpResponse {
+fn respond(state: &AppState, answer: Answer, text: bool, raw: bool) -> HttpResponse {
     let id = state.hub.id(answer.file);
     let read = &answer.read;
     let mut response = HttpResponse::Ok();
@@ -251,10 +255,14 @@ fn respond(state: &AppState, answer: Answer, text: bool) -> HttpResponse {
         response.insert_header(("X-Tailcast-Reset", "1"));
     }
     if text {
-        let mut body = String::with_capacity(read.slices.iter().map(|s| s.len() * 80).sum());
+        let mut body = Vec::with_capacity(read.slices.iter().map(|s| s.len() * 80).sum());
         for line in read.slices.iter().flat_map(|s| s.lines()) {
-            body.push_str(line);
-            body.push('\n');
+            if raw {
+                body.extend_from_slice(line.as_bytes());
+            } else {
+                terminal::push_line(line, &mut body);
+            }
+            body.push(b'\n');
         }
         return response
             .content_type("text/plain; charset=utf-8")
@@ -280,6 +288,8 @@ mod tests {
     #[test]
     fn parameters_are_parsed_and_bad_ones_named() {
         let p = PollParams::parse("file=a.log&after=5&timeout=1.5&format=text").unwrap();
+        assert!(!p.raw, "terminal-safe text unless asked");
+        assert!(PollParams::parse("file=a.log&raw=1").unwrap().raw);
         assert_eq!(p.file, "a.log");
         assert_eq!(p.after, Some(5));
         assert_eq!(p.timeout, Some(Duration::from_millis(1500)));

@@ -5,6 +5,7 @@
 //! small bounded channel that is the response body. A client that does not take a chunk within
 //! `--send-timeout` is dropped; one that lags behind the hub gets a gap notice. SSE events carry
 //! `id: SEQ`, so a browser's automatic reconnect (`Last-Event-ID`) resumes without loss.
+//! Lines are written terminal-safe ([`terminal`]) unless the client asks for `raw=1`.
 
 use actix_web::http::header;
 use actix_web::web::{self, Bytes};
@@ -23,7 +24,7 @@ use crate::tail::FileState;
 
 use super::access::{self, form_urlencoded_pairs};
 use super::conn::Conn;
-use super::AppState;
+use super::{terminal, AppState};
 
 /// Chunks buffered per streaming client before sends wait.
 const CHUNKS_IN_FLIGHT: usize = 16;
@@ -47,7 +48,10 @@ trait Format: Send + 'static {
     }
 }
 
-struct Sse;
+/// `raw`: lines byte for byte, else terminal-safe.
+struct Sse {
+    raw: bool,
+}
 
 impl Format for Sse {
     fn content_type(&self) -> &'static str {
@@ -57,6 +61,13 @@ impl Format for Sse {
     fn lines(&self, slice: &BatchSlice, out: &mut Vec<u8>) {
         for (i, line) in slice.lines().enumerate() {
             out.extend_from_slice(format!("id: {}\n", slice.first_seq() + i as u64).as_bytes());
+            if !self.raw {
+                // Terminal-safe text has no `\r` (it shows as `^M`): one `data:` field.
+                out.extend_from_slice(b"data: ");
+                terminal::push_line(line, out);
+                out.extend_from_slice(b"\n\n");
+                continue;
+            }
             // A lone `\r` would end an SSE field: each piece becomes its own `data:` line (the
             // client joins them with `\n`).
             for piece in line.split('\r') {
@@ -87,7 +98,20 @@ impl Format for Sse {
     }
 }
 
-struct PlainText;
+/// `raw`: lines byte for byte, else terminal-safe.
+struct PlainText {
+    raw: bool,
+}
+
+impl PlainText {
+    fn push(&self, text: &str, out: &mut Vec<u8>) {
+        if self.raw {
+            out.extend_from_slice(text.as_bytes());
+        } else {
+            terminal::push_line(text, out);
+        }
+    }
+}
 
 impl Format for PlainText {
     fn content_type(&self) -> &'static str {
@@ -96,24 +120,25 @@ impl Format for PlainText {
 
     fn lines(&self, slice: &BatchSlice, out: &mut Vec<u8>) {
         for line in slice.lines() {
-            out.extend_from_slice(line.as_bytes());
+            self.push(line, out);
             out.push(b'\n');
         }
     }
 
     fn gap(&self, file: &str, gap: Gap, out: &mut Vec<u8>) {
-        // In the style of tail's `==> file <==` headers, so a reader sees the hole.
-        out.extend_from_slice(
-            format!(
-                "==> tailcast: {file}: lines {}-{} skipped <==\n",
-                gap.from, gap.to
-            )
-            .as_bytes(),
+        // In the style of tail's `==> file <==` headers, so a reader sees the hole. The id is a
+        // file name, which whoever can create files matched by a glob chooses.
+        let text = format!(
+            "==> tailcast: {file}: lines {}-{} skipped <==",
+            gap.from, gap.to
         );
+        self.push(&text, out);
+        out.push(b'\n');
     }
 
     fn state(&self, file: &str, state: FileState, out: &mut Vec<u8>) {
-        out.extend_from_slice(format!("==> tailcast: {file} {} <==\n", state.as_str()).as_bytes());
+        self.push(&format!("==> tailcast: {file} {} <==", state.as_str()), out);
+        out.push(b'\n');
     }
 
     fn keepalive(&self) -> Option<&'static [u8]> {
@@ -124,11 +149,13 @@ impl Format for PlainText {
 struct StreamParams {
     file: String,
     start: Option<Start>,
+    raw: bool,
 }
 
 fn parse(req: &HttpRequest) -> Result<StreamParams, ApiError> {
     let mut file = None;
     let mut start = None;
+    let mut raw = false;
     for (key, value) in form_urlencoded_pairs(req.query_string()) {
         let number = |name: &'static str| {
             value.parse::<u64>().map_err(|_| ApiError::BadParam {
@@ -140,6 +167,7 @@ fn parse(req: &HttpRequest) -> Result<StreamParams, ApiError> {
             "file" => file = Some(value.clone()),
             "after" => start = Some(Start::After(number("after")?)),
             "backlog" => start = Some(Start::Backlog(number("backlog")? as usize)),
+            "raw" => raw = terminal::parse_raw(&value)?,
             _ => {}
         }
     }
@@ -156,29 +184,31 @@ fn parse(req: &HttpRequest) -> Result<StreamParams, ApiError> {
         name: "file",
         message: "missing: say which file, e.g. ?file=app.log (GET api/files lists ids)".into(),
     })?;
-    Ok(StreamParams { file, start })
+    Ok(StreamParams { file, start, raw })
 }
 
-/// `GET /sse?file=ID[&backlog=N|&after=SEQ]` (and `Last-Event-ID`).
+/// `GET /sse?file=ID[&backlog=N|&after=SEQ][&raw=1]` (and `Last-Event-ID`).
 pub async fn sse(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    open_stream(req, state, Sse).await
+    open_stream(req, state, |raw| Sse { raw }).await
 }
 
-/// `GET /follow?file=ID[&backlog=N|&after=SEQ]`: lines as text, as they come.
+/// `GET /follow?file=ID[&backlog=N|&after=SEQ][&raw=1]`: lines as text, as they come.
 pub async fn follow(
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    open_stream(req, state, PlainText).await
+    open_stream(req, state, |raw| PlainText { raw }).await
 }
 
-async fn open_stream(
+/// `format` makes the transport's writer, given whether the client asked for `raw=1`.
+async fn open_stream<F: Format>(
     req: HttpRequest,
     state: web::Data<AppState>,
-    format: impl Format,
+    format: impl FnOnce(bool) -> F,
 ) -> Result<HttpResponse, ApiError> {
     access::check(&req, &state)?;
     let params = parse(&req)?;
+    let format = format(params.raw);
     let ix = state
         .hub
         .lookup(&params.file)

@@ -15,6 +15,7 @@ use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use super::open::{kind, open_regular};
 use super::splitter::{LineBatch, LineSplitter};
 
 /// How many leading bytes of a file are remembered to notice it being rewritten in place.
@@ -210,8 +211,12 @@ impl<S: TailSink> Follower<S> {
             Ok(meta) if meta.is_file() => {
                 self.follow_existing(&meta, now);
             }
-            Ok(_) => {
-                self.note_error(format!("{} is not a regular file", self.path.display()));
+            Ok(meta) => {
+                self.note_error(format!(
+                    "{} is {}, not a regular file",
+                    self.path.display(),
+                    kind(meta.file_type())
+                ));
                 self.path_gone(now);
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
@@ -384,9 +389,9 @@ impl<S: TailSink> Follower<S> {
     }
 
     fn open(&mut self, from_tail: bool, now: Instant) -> io::Result<OpenFile> {
-        let file = File::open(&self.path)?;
-        // Identity from the descriptor, not the earlier stat: the path may have changed between.
-        let fmeta = file.metadata()?;
+        // Identity and type from the descriptor, not the earlier stat: the path may have changed
+        // between (into a FIFO, even, which this open does not wait on).
+        let (file, fmeta) = open_regular(&self.path)?;
         let offset = if from_tail {
             fmeta.len().saturating_sub(self.config.initial_tail_bytes)
         } else {

@@ -9,9 +9,10 @@
 //! in its directory, the watcher opens the file under its new name at once and hands it to the
 //! follower ([`Follower::rotated_away`]), so a generation created and rotated away between two
 //! checks (a burst of rotations) is still read. [`splitter`] is the pure byte-to-line state
-//! machine.
+//! machine; [`open`] opens paths without ever blocking on a FIFO, and regular files only.
 
 pub mod follower;
+pub mod open;
 pub mod splitter;
 
 use std::collections::{HashMap, VecDeque};
@@ -28,6 +29,7 @@ use notify::event::{ModifyKind, RenameMode};
 use notify::{EventKind, RecursiveMode, Watcher};
 
 pub use follower::{FileState, FollowConfig, Follower, TailSink};
+pub use open::open_regular;
 pub use splitter::{LineBatch, LineSplitter};
 
 /// How file-system events are used.
@@ -284,7 +286,10 @@ fn pin_renamed(map: &WakeMap, from: &Path, to: &Path) {
         return;
     };
     for entry in entries.iter().filter(|entry| entry.name == name) {
-        let Ok(file) = File::open(to) else { continue };
+        // Not a plain open: a FIFO renamed here would block the watcher thread for good.
+        let Ok((file, _)) = open_regular(to) else {
+            continue;
+        };
         if let Ok(mut queue) = entry.rotated.lock() {
             if queue.len() == MAX_QUEUED_ROTATIONS {
                 queue.pop_front();

@@ -5,7 +5,7 @@
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
@@ -26,6 +26,8 @@ pub struct Server {
     /// `127.0.0.1:PORT`
     pub addr: String,
     stdout_rx: mpsc::Receiver<String>,
+    /// What the server wrote to stderr, when started with [`Server::start_logged`].
+    log: Arc<Mutex<String>>,
 }
 
 impl Server {
@@ -37,17 +39,44 @@ impl Server {
 
     /// Starts on a given address.
     pub fn start_on<S: AsRef<str>>(bind: &str, args: &[S]) -> Server {
+        Self::spawn(bind, args, false)
+    }
+
+    /// Like [`Server::start`], and keeps what the server logs (still shown on stderr) for
+    /// [`Server::wait_log`].
+    pub fn start_logged<S: AsRef<str>>(args: &[S]) -> Server {
+        Self::spawn("127.0.0.1:0", args, true)
+    }
+
+    fn spawn<S: AsRef<str>>(bind: &str, args: &[S], keep_log: bool) -> Server {
         let mut cmd = Command::new(bin());
         cmd.arg("--bind").arg(bind);
         for a in args {
             cmd.arg(a.as_ref());
         }
+        let stderr = if keep_log {
+            Stdio::piped()
+        } else {
+            Stdio::inherit()
+        };
         let mut child = cmd
             .env("RUST_LOG", "tailcast=debug,warn")
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .expect("start the tailcast binary");
+        let log = Arc::new(Mutex::new(String::new()));
+        if let Some(pipe) = child.stderr.take() {
+            let log = log.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                    eprintln!("{line}");
+                    let mut log = log.lock().unwrap();
+                    log.push_str(&line);
+                    log.push('\n');
+                }
+            });
+        }
         let stdout = child.stdout.take().expect("stdout");
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
@@ -70,6 +99,7 @@ impl Server {
                             base: format!("{scheme}://{addr}"),
                             addr,
                             stdout_rx: rx,
+                            log,
                         };
                     }
                 }
@@ -121,6 +151,41 @@ impl Server {
             );
             std::thread::sleep(Duration::from_millis(10));
         }
+    }
+
+    /// Waits until the log (see [`Server::start_logged`]) holds `needle` `times` times; returns
+    /// the log. Fails at once if the server exits meanwhile.
+    pub fn wait_log(&mut self, needle: &str, times: usize, within: Duration) -> String {
+        let deadline = Instant::now() + within;
+        loop {
+            let log = self.log.lock().unwrap().clone();
+            if log.matches(needle).count() >= times {
+                return log;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("tailcast exited ({status}) while the test waited for {needle:?}; the log:\n{log}");
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{needle:?} not logged {times} time(s) within {within:?}; the log:\n{log}"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Sends a signal (`HUP`, `TERM`, ...) with `kill`.
+    pub fn signal(&self, name: &str) {
+        let sent = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("kill");
+        assert!(sent.success(), "kill -{name} {}", self.child.id());
+    }
+
+    /// True while the process runs.
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
     }
 
     /// Resident memory of the server process, in KiB.
