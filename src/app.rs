@@ -13,9 +13,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use actix_web::{web, App, HttpServer};
 
-use crate::cli::{Config, ServerConfig};
+use crate::cli::Config;
 use crate::descriptors;
 use crate::http::conn::{tcp_socket, Connections, OutputLimits};
+use crate::http::ServerConfig;
 use crate::hub::{FileIx, Hub};
 use crate::stats::Stats;
 use crate::tail::{FileState, LineBatch, TailSink, Tailer};

@@ -12,6 +12,7 @@ use clap::Parser;
 
 use crate::error::ConfigError;
 use crate::files::{resolve_files, WatchedFile};
+use crate::http::ServerConfig;
 use crate::hub::HubConfig;
 use crate::net::IpRange;
 use crate::tail::{FollowConfig, TailConfig, WatchMode};
@@ -196,55 +197,12 @@ pub struct Config {
     pub tls: Option<rustls::ServerConfig>,
     /// Reloads `tls`'s certificate and key from their files (on SIGHUP).
     pub tls_reload: Option<tls::TlsReload>,
-    /// Default backlog.
-    pub default_backlog: usize,
     /// Tailing settings.
     pub tail: TailConfig,
     /// History and fan-out bounds.
     pub hub: HubConfig,
     /// Transport settings.
     pub server: ServerConfig,
-}
-
-/// Settings of the HTTP side.
-#[derive(Debug, Clone)]
-pub struct ServerConfig {
-    /// Heartbeat interval.
-    pub heartbeat: Duration,
-    /// Client silence limit.
-    pub client_timeout: Duration,
-    /// Send stall limit.
-    pub send_timeout: Duration,
-    /// Largest inbound message.
-    pub max_message_bytes: usize,
-    /// Most WebSocket connections.
-    pub max_connections: usize,
-    /// Most held polls.
-    pub max_polls: usize,
-    /// Longest poll hold.
-    pub max_poll_timeout: Duration,
-    /// Bytes that may wait to go out to one connection.
-    pub client_buffer: usize,
-    /// Bytes that may wait to go out to all connections.
-    pub total_buffer: usize,
-    /// Required token, if any.
-    pub token: Option<String>,
-    /// Extra allowed origins.
-    pub allow_origins: Vec<String>,
-    /// Peers whose forwarded host headers are believed.
-    pub trust_proxies: Vec<IpRange>,
-    /// WebSocket endpoint off.
-    pub no_websocket: bool,
-    /// Default backlog.
-    pub default_backlog: usize,
-    /// Most lines in one answer or frame of backlog.
-    pub max_backlog: usize,
-    /// Worker threads.
-    pub workers: Option<usize>,
-    /// Path prefix of every route ("" or "/something", no trailing slash).
-    pub base_path: String,
-    /// The server listens on a loopback address only (then the Host check applies).
-    pub loopback_only: bool,
 }
 
 impl Cli {
@@ -296,7 +254,6 @@ impl Cli {
             bind: self.bind,
             tls,
             tls_reload,
-            default_backlog: self.lines,
             tail: TailConfig {
                 follow: FollowConfig {
                     max_line_bytes,

@@ -1,13 +1,6 @@
-//! Error types at the program's boundaries.
-//!
-//! [`ConfigError`]: a bad command line or environment, one readable sentence, reported by `main`.
-//! [`ApiError`]: a refused HTTP request, mapped to a status and a JSON body
-//! `{"error": CODE, "message": TEXT}`. Internal details are logged, never sent to clients.
-
-use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, ResponseError};
-
-use crate::protocol::ErrorBody;
+//! Start-up errors: a bad command line or environment ([`ConfigError`]), one readable sentence
+//! each, reported by `main`. Errors of HTTP requests live with the web side
+//! (`http::error::ApiError`).
 
 /// Start-up errors.
 #[derive(Debug, thiserror::Error)]
@@ -28,80 +21,4 @@ pub enum ConfigError {
     /// The TLS certificate or key cannot be used.
     #[error(transparent)]
     Tls(#[from] crate::tls::TlsError),
-}
-
-/// A refused HTTP request.
-#[derive(Debug, thiserror::Error)]
-pub enum ApiError {
-    /// No or wrong token.
-    #[error("a valid token is required: pass ?token=... or an `Authorization: Bearer` header")]
-    Unauthorized,
-    /// A browser page from another site.
-    #[error("origin {0} is not allowed; start tailcast with --allow-origin {0} to permit it")]
-    ForbiddenOrigin(String),
-    /// A loopback-only server was asked for another host (DNS rebinding).
-    #[error(
-        "this server listens on loopback and does not answer to host {0}; behind a reverse proxy \
-         with that name, start tailcast with --allow-origin https://NAME"
-    )]
-    ForbiddenHost(String),
-    /// The file id names no configured file.
-    #[error("no file with id `{0}`; GET api/files lists the ids")]
-    UnknownFile(String),
-    /// A query parameter is missing or malformed.
-    #[error("bad parameter `{name}`: {message}")]
-    BadParam {
-        /// Parameter name.
-        name: &'static str,
-        /// What is wrong.
-        message: String,
-    },
-    /// A limit is reached.
-    #[error("{0}")]
-    Busy(String),
-    /// The endpoint is switched off.
-    #[error("{0}")]
-    Disabled(&'static str),
-}
-
-impl ApiError {
-    fn code(&self) -> &'static str {
-        match self {
-            ApiError::Unauthorized => "unauthorized",
-            ApiError::ForbiddenOrigin(_) => "forbidden_origin",
-            ApiError::ForbiddenHost(_) => "forbidden_host",
-            ApiError::UnknownFile(_) => "unknown_file",
-            ApiError::BadParam { .. } => "bad_parameter",
-            ApiError::Busy(_) => "busy",
-            ApiError::Disabled(_) => "disabled",
-        }
-    }
-}
-
-impl ResponseError for ApiError {
-    fn status_code(&self) -> StatusCode {
-        match self {
-            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
-            ApiError::ForbiddenOrigin(_) | ApiError::ForbiddenHost(_) => StatusCode::FORBIDDEN,
-            ApiError::UnknownFile(_) => StatusCode::NOT_FOUND,
-            ApiError::BadParam { .. } => StatusCode::BAD_REQUEST,
-            ApiError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::Disabled(_) => StatusCode::NOT_FOUND,
-        }
-    }
-
-    fn error_response(&self) -> HttpResponse {
-        let message = self.to_string();
-        let mut response = HttpResponse::build(self.status_code());
-        if matches!(self, ApiError::Unauthorized) {
-            response.insert_header(("WWW-Authenticate", "Bearer"));
-        }
-        if matches!(self, ApiError::Busy(_)) {
-            response.insert_header(("Retry-After", "1"));
-        }
-        response.json(ErrorBody {
-            error: self.code(),
-            message: &message,
-        })
-    }
 }

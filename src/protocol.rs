@@ -1,12 +1,11 @@
 //! The wire protocol, version 1: every message the server and its clients exchange, in one place.
 //!
 //! WebSocket messages are JSON text frames with a `type` field; long-poll answers are JSON objects
-//! (or plain text). `docs/protocol.md` is the reader's guide to this file. A `lines` frame for a
-//! whole batch is serialized once (see [`lines_frame`]) and the same buffer goes to every client.
+//! (or plain text). `docs/protocol.md` is the reader's guide to this file. This module knows
+//! only the messages; `http::encode` fills them from the history (a `lines` frame for a whole
+//! batch is serialized once and the same buffer goes to every client).
 
-use serde::{Deserialize, Serialize, Serializer};
-
-use crate::hub::{BatchSlice, Gap};
+use serde::{Deserialize, Serialize};
 
 /// The protocol version announced in `hello`.
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -107,91 +106,48 @@ impl ServerMessage<'_> {
     }
 }
 
-/// A `lines` message: consecutive lines starting at `seq`.
+/// A `lines` message: consecutive lines starting at `seq`. `L` serializes the lines as a JSON
+/// array of strings (the transports pass the history's lines in place, without copying them).
 #[derive(Serialize)]
-struct LinesMessage<'a, L: Serialize> {
+pub struct LinesMessage<'a, L: Serialize> {
+    /// Always `"lines"`.
     #[serde(rename = "type")]
-    kind: &'static str,
-    file: &'a str,
-    seq: u64,
-    lines: L,
+    pub kind: &'static str,
+    /// File id.
+    pub file: &'a str,
+    /// Seq of the first line.
+    pub seq: u64,
+    /// The lines.
+    pub lines: L,
+    /// Seqs of lines cut at the length cap.
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    truncated: Vec<u64>,
+    pub truncated: Vec<u64>,
 }
 
-/// Serializes the lines of some slices as one JSON array without copying them first.
-pub struct LinesOf<'a>(pub &'a [BatchSlice]);
-
-impl Serialize for LinesOf<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_seq(self.0.iter().flat_map(BatchSlice::lines))
-    }
+/// Lines `from..=to` that will never come.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+pub struct GapRange {
+    /// First missing seq.
+    pub from: u64,
+    /// Last missing seq.
+    pub to: u64,
 }
 
-/// Seqs of truncated lines in some slices.
-pub fn truncated_seqs(slices: &[BatchSlice]) -> Vec<u64> {
-    slices.iter().flat_map(BatchSlice::truncated_seqs).collect()
-}
-
-/// The `lines` message for consecutive slices starting at `first_seq`.
-pub fn lines_frame(file: &str, first_seq: u64, slices: &[BatchSlice]) -> String {
-    let message = LinesMessage {
-        kind: "lines",
-        file,
-        seq: first_seq,
-        lines: LinesOf(slices),
-        truncated: truncated_seqs(slices),
-    };
-    serde_json::to_string(&message).unwrap_or_default()
-}
-
-/// The `lines` message of a whole batch of lines not yet in a `Batch` (used by the hub to build
-/// the shared frame once).
-pub fn batch_frame(file: &str, first_seq: u64, lines: &crate::tail::LineBatch) -> String {
-    struct All<'a>(&'a crate::tail::LineBatch);
-    impl Serialize for All<'_> {
-        fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-            serializer.collect_seq(self.0.lines())
-        }
-    }
-    let message = LinesMessage {
-        kind: "lines",
-        file,
-        seq: first_seq,
-        lines: All(lines),
-        truncated: lines
-            .truncated()
-            .iter()
-            .map(|&i| first_seq + u64::from(i))
-            .collect(),
-    };
-    // Sized for the usual case (quotes and commas, little to escape), so that it is allocated
-    // once and kept without spare capacity.
-    let estimate = lines.text_bytes() + lines.len() * 3 + file.len() + 96;
-    let mut frame = Vec::with_capacity(estimate);
-    if serde_json::to_writer(&mut frame, &message).is_err() {
-        return String::new();
-    }
-    frame.shrink_to_fit();
-    // serde_json writes valid UTF-8.
-    String::from_utf8(frame).unwrap_or_default()
-}
-
-/// A long-poll JSON answer.
+/// A long-poll JSON answer; `L` serializes the lines as in [`LinesMessage`].
 #[derive(Serialize)]
-pub struct PollAnswer<'a> {
+pub struct PollAnswer<'a, L: Serialize> {
     /// File id.
     pub file: &'a str,
     /// The server's start epoch.
     pub epoch: u64,
     /// The lines, oldest first.
-    pub lines: LinesOf<'a>,
+    pub lines: L,
     /// Seq of the first line, `null` when there is none.
     pub first_seq: Option<u64>,
     /// Cursor for the next request (`after=last_seq`).
     pub last_seq: u64,
     /// Lines that will never come, if the cursor was older than the history.
-    pub gap: Option<Gap>,
+    pub gap: Option<GapRange>,
     /// Seqs of lines cut at the length cap.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub truncated: Vec<u64>,
@@ -232,18 +188,5 @@ mod tests {
             serde_json::from_str::<ClientMessage>(r#"{"type":"ping","x":1}"#).unwrap(),
             ClientMessage::Ping
         );
-    }
-
-    #[test]
-    fn batch_frame_escapes_lines_and_lists_truncated_seqs() {
-        let mut batch = crate::tail::LineBatch::default();
-        batch.push("a \"quoted\" <b>", false);
-        batch.push("cut", true);
-        let frame = batch_frame("f", 7, &batch);
-        let v: serde_json::Value = serde_json::from_str(&frame).unwrap();
-        assert_eq!(v["type"], "lines");
-        assert_eq!(v["seq"], 7);
-        assert_eq!(v["lines"][0], "a \"quoted\" <b>");
-        assert_eq!(v["truncated"][0], 8);
     }
 }

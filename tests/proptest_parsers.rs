@@ -12,7 +12,9 @@ use proptest::collection::{btree_map, vec};
 use proptest::prelude::*;
 use proptest::test_runner::Config;
 use serde_json::{json, Map, Value};
-use tailcast::protocol::{batch_frame, ClientMessage};
+use tailcast::http::encode::whole_batch_frame;
+use tailcast::hub::Batch;
+use tailcast::protocol::ClientMessage;
 use tailcast::tail::{LineBatch, LineSplitter};
 
 /// Cases per property unless `PROPTEST_CASES` says otherwise.
@@ -360,8 +362,8 @@ proptest! {
         prop_assert_eq!(batch.truncated(), &reference.truncated()[..]);
     }
 
-    /// `LineBatch::push` and its accessors agree, and `batch_frame` (the wire form built once per
-    /// batch) is valid JSON carrying exactly those lines and truncation seqs.
+    /// `LineBatch::push` and its accessors agree, and `whole_batch_frame` (the wire form built
+    /// once per batch) is valid JSON carrying exactly those lines and truncation seqs.
     #[test]
     fn line_batches_round_trip_through_the_lines_frame(
         lines in vec((".{0,12}", any::<bool>()), 0..12),
@@ -380,8 +382,8 @@ proptest! {
         let cut: Vec<u32> = (0..lines.len() as u32).filter(|&i| lines[i as usize].1).collect();
         prop_assert_eq!(batch.truncated(), &cut[..]);
 
-        let frame: Value = serde_json::from_str(&batch_frame(&file, first_seq, &batch))
-            .expect("batch_frame is JSON");
+        let frame: Value = serde_json::from_str(&whole_batch_frame(&file, &Batch::new(first_seq, batch)))
+            .expect("the frame is JSON");
         prop_assert_eq!(&frame["type"], "lines");
         prop_assert_eq!(&frame["file"], &Value::from(file));
         prop_assert_eq!(&frame["seq"], &Value::from(first_seq));

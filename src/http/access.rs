@@ -13,7 +13,7 @@ use actix_web::http::header;
 use actix_web::HttpRequest;
 use subtle::ConstantTimeEq;
 
-use crate::error::ApiError;
+use super::error::ApiError;
 
 use super::AppState;
 

@@ -3,14 +3,14 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Serialize;
 
-use crate::error::ApiError;
+use super::error::ApiError;
 
 use super::{access, AppState};
 
 /// `GET /api/files`: every configured file.
 pub async fn files(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     access::check(&req, &state)?;
-    Ok(HttpResponse::Ok().json(state.hub.files()))
+    Ok(HttpResponse::Ok().json(super::encode::file_infos(&state.hub)))
 }
 
 /// Memory use of one file's history.

@@ -13,7 +13,7 @@ use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Registry;
 
-use crate::error::ApiError;
+use super::error::ApiError;
 use crate::hub::Hub;
 use crate::stats::Stats;
 
@@ -23,14 +23,6 @@ use super::{access, AppState};
 struct TailcastCollector {
     stats: Arc<Stats>,
     hub: Hub,
-}
-
-impl std::fmt::Debug for Hub {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Hub")
-            .field("files", &self.file_count())
-            .finish()
-    }
 }
 
 fn counter(

@@ -10,7 +10,10 @@
 mod access;
 mod api;
 mod assets;
+mod config;
 pub mod conn;
+pub mod encode;
+pub mod error;
 mod metrics;
 mod poll;
 mod stream;
@@ -26,12 +29,12 @@ use actix_web::dev::{Service, ServiceRequest, ServiceResponse};
 use actix_web::{web, ResponseError};
 use futures_util::future::Either;
 
-use crate::error::ApiError;
+use error::ApiError;
 
-use crate::cli::ServerConfig;
 use crate::hub::Hub;
 use crate::shutdown::Shutdown;
 use crate::stats::Stats;
+pub use config::ServerConfig;
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -49,6 +52,24 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// A place among the connections a gauge counts, or 503 naming the option to raise.
+    pub fn take_slot(&self, gauge: crate::stats::Gauge) -> Result<crate::stats::Slot, ApiError> {
+        use crate::stats::Gauge;
+        let (limit, what, option) = match gauge {
+            Gauge::WsClients | Gauge::StreamClients => (
+                self.config.max_connections,
+                "streaming clients (WebSocket, SSE, /follow)",
+                "--max-connections",
+            ),
+            Gauge::PollsWaiting => (self.config.max_polls, "held polls", "--max-polls"),
+        };
+        crate::stats::Slot::acquire(&self.stats, gauge, limit).ok_or_else(|| {
+            ApiError::Busy(format!(
+                "too many {what} ({limit}); try again shortly, or raise {option}"
+            ))
+        })
+    }
+
     /// The connection a request came on (its output budget and reset switch).
     pub fn conn(&self, req: &actix_web::HttpRequest) -> conn::Conn {
         req.conn_data::<conn::Conn>()

@@ -14,10 +14,12 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use tokio::sync::Notify;
 use tokio::time::{sleep_until, Instant};
 
-use crate::error::ApiError;
+use super::error::ApiError;
 use crate::hub::{Delivery, FileIx, HistoryRead, LiveCursor, Start};
-use crate::protocol::{truncated_seqs, LinesOf, PollAnswer};
-use crate::stats::{Gauge, Slot};
+use crate::protocol::PollAnswer;
+
+use super::encode::{gap_range, truncated_seqs, LinesOf};
+use crate::stats::Gauge;
 
 use super::access::{self, form_urlencoded_pairs};
 use super::{terminal, AppState};
@@ -202,14 +204,7 @@ async fn wait_after(
         }
         if held.is_none() {
             // Nothing yet: the request is held, which counts against --max-polls.
-            let slot = Slot::acquire(&state.stats, Gauge::PollsWaiting, state.config.max_polls)
-                .ok_or_else(|| {
-                    ApiError::Busy(format!(
-                        "too many held polls ({}); retry, or raise --max-polls",
-                        state.config.max_polls
-                    ))
-                })?;
-            held = Some(slot);
+            held = Some(state.take_slot(Gauge::PollsWaiting)?);
         }
         tokio::select! {
             _ = wake.notified() => {}
@@ -274,7 +269,7 @@ fn respond(state: &AppState, answer: Answer, text: bool, raw: bool) -> HttpRespo
         lines: LinesOf(&read.slices),
         first_seq: read.first_seq(),
         last_seq: answer.last_seq,
-        gap: read.gap,
+        gap: read.gap.map(gap_range),
         truncated: truncated_seqs(&read.slices),
         reset: answer.reset,
     };

@@ -17,9 +17,9 @@ use tokio::sync::{mpsc, Notify};
 use tokio::time::Instant;
 use tokio_stream::wrappers::ReceiverStream;
 
-use crate::error::ApiError;
+use super::error::ApiError;
 use crate::hub::{BatchSlice, Delivery, Gap, LiveCursor, Start};
-use crate::stats::{Gauge, Slot};
+use crate::stats::Gauge;
 use crate::tail::FileState;
 
 use super::access::{self, form_urlencoded_pairs};
@@ -213,17 +213,7 @@ async fn open_stream<F: Format>(
         .hub
         .lookup(&params.file)
         .ok_or_else(|| ApiError::UnknownFile(params.file.clone()))?;
-    let slot = Slot::acquire(
-        &state.stats,
-        Gauge::StreamClients,
-        state.config.max_connections,
-    )
-    .ok_or_else(|| {
-        ApiError::Busy(format!(
-            "too many streaming clients ({}); try again later or raise --max-connections",
-            state.config.max_connections
-        ))
-    })?;
+    let slot = state.take_slot(Gauge::StreamClients)?;
     let max = state.config.max_backlog;
     let start = params
         .start
@@ -363,7 +353,7 @@ async fn stream_chunks(
                             format.gap(&id, gap, &mut chunk);
                         }
                         Delivery::Lines(slice) => format.lines(&slice, &mut chunk),
-                        Delivery::State(file_state, _) => format.state(&id, file_state, &mut chunk),
+                        Delivery::State(file_state) => format.state(&id, file_state, &mut chunk),
                     }
                 }
                 if cursor.has_news() {

@@ -10,7 +10,7 @@
 //! is copied byte for byte. `raw=1` ([`parse_raw`]) turns this off. The JSON transports
 //! (WebSocket, poll JSON) escape control characters themselves and do not come here.
 
-use crate::error::ApiError;
+use super::error::ApiError;
 
 /// Bytes that start something to look at: C0 controls but tab, DEL, and 0xC2 (the lead byte of
 /// U+0080..U+00BF in UTF-8, which holds the C1 controls). Every other byte is copied as is.

@@ -19,12 +19,13 @@ use futures_util::StreamExt;
 use tokio::sync::Notify;
 use tokio::time::{sleep_until, Instant};
 
-use crate::error::ApiError;
+use super::error::ApiError;
 use crate::hub::{Delivery, FileIx, Gap, LiveCursor, Start};
 use crate::protocol::{self, ClientMessage, ServerMessage};
-use crate::stats::{Gauge, Slot};
+use crate::stats::Gauge;
 
 use super::conn::Conn;
+use super::encode;
 use super::ws_guard::{self, FrameGuard, Verdict, Violation};
 use super::{access, AppState};
 
@@ -48,13 +49,7 @@ pub async fn connect(
         return Err(ApiError::Disabled("the WebSocket endpoint is disabled; use /poll").into());
     }
     access::check(&req, &state)?;
-    let slot = Slot::acquire(&state.stats, Gauge::WsClients, state.config.max_connections)
-        .ok_or_else(|| {
-            ApiError::Busy(format!(
-                "too many WebSocket clients ({}); try again later or raise --max-connections",
-                state.config.max_connections
-            ))
-        })?;
+    let slot = state.take_slot(Gauge::WsClients)?;
     let max = state.config.max_message_bytes;
     // actix checks a frame's size only once it has all of it: judge each frame by its header
     // first (see ws_guard).
@@ -129,7 +124,7 @@ impl WsSession {
     }
 
     async fn run(&mut self, mut stream: actix_ws::AggregatedMessageStream) -> End {
-        let files = self.state.hub.files();
+        let files = encode::file_infos(&self.state.hub);
         let hello = ServerMessage::Hello {
             version: protocol::PROTOCOL_VERSION,
             epoch: self.state.hub.epoch(),
@@ -211,16 +206,11 @@ impl WsSession {
             conn.queued(wire_bytes);
             session.text(frame).await
         };
-        match tokio::time::timeout(self.state.config.send_timeout, sent).await {
-            Ok(Ok(())) => {
-                let stats = &self.state.stats;
-                stats.frames_out.fetch_add(1, Relaxed);
-                stats.bytes_out.fetch_add(len, Relaxed);
-                Ok(())
-            }
-            Ok(Err(_closed)) => Err(End::ClientGone),
-            Err(_elapsed) => Err(End::Stalled),
-        }
+        within(self.state.config.send_timeout, sent).await?;
+        let stats = &self.state.stats;
+        stats.frames_out.fetch_add(1, Relaxed);
+        stats.bytes_out.fetch_add(len, Relaxed);
+        Ok(())
     }
 
     async fn send_error(&mut self, code: &str, message: &str) -> Result<(), End> {
@@ -231,11 +221,7 @@ impl WsSession {
     async fn heartbeat(&mut self) -> Result<(), End> {
         self.send(ServerMessage::Ping.to_json().into()).await?;
         self.conn.queued(frame_bytes(2));
-        match tokio::time::timeout(self.state.config.send_timeout, self.session.ping(b"hb")).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(_)) => Err(End::ClientGone),
-            Err(_) => Err(End::Stalled),
-        }
+        within(self.state.config.send_timeout, self.session.ping(b"hb")).await
     }
 
     async fn on_client(
@@ -277,13 +263,8 @@ impl WsSession {
                 .await
             }
             AggregatedMessage::Ping(bytes) => {
-                let timeout = self.state.config.send_timeout;
                 self.conn.queued(frame_bytes(bytes.len().min(125)));
-                match tokio::time::timeout(timeout, self.session.pong(&bytes)).await {
-                    Ok(Ok(())) => Ok(()),
-                    Ok(Err(_)) => Err(End::ClientGone),
-                    Err(_) => Err(End::Stalled),
-                }
+                within(self.state.config.send_timeout, self.session.pong(&bytes)).await
             }
             AggregatedMessage::Pong(_) => Ok(()),
             AggregatedMessage::Close(_) => Err(End::ClientGone),
@@ -381,11 +362,11 @@ impl WsSession {
 
     /// Sends lines: the hub's shared frame for a whole batch, a fresh one for part of a batch.
     async fn send_slice(&mut self, ix: FileIx, slice: &crate::hub::BatchSlice) -> Result<(), End> {
+        let id = self.state.hub.id(ix);
         let frame = if slice.is_whole() {
-            slice.batch.frame.clone()
+            encode::whole_batch_frame(id, &slice.batch)
         } else {
-            let id = self.state.hub.id(ix);
-            protocol::lines_frame(id, slice.first_seq(), std::slice::from_ref(slice)).into()
+            encode::lines_frame(id, slice.first_seq(), std::slice::from_ref(slice)).into()
         };
         self.send(frame).await
     }
@@ -430,10 +411,31 @@ impl WsSession {
             match delivery {
                 Delivery::Gap(gap) => self.send_gap(ix, gap).await?,
                 Delivery::Lines(slice) => self.send_slice(ix, &slice).await?,
-                Delivery::State(_, frame) => self.send(frame).await?,
+                Delivery::State(state) => {
+                    let file = self.state.hub.id(ix);
+                    let frame = ServerMessage::File {
+                        file,
+                        state: state.as_str(),
+                    }
+                    .to_json();
+                    self.send(frame.into()).await?
+                }
             }
         }
         Ok(())
+    }
+}
+
+/// Runs a send to the client, bounded by the send timeout: a closed session means the client is
+/// gone, a send that does not complete in time that it is stalled.
+async fn within<E>(
+    timeout: Duration,
+    send: impl std::future::Future<Output = Result<(), E>>,
+) -> Result<(), End> {
+    match tokio::time::timeout(timeout, send).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(_closed)) => Err(End::ClientGone),
+        Err(_elapsed) => Err(End::Stalled),
     }
 }
 

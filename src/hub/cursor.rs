@@ -12,7 +12,6 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
-use bytestring::ByteString;
 use tokio::sync::Notify;
 
 use super::{BatchSlice, FileIx, Gap, Hub};
@@ -25,8 +24,8 @@ pub enum Delivery {
     Gap(Gap),
     /// New lines (the whole batch when [`BatchSlice::is_whole`], so its shared frame can be used).
     Lines(BatchSlice),
-    /// A file state change, with its WebSocket frame.
-    State(FileState, ByteString),
+    /// A file state change.
+    State(FileState),
 }
 
 /// The part of a reader the hub sees: its position, and how to wake it.

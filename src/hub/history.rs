@@ -10,32 +10,53 @@
 
 use std::collections::VecDeque;
 use std::ops::Range;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use bytestring::ByteString;
 
 use crate::tail::LineBatch;
 
-/// Lines `first_seq ..` of one file, with their wire frame serialized once.
+/// Lines `first_seq ..` of one file.
 #[derive(Debug)]
 pub struct Batch {
     /// Seq of the first line.
     pub first_seq: u64,
     /// The lines themselves.
     pub lines: LineBatch,
-    /// The WebSocket `lines` message for the whole batch, shared by every subscriber.
-    pub frame: ByteString,
+    /// A transport's encoding of the whole batch, made by the first reader that needs it and
+    /// shared by all the others (the hub never looks inside).
+    pub encoded: OnceLock<ByteString>,
+    /// What the batch counts against the history's byte bound, fixed when it is made.
+    cost: usize,
 }
 
 impl Batch {
+    /// A batch of `lines` starting at `first_seq`, not yet encoded.
+    pub fn new(first_seq: u64, lines: LineBatch) -> Self {
+        let cost = lines.allocated_bytes() + Self::encoded_estimate(&lines) + 64;
+        Batch {
+            first_seq,
+            lines,
+            encoded: OnceLock::new(),
+            cost,
+        }
+    }
+
     /// Seq one past the last line.
     pub fn end_seq(&self) -> u64 {
         self.first_seq + self.lines.len() as u64
     }
 
-    /// Memory held by the batch: its allocations, and a little for the bookkeeping.
+    /// About the size of an encoding of `lines`: their text, quotes and commas, and a header.
+    pub fn encoded_estimate(lines: &LineBatch) -> usize {
+        lines.text_bytes() + lines.len() * 3 + 96
+    }
+
+    /// Memory held by the batch: its allocations, room for its encoding (counted from the start,
+    /// whether or not a transport has encoded it yet; lines full of characters JSON must escape
+    /// take more), and a little for the bookkeeping.
     pub fn bytes(&self) -> usize {
-        self.lines.allocated_bytes() + self.frame.len() + 64
+        self.cost
     }
 }
 
@@ -101,7 +122,7 @@ impl BatchSlice {
 }
 
 /// Lines `from..=to` are not available and never will be.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Gap {
     /// First missing seq.
     pub from: u64,
@@ -314,11 +335,7 @@ mod tests {
         for line in lines {
             batch.push(line, false);
         }
-        Arc::new(Batch {
-            first_seq,
-            lines: batch,
-            frame: ByteString::new(),
-        })
+        Arc::new(Batch::new(first_seq, batch))
     }
 
     fn texts(read: &HistoryRead) -> Vec<String> {
@@ -365,13 +382,16 @@ mod tests {
         assert_eq!(history.len(), 2);
 
         let big = "x".repeat(1000);
-        let mut history = History::new(1, 2500);
+        // Room for two and a half such batches.
+        let bound = batch(1, &[&big]).bytes() * 5 / 2;
+        let mut history = History::new(1, bound);
         for i in 0..5 {
             history.push_keeping(batch(i + 1, &[&big]), 1);
         }
         assert_eq!(history.first_seq(), Some(4), "the byte bound always holds");
-        assert_eq!(history.next_eviction_end(1100), Some(5));
-        assert_eq!(history.next_eviction_end(2200), Some(6));
+        let cost = batch(1, &[&big]).bytes();
+        assert_eq!(history.next_eviction_end(cost), Some(5));
+        assert_eq!(history.next_eviction_end(2 * cost), Some(6));
         assert_eq!(history.next_eviction_end(10), None);
     }
 
@@ -388,10 +408,11 @@ mod tests {
     #[test]
     fn byte_bound_drops_whole_batches_but_keeps_the_newest() {
         let big = "x".repeat(1000);
-        let mut history = History::new(1000, 2500);
+        let bound = batch(1, &[&big]).bytes() * 5 / 2;
+        let mut history = History::new(1000, bound);
         for i in 0..10 {
             history.push(batch(i + 1, &[&big]));
-            assert!(history.bytes() <= 2500 || history.len() == 1);
+            assert!(history.bytes() <= bound || history.len() == 1);
         }
         assert_eq!(history.first_seq(), Some(9));
         assert_eq!(history.len(), 2);

@@ -26,14 +26,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
-use bytestring::ByteString;
 use tokio::sync::Notify;
 
 use cursor::ReaderShared;
 pub use cursor::{Delivery, LiveCursor};
 pub use history::{Batch, BatchSlice, Gap, History, HistoryRead};
 
-use crate::protocol::{self, FileInfo, ServerMessage};
 use crate::tail::{FileState, LineBatch};
 
 /// Index of a file in the hub.
@@ -51,6 +49,21 @@ pub struct HubConfig {
     pub history_bytes: usize,
     /// Longest the tailer waits, per batch, for readers to make room (see [`Hub::pace`]).
     pub pace_timeout: Duration,
+}
+
+/// What the hub knows of a file (the transports turn it into the protocol's file entry).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileSummary {
+    /// Short stable name used in every request.
+    pub id: String,
+    /// The path as configured.
+    pub path: String,
+    /// Whether the path currently names a readable file.
+    pub exists: bool,
+    /// Bytes read so far from the current file.
+    pub size: u64,
+    /// Seq of the newest line (0 when none yet).
+    pub last_seq: u64,
 }
 
 /// Where a read or subscription starts.
@@ -102,7 +115,6 @@ struct StateRecord {
     index: u64,
     at_seq: u64,
     state: FileState,
-    frame: ByteString,
 }
 
 struct FileShared {
@@ -217,18 +229,18 @@ impl Hub {
         &self.inner.files[file].id
     }
 
-    /// Every file's public description.
-    pub fn files(&self) -> Vec<FileInfo> {
+    /// Every file's description.
+    pub fn files(&self) -> Vec<FileSummary> {
         (0..self.inner.files.len())
             .map(|ix| self.info(ix))
             .collect()
     }
 
-    /// One file's public description.
-    pub fn info(&self, file: FileIx) -> FileInfo {
+    /// One file's description.
+    pub fn info(&self, file: FileIx) -> FileSummary {
         let channel = &self.inner.files[file];
         let shared = lock(&channel.shared);
-        FileInfo {
+        FileSummary {
             id: channel.id.clone(),
             path: channel.path.display().to_string(),
             exists: shared.exists,
@@ -258,12 +270,7 @@ impl Hub {
         lines.shrink_to_fit();
         // Only the tailer thread appends, so this is still the next seq when the batch is stored.
         let first_seq = self.last_seq(file) + 1;
-        let frame = ByteString::from(protocol::batch_frame(&channel.id, first_seq, &lines));
-        let batch = Arc::new(Batch {
-            first_seq,
-            lines,
-            frame,
-        });
+        let batch = Arc::new(Batch::new(first_seq, lines));
         // During a burst, let the readers that keep up make room for this batch first.
         let mut shared = self.pace(file, batch.bytes());
         shared.next_seq += batch.lines.len() as u64;
@@ -283,17 +290,11 @@ impl Hub {
     /// Records a state change of a file, in order with its lines, and wakes the readers.
     pub fn set_state(&self, file: FileIx, state: FileState) {
         let channel = &self.inner.files[file];
-        let frame = ServerMessage::File {
-            file: &channel.id,
-            state: state.as_str(),
-        }
-        .to_json();
         let mut shared = lock(&channel.shared);
         let record = StateRecord {
             index: shared.next_state,
             at_seq: shared.next_seq,
             state,
-            frame: frame.into(),
         };
         if shared.states.len() == KEPT_STATES {
             shared.states.pop_front();
@@ -545,6 +546,14 @@ impl Hub {
     }
 }
 
+impl std::fmt::Debug for Hub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hub")
+            .field("files", &self.file_count())
+            .finish()
+    }
+}
+
 /// Moves the state changes that happened before line `seq` to `out`.
 fn take_states_before<'a>(
     states: &mut std::iter::Peekable<impl Iterator<Item = &'a StateRecord>>,
@@ -553,7 +562,7 @@ fn take_states_before<'a>(
     out: &mut Vec<Delivery>,
 ) {
     while let Some(state) = states.next_if(|s| s.at_seq <= seq) {
-        out.push(Delivery::State(state.state, state.frame.clone()));
+        out.push(Delivery::State(state.state));
         *next_state = state.index + 1;
     }
 }
@@ -643,7 +652,7 @@ mod tests {
             .map(|d| match d {
                 Delivery::Gap(gap) => format!("gap {}-{}", gap.from, gap.to),
                 Delivery::Lines(slice) => slice.lines().collect::<Vec<_>>().join(","),
-                Delivery::State(state, _) => format!("<{}>", state.as_str()),
+                Delivery::State(state) => format!("<{}>", state.as_str()),
             })
             .collect()
     }
