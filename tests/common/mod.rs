@@ -5,7 +5,7 @@
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
@@ -26,8 +26,9 @@ pub struct Server {
     /// `127.0.0.1:PORT`
     pub addr: String,
     stdout_rx: mpsc::Receiver<String>,
-    /// What the server wrote to stderr, when started with [`Server::start_logged`].
-    log: Arc<Mutex<String>>,
+    /// Everything the server wrote on stderr, when captured ([`TestServer`],
+    /// [`Server::start_logged`]); `None` when stderr is inherited.
+    stderr: Option<std::sync::Arc<std::sync::Mutex<String>>>,
 }
 
 impl Server {
@@ -54,29 +55,37 @@ impl Server {
         for a in args {
             cmd.arg(a.as_ref());
         }
-        let stderr = if keep_log {
-            Stdio::piped()
-        } else {
-            Stdio::inherit()
-        };
-        let mut child = cmd
-            .env("RUST_LOG", "tailcast=debug,warn")
+        cmd.env("RUST_LOG", "tailcast=debug,warn")
             .stdout(Stdio::piped())
-            .stderr(stderr)
-            .spawn()
-            .expect("start the tailcast binary");
-        let log = Arc::new(Mutex::new(String::new()));
-        if let Some(pipe) = child.stderr.take() {
-            let log = log.clone();
+            .stderr(if keep_log {
+                Stdio::piped()
+            } else {
+                Stdio::inherit()
+            });
+        Self::launch(cmd, keep_log)
+    }
+
+    /// Spawns `cmd` (stdout piped; stderr piped too when `capture_stderr`) and waits for the
+    /// listening line.
+    fn launch(mut cmd: Command, capture_stderr: bool) -> Server {
+        let mut child = cmd.spawn().expect("start the tailcast binary");
+        let stderr = capture_stderr.then(|| {
+            let pipe = child.stderr.take().expect("stderr");
+            let sink = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+            let text = sink.clone();
             std::thread::spawn(move || {
                 for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                    eprintln!("{line}");
-                    let mut log = log.lock().unwrap();
-                    log.push_str(&line);
-                    log.push('\n');
+                    // Warnings and errors are shown as they come; the rest is kept for the test.
+                    if line.contains("WARN") || line.contains("ERROR") {
+                        eprintln!("[tailcast] {line}");
+                    }
+                    let mut all = text.lock().unwrap_or_else(|e| e.into_inner());
+                    all.push_str(&line);
+                    all.push('\n');
                 }
             });
-        }
+            sink
+        });
         let stdout = child.stdout.take().expect("stdout");
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
@@ -99,13 +108,27 @@ impl Server {
                             base: format!("{scheme}://{addr}"),
                             addr,
                             stdout_rx: rx,
-                            log,
+                            stderr,
                         };
                     }
                 }
                 Err(mpsc::RecvTimeoutError::Disconnected) => {
                     let status = child.wait().expect("wait");
-                    panic!("tailcast exited ({status}) before listening; its stderr is above");
+                    // A captured stderr is printed here (give its reader a moment to finish).
+                    std::thread::sleep(Duration::from_millis(100));
+                    let captured = stderr
+                        .as_ref()
+                        .map(|s| s.lock().unwrap_or_else(|e| e.into_inner()).clone());
+                    match captured {
+                        Some(text) => {
+                            panic!("tailcast exited ({status}) before listening; stderr:\n{text}")
+                        }
+                        None => {
+                            panic!(
+                                "tailcast exited ({status}) before listening; its stderr is above"
+                            )
+                        }
+                    }
                 }
                 Err(mpsc::RecvTimeoutError::Timeout) => {
                     let _ = child.kill();
@@ -158,7 +181,7 @@ impl Server {
     pub fn wait_log(&mut self, needle: &str, times: usize, within: Duration) -> String {
         let deadline = Instant::now() + within;
         loop {
-            let log = self.log.lock().unwrap().clone();
+            let log = self.stderr_text();
             if log.matches(needle).count() >= times {
                 return log;
             }
@@ -197,6 +220,34 @@ impl Server {
             .and_then(|l| l.split_whitespace().nth(1))
             .and_then(|n| n.parse().ok())
             .unwrap()
+    }
+
+    /// Resident memory in KiB, or `None` once the process is gone.
+    pub fn try_rss_kib(&self) -> Option<u64> {
+        proc_status_kib(self.pid(), "VmRSS:")
+    }
+
+    /// Open descriptors of the server process (`/proc/PID/fd`), or `None` once it is gone.
+    pub fn fd_count(&self) -> Option<usize> {
+        fd_count(self.pid())
+    }
+
+    /// CPU time used by the server so far (utime + stime), in clock ticks (1/100 s on Linux).
+    pub fn cpu_ticks(&self) -> Option<u64> {
+        cpu_ticks(self.pid())
+    }
+
+    /// The exit status, once the process has exited.
+    pub fn exit_status(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
+    /// What the server wrote on stderr so far (empty unless started by [`TestServer`]).
+    pub fn stderr_text(&self) -> String {
+        self.stderr
+            .as_ref()
+            .map(|s| s.lock().unwrap_or_else(|e| e.into_inner()).clone())
+            .unwrap_or_default()
     }
 
     pub async fn get_json(&self, path: &str) -> Value {
@@ -238,6 +289,114 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Starts `tailcast` with more control than [`Server::start`]: extra environment, a command
+/// prefix, and stderr captured ([`Server::stderr_text`]). A prefix such as
+/// `sh -c 'ulimit -v 2000000 && ulimit -n 512 && exec "$@"' sh` runs it under limits (one
+/// resource per `ulimit`: dash takes only one); the shell `exec`s, so the [`Server`]'s pid is
+/// tailcast's.
+///
+/// ```ignore
+/// let server = TestServer::new()
+///     .args(&["--send-timeout", "1s", "app.log"])
+///     .prefix(&["sh", "-c", "ulimit -n 512 && exec \"$@\"", "sh"])
+///     .start();
+/// ```
+#[derive(Debug, Clone)]
+pub struct TestServer {
+    bind: String,
+    args: Vec<String>,
+    envs: Vec<(String, String)>,
+    prefix: Vec<String>,
+}
+
+impl Default for TestServer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl TestServer {
+    pub fn new() -> TestServer {
+        TestServer {
+            bind: "127.0.0.1:0".into(),
+            args: Vec::new(),
+            envs: vec![("RUST_LOG".into(), "tailcast=debug,warn".into())],
+            prefix: Vec::new(),
+        }
+    }
+
+    /// The listening address (default `127.0.0.1:0`).
+    pub fn bind(mut self, addr: &str) -> TestServer {
+        self.bind = addr.into();
+        self
+    }
+
+    /// Appends arguments (options and PATHs).
+    pub fn args<S: AsRef<str>>(mut self, args: &[S]) -> TestServer {
+        self.args.extend(args.iter().map(|a| a.as_ref().to_owned()));
+        self
+    }
+
+    /// Sets an environment variable (`RUST_LOG` is `tailcast=debug,warn` unless set here).
+    pub fn env(mut self, key: &str, value: &str) -> TestServer {
+        self.envs.retain(|(k, _)| k != key);
+        self.envs.push((key.into(), value.into()));
+        self
+    }
+
+    /// Runs the binary through this command prefix; the binary and its arguments follow it.
+    pub fn prefix<S: AsRef<str>>(mut self, prefix: &[S]) -> TestServer {
+        self.prefix = prefix.iter().map(|a| a.as_ref().to_owned()).collect();
+        self
+    }
+
+    /// Starts it and waits for the listening line.
+    pub fn start(self) -> Server {
+        let mut cmd = match self.prefix.split_first() {
+            Some((program, rest)) => {
+                let mut cmd = Command::new(program);
+                cmd.args(rest).arg(bin());
+                cmd
+            }
+            None => Command::new(bin()),
+        };
+        cmd.arg("--bind")
+            .arg(&self.bind)
+            .args(&self.args)
+            .envs(self.envs.iter().map(|(k, v)| (k, v)))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        Server::launch(cmd, true)
+    }
+}
+
+/// A `kB` field of `/proc/PID/status` (e.g. `VmRSS:`), or `None` once the process is gone.
+pub fn proc_status_kib(pid: u32, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|n| n.parse().ok())
+}
+
+/// Open descriptors of a process, or `None` once it is gone.
+pub fn fd_count(pid: u32) -> Option<usize> {
+    Some(std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count())
+}
+
+/// utime + stime of a process in clock ticks, from `/proc/PID/stat`.
+pub fn cpu_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces: count fields after its closing parenthesis.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // Field 3 (state) is rest[0]; utime is field 14, stime field 15.
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some(utime + stime)
 }
 
 /// Runs tailcast with `args` and extra environment `envs` to completion; returns (exit code,
