@@ -123,7 +123,6 @@ pub async fn run(
         conns: conns.clone(),
     };
     let sweeper = tokio::spawn(conns.clone().run_sweeper(shutdown));
-    let drain_stats = state.stats.clone();
     let tls = config.tls.clone();
     let app_state = web::Data::new(state);
     let base_path = config.server.base_path.clone();
@@ -177,17 +176,11 @@ pub async fn run(
     shutdown_signal.await;
     tracing::info!("shutting down");
     trigger.fire();
-    // Sessions send their close frames and held polls answer; wait for that (bounded), then stop
-    // without waiting out idle keep-alive connections.
-    let drain_deadline = tokio::time::Instant::now() + Duration::from_millis(500);
-    while tokio::time::Instant::now() < drain_deadline {
-        let stats = drain_stats.snapshot();
-        if stats.ws_clients == 0 && stats.polls_waiting == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
+    // Sessions send their close frames, streams end and held polls answer; each lets go of its
+    // drain guard when done. Then stop without waiting out idle keep-alive connections.
+    if !trigger.drained(Duration::from_millis(500)).await {
+        tracing::info!("some sessions did not finish within 500 ms; stopping anyway");
     }
-    tokio::time::sleep(Duration::from_millis(20)).await;
     handle.stop(false).await;
     let _ = server_task.await;
     let _ = sweeper.await;

@@ -65,11 +65,19 @@ pub fn fit(open_files: u64, files: usize, max_connections: usize, max_polls: usi
             warning: None,
         };
     }
-    // Keep the proportion between the two limits; every kind keeps at least one place.
+    // Share the room fairly: a limit that fits in half of it is kept as it is and the other gets
+    // the rest; otherwise each gets half. Every kind keeps at least one place.
     let room = available.saturating_sub(OTHER_CONNECTIONS).max(2);
-    let requested = (max_connections + max_polls).max(1);
-    let fitted_connections = (max_connections * room / requested).max(1);
-    let fitted_polls = room.saturating_sub(fitted_connections).max(1);
+    let half = room / 2;
+    let (fitted_connections, fitted_polls) = if max_connections <= half {
+        (max_connections, room - max_connections)
+    } else if max_polls <= half {
+        (room - max_polls, max_polls)
+    } else {
+        (half, room - half)
+    };
+    let fitted_connections = fitted_connections.clamp(1, max_connections.max(1));
+    let fitted_polls = fitted_polls.clamp(1, max_polls.max(1));
     let warning = format!(
         "the open-file limit is {open_files} descriptors, too few for --max-connections \
          {max_connections} and --max-polls {max_polls} with {files} file(s): lowered to \
@@ -98,13 +106,17 @@ mod tests {
     }
 
     #[test]
-    fn limits_that_do_not_fit_are_lowered_in_proportion_with_a_warning() {
+    fn limits_that_do_not_fit_are_lowered_fairly_with_a_warning() {
         let fitted = fit(1024, 2, 10_000, 10_000);
         let used = fitted.tcp_connections as u64 + RESERVED + 2 * PER_FILE;
         assert!(used <= 1024, "{fitted:?} needs {used} descriptors");
         assert_eq!(fitted.max_connections, fitted.max_polls);
         let warning = fitted.warning.unwrap();
         assert!(warning.contains("ulimit -n"), "{warning}");
+        // A small limit that fits is kept; the other one gives way.
+        let fitted = fit(256, 2, 20, 10_000);
+        assert_eq!(fitted.max_connections, 20);
+        assert!(fitted.max_polls >= 20 && fitted.tcp_connections as u64 + RESERVED + 16 <= 256);
         // Even an absurdly low limit leaves every kind a place.
         let tiny = fit(10, 100, 5, 5);
         assert!(tiny.max_connections >= 1 && tiny.max_polls >= 1);

@@ -22,6 +22,9 @@
 //!   never touched. A connection whose bytes have not moved for `--send-timeout` is
 //!   reset by the sweeper ([`Connections::sweep`]), whatever it is (WebSocket, stream, poll
 //!   answer, static file), like nginx's `send_timeout`.
+//! - **bounds the kernel's send queue** of the socket (`SO_SNDBUF`, a quarter of the budget,
+//!   which the kernel doubles), so a client that reads nothing pins half the budget there at
+//!   most instead of `tcp_wmem`'s maximum.
 //! - **notices a vanished peer** without writing into the stream: TCP keepalive on every socket,
 //!   and `TCP_USER_TIMEOUT`, so unacknowledged data (a peer that is gone, or keeps a zero
 //!   window) aborts the connection in the kernel after `--send-timeout`.
@@ -118,6 +121,10 @@ impl Connections {
             .with_retries(3);
         // Best effort: a socket that refuses an option still works, with the kernel's defaults.
         let _ = sock.set_tcp_keepalive(&keepalive);
+        // The kernel's own queue is part of what waits for the client: without a bound it grows
+        // to `tcp_wmem`'s maximum (4 MiB) for a client that reads nothing. Linux doubles the
+        // value for its bookkeeping, so it holds at most half of --client-buffer.
+        let _ = sock.set_send_buffer_size(limits.per_connection / 4);
         let _ = sock.set_tcp_user_timeout(Some(limits.send_timeout.max(Duration::from_secs(1))));
         let id = match (sock.local_addr(), sock.peer_addr()) {
             (Ok(local), Ok(peer)) => {

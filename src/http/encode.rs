@@ -99,9 +99,219 @@ fn batch_frame(file: &str, batch: &Batch) -> String {
     String::from_utf8(frame).unwrap_or_default()
 }
 
+/// How a poll answer writes its lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PollFormat {
+    /// The JSON answer ([`crate::protocol::PollAnswer`]).
+    Json,
+    /// One line of text per line, terminal-safe unless `raw`.
+    Text {
+        /// Bytes as they are.
+        raw: bool,
+    },
+}
+
+/// What a poll answer says besides its lines.
+pub struct PollMeta<'a> {
+    /// File id.
+    pub file: &'a str,
+    /// The server's epoch.
+    pub epoch: u64,
+    /// Cursor for the next request.
+    pub last_seq: u64,
+    /// Lines that will never come.
+    pub gap: Option<Gap>,
+    /// The cursor was from another numbering.
+    pub reset: bool,
+}
+
+/// The fields of a JSON poll answer before its lines (serialized, then opened up).
+#[derive(Serialize)]
+struct PollHead<'a> {
+    file: &'a str,
+    epoch: u64,
+}
+
+/// The fields of a JSON poll answer after its lines.
+#[derive(Serialize)]
+struct PollTail {
+    first_seq: Option<u64>,
+    last_seq: u64,
+    gap: Option<GapRange>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    truncated: Vec<u64>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    reset: bool,
+}
+
+/// A poll answer encoded as the client takes it, in pieces of about [`POLL_PIECE_BYTES`]: a
+/// client that stops reading stops the encoding too, and the answer is never held whole. The
+/// JSON form is byte for byte what serializing [`crate::protocol::PollAnswer`] gives.
+pub struct PollPieces {
+    format: PollFormat,
+    head: Option<Vec<u8>>,
+    slices: Vec<BatchSlice>,
+    slice: usize,
+    line: usize,
+    lines_written: usize,
+    tail: Option<Vec<u8>>,
+}
+
+/// About the size of one piece of a poll answer.
+pub const POLL_PIECE_BYTES: usize = 16 * 1024;
+
+impl PollPieces {
+    /// The answer with these lines (oldest first) and these fields.
+    pub fn new(format: PollFormat, slices: Vec<BatchSlice>, meta: PollMeta<'_>) -> Self {
+        let (head, tail) = match format {
+            PollFormat::Text { .. } => (None, None),
+            PollFormat::Json => {
+                let head = PollHead {
+                    file: meta.file,
+                    epoch: meta.epoch,
+                };
+                let mut head = serde_json::to_vec(&head).unwrap_or_default();
+                head.pop(); // the closing brace
+                head.extend_from_slice(b",\"lines\":[");
+                let tail = PollTail {
+                    first_seq: slices.first().map(BatchSlice::first_seq),
+                    last_seq: meta.last_seq,
+                    gap: meta.gap.map(gap_range),
+                    truncated: truncated_seqs(&slices),
+                    reset: meta.reset,
+                };
+                let mut tail_json = serde_json::to_vec(&tail).unwrap_or_default();
+                // `{"first_seq":...}` becomes `],"first_seq":...}`.
+                let mut tail = b"],".to_vec();
+                tail.extend_from_slice(tail_json.get(1..).unwrap_or_default());
+                tail_json.clear();
+                (Some(head), Some(tail))
+            }
+        };
+        PollPieces {
+            format,
+            head,
+            slices,
+            slice: 0,
+            line: 0,
+            lines_written: 0,
+            tail,
+        }
+    }
+}
+
+impl Iterator for PollPieces {
+    type Item = actix_web::web::Bytes;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let mut out = self.head.take().unwrap_or_default();
+        while out.len() < POLL_PIECE_BYTES {
+            let Some(slice) = self.slices.get(self.slice) else {
+                break;
+            };
+            let Some(index) = slice.range.clone().nth(self.line) else {
+                self.slice += 1;
+                self.line = 0;
+                continue;
+            };
+            let line = slice.batch.lines.line(index);
+            self.line += 1;
+            match self.format {
+                PollFormat::Json => {
+                    if self.lines_written > 0 {
+                        out.push(b',');
+                    }
+                    // Writing a str into a Vec cannot fail.
+                    let _ = serde_json::to_writer(&mut out, line);
+                }
+                PollFormat::Text { raw: true } => {
+                    out.extend_from_slice(line.as_bytes());
+                    out.push(b'\n');
+                }
+                PollFormat::Text { raw: false } => {
+                    super::terminal::push_line(line, &mut out);
+                    out.push(b'\n');
+                }
+            }
+            self.lines_written += 1;
+        }
+        if out.len() < POLL_PIECE_BYTES && self.slice >= self.slices.len() {
+            if let Some(tail) = self.tail.take() {
+                out.extend_from_slice(&tail);
+            }
+        }
+        (!out.is_empty()).then(|| actix_web::web::Bytes::from(out))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_poll_answer_in_pieces_is_the_poll_answer() {
+        let mut lines = crate::tail::LineBatch::default();
+        for i in 0..5000 {
+            lines.push(
+                &format!("line {i} with \"quotes\" and \u{1b}[31mcolour"),
+                i % 97 == 0,
+            );
+        }
+        let batch = std::sync::Arc::new(Batch::new(11, lines));
+        let slices = vec![
+            BatchSlice {
+                batch: batch.clone(),
+                range: 3..2000,
+            },
+            BatchSlice {
+                batch,
+                range: 2000..5000,
+            },
+        ];
+        for (gap, reset) in [(None, false), (Some(Gap { from: 2, to: 13 }), true)] {
+            let meta = || PollMeta {
+                file: "a.log",
+                epoch: 77,
+                last_seq: 5010,
+                gap,
+                reset,
+            };
+            let pieces: Vec<_> =
+                PollPieces::new(PollFormat::Json, slices.clone(), meta()).collect();
+            assert!(pieces.len() > 5, "{} pieces", pieces.len());
+            assert!(pieces.iter().all(|p| p.len() < POLL_PIECE_BYTES + 1024));
+            let streamed: Vec<u8> = pieces.concat();
+            let whole = serde_json::to_vec(&crate::protocol::PollAnswer {
+                file: "a.log",
+                epoch: 77,
+                lines: LinesOf(&slices),
+                first_seq: Some(14),
+                last_seq: 5010,
+                gap: gap.map(gap_range),
+                truncated: truncated_seqs(&slices),
+                reset,
+            })
+            .unwrap();
+            assert_eq!(
+                String::from_utf8_lossy(&streamed),
+                String::from_utf8_lossy(&whole)
+            );
+        }
+        // An empty answer is still whole JSON.
+        let meta = PollMeta {
+            file: "a.log",
+            epoch: 1,
+            last_seq: 9,
+            gap: None,
+            reset: false,
+        };
+        let empty: Vec<u8> = PollPieces::new(PollFormat::Json, Vec::new(), meta)
+            .collect::<Vec<_>>()
+            .concat();
+        let v: serde_json::Value = serde_json::from_slice(&empty).unwrap();
+        assert_eq!(v["lines"], serde_json::json!([]));
+        assert_eq!(v["first_seq"], serde_json::Value::Null);
+    }
 
     #[test]
     fn a_whole_batch_frame_escapes_lines_lists_truncated_seqs_and_is_built_once() {

@@ -16,9 +16,8 @@ use tokio::time::{sleep_until, Instant};
 
 use super::error::ApiError;
 use crate::hub::{Delivery, FileIx, HistoryRead, LiveCursor, Start};
-use crate::protocol::PollAnswer;
 
-use super::encode::{gap_range, truncated_seqs, LinesOf};
+use super::encode::{PollFormat, PollMeta, PollPieces};
 use crate::stats::Gauge;
 
 use super::access::{self, form_urlencoded_pairs};
@@ -204,7 +203,10 @@ async fn wait_after(
         }
         if held.is_none() {
             // Nothing yet: the request is held, which counts against --max-polls.
-            held = Some(state.take_slot(Gauge::PollsWaiting)?);
+            held = Some((
+                state.take_slot(Gauge::PollsWaiting)?,
+                state.shutdown.guard(),
+            ));
         }
         tokio::select! {
             _ = wake.notified() => {}
@@ -249,31 +251,25 @@ fn respond(state: &AppState, answer: Answer, text: bool, raw: bool) -> HttpRespo
     if answer.reset {
         response.insert_header(("X-Tailcast-Reset", "1"));
     }
-    if text {
-        let mut body = Vec::with_capacity(read.slices.iter().map(|s| s.len() * 80).sum());
-        for line in read.slices.iter().flat_map(|s| s.lines()) {
-            if raw {
-                body.extend_from_slice(line.as_bytes());
-            } else {
-                terminal::push_line(line, &mut body);
-            }
-            body.push(b'\n');
-        }
-        return response
-            .content_type("text/plain; charset=utf-8")
-            .body(body);
-    }
-    let body = PollAnswer {
+    let format = if text {
+        response.content_type("text/plain; charset=utf-8");
+        PollFormat::Text { raw }
+    } else {
+        response.content_type("application/json");
+        PollFormat::Json
+    };
+    let meta = PollMeta {
         file: id,
         epoch: state.hub.epoch(),
-        lines: LinesOf(&read.slices),
-        first_seq: read.first_seq(),
         last_seq: answer.last_seq,
-        gap: read.gap.map(gap_range),
-        truncated: truncated_seqs(&read.slices),
+        gap: answer.read.gap,
         reset: answer.reset,
     };
-    response.json(body)
+    // Encoded as the client takes it: see PollPieces.
+    let pieces = PollPieces::new(format, answer.read.slices, meta);
+    response.streaming(futures_util::stream::iter(
+        pieces.map(Ok::<_, std::convert::Infallible>),
+    ))
 }
 
 #[cfg(test)]

@@ -7,6 +7,8 @@
 //! `id: SEQ`, so a browser's automatic reconnect (`Last-Event-ID`) resumes without loss.
 //! Lines are written terminal-safe ([`terminal`]) unless the client asks for `raw=1`.
 
+use std::io::Write as _;
+
 use actix_web::http::header;
 use actix_web::web::{self, Bytes};
 use actix_web::{HttpRequest, HttpResponse};
@@ -60,7 +62,8 @@ impl Format for Sse {
 
     fn lines(&self, slice: &BatchSlice, out: &mut Vec<u8>) {
         for (i, line) in slice.lines().enumerate() {
-            out.extend_from_slice(format!("id: {}\n", slice.first_seq() + i as u64).as_bytes());
+            // Writing into a Vec cannot fail.
+            let _ = writeln!(out, "id: {}", slice.first_seq() + i as u64);
             if !self.raw {
                 // Terminal-safe text has no `\r` (it shows as `^M`): one `data:` field.
                 out.extend_from_slice(b"data: ");
@@ -239,6 +242,7 @@ async fn open_stream<F: Format>(
     let peer = req.peer_addr();
     let kind = content_type.split(';').next().unwrap_or("");
     tracing::info!(?peer, kind, "stream open");
+    let drain_guard = state.shutdown.guard();
     actix_web::rt::spawn(async move {
         let out = Out {
             state: task_state,
@@ -252,6 +256,7 @@ async fn open_stream<F: Format>(
         }
         tracing::info!(?peer, reason, "stream closed");
         drop(slot);
+        drop(drain_guard);
     });
     Ok(HttpResponse::Ok()
         .insert_header((header::CONTENT_TYPE, content_type))
@@ -356,10 +361,16 @@ async fn stream_chunks(
                         Delivery::State(file_state) => format.state(&id, file_state, &mut chunk),
                     }
                 }
-                if cursor.has_news() {
+                let more = cursor.has_news();
+                if more {
                     wake.notify_one();
                 }
                 out.put(slot, chunk);
+                if more {
+                    // A client catching up takes one chunk per turn of the worker: the other
+                    // connections on this thread get theirs in between.
+                    tokio::task::yield_now().await;
+                }
             }
         }
     }

@@ -66,6 +66,7 @@ pub async fn connect(
     // Only the peer address outlives the upgrade: the request (headers) is dropped here.
     let peer = req.peer_addr();
     drop(req);
+    let drain_guard = state.shutdown.guard();
     actix_web::rt::spawn(async move {
         tracing::info!(?peer, "websocket open");
         let mut session = WsSession::new(state, session, conn, verdict);
@@ -73,6 +74,7 @@ pub async fn connect(
         tracing::info!(?peer, ?reason, "websocket closed");
         session.close(reason).await;
         drop(slot);
+        drop(drain_guard);
     });
     Ok(response)
 }
@@ -386,6 +388,7 @@ impl WsSession {
     /// A subscribed file has news: read each subscription that has some, a bounded amount per
     /// turn, and come back at once if any still has more.
     async fn on_news(&mut self) -> Result<(), End> {
+        let mut more_later = false;
         let files: Vec<FileIx> = self
             .subs
             .iter()
@@ -401,7 +404,13 @@ impl WsSession {
             self.deliver(ix, deliveries).await?;
             if more {
                 self.wake.notify_one();
+                more_later = true;
             }
+        }
+        if more_later {
+            // A client catching up takes one turn per turn of the worker: the other connections
+            // on this thread get theirs in between.
+            tokio::task::yield_now().await;
         }
         Ok(())
     }

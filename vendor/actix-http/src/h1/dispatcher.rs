@@ -176,6 +176,9 @@ pin_project! {
         // true when current request uses chunked transfer encoding (drainable when payload is dropped)
         payload_drainable: bool,
         messages: VecDeque<DispatcherMessage>,
+        // tailcast patch: decoding stopped with requests left in `read_buf` because `messages`
+        // was full; they are decoded once the queue has room (see `poll_request`).
+        pipeline_paused: bool,
 
         head_timer: TimerState,
         ka_timer: TimerState,
@@ -296,6 +299,7 @@ where
                     state: State::None,
                     payload: None,
                     payload_drainable: false,
+                    pipeline_paused: false,
                     messages: VecDeque::new(),
 
                     head_timer: TimerState::new(config.client_request_deadline().is_some()),
@@ -922,6 +926,7 @@ where
         }
 
         let mut this = self.as_mut().project();
+        *this.pipeline_paused = false;
 
         let mut updated = false;
 
@@ -982,6 +987,7 @@ where
                                 // reads grew the queue without bound. What is left stays in the
                                 // read buffer, whose own bound then stops reading.
                                 if this.messages.len() >= MAX_PIPELINED_MESSAGES {
+                                    *this.pipeline_paused = true;
                                     break;
                                 }
                             }
@@ -1235,6 +1241,11 @@ where
                 match this.payload.as_ref().map(|p| p.need_read(cx)) {
                     // Payload consumer is alive but applying backpressure. Wait for its waker.
                     Some(PayloadStatus::Pause) => {}
+
+                    // tailcast patch: the buffer is full because decoding waits for room in
+                    // the pipeline queue; the answers in progress wake the dispatcher (and the
+                    // end of `poll` wakes it once the queue has room). Waking here would spin.
+                    None if *this.pipeline_paused => {}
 
                     // Consumer dropped means drain/discard mode; keep polling to make progress.
                     Some(PayloadStatus::Dropped) | Some(PayloadStatus::Read) | None => {
@@ -1502,6 +1513,15 @@ where
                     );
 
                     if inner_p.flags.intersects(Flags::LINGER | Flags::SHUTDOWN) {
+                        cx.waker().wake_by_ref();
+                    }
+
+                    // tailcast patch: requests left in the read buffer when the pipeline queue
+                    // was full are decoded as soon as it has room again.
+                    if *inner_p.pipeline_paused
+                        && inner_p.messages.len() < MAX_PIPELINED_MESSAGES
+                        && inner_p.payload.is_none()
+                    {
                         cx.waker().wake_by_ref();
                     }
                     Poll::Pending
