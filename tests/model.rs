@@ -44,7 +44,7 @@ use std::time::Duration;
 use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::test_runner::Config;
-use tailcast::tail::{FileState, FollowConfig, Follower, LineBatch, TailSink};
+use tailcast::tail::{FileState, FileStatus, FollowConfig, Follower, LineBatch, TailSink};
 
 // ------------------------------------------------------------------------------------------------
 // The sink
@@ -65,7 +65,7 @@ struct Collector {
     /// Batches handed over with no line in them.
     empty_batches: usize,
     /// The last `status` call.
-    status: Option<(bool, u64)>,
+    status: Option<FileStatus>,
 }
 
 impl TailSink for Collector {
@@ -82,8 +82,8 @@ impl TailSink for Collector {
         self.items.push(Item::State(state));
     }
 
-    fn status(&mut self, exists: bool, size: u64) {
-        self.status = Some((exists, size));
+    fn status(&mut self, status: FileStatus) {
+        self.status = Some(status);
     }
 }
 
@@ -121,8 +121,8 @@ struct Model {
     started: bool,
     /// What the sink must have received so far.
     expected: Vec<Item>,
-    /// The last status the follower must have reported.
-    status: Option<(bool, u64)>,
+    /// The last status the follower must have reported (never an error: every file is readable).
+    status: Option<FileStatus>,
 }
 
 /// Length of the unique prefix of every line (`g000t00l0000`); a partial write is never shorter,
@@ -249,8 +249,12 @@ impl Model {
         }
         self.started = true;
         let status = match self.current {
-            Some(g) => (true, self.gens[g].content.len() as u64),
-            None => (false, 0),
+            Some(g) => FileStatus {
+                exists: true,
+                size: self.gens[g].content.len() as u64,
+                error: None,
+            },
+            None => FileStatus::default(),
         };
         self.status = Some(status);
     }
