@@ -52,8 +52,8 @@ impl TailSink for HubSink {
         self.hub.set_state(self.file, state);
     }
 
-    fn status(&mut self, exists: bool, size: u64) {
-        self.hub.set_status(self.file, exists, size);
+    fn status(&mut self, status: crate::tail::FileStatus) {
+        self.hub.set_status(self.file, status);
     }
 }
 

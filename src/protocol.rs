@@ -23,6 +23,10 @@ pub struct FileInfo {
     pub size: u64,
     /// Seq of the newest line (0 when none yet).
     pub last_seq: u64,
+    /// Why the path cannot be followed although something is there ("permission denied:
+    /// tailcast's user cannot read it"); absent while it can, or while the path is missing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// Messages a client sends over the WebSocket. Unknown fields are ignored (forward compatible).

@@ -288,21 +288,30 @@ async fn unreadable_file_is_reported_retried_and_read_when_readable_again() {
 
     // 2. Unreadable when it must be opened: the path is rotated to a new file that tailcast
     //    cannot open. Clients are told `rotated`, the file is listed as not readable
-    //    (`exists: false`), the error is logged and retried; lines written to it meanwhile are
-    //    all read (from its start) once it is readable, announced by `created`.
+    //    (`exists: false`) with the reason (`error`: unreadable is not absent), the error is
+    //    logged and retried; lines written to it meanwhile are all read (from its start) once it
+    //    is readable, announced by `created`, and the reason is gone.
     std::fs::rename(&log, join(&dir, "app.log.1")).unwrap();
     create_unreadable(&log);
     append_numbered(&log, "locked", 0..5);
     expect_state(&mut ws, "app.log", "rotated").await;
+    // The path may be seen missing for a moment (between the rename and the create): wait for
+    // the reason.
     let unreadable = wait_for(LONG, || async {
         let info = server.file_info("app.log").await;
-        (info["exists"] == false).then_some(info)
+        info["error"].is_string().then_some(info)
     })
     .await;
-    assert!(
-        unreadable.is_some(),
-        "an unreadable file must be listed with exists: false, got {}",
-        server.file_info("app.log").await
+    let Some(unreadable) = unreadable else {
+        panic!(
+            "an unreadable file must be listed with its reason, got {}",
+            server.file_info("app.log").await
+        )
+    };
+    assert_eq!(unreadable["exists"], false, "{unreadable}");
+    assert_eq!(
+        unreadable["error"], "permission denied: tailcast's user cannot read it",
+        "{unreadable}"
     );
     let logged = wait_for(LONG, || async {
         let err = server.stderr.lock().unwrap().clone();
@@ -336,7 +345,12 @@ async fn unreadable_file_is_reported_retried_and_read_when_readable_again() {
     expected.extend(numbered("locked", 0..5));
     expected.extend(numbered("open", 0..2));
     assert_lines_eq(&follower.lines, &expected);
-    assert_eq!(server.file_info("app.log").await["exists"], true);
+    let readable = server.file_info("app.log").await;
+    assert_eq!(readable["exists"], true, "{readable}");
+    assert!(
+        readable.get("error").is_none(),
+        "the reason must go once the file is readable: {readable}"
+    );
     assert!(server.running());
 }
 
@@ -662,7 +676,12 @@ async fn a_followed_file_replaced_by_a_fifo_blocks_nothing() {
     append_numbered(&other, "other", 1..3);
     poller.until_count(3, LONG).await;
     assert_lines_eq(&poller.lines, &numbered("other", 0..3));
-    assert_eq!(server.file_info("app.log").await["exists"], false);
+    let fifo_info = server.file_info("app.log").await;
+    assert_eq!(fifo_info["exists"], false, "{fifo_info}");
+    assert_eq!(
+        fifo_info["error"], "it is a FIFO (named pipe), not a regular file",
+        "{fifo_info}"
+    );
     // Ten stat intervals later the FIFO is still logged once.
     tokio::time::sleep(Duration::from_secs(1)).await;
     let stderr = server.stderr.lock().unwrap().clone();

@@ -122,6 +122,8 @@ struct FileShared {
     next_seq: u64,
     exists: bool,
     size: u64,
+    /// Why the path cannot be followed, for clients.
+    error: Option<String>,
     states: VecDeque<StateRecord>,
     next_state: u64,
     readers: Vec<Weak<ReaderShared>>,
@@ -187,6 +189,7 @@ impl Hub {
                         next_seq: 1,
                         exists: false,
                         size: 0,
+                        error: None,
                         states: VecDeque::new(),
                         next_state: 0,
                         readers: Vec::new(),
@@ -246,6 +249,7 @@ impl Hub {
             exists: shared.exists,
             size: shared.size,
             last_seq: shared.next_seq - 1,
+            error: shared.error.clone(),
         }
     }
 
@@ -307,11 +311,12 @@ impl Hub {
         wake_readers(&mut shared);
     }
 
-    /// Records whether the file exists and how much of it was read.
-    pub fn set_status(&self, file: FileIx, exists: bool, size: u64) {
+    /// Records whether the file exists, how much of it was read, and why it cannot be.
+    pub fn set_status(&self, file: FileIx, status: crate::tail::FileStatus) {
         let mut shared = lock(&self.inner.files[file].shared);
-        shared.exists = exists;
-        shared.size = size;
+        shared.exists = status.exists;
+        shared.size = status.size;
+        shared.error = status.error;
     }
 
     /// What the history holds from `start` (at most `max` lines).

@@ -1,21 +1,28 @@
 //! The follower: one configured path, followed the way `tail -F` does.
 //!
-//! A [`Follower`] is a synchronous state machine. Each [`Follower::check`] stats the path and the
-//! open descriptor, tells append, truncation (size below the read offset, or the file's first bytes
-//! changed), replacement ((dev, inode) changed: rename+create rotation, delete+re-create) and
-//! deletion apart, reads everything appended to the end, and hands lines and state changes to a
-//! [`TailSink`]. After a rotation the old descriptor is still read for `rotate_wait` (writers keep
-//! appending to it until they reopen their log). It owns no thread and no timer: the thread that [`super::Tailer`] starts
-//! calls `check` on every file-system wake-up and on the stat interval.
+//! A [`Follower`] is a synchronous state machine over what the path names: not looked at yet,
+//! nothing, a file just rotated away, something that cannot be read (and why), or an open file.
+//! Each [`Follower::check`] stats the path and the open descriptor, tells append, truncation (size
+//! below the read offset, or the file's first bytes changed), replacement ((dev, inode) changed:
+//! rename+create rotation, delete+re-create) and deletion apart, reads everything appended to the
+//! end, and hands lines, state changes and the path's [`FileStatus`] to a [`TailSink`]. After a
+//! rotation the old descriptor is still read for `rotate_wait` (writers keep appending to it until
+//! they reopen their log).
+//!
+//! Reading is kept apart from that state: one reader holds the read buffer (lent to every read,
+//! so reading allocates nothing), the batch being filled, coalescing, the error log and the sink,
+//! and reads whichever open file it is handed where that file lives (at the path, or among the
+//! rotated ones). The follower owns no thread and no timer: the thread that [`super::Tailer`]
+//! starts calls `check` on every file-system wake-up and on the stat interval.
 
 use std::collections::VecDeque;
 use std::fs::{File, Metadata};
 use std::io;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
-use super::open::{kind, open_regular};
+use super::open::{kind, not_regular, open_regular};
 use super::splitter::{LineBatch, LineSplitter};
 
 /// How many leading bytes of a file are remembered to notice it being rewritten in place.
@@ -50,6 +57,19 @@ impl FileState {
     }
 }
 
+/// What clients are told of a followed path.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FileStatus {
+    /// A file at the path is open and being read.
+    pub exists: bool,
+    /// Bytes read so far from that file.
+    pub size: u64,
+    /// Why the path cannot be followed (something is there but cannot be opened or read), in a
+    /// short sentence for clients: "permission denied: tailcast's user cannot read it". `None`
+    /// while all is well and while the path is simply missing.
+    pub error: Option<String>,
+}
+
 /// Where the follower receives what it read. Implemented by the hub adapter in `app`, and by
 /// plain collectors in tests.
 pub trait TailSink: Send + 'static {
@@ -57,8 +77,8 @@ pub trait TailSink: Send + 'static {
     fn lines(&mut self, batch: LineBatch);
     /// A state change of the file.
     fn state(&mut self, state: FileState);
-    /// Whether the path exists and how many bytes of it have been read; called on change.
-    fn status(&mut self, exists: bool, size: u64);
+    /// The path's status; called when it changes.
+    fn status(&mut self, status: FileStatus);
 }
 
 /// Settings of a follower; every interval is a `Duration` so tests can shrink it.
@@ -92,13 +112,63 @@ impl Default for FollowConfig {
     }
 }
 
+/// What the followed path names, as far as the follower knows.
+enum PathState {
+    /// Before the first check: a file found there is read from its last `initial_tail_bytes` (the
+    /// history's start), and nothing is announced.
+    Unchecked,
+    /// Nothing: the file that appears there is announced as `Created`.
+    Missing,
+    /// The followed file was renamed away and `Rotated` was announced: the file that takes its
+    /// place is its successor, opened without a `Created`.
+    RotatedAway,
+    /// Something that cannot be followed, and why (for clients); once it can be opened it is
+    /// announced as `Created`.
+    Unreadable(String),
+    /// The file being followed.
+    Open(OpenFile),
+}
+
+impl PathState {
+    fn open(&self) -> Option<&OpenFile> {
+        match self {
+            PathState::Open(open) => Some(open),
+            _ => None,
+        }
+    }
+
+    fn open_mut(&mut self) -> Option<&mut OpenFile> {
+        match self {
+            PathState::Open(open) => Some(open),
+            _ => None,
+        }
+    }
+
+    fn status(&self) -> FileStatus {
+        match self {
+            PathState::Open(open) => FileStatus {
+                exists: true,
+                size: open.offset,
+                error: open.read_error.clone(),
+            },
+            PathState::Unreadable(why) => FileStatus {
+                error: Some(why.clone()),
+                ..FileStatus::default()
+            },
+            PathState::Unchecked | PathState::Missing | PathState::RotatedAway => {
+                FileStatus::default()
+            }
+        }
+    }
+}
+
 /// One file generation: (dev, inode) and, where the file system records it, the birth time, so
 /// that a new file reusing a deleted one's inode is not taken for it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Generation {
     dev: u64,
     ino: u64,
-    born: Option<std::time::SystemTime>,
+    born: Option<SystemTime>,
 }
 
 impl Generation {
@@ -120,10 +190,90 @@ struct OpenFile {
     splitter: LineSplitter,
     /// When bytes were last read (for the partial-line timeout).
     last_data: Instant,
-    /// The file's first bytes, to notice an in-place rewrite that grew past the old offset.
-    head: Vec<u8>,
+    head: Head,
     /// Started in the middle of a file: drop bytes up to the first newline.
     skip_to_newline: bool,
+    /// Why the last read failed (for clients), until a read reaches the end again.
+    read_error: Option<String>,
+}
+
+impl OpenFile {
+    /// True when `meta` describes this file.
+    fn is(&self, meta: &Metadata) -> bool {
+        (self.dev, self.ino) == (meta.dev(), meta.ino())
+    }
+
+    fn is_at(&self, path: &Path) -> bool {
+        std::fs::metadata(path).is_ok_and(|meta| self.is(&meta))
+    }
+
+    /// True when no name is left to the file (or it cannot even be stat'ed).
+    fn is_deleted(&self) -> bool {
+        self.file.metadata().map_or(true, |meta| meta.nlink() == 0)
+    }
+
+    /// True when the file shrank below what was read or its first bytes changed.
+    fn is_truncated(&self, meta: &Metadata) -> bool {
+        meta.len() < self.offset || !self.head.matches(&self.file)
+    }
+
+    /// Reading starts again at byte 0 (after a truncation; the held partial line was flushed).
+    fn restart(&mut self) {
+        self.offset = 0;
+        self.head = Head::default();
+        self.skip_to_newline = false;
+    }
+
+    /// When the held partial line is due to be flushed, if one is held.
+    fn partial_due(&self, timeout: Duration) -> Option<Instant> {
+        self.splitter
+            .has_partial()
+            .then(|| self.last_data + timeout)
+    }
+}
+
+/// The first bytes of a file (at most [`HEAD_FINGERPRINT_BYTES`], and only bytes already read),
+/// to notice an in-place rewrite that grew past the old offset.
+struct Head {
+    bytes: [u8; HEAD_FINGERPRINT_BYTES],
+    len: usize,
+}
+
+impl Default for Head {
+    fn default() -> Self {
+        Head {
+            bytes: [0; HEAD_FINGERPRINT_BYTES],
+            len: 0,
+        }
+    }
+}
+
+impl Head {
+    /// Reads more of the head, if more has been read of the file than the head holds.
+    fn refresh(&mut self, file: &File, offset: u64) {
+        let want = offset.min(HEAD_FINGERPRINT_BYTES as u64) as usize;
+        if want <= self.len {
+            return;
+        }
+        let mut fresh = [0; HEAD_FINGERPRINT_BYTES];
+        if let Ok(n) = file.read_at(&mut fresh[..want], 0) {
+            self.bytes = fresh;
+            self.len = n;
+        }
+    }
+
+    /// False when the file's first bytes differ from the head (rewritten in place). A failed
+    /// read proves nothing, so it counts as unchanged.
+    fn matches(&self, file: &File) -> bool {
+        if self.len == 0 {
+            return true;
+        }
+        let mut now = [0; HEAD_FINGERPRINT_BYTES];
+        match file.read_at(&mut now[..self.len], 0) {
+            Ok(n) => now[..n] == self.bytes[..self.len],
+            Err(_) => true,
+        }
+    }
 }
 
 /// A rotated-away file still being read until `until`.
@@ -136,51 +286,27 @@ struct Draining {
 pub struct Follower<S: TailSink> {
     path: PathBuf,
     config: FollowConfig,
-    sink: S,
-    current: Option<OpenFile>,
+    state: PathState,
+    /// Rotated-away files, oldest first.
     draining: Vec<Draining>,
-    started: bool,
-    reported: Option<(bool, u64)>,
-    /// The last error logged; logged again only when it changes.
-    last_error: Option<String>,
-    /// An error was seen during the current check.
-    error_in_check: bool,
-    buf: Vec<u8>,
-    batch: LineBatch,
     /// The generations opened most recently, newest last.
     generations: VecDeque<Generation>,
-    /// When lines were last handed to the sink.
-    last_emit: Option<Instant>,
-    /// How many times lines were handed to the sink.
-    emits: u64,
-    /// Lines are held back (coalescing) until this instant.
-    hold_until: Option<Instant>,
-    /// A rotation was already announced for the file now at the path: opening it is not a
-    /// "created".
-    rotation_announced: bool,
+    /// The status the sink was last given.
+    reported: Option<FileStatus>,
+    reader: Reader<S>,
 }
 
 impl<S: TailSink> Follower<S> {
     /// A follower for `path`; nothing is read before the first [`check`](Self::check).
     pub fn new(path: PathBuf, config: FollowConfig, sink: S) -> Self {
-        let buf = vec![0; config.read_chunk_bytes.max(4096)];
         Follower {
+            reader: Reader::new(path.clone(), &config, sink),
             path,
             config,
-            sink,
-            current: None,
+            state: PathState::Unchecked,
             draining: Vec::new(),
-            started: false,
-            reported: None,
-            last_error: None,
-            error_in_check: false,
-            buf,
-            batch: LineBatch::default(),
             generations: VecDeque::with_capacity(REMEMBERED_GENERATIONS),
-            rotation_announced: false,
-            last_emit: None,
-            emits: 0,
-            hold_until: None,
+            reported: None,
         }
     }
 
@@ -196,62 +322,37 @@ impl<S: TailSink> Follower<S> {
 
     /// The sink (tests read what it collected).
     pub fn sink(&self) -> &S {
-        &self.sink
+        &self.reader.sink
     }
 
     /// Looks at the file once and reads whatever is new. Never fails: I/O errors are logged once
-    /// per distinct error and retried at the next check.
+    /// per distinct error, shown in the status, and retried at the next check.
     pub fn check(&mut self) {
         let now = Instant::now();
-        self.error_in_check = false;
+        self.reader.errors.begin_check();
         self.read_draining(now);
-        let emits_before = self.emits;
-        let mark = self.batch.len();
-        match std::fs::metadata(&self.path) {
-            Ok(meta) if meta.is_file() => {
-                self.follow_existing(&meta, now);
-            }
-            Ok(meta) => {
-                self.note_error(format!(
-                    "{} is {}, not a regular file",
-                    self.path.display(),
-                    kind(meta.file_type())
-                ));
-                self.path_gone(now);
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                self.rotation_announced = false;
-                self.path_gone(now);
-            }
-            Err(e) => {
-                self.note_error(format!("cannot stat {}: {e}", self.path.display()));
-                // Keep reading what is open; the path may come back.
-                self.read_current();
-            }
-        }
-        if !self.draining.is_empty() && self.emits == emits_before && self.batch.len() > mark {
+        let emits_before = self.reader.emits;
+        let mark = self.reader.batch.len();
+        self.look_at_path(now);
+        if !self.draining.is_empty()
+            && self.reader.emits == emits_before
+            && self.reader.batch.len() > mark
+        {
             // While the current file was read, the application may still have written to a
             // rotated one (it writes there until it reopens its log): those lines came before the
             // current file's lines just read, so they go first.
-            let current_lines = self.batch.split_off(mark);
+            let current_lines = self.reader.batch.split_off(mark);
             self.read_draining(now);
-            self.batch.append(current_lines);
+            self.reader.batch.append(current_lines);
         }
-        self.started = true;
-        if !self.error_in_check {
-            self.clear_error();
-        }
-        self.flush_idle_partial(Instant::now());
-        if self.hold_until.is_some_and(|due| Instant::now() >= due) {
-            self.emit_now();
-        }
-        let status = match &self.current {
-            Some(open) => (true, open.offset),
-            None => (false, 0),
-        };
-        if self.reported != Some(status) {
-            self.reported = Some(status);
-            self.sink.status(status.0, status.1);
+        self.reader.errors.end_check(&self.path);
+        let now = Instant::now();
+        self.flush_idle_partials(now);
+        self.reader.emit_if_due(now);
+        let status = self.state.status();
+        if self.reported.as_ref() != Some(&status) {
+            self.reported = Some(status.clone());
+            self.reader.sink.status(status);
         }
     }
 
@@ -268,118 +369,158 @@ impl<S: TailSink> Follower<S> {
         if !meta.is_file() || self.generations.contains(&Generation::of(&meta)) {
             return;
         }
-        let current_still_at_path = self.current.as_ref().is_some_and(|open| {
-            std::fs::metadata(&self.path).is_ok_and(|m| (m.dev(), m.ino()) == (open.dev, open.ino))
-        });
-        if !current_still_at_path {
-            if let Some(mut old) = self.current.take() {
-                self.read_to_end(&mut old);
-                self.retire(old, now);
-                self.announce(FileState::Rotated);
-            }
+        let current_still_at_path = self.state.open().is_some_and(|open| open.is_at(&self.path));
+        if !current_still_at_path && self.leave_path(PathState::RotatedAway, now).is_some() {
+            self.reader.announce(FileState::Rotated);
         }
         let mut missed = self.open_file(file, &meta, 0, now);
-        self.read_to_end(&mut missed);
+        self.reader.read_to_end(&mut missed);
         self.retire(missed, now);
         if current_still_at_path {
-            // Older than the file being read (its rename was seen late): its lines come after
-            // some of the newer file's, and no rotation is announced for it.
-            self.emit_now();
+            self.reader.emit_now();
         } else {
-            self.announce(FileState::Rotated);
-            self.rotation_announced = true;
+            self.reader.announce(FileState::Rotated);
         }
     }
 
     /// The latest instant at which `check` must run again even without a wake-up (partial-line
     /// flush, end of a rotation grace period), if any.
     pub fn next_deadline(&self) -> Option<Instant> {
+        let timeout = self.config.partial_line_timeout;
         let partial = self
-            .current
-            .iter()
+            .state
+            .open()
+            .into_iter()
             .chain(self.draining.iter().map(|d| &d.open))
-            .filter(|open| open.splitter.has_partial())
-            .map(|open| open.last_data + self.config.partial_line_timeout);
+            .filter_map(|open| open.partial_due(timeout));
         let drains = self.draining.iter().map(|d| d.until);
-        partial.chain(drains).chain(self.hold_until).min()
+        partial.chain(drains).chain(self.reader.hold_until).min()
     }
 
     /// Reads every open file to its end and flushes its partial line (shutdown): the current
     /// file's complete lines, then each rotated file's, then the current file's unfinished line.
     pub fn finish(&mut self) {
         self.read_current();
-        for mut draining in std::mem::take(&mut self.draining) {
-            self.read_to_end(&mut draining.open);
-            self.flush_partial_of(&mut draining.open);
+        for mut draining in self.draining.drain(..) {
+            self.reader.read_to_end(&mut draining.open);
+            self.reader.flush_partial(&mut draining.open);
         }
-        if let Some(mut open) = self.current.take() {
-            self.flush_partial_of(&mut open);
-            self.current = Some(open);
+        if let Some(open) = self.state.open_mut() {
+            self.reader.flush_partial(open);
         }
-        self.emit_now();
+        self.reader.emit_now();
     }
 
-    fn follow_existing(&mut self, meta: &Metadata, now: Instant) {
-        let same_file = self
-            .current
-            .as_ref()
-            .is_some_and(|open| open.dev == meta.dev() && open.ino == meta.ino());
-        let replaced = self.current.is_some() && !same_file;
-        if replaced {
-            // Replaced: finish the old descriptor first, keep reading it for the grace period.
-            if let Some(mut old) = self.current.take() {
-                self.read_to_end(&mut old);
-                self.retire(old, now);
+    fn look_at_path(&mut self, now: Instant) {
+        match std::fs::metadata(&self.path) {
+            Ok(meta) if meta.is_file() => self.follow(&meta, now),
+            Ok(meta) => {
+                self.reader.errors.note(format!(
+                    "{} is {}, not a regular file",
+                    self.path.display(),
+                    kind(meta.file_type())
+                ));
+                let why = not_regular(meta.file_type()).to_string();
+                self.announce_gone(PathState::Unreadable(why), now);
             }
-            self.announce(FileState::Rotated);
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                self.announce_gone(PathState::Missing, now);
+            }
+            Err(e) => {
+                self.reader
+                    .errors
+                    .note(format!("cannot stat {}: {e}", self.path.display()));
+                if self.state.open().is_some() {
+                    // Keep reading what is open; the path may come back.
+                    self.read_current();
+                } else {
+                    self.state = PathState::Unreadable(reason(&e));
+                }
+            }
         }
-        if self.current.is_none() {
-            let from_tail = !self.started;
-            match self.open(from_tail, now) {
-                Ok(open) => {
-                    self.current = Some(open);
-                    if self.started && !replaced && !self.rotation_announced {
-                        self.announce(FileState::Created);
-                    }
-                    self.rotation_announced = false;
-                }
-                Err(e) => {
-                    self.note_error(format!("cannot open {}: {e}", self.path.display()));
-                    return;
-                }
-            }
-        } else if let Some(open) = self.current.as_mut() {
-            if meta.len() < open.offset || !head_unchanged(open) {
+    }
+
+    /// The path names a regular file, described by `meta`.
+    fn follow(&mut self, meta: &Metadata, now: Instant) {
+        if self.state.open().is_some_and(|open| !open.is(meta)) {
+            // Another file is at the path: a rotation, whatever became of the old one.
+            self.leave_path(PathState::RotatedAway, now);
+            self.reader.announce(FileState::Rotated);
+        }
+        if let Some(open) = self.state.open_mut() {
+            if open.is_truncated(meta) {
                 // Truncated (or rewritten in place): what is held of a line is flushed, not lost.
-                let mut open = self.current.take().expect("checked above");
-                self.flush_partial_of(&mut open);
-                open.offset = 0;
-                open.head.clear();
-                open.skip_to_newline = false;
-                self.current = Some(open);
-                self.announce(FileState::Truncated);
+                self.reader.flush_partial(open);
+                open.restart();
+                self.reader.announce(FileState::Truncated);
             }
+        } else if !self.open_path(now) {
+            return;
         }
         self.read_current();
     }
 
-    fn path_gone(&mut self, now: Instant) {
-        if let Some(mut old) = self.current.take() {
-            self.read_to_end(&mut old);
-            let deleted = old.file.metadata().map(|m| m.nlink() == 0).unwrap_or(true);
-            self.retire(old, now);
-            self.announce(if deleted {
-                FileState::Deleted
-            } else {
-                FileState::Rotated
-            });
+    /// Opens the file at the path and follows it, announcing `Created` where the state says so.
+    /// False (and the state says why) when it cannot be opened.
+    fn open_path(&mut self, now: Instant) -> bool {
+        // Identity and type from the descriptor, not the earlier stat: the path may have changed
+        // between (into a FIFO, even, which this open does not wait on).
+        let (file, meta) = match open_regular(&self.path) {
+            Ok(opened) => opened,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                // Gone between the stat and the open: the next check sees what comes.
+                self.state = PathState::Missing;
+                return false;
+            }
+            Err(e) => {
+                self.reader
+                    .errors
+                    .note(format!("cannot open {}: {e}", self.path.display()));
+                self.state = PathState::Unreadable(reason(&e));
+                return false;
+            }
+        };
+        let offset = match self.state {
+            PathState::Unchecked => meta.len().saturating_sub(self.config.initial_tail_bytes),
+            _ => 0,
+        };
+        let created = matches!(self.state, PathState::Missing | PathState::Unreadable(_));
+        self.state = PathState::Open(self.open_file(file, &meta, offset, now));
+        if created {
+            self.reader.announce(FileState::Created);
         }
+        true
+    }
+
+    /// Puts `next` in place of what the path named, and tells clients what became of the file
+    /// that was open there, if any: `Deleted` or `Rotated`.
+    fn announce_gone(&mut self, next: PathState, now: Instant) {
+        if let Some(gone) = self.leave_path(next, now) {
+            self.reader.announce(gone);
+        }
+    }
+
+    /// Puts `next` in place of what the path named. The file that was open there, if any, is read
+    /// to its end and retired; returns what became of it (`Deleted` when no name is left to it,
+    /// else `Rotated`). The one place where an open file leaves the path.
+    fn leave_path(&mut self, next: PathState, now: Instant) -> Option<FileState> {
+        let PathState::Open(mut old) = std::mem::replace(&mut self.state, next) else {
+            return None;
+        };
+        self.reader.read_to_end(&mut old);
+        let gone = if old.is_deleted() {
+            FileState::Deleted
+        } else {
+            FileState::Rotated
+        };
+        self.retire(old, now);
+        Some(gone)
     }
 
     /// Moves an old descriptor to the draining list (or closes it when there is no grace period).
     fn retire(&mut self, mut old: OpenFile, now: Instant) {
         if self.config.rotate_wait.is_zero() {
-            self.flush_partial_of(&mut old);
+            self.reader.flush_partial(&mut old);
         } else {
             self.draining.push(Draining {
                 open: old,
@@ -388,60 +529,109 @@ impl<S: TailSink> Follower<S> {
         }
     }
 
-    fn open(&mut self, from_tail: bool, now: Instant) -> io::Result<OpenFile> {
-        // Identity and type from the descriptor, not the earlier stat: the path may have changed
-        // between (into a FIFO, even, which this open does not wait on).
-        let (file, fmeta) = open_regular(&self.path)?;
-        let offset = if from_tail {
-            fmeta.len().saturating_sub(self.config.initial_tail_bytes)
-        } else {
-            0
-        };
-        Ok(self.open_file(file, &fmeta, offset, now))
-    }
-
     /// Starts reading `file` at `offset`, and remembers its generation.
     fn open_file(&mut self, file: File, meta: &Metadata, offset: u64, now: Instant) -> OpenFile {
-        let id = (meta.dev(), meta.ino());
         if self.generations.len() == REMEMBERED_GENERATIONS {
             self.generations.pop_front();
         }
         self.generations.push_back(Generation::of(meta));
         let mut open = OpenFile {
             file,
-            dev: id.0,
-            ino: id.1,
+            dev: meta.dev(),
+            ino: meta.ino(),
             offset,
             splitter: LineSplitter::new(self.config.max_line_bytes),
             last_data: now,
-            head: Vec::new(),
+            head: Head::default(),
             skip_to_newline: offset > 0,
+            read_error: None,
         };
-        refresh_head(&mut open);
+        open.head.refresh(&open.file, open.offset);
         open
     }
 
     fn read_current(&mut self) {
-        if let Some(mut open) = self.current.take() {
-            self.read_to_end(&mut open);
-            if open.head.len() < HEAD_FINGERPRINT_BYTES {
-                refresh_head(&mut open);
-            }
-            self.current = Some(open);
+        if let Some(open) = self.state.open_mut() {
+            self.reader.read_to_end(open);
+            open.head.refresh(&open.file, open.offset);
         }
     }
 
+    /// Reads every rotated file to its end, then closes those whose grace period is over (their
+    /// partial lines flushed), in the order they were retired.
     fn read_draining(&mut self, now: Instant) {
-        let mut draining = std::mem::take(&mut self.draining);
-        for entry in draining.iter_mut() {
-            self.read_to_end(&mut entry.open);
+        for draining in &mut self.draining {
+            self.reader.read_to_end(&mut draining.open);
         }
-        for mut entry in draining {
-            if entry.until <= now {
-                self.flush_partial_of(&mut entry.open);
-            } else {
-                self.draining.push(entry);
+        let reader = &mut self.reader;
+        self.draining.retain_mut(|draining| {
+            let over = draining.until <= now;
+            if over {
+                reader.flush_partial(&mut draining.open);
             }
+            !over
+        });
+    }
+
+    fn flush_idle_partials(&mut self, now: Instant) {
+        let timeout = self.config.partial_line_timeout;
+        let current = self.state.open_mut();
+        let rotated = self.draining.iter_mut().map(|d| &mut d.open);
+        for open in current.into_iter().chain(rotated) {
+            if open.partial_due(timeout).is_some_and(|due| now >= due) {
+                self.reader.flush_partial(open);
+            }
+        }
+    }
+}
+
+/// Why a path cannot be followed, in a short sentence for clients (the log has the path and the
+/// full error).
+fn reason(e: &io::Error) -> String {
+    if e.kind() == io::ErrorKind::PermissionDenied {
+        "permission denied: tailcast's user cannot read it".to_owned()
+    } else if e.raw_os_error().is_none() {
+        // tailcast's own words, such as open::not_regular's "it is a FIFO (named pipe), ...".
+        e.to_string()
+    } else {
+        format!("it cannot be read: {e}")
+    }
+}
+
+/// Reads open files and hands what they hold to the sink: the read buffer (one, lent to every
+/// read), the batch being filled, coalescing, and the error log. It lives beside the path's
+/// state rather than inside it, so a file is read where it is kept.
+struct Reader<S> {
+    sink: S,
+    /// The followed path, for messages.
+    path: PathBuf,
+    buf: Vec<u8>,
+    batch: LineBatch,
+    /// Lines are handed over in batches of about this many bytes.
+    batch_bytes: usize,
+    coalesce: Duration,
+    /// When lines were last handed to the sink.
+    last_emit: Option<Instant>,
+    /// How many times lines were handed to the sink.
+    emits: u64,
+    /// Lines are held back (coalescing) until this instant.
+    hold_until: Option<Instant>,
+    errors: ErrorLog,
+}
+
+impl<S: TailSink> Reader<S> {
+    fn new(path: PathBuf, config: &FollowConfig, sink: S) -> Self {
+        Reader {
+            sink,
+            path,
+            buf: vec![0; config.read_chunk_bytes.max(4096)],
+            batch: LineBatch::default(),
+            batch_bytes: config.read_chunk_bytes,
+            coalesce: config.coalesce,
+            last_emit: None,
+            emits: 0,
+            hold_until: None,
+            errors: ErrorLog::default(),
         }
     }
 
@@ -449,16 +639,21 @@ impl<S: TailSink> Follower<S> {
     fn read_to_end(&mut self, open: &mut OpenFile) {
         loop {
             let n = match open.file.read_at(&mut self.buf, open.offset) {
-                Ok(0) => break,
+                Ok(0) => {
+                    open.read_error = None;
+                    break;
+                }
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
-                    self.note_error(format!("cannot read {}: {e}", self.path.display()));
+                    self.errors
+                        .note(format!("cannot read {}: {e}", self.path.display()));
+                    open.read_error = Some(reason(&e));
                     break;
                 }
             };
             open.offset += n as u64;
-            // Not the check's start time: handing a batch over may wait (the hub paces reading),
+            // Not the check's start time: handing a batch over may wait (the sink may pace reading),
             // and a partial line must not look idle because the read took long.
             open.last_data = Instant::now();
             let mut chunk = &self.buf[..n];
@@ -472,54 +667,41 @@ impl<S: TailSink> Follower<S> {
                 }
             }
             open.splitter.feed(chunk, &mut self.batch);
-            if self.batch.text_bytes() >= self.config.read_chunk_bytes {
+            if self.batch.text_bytes() >= self.batch_bytes {
                 self.emit_batch();
             }
         }
         self.emit_batch();
     }
 
-    fn flush_idle_partial(&mut self, now: Instant) {
-        let timeout = self.config.partial_line_timeout;
-        if let Some(mut open) = self.current.take() {
-            if open.splitter.has_partial() && now.duration_since(open.last_data) >= timeout {
-                self.flush_partial_of(&mut open);
-            }
-            self.current = Some(open);
-        }
-        let mut draining = std::mem::take(&mut self.draining);
-        for entry in draining.iter_mut() {
-            if entry.open.splitter.has_partial()
-                && now.duration_since(entry.open.last_data) >= timeout
-            {
-                self.flush_partial_of(&mut entry.open);
-            }
-        }
-        self.draining = draining;
-    }
-
-    fn flush_partial_of(&mut self, open: &mut OpenFile) {
+    fn flush_partial(&mut self, open: &mut OpenFile) {
         open.splitter.flush(&mut self.batch);
         self.emit_batch();
     }
 
     /// Hands the pending lines to the sink, unless lines went out less than `coalesce` ago and
-    /// the batch is small: then they wait for more to join them, until [`Self::next_deadline`].
+    /// the batch is small: then they wait for more to join them, until `hold_until`.
     fn emit_batch(&mut self) {
         if self.batch.is_empty() {
             return;
         }
-        let now = Instant::now();
         // Only a trickle is held back: a large read goes out at once.
-        if self.batch.text_bytes() < self.config.read_chunk_bytes / 4 {
-            if let Some(due) = self.last_emit.map(|last| last + self.config.coalesce) {
-                if now < due {
+        if self.batch.text_bytes() < self.batch_bytes / 4 {
+            if let Some(due) = self.last_emit.map(|last| last + self.coalesce) {
+                if Instant::now() < due {
                     self.hold_until = Some(due);
                     return;
                 }
             }
         }
         self.emit_now();
+    }
+
+    /// Hands the held lines over if their coalescing wait is over.
+    fn emit_if_due(&mut self, now: Instant) {
+        if self.hold_until.is_some_and(|due| now >= due) {
+            self.emit_now();
+        }
     }
 
     /// Hands the pending lines to the sink at once.
@@ -537,44 +719,37 @@ impl<S: TailSink> Follower<S> {
         self.emit_now();
         self.sink.state(state);
     }
+}
 
-    fn note_error(&mut self, message: String) {
-        self.error_in_check = true;
-        if self.last_error.as_ref() != Some(&message) {
+/// Logs an error when it appears or changes and once more when it ends, not at every retry.
+#[derive(Default)]
+struct ErrorLog {
+    /// The error logged last, while it lasts.
+    logged: Option<String>,
+    /// The check under way has seen an error, so the one logged has not ended.
+    seen_in_check: bool,
+}
+
+impl ErrorLog {
+    fn begin_check(&mut self) {
+        self.seen_in_check = false;
+    }
+
+    fn note(&mut self, message: String) {
+        self.seen_in_check = true;
+        if self.logged.as_ref() != Some(&message) {
             tracing::warn!("{message}; retrying");
-            self.last_error = Some(message);
+            self.logged = Some(message);
         }
     }
 
-    fn clear_error(&mut self) {
-        if let Some(message) = self.last_error.take() {
-            tracing::info!("recovered: {} ({message})", self.path.display());
+    fn end_check(&mut self, path: &Path) {
+        if self.seen_in_check {
+            return;
         }
-    }
-}
-
-/// Reads up to [`HEAD_FINGERPRINT_BYTES`] from the start of the file into `open.head`.
-fn refresh_head(open: &mut OpenFile) {
-    let want = (HEAD_FINGERPRINT_BYTES as u64).min(open.offset.max(open.head.len() as u64));
-    if want as usize <= open.head.len() && !open.head.is_empty() {
-        return;
-    }
-    let mut head = vec![0; want as usize];
-    if let Ok(n) = open.file.read_at(&mut head, 0) {
-        head.truncate(n);
-        open.head = head;
-    }
-}
-
-/// False when the file's first bytes differ from what was read before (rewritten in place).
-fn head_unchanged(open: &OpenFile) -> bool {
-    if open.head.is_empty() {
-        return true;
-    }
-    let mut now = [0u8; HEAD_FINGERPRINT_BYTES];
-    match open.file.read_at(&mut now[..open.head.len()], 0) {
-        Ok(n) => n == open.head.len() && now[..n] == open.head[..],
-        Err(_) => true,
+        if let Some(message) = self.logged.take() {
+            tracing::info!("recovered: {} ({message})", path.display());
+        }
     }
 }
 
@@ -594,7 +769,7 @@ mod concurrent_writer_tests {
         fn state(&mut self, state: FileState) {
             self.0.lock().unwrap().1.push(format!("{state:?}"));
         }
-        fn status(&mut self, _: bool, _: u64) {}
+        fn status(&mut self, _: FileStatus) {}
     }
 
     #[test]
@@ -650,7 +825,7 @@ mod rotated_away_tests {
         fn state(&mut self, state: FileState) {
             self.0.lock().unwrap().push(format!("<{}>", state.as_str()));
         }
-        fn status(&mut self, _: bool, _: u64) {}
+        fn status(&mut self, _: FileStatus) {}
     }
 
     #[test]
@@ -681,6 +856,54 @@ mod rotated_away_tests {
         assert_eq!(
             *seen.0.lock().unwrap(),
             ["a1", "<rotated>", "b1", "b2", "<rotated>", "c1"]
+        );
+    }
+}
+
+#[cfg(test)]
+mod status_tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Clone, Default)]
+    struct LastStatus(Arc<Mutex<Option<FileStatus>>>);
+    impl TailSink for LastStatus {
+        fn lines(&mut self, _: LineBatch) {}
+        fn state(&mut self, _: FileState) {}
+        fn status(&mut self, status: FileStatus) {
+            *self.0.lock().unwrap() = Some(status);
+        }
+    }
+
+    #[test]
+    fn a_path_that_cannot_be_read_says_why_until_it_can() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.log");
+        let last = LastStatus::default();
+        let status = || last.0.lock().unwrap().clone().unwrap();
+        let mut follower = Follower::new(path.clone(), FollowConfig::default(), last.clone());
+        follower.check();
+        assert_eq!(status(), FileStatus::default(), "missing is not an error");
+        std::fs::create_dir(&path).unwrap();
+        follower.check();
+        assert_eq!(
+            status(),
+            FileStatus {
+                exists: false,
+                size: 0,
+                error: Some("it is a directory, not a regular file".to_owned()),
+            }
+        );
+        std::fs::remove_dir(&path).unwrap();
+        std::fs::write(&path, "line\n").unwrap();
+        follower.check();
+        assert_eq!(
+            status(),
+            FileStatus {
+                exists: true,
+                size: 5,
+                error: None,
+            }
         );
     }
 }
