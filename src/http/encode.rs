@@ -32,6 +32,7 @@ pub fn file_info(file: crate::hub::FileSummary) -> crate::protocol::FileInfo {
         exists: file.exists,
         size: file.size,
         last_seq: file.last_seq,
+        error: file.error,
     }
 }
 

@@ -64,6 +64,8 @@ pub struct FileSummary {
     pub size: u64,
     /// Seq of the newest line (0 when none yet).
     pub last_seq: u64,
+    /// Why the path cannot be read, when it exists but cannot be.
+    pub error: Option<String>,
 }
 
 /// Where a read or subscription starts.
