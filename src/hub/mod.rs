@@ -1,44 +1,34 @@
-//! The hub: per-file history and live fan-out, shared by every transport.
+//! The hub: per-file numbering, history and live fan-out, shared by every transport.
 //!
-//! For each configured file the hub numbers lines (`seq` from 1, never reused while the process
-//! lives, carried across rotation) and keeps a bounded [`History`] of batches, each serialized to
-//! its wire frame once (`--history` lines for backlog; lines a live reader has not read yet stay
-//! until the `--history-bytes` bound). That history is the only copy: live readers ([`LiveCursor`]) are woken by
-//! a [`Notify`] and read it by cursor, so a slow or stalled client holds no queue of its own and,
-//! when it falls out of the history, is told of an exact `gap`. File state changes are kept in a
-//! short ring beside it, each with the seq it happened before, so readers see them in order.
+//! This module is the seam between the transports and whatever keeps the history. Transports
+//! hold a [`Hub`], a cheap-clone handle over a [`HistoryBackend`], and read through a
+//! [`LiveCursor`] over a [`CursorBackend`]: subscribe at a start point, read what follows a
+//! cursor ([`Delivery`]: an exact gap, lines, file states, in order), and be woken when there is
+//! news. The tailing side appends batches (the backend paces it to its readers), states and
+//! statuses. What is delivered is the hub's own data ([`Batch`], [`BatchSlice`], [`Gap`],
+//! [`FileState`]), never a wire format: each transport encodes.
 //!
-//! During a burst the tailer is paced to its readers ([`Hub::pace`]): when the next batch would
-//! push lines a reader has not read out of the history, the follower waits for it before
-//! reading on; the file itself is the buffer. A reader that cannot make room within the pace
-//! timeout is left behind (told of a gap) and paces nobody until it has caught up.
-//!
-//! [`Hub`] is the cheap-clone handle (an `Arc`). Its small interface (append a batch, read after a
-//! cursor, subscribe for what comes next) is the seam where a shared backend could sit later. The
-//! per-file mutex is held only for short, non-async sections.
+//! [`MemoryHistory`] (`memory.rs`, with its cursor in `cursor.rs`) is the backend today: a
+//! bounded ring per file. A Redis Streams backend sits beside it by implementing the two traits;
+//! no transport changes. `docs/architecture.md` draws the whole path.
 
 mod cursor;
 mod history;
+mod memory;
 
-use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::Notify;
 
-use cursor::ReaderShared;
-pub use cursor::{Delivery, LiveCursor};
 pub use history::{Batch, BatchSlice, Gap, History, HistoryRead};
+pub use memory::MemoryHistory;
 
-use crate::tail::{FileState, LineBatch};
+use crate::tail::{FileState, FileStatus, LineBatch};
 
 /// Index of a file in the hub.
 pub type FileIx = usize;
-
-/// File state changes remembered per file for readers that have not seen them yet.
-const KEPT_STATES: usize = 64;
 
 /// Bounds of the hub.
 #[derive(Debug, Clone)]
@@ -87,470 +77,67 @@ pub struct CursorAhead {
     pub last_seq: u64,
 }
 
-/// A consistent snapshot: what the history holds for a start point, and the newest seq at that
-/// moment.
-#[derive(Debug, Clone)]
-pub struct Snapshot {
-    /// The lines (and gap) read.
-    pub read: HistoryRead,
-    /// Newest seq when the snapshot was taken.
-    pub last_seq: u64,
+/// What a reader is sent, in order.
+#[derive(Debug)]
+pub enum Delivery {
+    /// Lines `from..=to` will never come (no longer kept).
+    Gap(Gap),
+    /// New lines (the whole batch when [`BatchSlice::is_whole`], so its shared frame can be used).
+    Lines(BatchSlice),
+    /// A file state change.
+    State(FileState),
 }
 
-struct FileChannel {
-    id: String,
-    path: PathBuf,
-    shared: Mutex<FileShared>,
-    /// Signalled when a reader advances while the tailer waits in [`Hub::pace`].
-    room: Condvar,
-    /// While the tailer waits in [`Hub::pace`]: the seq a reader must reach to make room
-    /// (`u64::MAX` when it does not wait), so that only readers crossing it wake the tailer.
-    waiting_for: AtomicU64,
-    /// Newest seq, readable without the lock.
-    last_seq: AtomicU64,
-    /// State changes so far, readable without the lock.
-    state_count: AtomicU64,
-}
-
-/// A file state change, and where it happened: before line `at_seq`.
-struct StateRecord {
-    index: u64,
-    at_seq: u64,
-    state: FileState,
-}
-
-struct FileShared {
-    history: History,
-    next_seq: u64,
-    exists: bool,
-    size: u64,
-    /// Why the path cannot be followed, for clients.
-    error: Option<String>,
-    states: VecDeque<StateRecord>,
-    next_state: u64,
-    readers: Vec<Weak<ReaderShared>>,
-    /// How long the tailer may still wait for readers that then fail to make room.
-    pace_credit: PaceCredit,
-}
-
-/// The budget of waits that end with a reader left behind: at most the pace timeout at once, and
-/// over time at most [`PACE_SHARE`] of the time, however many slow readers come and go. Waits
-/// that end because the readers made room cost nothing: that is pacing doing its job.
-struct PaceCredit {
-    available: Duration,
-    updated: Instant,
-}
-
-/// The share of time a file's reading may lose to readers that then fall behind anyway.
-const PACE_SHARE: u32 = 10;
-
-impl PaceCredit {
-    fn new(cap: Duration) -> Self {
-        PaceCredit {
-            available: cap,
-            updated: Instant::now(),
-        }
-    }
-
-    /// Refills at one [`PACE_SHARE`]th of the time passed, up to `cap`; returns what is available.
-    fn refill(&mut self, now: Instant, cap: Duration) -> Duration {
-        let earned = now.saturating_duration_since(self.updated) / PACE_SHARE;
-        self.available = (self.available + earned).min(cap);
-        self.updated = now;
-        self.available
-    }
-}
-
-struct HubInner {
-    files: Vec<FileChannel>,
-    by_id: HashMap<String, FileIx>,
-    epoch: u64,
-    pace_timeout: Duration,
-}
-
-/// The handle; see the module documentation.
-#[derive(Clone)]
-pub struct Hub {
-    inner: Arc<HubInner>,
-}
-
-impl Hub {
-    /// A hub for `files` (id, path), in that order; `epoch` identifies this server run.
-    pub fn new(files: Vec<(String, PathBuf)>, config: &HubConfig, epoch: u64) -> Hub {
-        let mut by_id = HashMap::new();
-        let files = files
-            .into_iter()
-            .enumerate()
-            .map(|(ix, (id, path))| {
-                by_id.insert(id.clone(), ix);
-                FileChannel {
-                    id,
-                    path,
-                    shared: Mutex::new(FileShared {
-                        history: History::new(config.history_lines, config.history_bytes),
-                        next_seq: 1,
-                        exists: false,
-                        size: 0,
-                        error: None,
-                        states: VecDeque::new(),
-                        next_state: 0,
-                        readers: Vec::new(),
-                        pace_credit: PaceCredit::new(config.pace_timeout),
-                    }),
-                    room: Condvar::new(),
-                    waiting_for: AtomicU64::new(u64::MAX),
-                    last_seq: AtomicU64::new(0),
-                    state_count: AtomicU64::new(0),
-                }
-            })
-            .collect();
-        Hub {
-            inner: Arc::new(HubInner {
-                files,
-                by_id,
-                epoch,
-                pace_timeout: config.pace_timeout,
-            }),
-        }
-    }
-
-    /// This server run's epoch.
-    pub fn epoch(&self) -> u64 {
-        self.inner.epoch
-    }
-
+/// What the transports and the tailer need of a history, whatever keeps it.
+pub trait HistoryBackend: Send + Sync + 'static {
+    /// This numbering's epoch: changes when the numbering starts again.
+    fn epoch(&self) -> u64;
     /// Number of files.
-    pub fn file_count(&self) -> usize {
-        self.inner.files.len()
-    }
-
-    /// The file with this id, if configured. Ids are only ever compared, never used as paths.
-    pub fn lookup(&self, id: &str) -> Option<FileIx> {
-        self.inner.by_id.get(id).copied()
-    }
-
+    fn file_count(&self) -> usize;
+    /// The file with this id, if any. Ids are only ever compared, never used as paths.
+    fn lookup(&self, id: &str) -> Option<FileIx>;
     /// A file's id.
-    pub fn id(&self, file: FileIx) -> &str {
-        &self.inner.files[file].id
-    }
-
-    /// Every file's description.
-    pub fn files(&self) -> Vec<FileSummary> {
-        (0..self.inner.files.len())
-            .map(|ix| self.info(ix))
-            .collect()
-    }
-
+    fn id(&self, file: FileIx) -> &str;
     /// One file's description.
-    pub fn info(&self, file: FileIx) -> FileSummary {
-        let channel = &self.inner.files[file];
-        let shared = lock(&channel.shared);
-        FileSummary {
-            id: channel.id.clone(),
-            path: channel.path.display().to_string(),
-            exists: shared.exists,
-            size: shared.size,
-            last_seq: shared.next_seq - 1,
-            error: shared.error.clone(),
-        }
-    }
-
+    fn info(&self, file: FileIx) -> FileSummary;
     /// Newest seq of a file (0 before its first line).
-    pub fn last_seq(&self, file: FileIx) -> u64 {
-        self.inner.files[file].last_seq.load(Ordering::Acquire)
-    }
-
-    /// (newest seq, state changes so far), without taking the lock.
-    fn heads(&self, file: FileIx) -> (u64, u64) {
-        let channel = &self.inner.files[file];
-        (
-            channel.last_seq.load(Ordering::Acquire),
-            channel.state_count.load(Ordering::Acquire),
-        )
-    }
-
-    /// Numbers a batch of lines, stores it and wakes the readers; returns its first seq.
-    pub fn append(&self, file: FileIx, mut lines: LineBatch) -> u64 {
-        let channel = &self.inner.files[file];
-        // Kept for a while: no spare capacity (the byte bound counts what is allocated).
-        lines.shrink_to_fit();
-        // Only the tailer thread appends, so this is still the next seq when the batch is stored.
-        let first_seq = self.last_seq(file) + 1;
-        let batch = Arc::new(Batch::new(first_seq, lines));
-        // During a burst, let the readers that keep up make room for this batch first.
-        let mut shared = self.pace(file, batch.bytes());
-        shared.next_seq += batch.lines.len() as u64;
-        let keep_from = if shared.history.over_line_bound(batch.lines.len()) {
-            slowest_reader(&mut shared).unwrap_or(u64::MAX)
-        } else {
-            u64::MAX
-        };
-        shared.history.push_keeping(batch, keep_from);
-        channel
-            .last_seq
-            .store(shared.next_seq - 1, Ordering::Release);
-        wake_readers(&mut shared);
-        first_seq
-    }
-
-    /// Records a state change of a file, in order with its lines, and wakes the readers.
-    pub fn set_state(&self, file: FileIx, state: FileState) {
-        let channel = &self.inner.files[file];
-        let mut shared = lock(&channel.shared);
-        let record = StateRecord {
-            index: shared.next_state,
-            at_seq: shared.next_seq,
-            state,
-        };
-        if shared.states.len() == KEPT_STATES {
-            shared.states.pop_front();
-        }
-        shared.states.push_back(record);
-        shared.next_state += 1;
-        channel
-            .state_count
-            .store(shared.next_state, Ordering::Release);
-        wake_readers(&mut shared);
-    }
-
-    /// Records whether the file exists, how much of it was read, and why it cannot be.
-    pub fn set_status(&self, file: FileIx, status: crate::tail::FileStatus) {
-        let mut shared = lock(&self.inner.files[file].shared);
-        shared.exists = status.exists;
-        shared.size = status.size;
-        shared.error = status.error;
-    }
-
-    /// What the history holds from `start` (at most `max` lines).
-    pub fn read(&self, file: FileIx, start: Start, max: usize) -> Result<Snapshot, CursorAhead> {
-        let shared = lock(&self.inner.files[file].shared);
-        snapshot(&shared, start, max)
-    }
-
-    /// Registers a reader starting at `start`, woken through `wake` whenever the file has news.
-    /// Its first [`LiveCursor::read`] returns the backlog (or what follows the cursor, with a gap
-    /// for lines no longer kept); later reads return what came since.
-    pub fn subscribe(
+    fn last_seq(&self, file: FileIx) -> u64;
+    /// A reader starting at `start`, woken through `wake` whenever the file has news; its first
+    /// read returns the backlog (or what follows the cursor, with a gap for what is gone).
+    fn subscribe(
         &self,
         file: FileIx,
         start: Start,
         wake: Arc<Notify>,
-    ) -> Result<LiveCursor, CursorAhead> {
-        let channel = &self.inner.files[file];
-        let mut shared = lock(&channel.shared);
-        let next_seq = match start {
-            Start::Backlog(n) => {
-                let first_kept = shared.history.first_seq().unwrap_or(shared.next_seq);
-                shared.next_seq.saturating_sub(n as u64).max(first_kept)
-            }
-            Start::After(after) if after >= shared.next_seq => {
-                return Err(CursorAhead {
-                    after,
-                    last_seq: shared.next_seq - 1,
-                });
-            }
-            Start::After(after) => after + 1,
-        };
-        let reader = Arc::new(ReaderShared {
-            next_seq: AtomicU64::new(next_seq),
-            wake,
-            // A reader paces the tailer only once it has shown it keeps up by reaching the head:
-            // a client that subscribes with a backlog and never reads holds nobody up.
-            left_behind: AtomicBool::new(next_seq < shared.next_seq),
-        });
-        shared.readers.retain(|r| r.strong_count() > 0);
-        shared.readers.push(Arc::downgrade(&reader));
-        // State changes still kept that fall among the lines this reader will get: for a
-        // resume, also one right before its first line (it happened while the client was away).
-        let first_state_seq = match start {
-            Start::After(_) => next_seq,
-            Start::Backlog(_) => next_seq + 1,
-        };
-        let next_state = shared
-            .states
-            .iter()
-            .find(|state| state.at_seq >= first_state_seq)
-            .map_or(shared.next_state, |state| state.index);
-        Ok(LiveCursor {
-            file,
-            next_seq,
-            next_state,
-            shared: reader,
-            hub: self.clone(),
-        })
-    }
+    ) -> Result<Box<dyn CursorBackend>, CursorAhead>;
+    /// Numbers a batch, stores it (waiting, bounded, for readers to make room) and wakes the
+    /// readers; returns its first seq.
+    fn append(&self, file: FileIx, lines: LineBatch) -> u64;
+    /// Records a state change of a file, in order with its lines.
+    fn set_state(&self, file: FileIx, state: FileState);
+    /// Records whether the file exists, how much of it was read, and why it cannot be read.
+    fn set_status(&self, file: FileIx, status: FileStatus);
+    /// What the history holds of a file: (lines, bytes).
+    fn history_usage(&self, file: FileIx) -> (usize, usize);
+}
 
-    /// [`LiveCursor::read`]: gap, lines and state changes after the cursor, in order.
-    fn read_for(
-        &self,
-        cursor: &mut LiveCursor,
-        max_lines: usize,
-        max_bytes: usize,
-    ) -> Vec<Delivery> {
-        let channel = &self.inner.files[cursor.file];
-        let shared = lock(&channel.shared);
-        let mut out = Vec::new();
-        let oldest_state = shared.states.front().map_or(shared.next_state, |s| s.index);
-        let mut next_state = cursor.next_state.max(oldest_state);
-        let last_seq = shared.next_seq - 1;
-        let mut read = if cursor.next_seq <= last_seq {
-            snapshot(&shared, Start::After(cursor.next_seq - 1), max_lines)
-                .map(|snap| snap.read)
-                .unwrap_or_default()
-        } else {
-            HistoryRead::default()
-        };
-        // At most `max_bytes` of text (at least one line), cut between lines.
-        let mut taken_bytes = 0;
-        let mut keep = 0;
-        for slice in &mut read.slices {
-            if taken_bytes >= max_bytes {
-                break;
-            }
-            let bytes = slice.text_bytes();
-            if taken_bytes + bytes > max_bytes {
-                let mut end = slice.range.start;
-                for line in slice.lines() {
-                    let cost = line.len() + 1;
-                    if taken_bytes > 0 && taken_bytes + cost > max_bytes {
-                        break;
-                    }
-                    taken_bytes += cost;
-                    end += 1;
-                }
-                if end > slice.range.start {
-                    slice.range.end = end;
-                    keep += 1;
-                }
-                break;
-            }
-            taken_bytes += bytes;
-            keep += 1;
-        }
-        read.slices.truncate(keep);
-        let first_unseen = next_state;
-        let mut states = shared
-            .states
-            .iter()
-            .filter(|s| s.index >= first_unseen)
-            .peekable();
-        let mut next_seq = cursor.next_seq;
-        if let Some(gap) = read.gap {
-            take_states_before(&mut states, gap.from, &mut next_state, &mut out);
-            out.push(Delivery::Gap(gap));
-            next_seq = gap.to + 1;
-        }
-        for mut slice in read.slices {
-            loop {
-                take_states_before(&mut states, slice.first_seq(), &mut next_state, &mut out);
-                let end = slice.first_seq() + slice.len() as u64;
-                match states.peek() {
-                    // A state change in the middle of this slice: split it there.
-                    Some(state) if state.at_seq < end => {
-                        let rest = slice.from_seq(state.at_seq);
-                        slice.range.end = rest.range.start;
-                        out.push(Delivery::Lines(slice));
-                        slice = rest;
-                    }
-                    _ => {
-                        next_seq = end;
-                        out.push(Delivery::Lines(slice));
-                        break;
-                    }
-                }
-            }
-        }
-        // State changes after the last line read (all of them when the reader is at the head).
-        take_states_before(&mut states, next_seq, &mut next_state, &mut out);
-        cursor.next_state = next_state;
-        if next_seq > last_seq {
-            // Caught up: a reader left behind in a burst paces the tailer again.
-            cursor.shared.left_behind.store(false, Ordering::Release);
-        }
-        if next_seq != cursor.next_seq {
-            cursor.set_next_seq(next_seq);
-            if next_seq >= channel.waiting_for.load(Ordering::Acquire) {
-                channel.room.notify_all();
-            }
-        }
-        out
-    }
+/// One reader's position in one file of a [`HistoryBackend`].
+pub trait CursorBackend: Send {
+    /// The file followed.
+    fn file(&self) -> FileIx;
+    /// Seq of the next line the client should get.
+    fn next_seq(&self) -> u64;
+    /// True when there is something this reader has not read yet (cheap: called per wake-up).
+    fn has_news(&self) -> bool;
+    /// Takes what is new, at most `max_lines` lines and `max_bytes` of text (at least one
+    /// line), and advances. Returns nothing when the reader is at the head.
+    fn read(&mut self, max_lines: usize, max_bytes: usize) -> Vec<Delivery>;
+}
 
-    /// Called by [`Hub::append`] before it stores a batch of `incoming` bytes: while the batch
-    /// would push lines a reader has not read out of the history's byte bound, waits for that
-    /// reader (released the moment a reader gets past them). Returns the file's lock. A reader
-    /// that does not make room within the pace timeout is too slow: it is left behind (reading
-    /// goes on, it will be told of a gap) and paces nobody until it has caught up. So the file,
-    /// not memory, buffers a burst; clients that keep up lose nothing; and slow clients hold the
-    /// others up for one pace timeout at most at a time, and for at most a tenth of the time
-    /// over any longer window ([`PaceCredit`]), however many of them come.
-    fn pace(&self, file: FileIx, incoming: usize) -> MutexGuard<'_, FileShared> {
-        let channel = &self.inner.files[file];
-        let cap = self.inner.pace_timeout;
-        let mut shared = lock(&channel.shared);
-        // The batch would push out lines before `evicted_end`.
-        let Some(evicted_end) = shared.history.next_eviction_end(incoming) else {
-            return shared;
-        };
-        let started = Instant::now();
-        let credit = shared.pace_credit.refill(started, cap);
-        let deadline = started + credit;
-        // Once waiting, wait for room for a quarter of the history, not just this batch: the
-        // tailer then stops once per quarter, not at every batch of a burst.
-        let quarter = shared.history.max_bytes() / 4;
-        let room_end = shared
-            .history
-            .next_eviction_end(incoming.max(quarter))
-            .map_or(evicted_end, |end| end.max(evicted_end));
-        let mut wanted = evicted_end;
-        loop {
-            match slowest_reader(&mut shared) {
-                Some(slowest) if slowest < wanted => wanted = room_end,
-                _ => return shared,
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                let mut left_behind = false;
-                for reader in pacing_readers(&shared) {
-                    if reader.next_seq.load(Ordering::Acquire) < evicted_end {
-                        reader.left_behind.store(true, Ordering::Release);
-                        left_behind = true;
-                    }
-                }
-                if left_behind {
-                    // This wait was lost: it comes out of the budget.
-                    let lost = now.saturating_duration_since(started);
-                    let credit = &mut shared.pace_credit;
-                    credit.available = credit.available.saturating_sub(lost);
-                }
-                return shared;
-            }
-            channel.waiting_for.store(room_end, Ordering::Release);
-            shared = match channel.room.wait_timeout(shared, deadline - now) {
-                Ok((guard, _)) => guard,
-                Err(poisoned) => poisoned.into_inner().0,
-            };
-            channel.waiting_for.store(u64::MAX, Ordering::Release);
-        }
-    }
-
-    /// A reader went away (its cursor was dropped): it paces nobody, and a tailer waiting for it
-    /// goes on at once.
-    fn reader_gone(&self, file: FileIx, reader: &ReaderShared) {
-        reader.left_behind.store(true, Ordering::Release);
-        let channel = &self.inner.files[file];
-        if channel.waiting_for.load(Ordering::Acquire) != u64::MAX {
-            // Under the lock, so the wake-up cannot fall between the tailer's check and its wait.
-            let _shared = lock(&channel.shared);
-            channel.room.notify_all();
-        }
-    }
-
-    /// History bounds usage of a file: (lines, bytes).
-    pub fn history_usage(&self, file: FileIx) -> (usize, usize) {
-        let shared = lock(&self.inner.files[file].shared);
-        (shared.history.len(), shared.history.bytes())
-    }
+/// The handle transports and the tailer hold; see the module documentation.
+#[derive(Clone)]
+pub struct Hub {
+    backend: Arc<dyn HistoryBackend>,
 }
 
 impl std::fmt::Debug for Hub {
@@ -561,186 +148,110 @@ impl std::fmt::Debug for Hub {
     }
 }
 
-/// Moves the state changes that happened before line `seq` to `out`.
-fn take_states_before<'a>(
-    states: &mut std::iter::Peekable<impl Iterator<Item = &'a StateRecord>>,
-    seq: u64,
-    next_state: &mut u64,
-    out: &mut Vec<Delivery>,
-) {
-    while let Some(state) = states.next_if(|s| s.at_seq <= seq) {
-        out.push(Delivery::State(state.state));
-        *next_state = state.index + 1;
+impl Hub {
+    /// A hub over the in-memory history of `files` (id, path), in that order.
+    pub fn new(files: Vec<(String, PathBuf)>, config: &HubConfig, epoch: u64) -> Hub {
+        Hub::over(MemoryHistory::new(files, config, epoch))
     }
-}
 
-/// Wakes every live reader of a file and forgets the dropped ones.
-fn wake_readers(shared: &mut FileShared) {
-    shared.readers.retain(|reader| match reader.upgrade() {
-        Some(reader) => {
-            reader.wake.notify_one();
-            true
+    /// A hub over another backend.
+    pub fn over(backend: impl HistoryBackend) -> Hub {
+        Hub {
+            backend: Arc::new(backend),
         }
-        None => false,
-    });
-}
-
-/// The live readers that pace the tailer (not left behind).
-fn pacing_readers(shared: &FileShared) -> impl Iterator<Item = Arc<ReaderShared>> + '_ {
-    shared
-        .readers
-        .iter()
-        .filter_map(Weak::upgrade)
-        .filter(|reader| !reader.left_behind.load(Ordering::Acquire))
-}
-
-/// The position of the slowest reader that paces the tailer, if any.
-fn slowest_reader(shared: &mut FileShared) -> Option<u64> {
-    shared.readers.retain(|r| r.strong_count() > 0);
-    pacing_readers(shared)
-        .map(|reader| reader.next_seq.load(Ordering::Acquire))
-        .min()
-}
-
-fn snapshot(shared: &FileShared, start: Start, max: usize) -> Result<Snapshot, CursorAhead> {
-    let last_seq = shared.next_seq - 1;
-    let read = match start {
-        Start::Backlog(n) => shared.history.last_lines(n.min(max)),
-        Start::After(after) if after > last_seq => {
-            return Err(CursorAhead { after, last_seq });
-        }
-        Start::After(after) => {
-            let mut read = shared.history.read_after(after, max);
-            if read.slices.is_empty() && read.gap.is_none() && after < last_seq {
-                // Everything after the cursor was evicted and nothing newer is kept.
-                read.gap = Some(Gap {
-                    from: after + 1,
-                    to: last_seq,
-                });
-            }
-            read
-        }
-    };
-    Ok(Snapshot { read, last_seq })
-}
-
-/// Locks a mutex, recovering the data if a holder panicked (the data stays consistent: every
-/// critical section only pushes complete values).
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn hub(history_lines: usize) -> Hub {
-        let config = HubConfig {
-            history_lines,
-            history_bytes: 1 << 20,
-            pace_timeout: Duration::ZERO,
-        };
-        Hub::new(vec![("f".into(), PathBuf::from("/f"))], &config, 1)
     }
 
-    fn batch(lines: &[&str]) -> LineBatch {
-        let mut batch = LineBatch::default();
-        for line in lines {
-            batch.push(line, false);
-        }
-        batch
+    /// See [`HistoryBackend::epoch`].
+    pub fn epoch(&self) -> u64 {
+        self.backend.epoch()
     }
 
-    fn describe(deliveries: &[Delivery]) -> Vec<String> {
-        deliveries
-            .iter()
-            .map(|d| match d {
-                Delivery::Gap(gap) => format!("gap {}-{}", gap.from, gap.to),
-                Delivery::Lines(slice) => slice.lines().collect::<Vec<_>>().join(","),
-                Delivery::State(state) => format!("<{}>", state.as_str()),
-            })
-            .collect()
+    /// See [`HistoryBackend::file_count`].
+    pub fn file_count(&self) -> usize {
+        self.backend.file_count()
     }
 
-    #[test]
-    fn a_reader_gets_lines_and_states_in_order_and_a_gap_only_for_what_left() {
-        let hub = hub(3);
-        hub.append(0, batch(&["a", "b"]));
-        let wake = Arc::new(Notify::new());
-        let mut reader = hub.subscribe(0, Start::Backlog(1), wake.clone()).unwrap();
-        hub.set_state(0, FileState::Rotated);
-        hub.append(0, batch(&["c"]));
-        assert!(reader.has_news());
-        assert_eq!(
-            describe(&reader.read(100, usize::MAX)),
-            ["b", "<rotated>", "c"]
-        );
-        assert!(!reader.has_news());
-        assert!(reader.read(100, usize::MAX).is_empty());
-        // A client resuming after line 2 (or asking for a backlog that spans the rotation) is
-        // told of the rotation where it happened.
-        let other = Arc::new(Notify::new());
-        let mut resumed = hub.subscribe(0, Start::After(2), other.clone()).unwrap();
-        assert_eq!(describe(&resumed.read(100, usize::MAX)), ["<rotated>", "c"]);
-        let mut backlog = hub.subscribe(0, Start::Backlog(3), other.clone()).unwrap();
-        assert_eq!(
-            describe(&backlog.read(100, usize::MAX)),
-            ["a,b", "<rotated>", "c"]
-        );
-        let mut last = hub.subscribe(0, Start::Backlog(1), other).unwrap();
-        assert_eq!(describe(&last.read(100, usize::MAX)), ["c"]);
-
-        // A second reader that read nothing keeps its lines from the line bound...
-        let mut slow = hub.subscribe(0, Start::After(3), wake).unwrap();
-        hub.append(0, batch(&["d", "e", "f", "g"]));
-        assert_eq!(describe(&slow.read(2, usize::MAX)), ["d,e"]);
-        assert_eq!(describe(&slow.read(100, usize::MAX)), ["f,g"]);
-        // ...but a reader that was dropped no longer does, and one that fell out gets a gap.
-        drop(reader);
-        let mut late = hub
-            .subscribe(0, Start::After(0), Arc::new(Notify::new()))
-            .unwrap();
-        drop(slow);
-        hub.append(0, batch(&["h"]));
-        let got = describe(&late.read(100, usize::MAX));
-        assert_eq!(got[0], "gap 1-3", "{got:?}");
-        assert_eq!(got.last().map(String::as_str), Some("h"));
+    /// See [`HistoryBackend::lookup`].
+    pub fn lookup(&self, id: &str) -> Option<FileIx> {
+        self.backend.lookup(id)
     }
 
-    #[test]
-    fn the_tailer_waits_for_a_lagging_reader_and_goes_on_when_it_leaves() {
-        // Room for two and a half batches: a reader that read nothing holds the third one back.
-        let line = "x".repeat(100);
-        let probe = hub(10);
-        probe.append(0, batch(&[&line]));
-        let batch_bytes = probe.history_usage(0).1;
-        let config = HubConfig {
-            history_lines: 1,
-            history_bytes: batch_bytes * 5 / 2,
-            pace_timeout: Duration::from_secs(60),
-        };
-        let hub = Hub::new(vec![("f".into(), PathBuf::from("/f"))], &config, 1);
-        let reader = hub.subscribe(0, Start::After(0), Arc::new(Notify::new()));
-        let reader = reader.unwrap();
-        hub.append(0, batch(&[&line]));
-        hub.append(0, batch(&[&line]));
-        let tailer = {
-            let hub = hub.clone();
-            let line = line.clone();
-            std::thread::spawn(move || hub.append(0, batch(&[&line])))
-        };
-        // The third append waits: the reader has not read line 1 that it would push out.
-        std::thread::sleep(Duration::from_millis(200));
-        assert!(
-            !tailer.is_finished(),
-            "the tailer did not wait for the reader"
-        );
-        // The reader leaves: the tailer goes on at once, not after the 60 s pace timeout.
-        let dropped_at = std::time::Instant::now();
-        drop(reader);
-        assert_eq!(tailer.join().unwrap(), 3);
-        assert!(dropped_at.elapsed() < Duration::from_secs(30));
+    /// See [`HistoryBackend::id`].
+    pub fn id(&self, file: FileIx) -> &str {
+        self.backend.id(file)
+    }
+
+    /// Every file's description, in order.
+    pub fn files(&self) -> Vec<FileSummary> {
+        (0..self.file_count()).map(|ix| self.info(ix)).collect()
+    }
+
+    /// See [`HistoryBackend::info`].
+    pub fn info(&self, file: FileIx) -> FileSummary {
+        self.backend.info(file)
+    }
+
+    /// See [`HistoryBackend::last_seq`].
+    pub fn last_seq(&self, file: FileIx) -> u64 {
+        self.backend.last_seq(file)
+    }
+
+    /// See [`HistoryBackend::subscribe`].
+    pub fn subscribe(
+        &self,
+        file: FileIx,
+        start: Start,
+        wake: Arc<Notify>,
+    ) -> Result<LiveCursor, CursorAhead> {
+        self.backend
+            .subscribe(file, start, wake)
+            .map(|inner| LiveCursor { inner })
+    }
+
+    /// See [`HistoryBackend::append`].
+    pub fn append(&self, file: FileIx, lines: LineBatch) -> u64 {
+        self.backend.append(file, lines)
+    }
+
+    /// See [`HistoryBackend::set_state`].
+    pub fn set_state(&self, file: FileIx, state: FileState) {
+        self.backend.set_state(file, state)
+    }
+
+    /// See [`HistoryBackend::set_status`].
+    pub fn set_status(&self, file: FileIx, status: FileStatus) {
+        self.backend.set_status(file, status)
+    }
+
+    /// See [`HistoryBackend::history_usage`].
+    pub fn history_usage(&self, file: FileIx) -> (usize, usize) {
+        self.backend.history_usage(file)
+    }
+}
+
+/// A registered reader of one file, whatever backend holds it.
+pub struct LiveCursor {
+    inner: Box<dyn CursorBackend>,
+}
+
+impl LiveCursor {
+    /// The file followed.
+    pub fn file(&self) -> FileIx {
+        self.inner.file()
+    }
+
+    /// Seq of the next line the client should get.
+    pub fn next_seq(&self) -> u64 {
+        self.inner.next_seq()
+    }
+
+    /// True when there is something this reader has not read yet.
+    pub fn has_news(&self) -> bool {
+        self.inner.has_news()
+    }
+
+    /// See [`CursorBackend::read`].
+    pub fn read(&mut self, max_lines: usize, max_bytes: usize) -> Vec<Delivery> {
+        self.inner.read(max_lines, max_bytes)
     }
 }
