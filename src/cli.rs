@@ -257,9 +257,7 @@ impl Cli {
             tail: TailConfig {
                 follow: FollowConfig {
                     max_line_bytes,
-                    // Small enough that a stalled client's fixed 32-frame send queue pins
-                    // little (bench f), large enough for millions of lines/s (bench a).
-                    read_chunk_bytes: 32 * 1024,
+                    read_chunk_bytes: crate::tail::DEFAULT_READ_CHUNK_BYTES,
                     partial_line_timeout: self.partial_line_timeout,
                     rotate_wait: self.rotate_wait,
                     initial_tail_bytes: history_bytes as u64,

@@ -35,7 +35,9 @@ fn real_main() -> anyhow::Result<()> {
         .unwrap_or_else(|_| "tailcast=info,warn".into());
     let logger = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        // Colour only for a person at a terminal, not in files or the journal.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     if cli.log_format == "json" {
         logger.json().init();
     } else {

@@ -1,4 +1,4 @@
-//! Hostile input (issue 12): the acceptance checks of the server's budgets. Every test runs the
+//! Hostile input: the acceptance checks of the server's budgets. Every test runs the
 //! real binary under `ulimit -v` (address space, so runaway buffering fails fast instead of
 //! swapping) and `ulimit -n`, with a **canary**: a WebSocket client subscribed to another file
 //! that a writer appends to about 100 times a second, each line carrying its write time, whose

@@ -1,4 +1,4 @@
-//! Faults (issue 7): each one is reported to clients as a file state or an error, is recovered
+//! Faults: each one is reported to clients as a file state or an error, is recovered
 //! from without a restart of tailcast, and loses nothing that the file still holds. The real
 //! binary, real files in temp dirs, waits with deadlines.
 //!

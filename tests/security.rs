@@ -1,4 +1,4 @@
-//! Security (issue 7): only configured files are ever read, static assets cannot escape their
+//! Security: only configured files are ever read, static assets cannot escape their
 //! folder, pages carry a strict CSP, every limit holds at its bound, the token guards every data
 //! route (and never shows in the logs), and a non-loopback bind without a token is warned about.
 //! The real binary, real files, requests sent as raw bytes where an HTTP client would normalize

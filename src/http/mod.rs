@@ -16,6 +16,7 @@ pub mod encode;
 pub mod error;
 mod metrics;
 mod poll;
+mod query;
 mod stream;
 mod terminal;
 mod ws;
@@ -104,6 +105,12 @@ where
         let response = answer.await?;
         Ok(response.map_body(|_, body| conn::MeteredBody::new(body, conn).boxed()))
     }))
+}
+
+/// The client's address for the log (`127.0.0.1:50312`, or `unknown`).
+pub fn peer_name(req: &actix_web::HttpRequest) -> String {
+    req.peer_addr()
+        .map_or_else(|| "unknown".to_owned(), |addr| addr.to_string())
 }
 
 /// GET, and HEAD for the documents (`curl -I`, load balancers' HEAD checks).

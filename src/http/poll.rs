@@ -20,8 +20,9 @@ use crate::hub::{Delivery, FileIx, HistoryRead, LiveCursor, Start};
 use super::encode::{PollFormat, PollMeta, PollPieces};
 use crate::stats::Gauge;
 
-use super::access::{self, form_urlencoded_pairs};
-use super::{terminal, AppState};
+use super::access;
+use super::query;
+use super::AppState;
 
 /// Held polls wait this long by default.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -42,18 +43,13 @@ struct PollParams {
 
 impl PollParams {
     fn parse(query: &str) -> Result<PollParams, ApiError> {
-        let mut params = PollParams::default();
-        let mut file = None;
-        for (key, value) in form_urlencoded_pairs(query) {
-            match key.as_str() {
-                "file" => file = Some(value),
-                "after" => params.after = Some(number("after", &value)?),
-                "backlog" => params.backlog = Some(number("backlog", &value)? as usize),
-                "max" => params.max = Some(number("max", &value)?.max(1) as usize),
-                "timeout" => params.timeout = Some(seconds(&value)?),
-                "raw" => params.raw = terminal::parse_raw(&value)?,
+        let mut own = PollParams::default();
+        let shared = query::parse(query, |key, value| {
+            match key {
+                "max" => own.max = Some(query::number("max", value)?.max(1) as usize),
+                "timeout" => own.timeout = Some(seconds(value)?),
                 "format" => {
-                    params.text = match value.as_str() {
+                    own.text = match value {
                         "text" => true,
                         "json" => false,
                         _ => {
@@ -64,23 +60,18 @@ impl PollParams {
                         }
                     }
                 }
-                // The token is checked elsewhere; unknown parameters are ignored, as on the web.
-                _ => {}
+                _ => return Ok(false),
             }
-        }
-        params.file = file.ok_or(ApiError::BadParam {
-            name: "file",
-            message: "missing: say which file, e.g. ?file=app.log (GET api/files lists ids)".into(),
+            Ok(true)
         })?;
-        Ok(params)
+        Ok(PollParams {
+            file: shared.file,
+            after: shared.after,
+            backlog: shared.backlog,
+            raw: shared.raw,
+            ..own
+        })
     }
-}
-
-fn number(name: &'static str, value: &str) -> Result<u64, ApiError> {
-    value.parse().map_err(|_| ApiError::BadParam {
-        name,
-        message: format!("`{value}` is not a whole number ≥ 0"),
-    })
 }
 
 fn seconds(value: &str) -> Result<Duration, ApiError> {

@@ -24,8 +24,9 @@ use crate::hub::{BatchSlice, Delivery, Gap, LiveCursor, Start};
 use crate::stats::Gauge;
 use crate::tail::FileState;
 
-use super::access::{self, form_urlencoded_pairs};
+use super::access;
 use super::conn::Conn;
+use super::query;
 use super::{terminal, AppState};
 
 /// Chunks buffered per streaming client before sends wait.
@@ -156,24 +157,11 @@ struct StreamParams {
 }
 
 fn parse(req: &HttpRequest) -> Result<StreamParams, ApiError> {
-    let mut file = None;
-    let mut start = None;
-    let mut raw = false;
-    for (key, value) in form_urlencoded_pairs(req.query_string()) {
-        let number = |name: &'static str| {
-            value.parse::<u64>().map_err(|_| ApiError::BadParam {
-                name,
-                message: format!("`{value}` is not a whole number ≥ 0"),
-            })
-        };
-        match key.as_str() {
-            "file" => file = Some(value.clone()),
-            "after" => start = Some(Start::After(number("after")?)),
-            "backlog" => start = Some(Start::Backlog(number("backlog")? as usize)),
-            "raw" => raw = terminal::parse_raw(&value)?,
-            _ => {}
-        }
-    }
+    let params = query::parse(req.query_string(), |_, _| Ok(false))?;
+    let mut start = params
+        .after
+        .map(Start::After)
+        .or(params.backlog.map(Start::Backlog));
     // A reconnecting EventSource says where it stopped; that wins.
     if let Some(last) = req.headers().get("last-event-id") {
         let text = last.to_str().unwrap_or("");
@@ -183,11 +171,11 @@ fn parse(req: &HttpRequest) -> Result<StreamParams, ApiError> {
         })?;
         start = Some(Start::After(seq));
     }
-    let file = file.ok_or(ApiError::BadParam {
-        name: "file",
-        message: "missing: say which file, e.g. ?file=app.log (GET api/files lists ids)".into(),
-    })?;
-    Ok(StreamParams { file, start, raw })
+    Ok(StreamParams {
+        file: params.file,
+        start,
+        raw: params.raw,
+    })
 }
 
 /// `GET /sse?file=ID[&backlog=N|&after=SEQ][&raw=1]` (and `Last-Event-ID`).
@@ -239,9 +227,9 @@ async fn open_stream<F: Format>(
     let first = format.preamble().to_vec();
     let task_state = state.get_ref().clone();
     let conn = state.conn(&req);
-    let peer = req.peer_addr();
+    let peer = super::peer_name(&req);
     let kind = content_type.split(';').next().unwrap_or("");
-    tracing::info!(?peer, kind, "stream open");
+    tracing::info!(%peer, kind, "stream open");
     let drain_guard = state.shutdown.guard();
     actix_web::rt::spawn(async move {
         let out = Out {
@@ -254,7 +242,7 @@ async fn open_stream<F: Format>(
             // Nothing more gets through: reset the connection, so its buffers go too.
             out.conn.kill();
         }
-        tracing::info!(?peer, reason, "stream closed");
+        tracing::info!(%peer, reason, "stream closed");
         drop(slot);
         drop(drain_guard);
     });

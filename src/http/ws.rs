@@ -64,14 +64,14 @@ pub async fn connect(
     let conn = state.conn(&req);
     let state = state.get_ref().clone();
     // Only the peer address outlives the upgrade: the request (headers) is dropped here.
-    let peer = req.peer_addr();
+    let peer = super::peer_name(&req);
     drop(req);
     let drain_guard = state.shutdown.guard();
     actix_web::rt::spawn(async move {
-        tracing::info!(?peer, "websocket open");
+        tracing::info!(%peer, "websocket open");
         let mut session = WsSession::new(state, session, conn, verdict);
         let reason = session.run(stream).await;
-        tracing::info!(?peer, ?reason, "websocket closed");
+        tracing::info!(%peer, ?reason, "websocket closed");
         session.close(reason).await;
         drop(slot);
         drop(drain_guard);

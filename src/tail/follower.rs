@@ -25,6 +25,10 @@ use std::time::{Duration, Instant, SystemTime};
 use super::open::{kind, not_regular, open_regular};
 use super::splitter::{LineBatch, LineSplitter};
 
+/// Bytes read per `read` call by default: small enough that the batches (and frames) a stalled
+/// client leaves waiting are small, large enough for millions of lines per second.
+pub const DEFAULT_READ_CHUNK_BYTES: usize = 32 * 1024;
+
 /// How many leading bytes of a file are remembered to notice it being rewritten in place.
 const HEAD_FINGERPRINT_BYTES: usize = 64;
 
@@ -103,7 +107,7 @@ impl Default for FollowConfig {
     fn default() -> Self {
         FollowConfig {
             max_line_bytes: 64 * 1024,
-            read_chunk_bytes: 128 * 1024,
+            read_chunk_bytes: DEFAULT_READ_CHUNK_BYTES,
             partial_line_timeout: Duration::from_millis(1000),
             rotate_wait: Duration::from_secs(5),
             initial_tail_bytes: 1024 * 1024,

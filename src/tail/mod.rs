@@ -28,7 +28,9 @@ use std::time::{Duration, Instant};
 use notify::event::{ModifyKind, RenameMode};
 use notify::{EventKind, RecursiveMode, Watcher};
 
-pub use follower::{FileState, FileStatus, FollowConfig, Follower, TailSink};
+pub use follower::{
+    FileState, FileStatus, FollowConfig, Follower, TailSink, DEFAULT_READ_CHUNK_BYTES,
+};
 pub use open::open_regular;
 pub use splitter::{LineBatch, LineSplitter};
 
