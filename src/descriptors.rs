@@ -65,30 +65,25 @@ pub fn fit(open_files: u64, files: usize, max_connections: usize, max_polls: usi
             warning: None,
         };
     }
-    // Share the room fairly: a limit that fits in half of it is kept as it is and the other gets
-    // the rest; otherwise each gets half. Every kind keeps at least one place.
+    // The connections of all kinds share what is left; each limit alone is lowered only if even
+    // it cannot fit, and the total is capped, so accepting never runs out of descriptors.
     let room = available.saturating_sub(OTHER_CONNECTIONS).max(2);
-    let half = room / 2;
-    let (fitted_connections, fitted_polls) = if max_connections <= half {
-        (max_connections, room - max_connections)
-    } else if max_polls <= half {
-        (room - max_polls, max_polls)
-    } else {
-        (half, room - half)
-    };
-    let fitted_connections = fitted_connections.clamp(1, max_connections.max(1));
-    let fitted_polls = fitted_polls.clamp(1, max_polls.max(1));
+    let fitted_connections = max_connections.min(room).max(1);
+    let fitted_polls = max_polls.min(room).max(1);
+    let tcp_connections = wanted.min(available).max(OTHER_CONNECTIONS + 2);
     let warning = format!(
-        "the open-file limit is {open_files} descriptors, too few for --max-connections \
-         {max_connections} and --max-polls {max_polls} with {files} file(s): lowered to \
-         --max-connections {fitted_connections} and --max-polls {fitted_polls}; to keep them, raise \
-         the limit to at least {} (ulimit -n, or LimitNOFILE= in the systemd unit)",
+        "the open-file limit is {open_files} descriptors: with {files} file(s) it holds {} \
+         connections at once, fewer than --max-connections {max_connections} plus --max-polls \
+         {max_polls} ask for; streaming clients and held polls share them (each kind at most \
+         {fitted_connections} and {fitted_polls}); raise the limit to at least {} (ulimit -n, \
+         or LimitNOFILE= in the systemd unit) to have both at once",
+        tcp_connections,
         wanted as u64 + reserved
     );
     Fitted {
         max_connections: fitted_connections,
         max_polls: fitted_polls,
-        tcp_connections: fitted_connections + fitted_polls + OTHER_CONNECTIONS,
+        tcp_connections,
         warning: Some(warning),
     }
 }
@@ -106,17 +101,22 @@ mod tests {
     }
 
     #[test]
-    fn limits_that_do_not_fit_are_lowered_fairly_with_a_warning() {
+    fn limits_that_do_not_fit_share_what_the_descriptors_allow_with_a_warning() {
         let fitted = fit(1024, 2, 10_000, 10_000);
         let used = fitted.tcp_connections as u64 + RESERVED + 2 * PER_FILE;
         assert!(used <= 1024, "{fitted:?} needs {used} descriptors");
-        assert_eq!(fitted.max_connections, fitted.max_polls);
+        assert!(fitted.max_connections <= fitted.tcp_connections);
         let warning = fitted.warning.unwrap();
         assert!(warning.contains("ulimit -n"), "{warning}");
-        // A small limit that fits is kept; the other one gives way.
+        // A limit that fits alone is kept: 10 000 WebSockets fit in 20 000 descriptors, even
+        // though 10 000 more held polls would not fit beside them.
+        let fitted = fit(20_000, 1, 10_000, 10_000);
+        assert_eq!(fitted.max_connections, 10_000);
+        assert_eq!(fitted.max_polls, 10_000);
+        assert!(fitted.tcp_connections as u64 + RESERVED + PER_FILE <= 20_000);
+        // A small limit is kept as it is.
         let fitted = fit(256, 2, 20, 10_000);
         assert_eq!(fitted.max_connections, 20);
-        assert!(fitted.max_polls >= 20 && fitted.tcp_connections as u64 + RESERVED + 16 <= 256);
         // Even an absurdly low limit leaves every kind a place.
         let tiny = fit(10, 100, 5, 5);
         assert!(tiny.max_connections >= 1 && tiny.max_polls >= 1);

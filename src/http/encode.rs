@@ -201,6 +201,13 @@ impl PollPieces {
     }
 }
 
+impl PollPieces {
+    /// True once every piece has been given out.
+    pub fn finished(&self) -> bool {
+        self.head.is_none() && self.tail.is_none() && self.slice >= self.slices.len()
+    }
+}
+
 impl Iterator for PollPieces {
     type Item = actix_web::web::Bytes;
 

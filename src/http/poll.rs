@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
+use futures_util::StreamExt as _;
 use tokio::sync::Notify;
 use tokio::time::{sleep_until, Instant};
 
@@ -256,11 +257,16 @@ fn respond(state: &AppState, answer: Answer, text: bool, raw: bool) -> HttpRespo
         gap: answer.read.gap,
         reset: answer.reset,
     };
-    // Encoded as the client takes it: see PollPieces.
-    let pieces = PollPieces::new(format, answer.read.slices, meta);
-    response.streaming(futures_util::stream::iter(
-        pieces.map(Ok::<_, std::convert::Infallible>),
-    ))
+    // A large answer is encoded as the client takes it (see PollPieces); one that fits in a
+    // piece, the usual case, goes out whole with its Content-Length.
+    let mut pieces = PollPieces::new(format, answer.read.slices, meta);
+    let first = pieces.next().unwrap_or_default();
+    if pieces.finished() {
+        return response.body(first);
+    }
+    let rest = futures_util::stream::once(std::future::ready(first))
+        .chain(futures_util::stream::iter(pieces));
+    response.streaming(rest.map(Ok::<_, std::convert::Infallible>))
 }
 
 #[cfg(test)]
