@@ -36,6 +36,8 @@ pub async fn stats(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpR
         })
         .collect();
     let mut body = serde_json::to_value(state.stats.snapshot()).unwrap_or_default();
+    body["output_waiting_bytes"] = state.conns.unsent_total().into();
+    body["connections_reset"] = state.conns.stalled_resets().into();
     body["files"] = serde_json::to_value(files).unwrap_or_default();
     Ok(HttpResponse::Ok().json(body))
 }

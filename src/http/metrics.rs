@@ -23,6 +23,15 @@ use super::{access, AppState};
 struct TailcastCollector {
     stats: Arc<Stats>,
     hub: Hub,
+    conns: super::conn::Connections,
+}
+
+impl std::fmt::Debug for super::conn::Connections {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connections")
+            .field("unsent_total", &self.unsent_total())
+            .finish()
+    }
 }
 
 fn counter(
@@ -100,6 +109,20 @@ impl Collector for TailcastCollector {
             s.polls_answered.load(Relaxed),
         )?;
 
+        counter(
+            &mut encoder,
+            "tailcast_connections_reset",
+            "Connections reset by the server because their output did not move within --send-timeout",
+            self.conns.stalled_resets(),
+        )?;
+        let waiting = ConstGauge::new(self.conns.unsent_total() as i64);
+        waiting.encode(encoder.encode_descriptor(
+            "tailcast_output_waiting_bytes",
+            "Bytes waiting to go out to all connections (bounded by --total-buffer)",
+            None,
+            waiting.metric_type(),
+        )?)?;
+
         let gauge = ConstGauge::new(0i64);
         let mut clients = encoder.encode_descriptor(
             "tailcast_clients",
@@ -140,6 +163,7 @@ pub async fn metrics(
     registry.register_collector(Box::new(TailcastCollector {
         stats: state.stats.clone(),
         hub: state.hub.clone(),
+        conns: state.conns.clone(),
     }));
     let mut body = String::new();
     if prometheus_client::encoding::text::encode(&mut body, &registry).is_err() {

@@ -1,0 +1,93 @@
+//! The server-wide output budget, seen from outside: past `--total-buffer` a new request gets
+//! 503, and once the bytes waiting for stalled clients are gone (taken, or their connections
+//! reset after `--send-timeout`) the server answers again.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpSocket;
+
+/// A client that asks for `path` four times over (pipelined) and never reads (4 KiB receive
+/// buffer).
+async fn stalled_stream(addr: &str, path: &str) -> tokio::net::TcpStream {
+    let socket = TcpSocket::new_v4().expect("socket");
+    socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
+    let mut stream = socket
+        .connect(addr.parse().expect("address"))
+        .await
+        .expect("connect");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n").repeat(4);
+    stream.write_all(request.as_bytes()).await.expect("write");
+    stream
+}
+
+/// Status of a plain GET on a fresh connection.
+async fn status_of(addr: &str, path: &str) -> u16 {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.expect("write");
+    let mut head = vec![0; 512];
+    let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut head))
+        .await
+        .expect("an answer within 5 s")
+        .expect("read");
+    let text = String::from_utf8_lossy(&head[..n]);
+    text.split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP answer: {text:?}"))
+}
+
+#[tokio::test]
+async fn past_the_server_budget_new_requests_get_503_until_the_stalled_clients_are_reset() {
+    let dir = temp_dir();
+    let log = join(&dir, "app.log");
+    // Lines of 1 000 bytes: 4 000 of them, 4 MB, far more than the budgets below.
+    let line = "x".repeat(1000);
+    let text: String = (0..4000).map(|i| format!("{i} {line}\n")).collect();
+    std::fs::write(&log, text).expect("write the log");
+    let server = Server::start(&[
+        "--client-buffer",
+        "64KiB",
+        "--total-buffer",
+        "128KiB",
+        "--send-timeout",
+        "2s",
+        &path_str(&log),
+    ]);
+    let addr = server.addr.clone();
+    assert_eq!(status_of(&addr, "/healthz").await, 200, "before the attack");
+
+    // Stalled clients of the dashboard's script (about 60 KiB, counted whole when answered):
+    // each keeps one answer waiting, the server may keep 128 KiB in all, so the budget fills.
+    // (Streams never fill it: they wait for room instead of queueing.)
+    let mut stalled = Vec::new();
+    for _ in 0..6 {
+        stalled.push(stalled_stream(&addr, "/app.js").await);
+    }
+    let waiting = server.stats().await["output_waiting_bytes"].clone();
+    let refused = wait_for(Duration::from_secs(5), || async {
+        (status_of(&addr, "/api/files").await == 503).then_some(())
+    })
+    .await;
+    assert!(
+        refused.is_some(),
+        "with the server's output budget full, a new request must get 503 (waiting: {waiting})"
+    );
+
+    // The stalled clients are reset after --send-timeout; then the server answers again.
+    let recovered = wait_for(Duration::from_secs(10), || async {
+        (status_of(&addr, "/api/files").await == 200).then_some(())
+    })
+    .await;
+    assert!(
+        recovered.is_some(),
+        "the server must answer again once the stalled clients are reset"
+    );
+    // (That the stalled connections themselves are closed by the server, without reading, is
+    // checked in tests/abuse.rs.)
+    drop(stalled);
+}
