@@ -68,7 +68,7 @@ const TOTAL_BUFFER_KIB: u64 = 256 * 1024;
 /// connection may hold of a message it is receiving.
 const MAX_MESSAGE_BYTES: u64 = 64 * 1024;
 /// Fixed allowance on top of the per-connection budgets (runtime, allocator, the followed
-/// files' histories filling up): the "+ 32 MiB" of the RSS bound.
+/// files' histories filling up): the "+ 32 MiB" of the RSS bound below.
 const RSS_FIXED_SLACK_KIB: u64 = 32 * 1024;
 /// After an attack, RSS must come back within this much of idle ("near idle")...
 const RSS_IDLE_SLACK_KIB: u64 = 16 * 1024;
@@ -163,7 +163,7 @@ const EMFILE_LOGS_MAX: usize = 5;
 /// `/healthz` answers again within this long once the flood's connections are closed.
 const HEALTH_RECOVERY: Duration = Duration::from_secs(3);
 
-/// The RSS bound for an attack with `n` connections: each may have one output budget
+/// The RSS bound for an attack with `n` connections: each may have one output budget
 /// waiting (all together no more than the total budget) and one inbound message, plus the fixed
 /// allowance.
 fn rss_budget_kib(n: usize) -> u64 {

@@ -114,37 +114,21 @@ async fn options_are_read_from_tailcast_environment_variables() {
     let dir = temp_dir();
     let log = join(&dir, "a.log");
     append_numbered(&log, "line", 0..30);
-    let mut cmd = Command::new(bin());
-    cmd.env("TAILCAST_BIND", "127.0.0.1:0")
+    let server = TestServer::new()
+        .no_bind()
+        .env("TAILCAST_BIND", "127.0.0.1:0")
         .env("TAILCAST_LINES", "3")
         .env("TAILCAST_HEARTBEAT", "7s")
-        .arg(&log)
-        .stdout(std::process::Stdio::piped());
-    let mut child = cmd.spawn().unwrap();
-    let mut reader = std::io::BufReader::new(child.stdout.take().unwrap());
-    let mut first = String::new();
-    std::io::BufRead::read_line(&mut reader, &mut first).unwrap();
-    let addr = first
-        .split("http://")
-        .nth(1)
-        .and_then(|rest| rest.split('/').next())
-        .unwrap_or_else(|| panic!("no address in {first:?}"))
-        .to_owned();
-    let answer: serde_json::Value = reqwest::get(format!("http://{addr}/poll?file=a.log"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .args(&[path_str(&log)])
+        .start();
+    let answer = server.get_json("/poll?file=a.log").await;
     assert_eq!(
         answer["lines"].as_array().unwrap().len(),
         3,
         "TAILCAST_LINES=3"
     );
-    let ws = WsClient::connect_url(&format!("ws://{addr}/ws")).await;
+    let ws = WsClient::connect(&server).await;
     assert_eq!(ws.hello["heartbeat_ms"], 7000, "TAILCAST_HEARTBEAT=7s");
-    let _ = child.kill();
-    let _ = child.wait();
 }
 
 #[test]
@@ -174,7 +158,7 @@ async fn sighup_without_tls_is_logged_and_does_not_end_the_server() {
     let dir = temp_dir();
     let log = join(&dir, "a.log");
     append_numbered(&log, "line", 0..1);
-    let mut server = Server::start_logged(&[path_str(&log)]);
+    let mut server = Server::start(&[path_str(&log)]);
     for times in 1..=2 {
         server.signal("HUP");
         let log_text = server.wait_log("SIGHUP: nothing to reload without TLS", times, LONG);

@@ -16,11 +16,11 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::{mpsc, Arc, Mutex};
+use std::process::Command;
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -72,145 +72,6 @@ fn chmod(path: &Path, mode: u32) {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
 }
 
-/// A `tailcast` started through a command prefix (here: `setpriv` to drop root), with its
-/// stdout and stderr captured. `common::Server` cannot take a prefix, hence this small twin.
-struct Proc {
-    child: Child,
-    base: String,
-    stderr: Arc<Mutex<String>>,
-}
-
-impl Proc {
-    fn start(prefix: &[&str], args: &[String]) -> Proc {
-        let mut cmd = Command::new(prefix[0]);
-        cmd.args(&prefix[1..])
-            .arg(bin())
-            .arg("--bind")
-            .arg("127.0.0.1:0")
-            .args(args)
-            .env("RUST_LOG", "tailcast=debug,warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("start tailcast through the prefix");
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let err_pipe = child.stderr.take().unwrap();
-        let sink = stderr.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(err_pipe).lines().map_while(Result::ok) {
-                eprintln!("[tailcast] {line}");
-                let mut s = sink.lock().unwrap();
-                s.push_str(&line);
-                s.push('\n');
-            }
-        });
-        let out_pipe = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            // Read to the end even once nobody listens: a closed pipe would fail tailcast's
-            // next print (the list of files after the listening line).
-            for line in BufReader::new(out_pipe).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        loop {
-            match rx.recv_timeout(Duration::from_secs(30)) {
-                Ok(line) => {
-                    if let Some(rest) = line.split("listening on http://").nth(1) {
-                        let addr = rest.split('/').next().unwrap().to_owned();
-                        return Proc {
-                            child,
-                            base: format!("http://{addr}"),
-                            stderr,
-                        };
-                    }
-                }
-                Err(e) => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    panic!(
-                        "tailcast did not listen ({e:?}); stderr:\n{}",
-                        stderr.lock().unwrap()
-                    );
-                }
-            }
-        }
-    }
-
-    fn running(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
-    }
-
-    async fn file_info(&self, id: &str) -> Value {
-        let files: Value = reqwest::get(format!("{}/api/files", self.base))
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        file_entry(&files, id)
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A long-poll follower on a base URL (`common::PollFollower` needs a `common::Server`).
-struct Poller {
-    client: reqwest::Client,
-    base: String,
-    file: String,
-    after: u64,
-    lines: Vec<String>,
-}
-
-impl Poller {
-    fn new(base: &str, file: &str) -> Poller {
-        Poller {
-            client: reqwest::Client::new(),
-            base: base.to_owned(),
-            file: file.to_owned(),
-            after: 0,
-            lines: Vec::new(),
-        }
-    }
-
-    async fn until_count(&mut self, n: usize, within: Duration) -> &[String] {
-        let deadline = Instant::now() + within;
-        while self.lines.len() < n && Instant::now() < deadline {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let url = format!(
-                "{}/poll?file={}&after={}&timeout={}&max=100000",
-                self.base,
-                self.file,
-                self.after,
-                left.as_secs_f64().min(2.0)
-            );
-            let answer: Value = self
-                .client
-                .get(&url)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            assert!(answer["gap"].is_null(), "unexpected gap: {answer}");
-            if let Some(first) = answer["first_seq"].as_u64() {
-                assert_eq!(first, self.after + 1, "seqs must follow: {answer}");
-            }
-            self.after = answer["last_seq"].as_u64().unwrap();
-            for l in answer["lines"].as_array().unwrap() {
-                self.lines.push(l.as_str().unwrap().to_owned());
-            }
-        }
-        &self.lines
-    }
-}
-
 /// Prefix that runs a command as `nobody` with no supplementary groups, or None when this
 /// machine cannot drop privileges that way.
 fn as_nobody() -> Option<Vec<&'static str>> {
@@ -256,44 +117,38 @@ async fn unreadable_file_is_reported_retried_and_read_when_readable_again() {
     let prefix = unprivileged_prefix();
     let dir = temp_dir();
     chmod(dir.path(), 0o755); // nobody may traverse and list it
-    let log = join(&dir, "app.log");
-    append_numbered(&log, "first", 0..3);
-    chmod(&log, 0o644);
-    let mut server = Proc::start(
-        &prefix,
-        &[
-            "--stat-interval".into(),
-            "200ms".into(),
-            "--rotate-wait".into(),
-            "2s".into(),
-            path_str(&log),
-        ],
-    );
-    let mut follower = Poller::new(&server.base, "app.log");
+    let log = LogFile::absent(&dir, "app.log");
+    log.append_numbered("first", 0..3);
+    chmod(log.path(), 0o644);
+    let mut server = TestServer::new()
+        .prefix(&prefix)
+        .args(&["--stat-interval", "200ms", "--rotate-wait", "2s"])
+        .args(&[log.path_str()])
+        .start();
+    let mut follower = PollFollower::new(&server, "app.log", 0);
     assert_lines_eq(
         follower.until_count(3, LONG).await,
         &numbered("first", 0..3),
     );
-    let ws_url = server.base.replace("http://", "ws://") + "/ws";
-    let mut ws = WsClient::connect_url(&ws_url).await;
+    let mut ws = WsClient::connect(&server).await;
     ws.subscribe_backlog("app.log", 0).await;
 
     // 1. Unreadable while held open: tailcast already holds a descriptor, which a mode change
     //    does not revoke. Lines appended meanwhile still arrive.
-    chmod(&log, 0o000);
-    append_numbered(&log, "held", 0..3);
+    chmod(log.path(), 0o000);
+    log.append_numbered("held", 0..3);
     follower.until_count(6, LONG).await;
     assert_lines_eq(&follower.lines[3..], &numbered("held", 0..3));
-    chmod(&log, 0o644);
+    chmod(log.path(), 0o644);
 
     // 2. Unreadable when it must be opened: the path is rotated to a new file that tailcast
     //    cannot open. Clients are told `rotated`, the file is listed as not readable
     //    (`exists: false`) with the reason (`error`: unreadable is not absent), the error is
     //    logged and retried; lines written to it meanwhile are all read (from its start) once it
     //    is readable, announced by `created`, and the reason is gone.
-    std::fs::rename(&log, join(&dir, "app.log.1")).unwrap();
-    create_unreadable(&log);
-    append_numbered(&log, "locked", 0..5);
+    log.rotate_to("app.log.1");
+    create_unreadable(log.path());
+    log.append_numbered("locked", 0..5);
     expect_state(&mut ws, "app.log", "rotated").await;
     // The path may be seen missing for a moment (between the rename and the create): wait for
     // the reason.
@@ -313,38 +168,28 @@ async fn unreadable_file_is_reported_retried_and_read_when_readable_again() {
         unreadable["error"], "permission denied: tailcast's user cannot read it",
         "{unreadable}"
     );
-    let logged = wait_for(LONG, || async {
-        let err = server.stderr.lock().unwrap().clone();
-        err.contains("Permission denied").then_some(())
-    })
-    .await;
-    assert!(
-        logged.is_some(),
-        "the open error must be logged; stderr:\n{}",
-        server.stderr.lock().unwrap()
-    );
+    server.wait_log("Permission denied", 1, LONG);
     // Several stat intervals pass while it stays unreadable: the server keeps serving.
     tokio::time::sleep(Duration::from_millis(600)).await;
     assert!(server.running(), "tailcast exited on an unreadable file");
-    let health = reqwest::get(format!("{}/healthz", server.base))
-        .await
-        .unwrap();
+    let health = reqwest::get(server.url("/healthz")).await.unwrap();
     assert_eq!(health.status(), 200);
     // (How often the error is logged meanwhile: see the test below.)
 
-    chmod(&log, 0o644);
+    chmod(log.path(), 0o644);
     let before_created = expect_state(&mut ws, "app.log", "created").await;
     assert!(
         before_created.iter().all(|m| m["type"] != "gap"),
         "no gap may be reported: {before_created:?}"
     );
-    append_numbered(&log, "open", 0..2);
+    log.append_numbered("open", 0..2);
     follower.until_count(13, LONG).await;
     let mut expected = numbered("first", 0..3);
     expected.extend(numbered("held", 0..3));
     expected.extend(numbered("locked", 0..5));
     expected.extend(numbered("open", 0..2));
     assert_lines_eq(&follower.lines, &expected);
+    assert!(follower.gaps.is_empty(), "gaps {:?}", follower.gaps);
     let readable = server.file_info("app.log").await;
     assert_eq!(readable["exists"], true, "{readable}");
     assert!(
@@ -359,25 +204,20 @@ async fn an_unreadable_file_is_logged_once_not_at_every_retry() {
     let prefix = unprivileged_prefix();
     let dir = temp_dir();
     chmod(dir.path(), 0o755);
-    let log = join(&dir, "app.log");
-    append_numbered(&log, "first", 0..1);
-    chmod(&log, 0o644);
-    let server = Proc::start(
-        &prefix,
-        &["--stat-interval".into(), "100ms".into(), path_str(&log)],
-    );
-    std::fs::rename(&log, join(&dir, "app.log.1")).unwrap();
-    create_unreadable(&log);
-    let logged = wait_for(LONG, || async {
-        let err = server.stderr.lock().unwrap().clone();
-        err.contains("Permission denied").then_some(())
-    })
-    .await;
-    assert!(logged.is_some(), "the open error must be logged");
+    let log = LogFile::absent(&dir, "app.log");
+    log.append_numbered("first", 0..1);
+    chmod(log.path(), 0o644);
+    let mut server = TestServer::new()
+        .prefix(&prefix)
+        .args(&["--stat-interval", "100ms", &log.path_str()])
+        .start();
+    log.rotate_to("app.log.1");
+    create_unreadable(log.path());
+    server.wait_log("Permission denied", 1, LONG);
     // Twenty stat intervals with the file still unreadable: the error stays logged once, and
     // nothing claims it recovered.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let stderr = server.stderr.lock().unwrap().clone();
+    let stderr = server.stderr_text();
     let errors = stderr.matches("Permission denied").count();
     let recovered = stderr.matches("recovered").count();
     assert!(
@@ -453,10 +293,7 @@ async fn file_replaced_by_a_directory_then_by_a_file_again() {
     // A few stat intervals with a directory at the path: the server keeps running and serving,
     // lists the file as absent and reads nothing from the directory.
     tokio::time::sleep(Duration::from_millis(600)).await;
-    assert!(
-        matches!(server.child.try_wait(), Ok(None)),
-        "tailcast exited"
-    );
+    assert!(server.running(), "tailcast exited");
     assert_eq!(server.file_info("app.log").await["exists"], false);
     assert_eq!(follower.poll_once(0.2).await, 0, "{:?}", follower.lines);
 
@@ -632,50 +469,35 @@ async fn a_followed_file_replaced_by_a_fifo_blocks_nothing() {
     // Opening a FIFO waits for a writer: a follower that opened one would never read again, and
     // shutdown would wait for it forever.
     let dir = temp_dir();
-    let log = join(&dir, "app.log");
-    let other = join(&dir, "other.log");
-    append_numbered(&log, "before", 0..3);
-    append_numbered(&other, "other", 0..1);
-    let mut server = Proc::start(
-        &["env"],
-        &[
-            "--stat-interval".into(),
-            "100ms".into(),
-            path_str(&log),
-            path_str(&other),
-        ],
-    );
-    let ws_url = format!("{}/ws", server.base.replacen("http", "ws", 1));
-    let mut ws = WsClient::connect_url(&ws_url).await;
+    let log = LogFile::absent(&dir, "app.log");
+    let other = LogFile::absent(&dir, "other.log");
+    log.append_numbered("before", 0..3);
+    other.append_numbered("other", 0..1);
+    let mut server = Server::start(&[
+        "--stat-interval",
+        "100ms",
+        &log.path_str(),
+        &other.path_str(),
+    ]);
+    let mut ws = WsClient::connect(&server).await;
     ws.subscribe_backlog("app.log", 0).await;
 
     // Replaced in one step, as a rotation would: a FIFO renamed over the file.
     let fifo = join(&dir, "app.log.fifo");
     let made = Command::new("mkfifo").arg(&fifo).status().expect("mkfifo");
     assert!(made.success(), "mkfifo");
-    std::fs::rename(&fifo, &log).unwrap();
+    std::fs::rename(&fifo, log.path()).unwrap();
     expect_state(&mut ws, "app.log", "deleted").await;
-    let logged = wait_for(LONG, || async {
-        let err = server.stderr.lock().unwrap().clone();
-        err.contains("is a FIFO (named pipe), not a regular file")
-            .then_some(())
-    })
-    .await;
-    assert!(
-        logged.is_some(),
-        "the FIFO must be logged: {}",
-        server.stderr.lock().unwrap()
-    );
+    server.wait_log("is a FIFO (named pipe), not a regular file", 1, LONG);
 
     // The server answers, and the other file still streams.
-    let health = reqwest::get(format!("{}/healthz", server.base))
-        .await
-        .unwrap();
+    let health = reqwest::get(server.url("/healthz")).await.unwrap();
     assert_eq!(health.status(), 200);
-    let mut poller = Poller::new(&server.base, "other.log");
-    append_numbered(&other, "other", 1..3);
+    let mut poller = PollFollower::new(&server, "other.log", 0);
+    other.append_numbered("other", 1..3);
     poller.until_count(3, LONG).await;
     assert_lines_eq(&poller.lines, &numbered("other", 0..3));
+    assert!(poller.gaps.is_empty(), "gaps {:?}", poller.gaps);
     let fifo_info = server.file_info("app.log").await;
     assert_eq!(fifo_info["exists"], false, "{fifo_info}");
     assert_eq!(
@@ -684,7 +506,7 @@ async fn a_followed_file_replaced_by_a_fifo_blocks_nothing() {
     );
     // Ten stat intervals later the FIFO is still logged once.
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let stderr = server.stderr.lock().unwrap().clone();
+    let stderr = server.stderr_text();
     assert_eq!(
         stderr.matches("is a FIFO").count(),
         1,
@@ -692,30 +514,18 @@ async fn a_followed_file_replaced_by_a_fifo_blocks_nothing() {
     );
 
     // A regular file at the path again is followed again.
-    std::fs::remove_file(&log).unwrap();
-    append_numbered(&log, "after", 0..2);
+    log.remove();
+    log.append_numbered("after", 0..2);
     expect_state(&mut ws, "app.log", "created").await;
-    let mut poller = Poller::new(&server.base, "app.log");
+    let mut poller = PollFollower::new(&server, "app.log", 0);
     poller.until_count(5, LONG).await;
     let mut expected = numbered("before", 0..3);
     expected.extend(numbered("after", 0..2));
     assert_lines_eq(&poller.lines, &expected);
+    assert!(poller.gaps.is_empty(), "gaps {:?}", poller.gaps);
 
     // And shutdown waits on no follower.
-    Command::new("kill")
-        .arg("-TERM")
-        .arg(server.child.id().to_string())
-        .status()
-        .unwrap();
-    let stopped = wait_for(Duration::from_secs(10), || {
-        let running = server.running();
-        async move { (!running).then_some(()) }
-    })
-    .await;
-    assert!(
-        stopped.is_some(),
-        "tailcast did not exit within 10 s of SIGTERM"
-    );
+    server.terminate(Duration::from_secs(10));
 }
 
 /// Reads until the connection ends; panics if it is still open after `within`.
@@ -733,9 +543,9 @@ async fn expect_connection_end(ws: &mut WsClient, within: Duration) {
 #[tokio::test]
 async fn server_killed_and_restarted_clients_see_a_new_epoch_and_stale_cursors_are_refused() {
     let dir = temp_dir();
-    let log = join(&dir, "app.log");
-    append_numbered(&log, "old", 0..20);
-    let args = vec!["--rotate-wait".to_owned(), "1s".to_owned(), path_str(&log)];
+    let log = LogFile::absent(&dir, "app.log");
+    log.append_numbered("old", 0..20);
+    let args = vec!["--rotate-wait".to_owned(), "1s".to_owned(), log.path_str()];
     let mut first = Server::start(&args);
     let addr = first.addr.clone();
     let mut ws = WsClient::connect(&first).await;
@@ -745,8 +555,8 @@ async fn server_killed_and_restarted_clients_see_a_new_epoch_and_stale_cursors_a
     ws.collect_lines("app.log", 20, LONG, &mut lines).await;
     // The file is truncated and rewritten: the first run numbers these 21..=25, but a new run
     // reads the file as it is now and numbers them 1..=5.
-    std::fs::write(&log, "").unwrap();
-    append_numbered(&log, "new", 0..5);
+    log.truncate();
+    log.append_numbered("new", 0..5);
     ws.collect_lines("app.log", 25, LONG, &mut lines).await;
     let cursor = lines.last().unwrap().0;
     assert_eq!(cursor, 25);
@@ -757,7 +567,7 @@ async fn server_killed_and_restarted_clients_see_a_new_epoch_and_stale_cursors_a
     first.child.wait().unwrap();
     expect_connection_end(&mut ws, Duration::from_secs(10)).await;
 
-    let second = Server::start_on(&addr, &args);
+    let second = TestServer::new().bind(&addr).args(&args).start();
     assert_eq!(second.addr, addr, "restarted on the same port");
     // The client reconnects to the same URL.
     let url = format!("ws://{addr}/ws");
@@ -792,7 +602,7 @@ async fn server_killed_and_restarted_clients_see_a_new_epoch_and_stale_cursors_a
     let texts: Vec<String> = fresh.iter().map(|(_, l)| l.clone()).collect();
     assert_eq!(seqs, [1, 2, 3, 4, 5]);
     assert_lines_eq(&texts, &numbered("new", 0..5));
-    append_numbered(&log, "live", 0..2);
+    log.append_numbered("live", 0..2);
     ws.collect_lines("app.log", 7, LONG, &mut fresh).await;
     assert_eq!(fresh[5], (6, "live-0".to_owned()));
 

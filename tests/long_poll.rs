@@ -3,7 +3,6 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -285,22 +284,14 @@ async fn readme_loop_prints_every_line(snippet: &str) {
         .stderr(Stdio::inherit())
         .spawn()
         .unwrap();
-    let stdout = shell.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let rx = stdout_lines(&mut shell);
     let writer = write_in_bursts(&log, "line", 0..1000, 50, Duration::from_millis(20));
     let deadline = Instant::now() + LONG;
     let mut printed = Vec::new();
     while printed.len() < 1000 {
         let left = deadline.saturating_duration_since(Instant::now());
         match rx.recv_timeout(left) {
-            Ok(line) => printed.push(line),
+            Ok((_, line)) => printed.push(line),
             Err(_) => break,
         }
     }

@@ -397,16 +397,16 @@ proptest! {
     }
 }
 
-// Regression tests for splitter bugs the properties above found (now fixed).
+// Cases the properties above once found: each pins one splitter behaviour.
 
 fn split_ops(max: usize, ops: &[Op]) -> Vec<String> {
     texts(&run_real(max, ops).0)
 }
 
-/// After a flush the splitter decides whether a following `\n` completes a CRLF by the last byte
-/// it *kept* (`partial.last()` in `LineSplitter::flush`), not the last byte it was *fed*. Over the
-/// cap those differ (it keeps `max + 1` bytes), so an over-long line paused between `\r` and `\n`
-/// gains an empty line, and an over-long line with a `\r` at byte `max` loses one.
+/// After a flush, whether a following `\n` completes a CRLF depends on the last byte the line was
+/// *fed*, not the last byte the splitter *kept*: over the cap the two differ (it keeps `max + 1`
+/// bytes). Otherwise an over-long line paused between `\r` and `\n` would gain an empty line,
+/// and an over-long line with a `\r` at byte `max` would lose one.
 #[test]
 fn a_flushed_over_cap_line_decides_crlf_by_its_real_last_byte() {
     // "abc\r" + pause + "\n" is one CRLF line "abc"; capped at 2 it must still be one line.
@@ -436,9 +436,8 @@ fn a_flushed_over_cap_line_decides_crlf_by_its_real_last_byte() {
     );
 }
 
-/// `feed(b"")` is not a no-op: it clears the "last flush ended in `\r`" state, so the `\n` that
-/// completes the CRLF becomes an empty line. (The follower never feeds an empty chunk after a
-/// flush today, so this is latent.)
+/// `feed(b"")` is a no-op: it keeps the "last flush ended in `\r`" state, so the `\n` that
+/// completes the CRLF still ends no empty line.
 #[test]
 fn feeding_nothing_changes_nothing() {
     let plain = [

@@ -6,11 +6,9 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
-use std::sync::{mpsc, Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 use futures_util::SinkExt;
@@ -96,8 +94,8 @@ fn hostile_ids(dir: &std::path::Path) -> Vec<String> {
 #[tokio::test]
 async fn only_configured_files_can_be_read_by_any_id() {
     let dir = temp_dir();
-    let log = join(&dir, "app.log");
-    append_numbered(&log, "app", 0..3);
+    let log = LogFile::new(&dir, "app.log");
+    log.append_numbered("app", 0..3);
     std::fs::write(join(&dir, "secret.txt"), format!("{SECRET}\n")).unwrap();
     // A glob: the directory is watched, and what appears in it later is still not served.
     let server = Server::start(&[format!("{}/*.log", dir.path().display())]);
@@ -179,9 +177,8 @@ async fn only_configured_files_can_be_read_by_any_id() {
 #[tokio::test]
 async fn static_assets_cannot_escape_their_folder() {
     let dir = temp_dir();
-    let log = join(&dir, "app.log");
-    std::fs::write(&log, "").unwrap();
-    let server = Server::start(&[path_str(&log)]);
+    let log = LogFile::new(&dir, "app.log");
+    let server = Server::start(&[log.path_str()]);
     // Sanity: the dashboard itself is served.
     let (status, _, body) = raw_get(&server.addr, "/");
     assert_eq!(status, 200);
@@ -226,9 +223,8 @@ async fn static_assets_cannot_escape_their_folder() {
 #[tokio::test]
 async fn pages_carry_a_strict_csp_and_nosniff() {
     let dir = temp_dir();
-    let log = join(&dir, "app.log");
-    std::fs::write(&log, "").unwrap();
-    let server = Server::start(&[path_str(&log)]);
+    let log = LogFile::new(&dir, "app.log");
+    let server = Server::start(&[log.path_str()]);
     // `curl -I` (HEAD) sees the same status and headers as GET.
     let head = reqwest::Client::new()
         .head(server.url("/"))
@@ -294,9 +290,8 @@ async fn ping_pong(ws: &mut WsClient, what: &str) {
 #[tokio::test]
 async fn max_connections_refuses_the_fourth_websocket_with_503_and_keeps_the_first_three() {
     let dir = temp_dir();
-    let log = join(&dir, "app.log");
-    std::fs::write(&log, "").unwrap();
-    let server = Server::start(&["--max-connections".to_owned(), "3".into(), path_str(&log)]);
+    let log = LogFile::new(&dir, "app.log");
+    let server = Server::start(&["--max-connections".to_owned(), "3".into(), log.path_str()]);
     let mut clients = Vec::new();
     for _ in 0..3 {
         let mut ws = WsClient::connect(&server).await;
@@ -311,7 +306,7 @@ async fn max_connections_refuses_the_fourth_websocket_with_503_and_keeps_the_fir
             Ok(_) => panic!("attempt {attempt}: a 4th WebSocket was accepted"),
         }
     }
-    append_numbered(&log, "line", 0..2);
+    log.append_numbered("line", 0..2);
     for (i, ws) in clients.iter_mut().enumerate() {
         let mut lines = Vec::new();
         ws.collect_lines("app.log", 2, LONG, &mut lines).await;
@@ -334,9 +329,9 @@ async fn max_connections_refuses_the_fourth_websocket_with_503_and_keeps_the_fir
 #[tokio::test]
 async fn max_polls_refuses_a_third_held_poll_with_503_and_retry_after() {
     let dir = temp_dir();
-    let log = join(&dir, "app.log");
-    append_numbered(&log, "old", 0..2);
-    let server = Server::start(&["--max-polls".to_owned(), "2".into(), path_str(&log)]);
+    let log = LogFile::new(&dir, "app.log");
+    log.append_numbered("old", 0..2);
+    let server = Server::start(&["--max-polls".to_owned(), "2".into(), log.path_str()]);
     let held_url = server.url("/poll?file=app.log&after=2&timeout=30");
     let mut held = Vec::new();
     for _ in 0..2 {
@@ -372,7 +367,7 @@ async fn max_polls_refuses_a_third_held_poll_with_503_and_retry_after() {
     assert_eq!(now["lines"], json!(["old-1"]), "{now}");
 
     // The held ones are still served.
-    append_numbered(&log, "new", 0..1);
+    log.append_numbered("new", 0..1);
     for h in held {
         let answer = tokio::time::timeout(LONG, h).await.unwrap().unwrap();
         assert_eq!(answer["lines"], json!(["new-0"]), "{answer}");
@@ -391,12 +386,11 @@ async fn max_polls_refuses_a_third_held_poll_with_503_and_retry_after() {
 #[tokio::test]
 async fn a_message_over_max_message_bytes_closes_with_1009() {
     let dir = temp_dir();
-    let log = join(&dir, "app.log");
-    std::fs::write(&log, "").unwrap();
+    let log = LogFile::new(&dir, "app.log");
     let server = Server::start(&[
         "--max-message-bytes".to_owned(),
         "1024".into(),
-        path_str(&log),
+        log.path_str(),
     ]);
     let mut ws = WsClient::connect(&server).await;
     // Just under the bound: fine.
@@ -449,107 +443,6 @@ async fn more_than_1024_subscriptions_on_one_socket_are_refused() {
     assert_eq!(lines, [(1, "late-0".to_owned())]);
 }
 
-/// A `tailcast` spawned by the test itself, with its own environment and both output streams
-/// captured (`common::Server` inherits stderr).
-struct Captured {
-    child: Child,
-    addr: String,
-    output: Arc<Mutex<String>>,
-}
-
-impl Captured {
-    fn start(args: &[String], envs: &[(&str, &str)]) -> Captured {
-        let mut cmd = Command::new(bin());
-        cmd.args(args)
-            .env_remove("TAILCAST_TOKEN")
-            .env("RUST_LOG", "tailcast=trace,debug")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        for (k, v) in envs {
-            cmd.env(k, v);
-        }
-        let mut child = cmd.spawn().expect("start tailcast");
-        let output = Arc::new(Mutex::new(String::new()));
-        let (tx, rx) = mpsc::channel();
-        let stdout = child.stdout.take().unwrap();
-        let stderr = child.stderr.take().unwrap();
-        for (pipe, tx) in [
-            (Box::new(stdout) as Box<dyn Read + Send>, tx.clone()),
-            (Box::new(stderr), tx),
-        ] {
-            let sink = output.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                    {
-                        let mut out = sink.lock().unwrap();
-                        out.push_str(&line);
-                        out.push('\n');
-                    }
-                    let _ = tx.send(line);
-                }
-            });
-        }
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match rx.recv_timeout(left) {
-                Ok(line) => {
-                    if let Some(rest) = line.split("listening on http://").nth(1) {
-                        let addr = rest.split('/').next().unwrap().to_owned();
-                        return Captured {
-                            child,
-                            addr,
-                            output,
-                        };
-                    }
-                }
-                Err(e) => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    panic!(
-                        "tailcast did not listen ({e:?}); output:\n{}",
-                        output.lock().unwrap()
-                    );
-                }
-            }
-        }
-    }
-
-    /// SIGTERM, wait for the exit, and return everything it printed.
-    fn stop(mut self) -> String {
-        Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !matches!(self.child.try_wait(), Ok(Some(_))) {
-            assert!(Instant::now() < deadline, "no exit after SIGTERM");
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        // The reader threads finish once the pipes close.
-        let settled = Instant::now() + Duration::from_secs(2);
-        let mut last = 0;
-        while Instant::now() < settled {
-            std::thread::sleep(Duration::from_millis(50));
-            let len = self.output.lock().unwrap().len();
-            if len == last {
-                break;
-            }
-            last = len;
-        }
-        let out = self.output.lock().unwrap().clone();
-        out
-    }
-}
-
-impl Drop for Captured {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[tokio::test]
 async fn the_token_from_the_environment_guards_data_routes_and_is_never_logged() {
     let token = format!(
@@ -561,19 +454,15 @@ async fn the_token_from_the_environment_guards_data_routes_and_is_never_logged()
             .as_nanos()
     );
     let dir = temp_dir();
-    let log = join(&dir, "app.log");
-    append_numbered(&log, "line", 0..3);
-    let server = Captured::start(
-        &[
-            "--bind".into(),
-            "127.0.0.1:0".into(),
-            "--heartbeat".into(),
-            "1s".into(),
-            path_str(&log),
-        ],
-        &[("TAILCAST_TOKEN", &token)],
-    );
-    let base = format!("http://{}", server.addr);
+    let log = LogFile::new(&dir, "app.log");
+    log.append_numbered("line", 0..3);
+    // Everything tailcast can log, and its stdout: the token must show in none of it.
+    let mut server = TestServer::new()
+        .env("RUST_LOG", "tailcast=trace,debug")
+        .env("TAILCAST_TOKEN", &token)
+        .args(&["--heartbeat", "1s", &log.path_str()])
+        .start();
+    let base = server.base.clone();
     let client = reqwest::Client::new();
     let get = |path: String, bearer: Option<&str>| {
         let mut request = client.get(format!("{base}{path}"));
@@ -654,7 +543,7 @@ async fn the_token_from_the_environment_guards_data_routes_and_is_never_logged()
             "an answer contains the token: {body}"
         );
     }
-    let output = server.stop();
+    let output = server.stop(Duration::from_secs(10));
     assert!(
         output.contains("listening on"),
         "the capture works: {output}"
@@ -668,33 +557,36 @@ async fn the_token_from_the_environment_guards_data_routes_and_is_never_logged()
 #[tokio::test]
 async fn binding_beyond_loopback_without_a_token_warns() {
     let dir = temp_dir();
-    let log = join(&dir, "app.log");
-    std::fs::write(&log, "").unwrap();
-    let file = path_str(&log);
-    let open = Captured::start(&["--bind".into(), "0.0.0.0:0".into(), file.clone()], &[]);
-    let output = open.stop().to_ascii_lowercase();
+    let log = LogFile::new(&dir, "app.log");
+    let file = log.path_str();
+    let start = |bind: &str, token: Option<&str>| {
+        let mut server = TestServer::new()
+            .env("RUST_LOG", "tailcast=trace,debug")
+            .bind(bind)
+            .args(&[&file]);
+        if let Some(token) = token {
+            server = server.env("TAILCAST_TOKEN", token);
+        }
+        server.start().stop(Duration::from_secs(10))
+    };
+    let output = start("0.0.0.0:0", None).to_ascii_lowercase();
     assert!(
         output.contains("warning") && output.contains("token"),
         "--bind 0.0.0.0 without a token must warn (mentioning the token); output:\n{output}"
     );
     // No false alarm: loopback, or a token set.
-    let local = Captured::start(&["--bind".into(), "127.0.0.1:0".into(), file.clone()], &[]);
-    let output = local.stop().to_ascii_lowercase();
+    let output = start("127.0.0.1:0", None).to_ascii_lowercase();
     assert!(!output.contains("warning"), "loopback: {output}");
-    let guarded = Captured::start(
-        &["--bind".into(), "0.0.0.0:0".into(), file],
-        &[("TAILCAST_TOKEN", "s3cret-token-value")],
-    );
-    let output = guarded.stop().to_ascii_lowercase();
+    let output = start("0.0.0.0:0", Some("s3cret-token-value")).to_ascii_lowercase();
     assert!(!output.contains("warning"), "with a token: {output}");
 }
 
 #[tokio::test]
 async fn a_foreign_browser_origin_is_refused_on_data_routes() {
     let dir = temp_dir();
-    let log = join(&dir, "app.log");
-    append_numbered(&log, "line", 0..2);
-    let server = Server::start(&[path_str(&log)]);
+    let log = LogFile::new(&dir, "app.log");
+    log.append_numbered("line", 0..2);
+    let server = Server::start(&[log.path_str()]);
     let client = reqwest::Client::new();
     let response = client
         .get(server.url("/poll?file=app.log"))
@@ -740,9 +632,9 @@ async fn a_dns_rebinding_page_cannot_read_a_loopback_server() {
     // http://evil.example:PORT`, which the Origin check takes as "the server's own host". A
     // loopback-bound server should only answer to loopback host names (and --allow-origin).
     let dir = temp_dir();
-    let log = join(&dir, "app.log");
-    std::fs::write(&log, format!("{SECRET}\n")).unwrap();
-    let server = Server::start(&[path_str(&log)]);
+    let log = LogFile::new(&dir, "app.log");
+    log.append_line(SECRET);
+    let server = Server::start(&[log.path_str()]);
     let port = server.addr.rsplit(':').next().unwrap();
     let host = format!("evil.example:{port}");
     let origin = format!("http://{host}");
@@ -795,9 +687,9 @@ async fn stream_until(url: &str, needle: &str) -> String {
 #[tokio::test]
 async fn text_transports_show_terminal_escapes_instead_of_sending_them() {
     let dir = temp_dir();
-    let log = join(&dir, "app.log");
-    std::fs::write(&log, format!("{HOSTILE}\nafter\n")).unwrap();
-    let server = Server::start(&[path_str(&log)]);
+    let log = LogFile::new(&dir, "app.log");
+    log.append(format!("{HOSTILE}\nafter\n").as_bytes());
+    let server = Server::start(&[log.path_str()]);
 
     let text = |query: &str| {
         let url = server.url(&format!("/poll?file=app.log&format=text&backlog=2{query}"));
@@ -848,8 +740,8 @@ async fn forwarded_host_headers_count_only_from_a_trusted_proxy() {
     // A page on evil.example sends its Origin, and adds the forwarded headers that would make it
     // look like the server's own host.
     let dir = temp_dir();
-    let log = join(&dir, "app.log");
-    std::fs::write(&log, format!("{SECRET}\n")).unwrap();
+    let log = LogFile::new(&dir, "app.log");
+    log.append_line(SECRET);
     let forged = |addr: &str, forwarded: &str| {
         raw_request(
             addr,
@@ -867,7 +759,7 @@ async fn forwarded_host_headers_count_only_from_a_trusted_proxy() {
         vec!["--trust-proxy".to_owned(), "10.0.0.0/8,::1".to_owned()],
     ] {
         let mut args = args;
-        args.push(path_str(&log));
+        args.push(log.path_str());
         let server = Server::start(&args);
         for forwarded in headers {
             let (status, _, body) = forged(&server.addr, forwarded);
@@ -882,7 +774,7 @@ async fn forwarded_host_headers_count_only_from_a_trusted_proxy() {
         "192.0.2.0/24",
         "--trust-proxy",
         "127.0.0.1",
-        &path_str(&log),
+        &log.path_str(),
     ]);
     for forwarded in headers {
         let (status, _, body) = forged(&server.addr, forwarded);
@@ -894,7 +786,7 @@ async fn forwarded_host_headers_count_only_from_a_trusted_proxy() {
     }
     // A malformed address (here from the environment) is one sentence at start.
     let (code, _, stderr) = run_to_exit(
-        &[&path_str(&log)],
+        &[&log.path_str()],
         &[("TAILCAST_TRUST_PROXY", "127.0.0.1,localhost")],
     );
     assert_eq!(code, 2, "{stderr}");

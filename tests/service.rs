@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -14,20 +14,6 @@ use futures_util::StreamExt;
 use serde_json::Value;
 
 const LONG: Duration = Duration::from_secs(60);
-
-/// Lines printed by a child process, read on a thread.
-fn line_reader(child: &mut Child) -> std::sync::mpsc::Receiver<(Instant, String)> {
-    let stdout = child.stdout.take().expect("stdout");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send((Instant::now(), line)).is_err() {
-                break;
-            }
-        }
-    });
-    rx
-}
 
 #[tokio::test]
 async fn curl_n_on_follow_prints_appended_lines_at_once() {
@@ -40,7 +26,7 @@ async fn curl_n_on_follow_prints_appended_lines_at_once() {
         .stdout(Stdio::piped())
         .spawn()
         .expect("curl (Debian: apt-get install curl)");
-    let lines = line_reader(&mut curl);
+    let lines = stdout_lines(&mut curl);
     for expected in ["old-18", "old-19"] {
         let (_, line) = lines.recv_timeout(LONG).expect("backlog line");
         assert_eq!(line, expected);
@@ -85,7 +71,7 @@ async fn curl_n_on_follow_gets_a_burst_far_larger_than_the_history_without_a_gap
         .stdout(Stdio::piped())
         .spawn()
         .expect("curl (Debian: apt-get install curl)");
-    let lines = line_reader(&mut curl);
+    let lines = stdout_lines(&mut curl);
     // The backlog line printed: the stream is open, what comes next is live.
     let (_, first) = lines.recv_timeout(LONG).expect("the backlog line");
     assert_eq!(first, "ready");

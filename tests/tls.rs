@@ -353,7 +353,7 @@ fn sighup_serves_a_renewed_certificate_and_keeps_it_when_the_next_one_is_broken(
     let renewed = TestCert::new(&dir, "renewed");
     let mut args = live.args();
     args.push(path_str(&log));
-    let mut server = Server::start_logged(&args);
+    let mut server = Server::start(&args);
     let both = [&first, &renewed];
     assert_eq!(served_certificate(&server, &both), first.der);
 

@@ -2,10 +2,10 @@
 //! follower, a WebSocket client, and waits that take a deadline instead of sleeping and hoping.
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
@@ -18,124 +18,40 @@ pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_tailcast")
 }
 
-/// A running `tailcast` process, killed on drop.
+/// A running `tailcast` process, killed on drop. What it prints is kept: stdout
+/// ([`Server::stdout_text`]) and its log on stderr ([`Server::stderr_text`],
+/// [`Server::wait_log`]); warnings and errors are shown as they come, and the end of the log is
+/// shown when a test fails while the server runs.
 pub struct Server {
     pub child: Child,
     /// `http://127.0.0.1:PORT` (`https://` when started with a TLS certificate)
     pub base: String,
     /// `127.0.0.1:PORT`
     pub addr: String,
-    stdout_rx: mpsc::Receiver<String>,
-    /// Everything the server wrote on stderr, when captured ([`TestServer`],
-    /// [`Server::start_logged`]); `None` when stderr is inherited.
-    stderr: Option<std::sync::Arc<std::sync::Mutex<String>>>,
+    stdout: Sink,
+    stderr: Sink,
+    /// The threads that read stdout and stderr; they end when the process does.
+    readers: Vec<std::thread::JoinHandle<()>>,
+}
+
+/// The text a reader thread collects from one pipe.
+type Sink = Arc<Mutex<String>>;
+
+fn push_line(sink: &Sink, line: &str) {
+    let mut text = sink.lock().unwrap_or_else(|e| e.into_inner());
+    text.push_str(line);
+    text.push('\n');
+}
+
+fn sink_text(sink: &Sink) -> String {
+    sink.lock().unwrap_or_else(|e| e.into_inner()).clone()
 }
 
 impl Server {
     /// Starts `tailcast --bind 127.0.0.1:0 ARGS...` and waits for its listening line (`http://` or
-    /// `https://`).
+    /// `https://`). [`TestServer`] takes more: environment, a command prefix, another address.
     pub fn start<S: AsRef<str>>(args: &[S]) -> Server {
-        Self::start_on("127.0.0.1:0", args)
-    }
-
-    /// Starts on a given address.
-    pub fn start_on<S: AsRef<str>>(bind: &str, args: &[S]) -> Server {
-        Self::spawn(bind, args, false)
-    }
-
-    /// Like [`Server::start`], and keeps what the server logs (still shown on stderr) for
-    /// [`Server::wait_log`].
-    pub fn start_logged<S: AsRef<str>>(args: &[S]) -> Server {
-        Self::spawn("127.0.0.1:0", args, true)
-    }
-
-    fn spawn<S: AsRef<str>>(bind: &str, args: &[S], keep_log: bool) -> Server {
-        let mut cmd = Command::new(bin());
-        cmd.arg("--bind").arg(bind);
-        for a in args {
-            cmd.arg(a.as_ref());
-        }
-        cmd.env("RUST_LOG", "tailcast=debug,warn")
-            .stdout(Stdio::piped())
-            .stderr(if keep_log {
-                Stdio::piped()
-            } else {
-                Stdio::inherit()
-            });
-        Self::launch(cmd, keep_log)
-    }
-
-    /// Spawns `cmd` (stdout piped; stderr piped too when `capture_stderr`) and waits for the
-    /// listening line.
-    fn launch(mut cmd: Command, capture_stderr: bool) -> Server {
-        let mut child = cmd.spawn().expect("start the tailcast binary");
-        let stderr = capture_stderr.then(|| {
-            let pipe = child.stderr.take().expect("stderr");
-            let sink = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-            let text = sink.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                    // Warnings and errors are shown as they come; the rest is kept for the test.
-                    if line.contains("WARN") || line.contains("ERROR") {
-                        eprintln!("[tailcast] {line}");
-                    }
-                    let mut all = text.lock().unwrap_or_else(|e| e.into_inner());
-                    all.push_str(&line);
-                    all.push('\n');
-                }
-            });
-            sink
-        });
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match rx.recv_timeout(left) {
-                Ok(line) => {
-                    let listening = line.split("listening on ").nth(1);
-                    if let Some((scheme, rest)) = listening.and_then(|l| l.split_once("://")) {
-                        let addr = rest.split('/').next().unwrap().to_owned();
-                        return Server {
-                            child,
-                            base: format!("{scheme}://{addr}"),
-                            addr,
-                            stdout_rx: rx,
-                            stderr,
-                        };
-                    }
-                }
-                Err(mpsc::RecvTimeoutError::Disconnected) => {
-                    let status = child.wait().expect("wait");
-                    // A captured stderr is printed here (give its reader a moment to finish).
-                    std::thread::sleep(Duration::from_millis(100));
-                    let captured = stderr
-                        .as_ref()
-                        .map(|s| s.lock().unwrap_or_else(|e| e.into_inner()).clone());
-                    match captured {
-                        Some(text) => {
-                            panic!("tailcast exited ({status}) before listening; stderr:\n{text}")
-                        }
-                        None => {
-                            panic!(
-                                "tailcast exited ({status}) before listening; its stderr is above"
-                            )
-                        }
-                    }
-                }
-                Err(mpsc::RecvTimeoutError::Timeout) => {
-                    let _ = child.kill();
-                    panic!("tailcast did not print its listening line within 30 s");
-                }
-            }
-        }
+        TestServer::new().args(args).start()
     }
 
     pub fn url(&self, path_and_query: &str) -> String {
@@ -159,11 +75,7 @@ impl Server {
     /// Sends SIGTERM and waits (with a deadline) for the exit; returns how long it took.
     pub fn terminate(&mut self, within: Duration) -> Duration {
         let started = Instant::now();
-        Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status()
-            .expect("kill -TERM");
+        self.signal("TERM");
         loop {
             if let Ok(Some(_)) = self.child.try_wait() {
                 return started.elapsed();
@@ -176,8 +88,26 @@ impl Server {
         }
     }
 
-    /// Waits until the log (see [`Server::start_logged`]) holds `needle` `times` times; returns
-    /// the log. Fails at once if the server exits meanwhile.
+    /// SIGTERM, the exit (within `within`), then everything the process printed: its stdout,
+    /// then its stderr, both read to the end.
+    pub fn stop(&mut self, within: Duration) -> String {
+        self.terminate(within);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        for reader in self.readers.drain(..) {
+            while !reader.is_finished() {
+                assert!(
+                    Instant::now() < deadline,
+                    "tailcast exited but its output pipes stayed open for 10 s"
+                );
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            let _ = reader.join();
+        }
+        format!("{}{}", self.stdout_text(), self.stderr_text())
+    }
+
+    /// Waits until the log (stderr) holds `needle` `times` times; returns the log. Fails at once
+    /// if the server exits meanwhile.
     pub fn wait_log(&mut self, needle: &str, times: usize, within: Duration) -> String {
         let deadline = Instant::now() + within;
         loop {
@@ -213,13 +143,7 @@ impl Server {
 
     /// Resident memory of the server process, in KiB.
     pub fn rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
-        status
-            .lines()
-            .find(|l| l.starts_with("VmRSS:"))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|n| n.parse().ok())
-            .unwrap()
+        self.try_rss_kib().expect("the server's /proc/PID/status")
     }
 
     /// Resident memory in KiB, or `None` once the process is gone.
@@ -242,12 +166,14 @@ impl Server {
         self.child.try_wait().ok().flatten()
     }
 
-    /// What the server wrote on stderr so far (empty unless started by [`TestServer`]).
+    /// What the server printed on stdout so far (the listening line, then the followed files).
+    pub fn stdout_text(&self) -> String {
+        sink_text(&self.stdout)
+    }
+
+    /// What the server logged on stderr so far.
     pub fn stderr_text(&self) -> String {
-        self.stderr
-            .as_ref()
-            .map(|s| s.lock().unwrap_or_else(|e| e.into_inner()).clone())
-            .unwrap_or_default()
+        sink_text(&self.stderr)
     }
 
     pub async fn get_json(&self, path: &str) -> Value {
@@ -288,24 +214,39 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if std::thread::panicking() {
+            const SHOWN: usize = 60;
+            let log = self.stderr_text();
+            let lines: Vec<&str> = log.lines().collect();
+            let from = lines.len().saturating_sub(SHOWN);
+            eprintln!(
+                "--- the last {} of {} lines tailcast (pid {}) logged ---\n{}",
+                lines.len() - from,
+                lines.len(),
+                self.child.id(),
+                lines[from..].join("\n")
+            );
+        }
     }
 }
 
-/// Starts `tailcast` with more control than [`Server::start`]: extra environment, a command
-/// prefix, and stderr captured ([`Server::stderr_text`]). A prefix such as
-/// `sh -c 'ulimit -v 2000000 && ulimit -n 512 && exec "$@"' sh` runs it under limits (one
-/// resource per `ulimit`: dash takes only one); the shell `exec`s, so the [`Server`]'s pid is
-/// tailcast's.
+/// Starts `tailcast` with more than arguments: extra environment, a command prefix, another
+/// address. A prefix such as `sh -c 'ulimit -v 2000000 && ulimit -n 512 && exec "$@"' sh` runs
+/// it under limits (one resource per `ulimit`: dash takes only one), and `setpriv --reuid=65534
+/// ...` as another user; the prefix must `exec` tailcast, so that the [`Server`]'s pid is
+/// tailcast's. The `TAILCAST_*` variables of the environment the tests run in are not passed
+/// on: a server sees only those set here.
 ///
 /// ```ignore
 /// let server = TestServer::new()
 ///     .args(&["--send-timeout", "1s", "app.log"])
+///     .env("TAILCAST_TOKEN", "s3cret")
 ///     .prefix(&["sh", "-c", "ulimit -n 512 && exec \"$@\"", "sh"])
 ///     .start();
 /// ```
 #[derive(Debug, Clone)]
 pub struct TestServer {
-    bind: String,
+    bind: Option<String>,
     args: Vec<String>,
     envs: Vec<(String, String)>,
     prefix: Vec<String>,
@@ -320,7 +261,7 @@ impl Default for TestServer {
 impl TestServer {
     pub fn new() -> TestServer {
         TestServer {
-            bind: "127.0.0.1:0".into(),
+            bind: Some("127.0.0.1:0".into()),
             args: Vec::new(),
             envs: vec![("RUST_LOG".into(), "tailcast=debug,warn".into())],
             prefix: Vec::new(),
@@ -329,7 +270,14 @@ impl TestServer {
 
     /// The listening address (default `127.0.0.1:0`).
     pub fn bind(mut self, addr: &str) -> TestServer {
-        self.bind = addr.into();
+        self.bind = Some(addr.into());
+        self
+    }
+
+    /// Passes no `--bind`: the address comes from `TAILCAST_BIND` (see [`TestServer::env`]) or
+    /// is the default one.
+    pub fn no_bind(mut self) -> TestServer {
+        self.bind = None;
         self
     }
 
@@ -352,7 +300,7 @@ impl TestServer {
         self
     }
 
-    /// Starts it and waits for the listening line.
+    /// Starts it and waits (30 s at most) for the listening line.
     pub fn start(self) -> Server {
         let mut cmd = match self.prefix.split_first() {
             Some((program, rest)) => {
@@ -362,14 +310,103 @@ impl TestServer {
             }
             None => Command::new(bin()),
         };
-        cmd.arg("--bind")
-            .arg(&self.bind)
-            .args(&self.args)
+        if let Some(bind) = &self.bind {
+            cmd.arg("--bind").arg(bind);
+        }
+        without_tailcast_env(&mut cmd);
+        cmd.args(&self.args)
             .envs(self.envs.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        Server::launch(cmd, true)
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {:?}: {e}", cmd.get_program()));
+        let stdout = Sink::default();
+        let stderr = Sink::default();
+        let (tx, rx) = mpsc::channel();
+        let text = stdout.clone();
+        let out_reader = read_lines(child.stdout.take().expect("stdout"), move |line| {
+            push_line(&text, &line);
+            // Read to the end even once nobody waits for lines: a closed pipe would fail
+            // tailcast's next print.
+            let _ = tx.send(line);
+        });
+        let text = stderr.clone();
+        let err_reader = read_lines(child.stderr.take().expect("stderr"), move |line| {
+            if line.contains("WARN") || line.contains("ERROR") {
+                eprintln!("[tailcast] {line}");
+            }
+            push_line(&text, &line);
+        });
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let base = loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(line) => {
+                    let listening = line.split("listening on ").nth(1);
+                    if let Some((scheme, rest)) = listening.and_then(|l| l.split_once("://")) {
+                        let addr = rest.split('/').next().unwrap();
+                        break format!("{scheme}://{addr}");
+                    }
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    let status = child.wait().expect("wait");
+                    let _ = err_reader.join();
+                    panic!(
+                        "tailcast exited ({status}) before listening; stderr:\n{}",
+                        sink_text(&stderr)
+                    );
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!(
+                        "tailcast did not print its listening line within 30 s; stderr:\n{}",
+                        sink_text(&stderr)
+                    );
+                }
+            }
+        };
+        Server {
+            child,
+            addr: base.split_once("://").unwrap().1.to_owned(),
+            base,
+            stdout,
+            stderr,
+            readers: vec![out_reader, err_reader],
+        }
     }
+}
+
+/// Leaves out the `TAILCAST_*` variables of the tests' own environment (a developer's
+/// `TAILCAST_TOKEN` would change every answer).
+fn without_tailcast_env(cmd: &mut Command) {
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("TAILCAST_") {
+            cmd.env_remove(key);
+        }
+    }
+}
+
+/// Reads `pipe` line by line on a thread until it closes, handing each line to `each`.
+pub fn read_lines<R: Read + Send + 'static>(
+    pipe: R,
+    mut each: impl FnMut(String) + Send + 'static,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+            each(line);
+        }
+    })
+}
+
+/// The lines a child process prints on stdout (piped), each with the instant it was read.
+pub fn stdout_lines(child: &mut Child) -> mpsc::Receiver<(Instant, String)> {
+    let (tx, rx) = mpsc::channel();
+    read_lines(child.stdout.take().expect("stdout piped"), move |line| {
+        let _ = tx.send((Instant::now(), line));
+    });
+    rx
 }
 
 /// A `kB` field of `/proc/PID/status` (e.g. `VmRSS:`), or `None` once the process is gone.
@@ -402,7 +439,9 @@ pub fn cpu_ticks(pid: u32) -> Option<u64> {
 /// Runs tailcast with `args` and extra environment `envs` to completion; returns (exit code,
 /// stdout, stderr). A run that does not end within 20 s is killed and fails.
 pub fn run_to_exit(args: &[&str], envs: &[(&str, &str)]) -> (i32, String, String) {
-    let mut child = Command::new(bin())
+    let mut cmd = Command::new(bin());
+    without_tailcast_env(&mut cmd);
+    let mut child = cmd
         .args(args)
         .envs(envs.iter().copied())
         .stdout(Stdio::piped())
@@ -465,6 +504,83 @@ pub fn append_numbered(path: &Path, prefix: &str, range: std::ops::Range<usize>)
         text.push_str(&format!("{prefix}-{i}\n"));
     }
     append(path, text.as_bytes());
+}
+
+/// A followed log file in a test's temp dir, and what an application and logrotate do to it.
+///
+/// ```ignore
+/// let dir = temp_dir();
+/// let log = LogFile::new(&dir, "app.log");
+/// log.append_numbered("old", 0..3);
+/// let server = Server::start(&[log.path_str()]);
+/// log.rotate_to("app.log.1");
+/// log.append_line("new-0");
+/// ```
+#[derive(Debug, Clone)]
+pub struct LogFile {
+    path: PathBuf,
+}
+
+impl LogFile {
+    /// Creates `dir/name`, empty.
+    pub fn new(dir: &tempfile::TempDir, name: &str) -> LogFile {
+        let log = LogFile::absent(dir, name);
+        std::fs::write(&log.path, "").unwrap();
+        log
+    }
+
+    /// `dir/name`, not created: a path tailcast follows before it exists.
+    pub fn absent(dir: &tempfile::TempDir, name: &str) -> LogFile {
+        LogFile {
+            path: dir.path().join(name),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The path as a command-line argument.
+    pub fn path_str(&self) -> String {
+        path_str(&self.path)
+    }
+
+    /// Appends raw bytes in one write (creating the file).
+    pub fn append(&self, bytes: &[u8]) {
+        append(&self.path, bytes);
+    }
+
+    /// Appends `line` and a newline in one write.
+    pub fn append_line(&self, line: &str) {
+        append(&self.path, format!("{line}\n").as_bytes());
+    }
+
+    /// Appends `prefix-N` for N in `range`, in one write.
+    pub fn append_numbered(&self, prefix: &str, range: std::ops::Range<usize>) {
+        append_numbered(&self.path, prefix, range);
+    }
+
+    /// Renames the file to `name` in the same directory (the path is then free, as after
+    /// logrotate's rename); returns the new path.
+    pub fn rotate_to(&self, name: &str) -> PathBuf {
+        let to = self.path.with_file_name(name);
+        std::fs::rename(&self.path, &to).unwrap();
+        to
+    }
+
+    /// Empties the file in place (same inode), as `truncate -s 0` or logrotate's copytruncate.
+    pub fn truncate(&self) {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .truncate(true)
+            .open(&self.path)
+            .unwrap();
+    }
+
+    /// Deletes the file.
+    pub fn remove(&self) {
+        std::fs::remove_file(&self.path).unwrap();
+    }
 }
 
 /// Appends `prefix-N` for N in `range` from a thread, `burst` lines per write with `pause`
