@@ -144,7 +144,9 @@ pub async fn run(
         };
         // Lines are small and latency matters: no Nagle delay on any connection, plain or TLS.
         let _ = socket2::SockRef::from(&socket).set_tcp_nodelay(true);
-        data.insert(accept_conns.accept(socket));
+        let conn = accept_conns.accept(socket);
+        data.insert(conn.guard());
+        data.insert(conn);
     })
     .disable_signals()
     .shutdown_timeout(1)

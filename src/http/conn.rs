@@ -61,8 +61,10 @@ struct Shared {
     limits: OutputLimits,
     started: Instant,
     unsent_total: AtomicUsize,
-    /// Woken when the server-wide total falls while it is near its bound.
+    /// Woken when the server-wide total falls while someone waits for it.
     room: Notify,
+    /// Producers waiting for room in the server-wide budget.
+    server_waiters: AtomicUsize,
     registry: Mutex<Vec<Weak<ConnInner>>>,
     /// Connections reset because their output did not move.
     stalled_resets: AtomicU64,
@@ -89,6 +91,25 @@ struct ConnInner {
     moved_at: AtomicU64,
     room: Notify,
     killed: AtomicBool,
+    /// Set when actix is done with the connection (its [`ConnGuard`] dropped): nothing to reset.
+    closed: AtomicBool,
+}
+
+/// Kept in the connection's data, which actix drops with the connection: marks the [`Conn`]
+/// closed, so that it is never reset after actix has let go of the socket.
+pub struct ConnGuard(Conn);
+
+impl Conn {
+    /// The guard to keep in the connection's data beside the `Conn`.
+    pub fn guard(&self) -> ConnGuard {
+        ConnGuard(self.clone())
+    }
+}
+
+impl Drop for ConnGuard {
+    fn drop(&mut self) {
+        self.0.inner.closed.store(true, Relaxed);
+    }
 }
 
 impl Connections {
@@ -100,6 +121,7 @@ impl Connections {
                 started: Instant::now(),
                 unsent_total: AtomicUsize::new(0),
                 room: Notify::new(),
+                server_waiters: AtomicUsize::new(0),
                 registry: Mutex::new(Vec::new()),
                 stalled_resets: AtomicU64::new(0),
             }),
@@ -135,6 +157,7 @@ impl Connections {
                         fd: socket.as_raw_fd(),
                         local,
                         peer,
+                        cookie: socket_cookie(socket.as_raw_fd()),
                     })
             }
             _ => None,
@@ -156,6 +179,7 @@ impl Connections {
             moved_at: AtomicU64::new(0),
             room: Notify::new(),
             killed: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
         });
         let mut registry = lock(&self.shared.registry);
         registry.push(Arc::downgrade(&inner));
@@ -195,7 +219,7 @@ impl Connections {
             let mut registry = lock(&self.shared.registry);
             registry.retain(|weak| match weak.upgrade() {
                 Some(conn) => {
-                    let waiting = conn.unsent.load(Relaxed) > 0;
+                    let waiting = conn.unsent.load(Relaxed) > 0 && !conn.closed.load(Relaxed);
                     if waiting && now.saturating_sub(conn.moved_at.load(Relaxed)) >= timeout {
                         stalled.push(conn);
                     }
@@ -238,8 +262,10 @@ impl Connections {
                     let open = self.open();
                     gone_since_trim += open_before.saturating_sub(open);
                     open_before = open;
-                    if gone_since_trim > 0 && last_trim.elapsed() >= TRIM_INTERVAL {
-                        return_free_memory();
+                    // Only after many connections went (the end of an attack, a burst of
+                    // clients), not on ordinary churn: the trim walks every arena under its lock.
+                    if gone_since_trim >= TRIM_AFTER_GONE && last_trim.elapsed() >= TRIM_INTERVAL {
+                        let _ = tokio::task::spawn_blocking(return_free_memory).await;
                         gone_since_trim = 0;
                         last_trim = Instant::now();
                     }
@@ -251,6 +277,8 @@ impl Connections {
 
 /// Least time between two [`return_free_memory`] calls.
 const TRIM_INTERVAL: Duration = Duration::from_secs(2);
+/// Connections that must have gone since the last [`return_free_memory`] for another.
+const TRIM_AFTER_GONE: usize = 32;
 
 /// Returns the allocator's free pages to the system. glibc keeps freed memory in per-thread
 /// arenas and gives back only the top of each heap, so after a burst of connections the process
@@ -297,10 +325,9 @@ impl Conn {
         }
         let inner = &self.inner;
         let had = sub_saturating(&inner.unsent, bytes);
-        let before = sub_saturating(&inner.shared.unsent_total, had.min(bytes));
+        sub_saturating(&inner.shared.unsent_total, had.min(bytes));
         inner.room.notify_one();
-        let limits = inner.shared.limits;
-        if before + limits.per_connection >= limits.total {
+        if inner.shared.server_waiters.load(Relaxed) > 0 {
             inner.shared.room.notify_waiters();
         }
     }
@@ -332,7 +359,14 @@ impl Conn {
             match self.fits(bytes) {
                 (true, true) => return,
                 (false, _) => own_room.await,
-                (true, false) => server_room.await,
+                (true, false) => {
+                    // Counted while waiting (and uncounted if the wait is cancelled), so releases
+                    // wake it; re-checked with the count raised, so one in between is not missed.
+                    let _waiting = WaitingForServer::new(&self.inner.shared.server_waiters);
+                    if !matches!(self.fits(bytes), (true, true)) {
+                        server_room.await;
+                    }
+                }
             }
         }
     }
@@ -340,7 +374,7 @@ impl Conn {
     /// Resets the connection (RST: the kernel drops what it holds for it) and makes actix drop
     /// it. Returns false if it was reset already.
     pub fn kill(&self) -> bool {
-        if self.inner.killed.swap(true, Relaxed) {
+        if self.inner.closed.load(Relaxed) || self.inner.killed.swap(true, Relaxed) {
             return false;
         }
         if let Some(socket) = &self.inner.socket {
@@ -382,29 +416,78 @@ impl Drop for ConnInner {
     }
 }
 
+/// One producer counted among those waiting for the server-wide budget, while it lives.
+struct WaitingForServer<'a>(&'a AtomicUsize);
+
+impl<'a> WaitingForServer<'a> {
+    fn new(waiters: &'a AtomicUsize) -> Self {
+        waiters.fetch_add(1, Relaxed);
+        WaitingForServer(waiters)
+    }
+}
+
+impl Drop for WaitingForServer<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Relaxed);
+    }
+}
+
 /// A connection's descriptor and the addresses it had when accepted.
 struct SocketId {
     fd: RawFd,
     local: SocketAddr,
     peer: SocketAddr,
+    /// The kernel's id of the socket (`SO_COOKIE`), unique for the life of the system: when known,
+    /// it alone decides whether the descriptor still names this connection.
+    cookie: Option<u64>,
+}
+
+/// The kernel's unique id of the socket behind `fd`, where the kernel has one (Linux 4.12+).
+fn socket_cookie(fd: RawFd) -> Option<u64> {
+    #[cfg(target_os = "linux")]
+    {
+        const SO_COOKIE: libc::c_int = 57;
+        let mut cookie: u64 = 0;
+        let mut len = std::mem::size_of::<u64>() as libc::socklen_t;
+        // SAFETY: getsockopt writes at most `len` bytes into `cookie`, which has room for them.
+        let rc = unsafe {
+            libc::getsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                SO_COOKIE,
+                (&mut cookie as *mut u64).cast(),
+                &mut len,
+            )
+        };
+        (rc == 0 && len as usize == std::mem::size_of::<u64>()).then_some(cookie)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = fd;
+        None
+    }
 }
 
 impl SocketId {
     /// Resets the socket if the descriptor still names this connection. actix owns the
     /// descriptor and may have closed it (and the number may be another connection's now): the
-    /// addresses tell. The kernel never gives a new connection the same pair of addresses while
-    /// the old one's port is still in use, so a match is this connection.
+    /// socket's cookie tells (the kernel never reuses one), or, without one, its addresses.
     fn reset(&self) {
         // SAFETY: the descriptor is only borrowed for the calls below. If actix closed it, they fail
-        // with EBADF or see another socket's addresses and do nothing. What remains is a race of
-        // microseconds: actix closing it and the accept thread reusing the number for a new
-        // connection with the very same addresses between the check and the reset.
+        // with EBADF or see another socket's cookie and do nothing. What remains is a race of
+        // microseconds: actix closing it and the accept thread reusing the number between the
+        // check and the reset; callers also skip connections whose actix side has ended
+        // (`ConnInner::closed`), which leaves only that window.
         let fd = unsafe { BorrowedFd::borrow_raw(self.fd) };
         let sock = socket2::SockRef::from(&fd);
         let same = |addr: std::io::Result<socket2::SockAddr>, expected: SocketAddr| {
             addr.ok().and_then(|a| a.as_socket()) == Some(expected)
         };
-        if same(sock.local_addr(), self.local) && same(sock.peer_addr(), self.peer) {
+        let ours = match self.cookie {
+            Some(cookie) => socket_cookie(self.fd) == Some(cookie),
+            None => same(sock.local_addr(), self.local) && same(sock.peer_addr(), self.peer),
+        };
+        if ours {
             let _ = sock.set_linger(Some(Duration::ZERO));
             let _ = sock.shutdown(std::net::Shutdown::Both);
         }
@@ -436,6 +519,12 @@ pub fn tcp_socket(connection: &dyn std::any::Any) -> Option<BorrowedFd<'_>> {
     Some(tcp.as_fd())
 }
 
+/// Marks a response whose body is made as actix asks for it (no producer counts its bytes):
+/// each piece handed over is counted as waiting until actix asks for the next one, so a client
+/// that stops reading shows as stalled and is reset like any other.
+#[derive(Debug, Clone, Copy)]
+pub struct MadeOnDemand;
+
 pin_project_lite::pin_project! {
     /// A response body that counts what actix takes against its connection's budget and hands
     /// it over in pieces of at most [`PIECE_BYTES`].
@@ -446,21 +535,26 @@ pin_project_lite::pin_project! {
         rest: Bytes,
         // Bytes of a sized body counted as waiting and not yet taken.
         sized_left: usize,
+        // For a body made on demand: whether pieces are counted until actix asks again, and the
+        // last piece so counted.
+        on_demand: bool,
+        handed: usize,
     }
 
     impl<B> PinnedDrop for MeteredBody<B> {
         fn drop(this: Pin<&mut Self>) {
             let this = this.project();
             // What a producer queued but actix never took is forgotten with the connection; a
-            // sized body's rest is forgotten now.
-            this.conn.release(*this.sized_left);
+            // sized body's rest, and a piece made on demand, now.
+            this.conn.release(*this.sized_left + *this.handed);
         }
     }
 }
 
 impl<B: MessageBody> MeteredBody<B> {
-    /// Wraps `inner`; a sized body is counted as waiting, whole, at once.
-    pub fn new(inner: B, conn: Conn) -> Self {
+    /// Wraps `inner`; a sized body is counted as waiting, whole, at once. `on_demand`: see
+    /// [`MadeOnDemand`].
+    pub fn new(inner: B, conn: Conn, on_demand: bool) -> Self {
         let sized_left = match inner.size() {
             BodySize::Sized(n) => n as usize,
             BodySize::None | BodySize::Stream => 0,
@@ -471,6 +565,8 @@ impl<B: MessageBody> MeteredBody<B> {
             conn,
             rest: Bytes::new(),
             sized_left,
+            on_demand: on_demand && sized_left == 0,
+            handed: 0,
         }
     }
 }
@@ -487,6 +583,10 @@ impl<B: MessageBody> MessageBody for MeteredBody<B> {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Bytes, Self::Error>>> {
         let this = self.project();
+        // actix asks again: the piece handed over last has gone into its write buffer.
+        if *this.handed > 0 {
+            this.conn.taken(std::mem::take(this.handed));
+        }
         if this.rest.is_empty() {
             match this.inner.poll_next(cx) {
                 Poll::Ready(Some(Ok(bytes))) => *this.rest = bytes,
@@ -499,7 +599,12 @@ impl<B: MessageBody> MessageBody for MeteredBody<B> {
             let sized = len.min(*this.sized_left);
             *this.sized_left -= sized;
         }
-        this.conn.taken(len);
+        if *this.on_demand {
+            this.conn.queued(len);
+            *this.handed = len;
+        } else {
+            this.conn.taken(len);
+        }
         Poll::Ready(Some(Ok(piece)))
     }
 }
@@ -596,7 +701,7 @@ mod tests {
     fn a_metered_body_hands_over_pieces_and_counts_them() {
         let conns = connections(1 << 20, 1 << 20);
         let conn = conns.detached();
-        let body = MeteredBody::new(Bytes::from(vec![b'x'; 40_000]), conn.clone());
+        let body = MeteredBody::new(Bytes::from(vec![b'x'; 40_000]), conn.clone(), false);
         assert_eq!(conn.unsent(), 40_000);
         let mut body = Box::pin(body);
         let waker = futures_util::task::noop_waker();
@@ -608,10 +713,45 @@ mod tests {
         assert_eq!(sizes, [PIECE_BYTES, PIECE_BYTES, 40_000 - 2 * PIECE_BYTES]);
         assert_eq!(conn.unsent(), 0);
         // A body dropped half sent gives its count back.
-        let mut body = Box::pin(MeteredBody::new(Bytes::from(vec![0; 50_000]), conn.clone()));
+        let mut body = Box::pin(MeteredBody::new(
+            Bytes::from(vec![0; 50_000]),
+            conn.clone(),
+            false,
+        ));
         let _ = body.as_mut().poll_next(&mut cx);
         drop(body);
         assert_eq!(conn.unsent(), 0);
+        assert_eq!(conns.unsent_total(), 0);
+    }
+
+    #[test]
+    fn a_body_made_on_demand_counts_each_piece_until_actix_asks_again() {
+        let conns = connections(1 << 20, 1 << 20);
+        let conn = conns.detached();
+        let pieces = futures_util::stream::iter(
+            [vec![1u8; 100], vec![2u8; 200]]
+                .map(|p| Ok::<_, std::convert::Infallible>(Bytes::from(p))),
+        );
+        let body = actix_web::body::BodyStream::new(pieces);
+        let mut body = Box::pin(MeteredBody::new(body, conn.clone(), true));
+        let waker = futures_util::task::noop_waker();
+        let mut cx = Context::from_waker(&waker);
+        assert_eq!(conn.unsent(), 0);
+        let _ = body.as_mut().poll_next(&mut cx);
+        assert_eq!(
+            conn.unsent(),
+            100,
+            "the piece in actix's hands counts as waiting"
+        );
+        let _ = body.as_mut().poll_next(&mut cx);
+        assert_eq!(
+            conn.unsent(),
+            200,
+            "asked again: the first went, the second waits"
+        );
+        let _ = body.as_mut().poll_next(&mut cx);
+        assert_eq!(conn.unsent(), 0, "the end: nothing waits");
+        drop(body);
         assert_eq!(conns.unsent_total(), 0);
     }
 }

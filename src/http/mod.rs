@@ -91,7 +91,13 @@ where
     let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
         return Either::Left(service.call(req));
     };
-    if state.conns.saturated() {
+    // The health check, the metrics and the counters stay reachable: they are small, and they
+    // are how an operator sees the saturation.
+    let path = req.path();
+    let small = ["/healthz", "/metrics", "/api/stats"]
+        .iter()
+        .any(|p| path.ends_with(p));
+    if state.conns.saturated() && !small {
         let busy = ApiError::Busy(
             "the server's output budget (--total-buffer) is full: too many slow clients; retry              shortly"
                 .into(),
@@ -103,7 +109,12 @@ where
     let answer = service.call(req);
     Either::Right(Either::Right(async move {
         let response = answer.await?;
-        Ok(response.map_body(|_, body| conn::MeteredBody::new(body, conn).boxed()))
+        let on_demand = response
+            .response()
+            .extensions()
+            .get::<conn::MadeOnDemand>()
+            .is_some();
+        Ok(response.map_body(|_, body| conn::MeteredBody::new(body, conn, on_demand).boxed()))
     }))
 }
 

@@ -67,9 +67,10 @@ struct FileShared {
     pace_credit: PaceCredit,
 }
 
-/// The budget of waits that end with a reader left behind: at most the pace timeout at once, and
-/// over time at most [`PACE_SHARE`] of the time, however many slow readers come and go. Waits
-/// that end because the readers made room cost nothing: that is pacing doing its job.
+/// The budget of waits that run to their deadline (a reader too slow to make the room waited
+/// for): at most the pace timeout at once, and over time at most [`PACE_SHARE`] of the time,
+/// however many slow readers come and go. Waits that end because the readers made room cost
+/// nothing: that is pacing doing its job.
 struct PaceCredit {
     available: Duration,
     updated: Instant,
@@ -436,19 +437,18 @@ impl MemoryHistory {
             }
             let now = Instant::now();
             if now >= deadline {
-                let mut left_behind = false;
                 for reader in pacing_readers(&shared) {
                     if reader.next_seq.load(Ordering::Acquire) < evicted_end {
                         reader.left_behind.store(true, Ordering::Release);
-                        left_behind = true;
                     }
                 }
-                if left_behind {
-                    // This wait was lost: it comes out of the budget.
-                    let lost = now.saturating_duration_since(started);
-                    let credit = &mut shared.pace_credit;
-                    credit.available = credit.available.saturating_sub(lost);
-                }
+                // A wait that ran to its deadline was lost, whether a reader was left behind or
+                // one made just enough room for this batch but not the quarter waited for: it
+                // comes out of the budget, so no reader, however slow, holds the file back more
+                // than the budget allows.
+                let lost = now.saturating_duration_since(started);
+                let credit = &mut shared.pace_credit;
+                credit.available = credit.available.saturating_sub(lost);
                 return shared;
             }
             channel.waiting_for.store(room_end, Ordering::Release);

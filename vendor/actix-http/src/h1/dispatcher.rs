@@ -618,6 +618,13 @@ where
                 }
 
                 // no future is in InnerDispatcher state; pop next message
+                // tailcast patch: answers whose head alone goes into the write buffer (no body:
+                // 405, redirects) were written one after another for every queued request,
+                // however full the buffer; the next request waits until it has drained.
+                StateProj::None if this.write_buf.len() >= *this.h1_write_buffer_size => {
+                    return Ok(PollResponse::DrainWriteBuf);
+                }
+
                 StateProj::None => match this.messages.pop_front() {
                     // handle request message
                     Some(DispatcherMessage::Item(req)) => {
@@ -972,8 +979,11 @@ where
                                 }
                             }
 
-                            // handle request early when no future in InnerDispatcher state.
-                            if this.state.is_none() {
+                            // handle request early when no future in InnerDispatcher state
+                            // (tailcast patch: and the write buffer has room; see poll_response).
+                            if this.state.is_none()
+                                && this.write_buf.len() < *this.h1_write_buffer_size
+                            {
                                 self.as_mut().handle_request(req, cx)?;
                                 this = self.as_mut().project();
                             } else {
