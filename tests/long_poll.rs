@@ -268,6 +268,17 @@ fn readme_snippet(name: &str) -> String {
     block[code_start..code_end].to_owned()
 }
 
+/// A child process killed when the test ends, a failing one too: the README loops never end
+/// by themselves.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Runs a README loop against the server, restarts the server on the same port in the middle
 /// of the stream (as an upgrade would), and checks the loop prints every appended line exactly
 /// once, the restarted server having answered its old cursor with a reset.
@@ -290,14 +301,16 @@ async fn readme_loop_prints_every_line(snippet: &str) {
     // The restarted server listens where the first did: the loop has one URL.
     let addr = server.addr.clone();
     let script = snippet.replace("127.0.0.1:7070", &addr);
-    let mut shell = Command::new("bash")
-        .arg("-c")
-        .arg(&script)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let stdout = shell.stdout.take().unwrap();
+    let mut shell = KillOnDrop(
+        Command::new("bash")
+            .arg("-c")
+            .arg(&script)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap(),
+    );
+    let stdout = shell.0.stdout.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
@@ -342,8 +355,7 @@ async fn readme_loop_prints_every_line(snippet: &str) {
     let writer = write_in_bursts(&log, "line", 500..1000, 50, Duration::from_millis(20));
     take_until(1000, &mut printed);
     writer.join().unwrap();
-    let _ = shell.kill();
-    let _ = shell.wait();
+    drop(shell);
     assert_lines_eq(&printed, &numbered("line", 0..1000));
     // Nothing printed twice after the last line either.
     let extra: Vec<String> = rx.try_iter().collect();
