@@ -357,10 +357,10 @@ mod tests {
         assert!(PollParams::parse("file=a.log&raw=1").unwrap().raw);
         assert_eq!(p.file, "a.log");
         assert_eq!(p.after, Some(Cursor::Seq(5)));
-        let p = PollParams::parse("file=a.log&after=17-5").unwrap();
-        assert_eq!(p.after, Some(Cursor::Qualified { epoch: 17, seq: 5 }));
         assert_eq!(p.timeout, Some(Duration::from_millis(1500)));
         assert!(p.text);
+        let q = PollParams::parse("file=a.log&after=17-5").unwrap();
+        assert_eq!(q.after, Some(Cursor::Qualified { epoch: 17, seq: 5 }));
         let err = PollParams::parse("file=a&after=abc").unwrap_err();
         assert!(err.to_string().contains("`after`"), "{err}");
         let err = PollParams::parse("after=1").unwrap_err();
