@@ -40,9 +40,13 @@ pub enum ClientMessage {
         /// How many recent lines to send first (default: the server's `--lines`).
         #[serde(default)]
         backlog: Option<u64>,
-        /// Resume: every line with seq > `after`.
+        /// Resume: every line with seq > `after`; a number, or the string `"EPOCH-SEQ"`.
         #[serde(default)]
-        after: Option<u64>,
+        after: Option<WireCursor>,
+        /// The epoch `after` belongs to (from `hello`): a cursor from another epoch gets a
+        /// `reset` and the backlog, never lines picked by a seq of another numbering.
+        #[serde(default)]
+        epoch: Option<u64>,
     },
     /// Stop receiving a file.
     Unsubscribe {
@@ -53,6 +57,16 @@ pub enum ClientMessage {
     Ping,
     /// The client's answer to a server `ping`.
     Pong,
+}
+
+/// A cursor as a client may write it in `subscribe`: `15` or `"1700000000000-15"`.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum WireCursor {
+    /// A bare seq.
+    Seq(u64),
+    /// `SEQ` or `EPOCH-SEQ` as text (parsed by `http::query::Cursor`).
+    Text(String),
 }
 
 /// Messages the server sends over the WebSocket (all but `lines`, which is built by
@@ -88,6 +102,18 @@ pub enum ServerMessage<'a> {
         file: &'a str,
         /// `created`, `truncated`, `rotated` or `deleted`.
         state: &'a str,
+    },
+    /// The client's cursor was from another numbering: what follows is the backlog, numbered in
+    /// `epoch`.
+    Reset {
+        /// File id.
+        file: &'a str,
+        /// The server's epoch, the numbering of every seq from now on.
+        epoch: u64,
+        /// The epoch the client's cursor named.
+        from_epoch: u64,
+        /// Why: `epoch` (the server restarted without keeping its numbering).
+        reason: &'a str,
     },
     /// Heartbeat.
     Ping,
@@ -150,15 +176,21 @@ pub struct PollAnswer<'a, L: Serialize> {
     pub first_seq: Option<u64>,
     /// Cursor for the next request (`after=last_seq`).
     pub last_seq: u64,
+    /// The same cursor qualified with its numbering, `EPOCH-SEQ` (`after=cursor`): a server
+    /// that restarted answers it with a reset instead of taking the seq at face value.
+    pub cursor: &'a str,
     /// Lines that will never come, if the cursor was older than the history.
     pub gap: Option<GapRange>,
     /// Seqs of lines cut at the length cap.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub truncated: Vec<u64>,
-    /// Present (true) when the cursor was ahead of the newest line: it came from another server
-    /// run; `last_seq` is the live edge to continue from.
+    /// Present (true) when the client's cursor was not taken: it named another epoch (the
+    /// answer holds the backlog) or was ahead of the newest line (the answer is the live edge).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub reset: bool,
+    /// Why, with `reset`: `epoch` or `cursor_ahead`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reset_reason: Option<&'a str>,
 }
 
 /// The JSON body of every HTTP error.
@@ -183,9 +215,16 @@ mod tests {
             ClientMessage::Subscribe {
                 file: "a".into(),
                 backlog: None,
-                after: Some(3)
+                after: Some(WireCursor::Seq(3)),
+                epoch: None,
             }
         );
+        let m: ClientMessage =
+            serde_json::from_str(r#"{"type":"subscribe","file":"a","after":"17-3"}"#).unwrap();
+        assert!(matches!(
+            m,
+            ClientMessage::Subscribe { after: Some(WireCursor::Text(ref t)), .. } if t == "17-3"
+        ));
         assert!(serde_json::from_str::<ClientMessage>(r#"{"type":"nope"}"#).is_err());
         // Newer clients may add fields: they are ignored, not refused.
         assert_eq!(

@@ -776,6 +776,13 @@
     renderFileItem(f);
   }
 
+  /** The server did not take our cursor for f (another numbering): its backlog follows. */
+  function onReset(f, newEpoch) {
+    if (viewIds.includes(f.id)) notice('restart', `${f.id}: the server numbers lines anew; showing its recent lines`);
+    f.cursor = null; f.baseline = null;
+    if (newEpoch != null && newEpoch !== epoch) onEpoch(newEpoch);
+  }
+
   function onEpoch(newEpoch) {
     if (epoch != null && newEpoch !== epoch) {
       notice('restart', 'server restarted: line numbers start again; showing its recent lines');
@@ -960,9 +967,12 @@
   function subscribeWs(f) {
     if (!f) return;
     let msg;
+    // The epoch goes with the cursor: a server that numbers lines anew answers with a `reset`
+    // and its backlog instead of taking our seq in its numbering.
     if (f.cursor != null) msg = { type: 'subscribe', file: f.id, after: f.cursor };
     else if (f.subscribed && f.baseline != null) msg = { type: 'subscribe', file: f.id, after: Math.max(0, f.baseline - options.backlog) };
     else { msg = { type: 'subscribe', file: f.id, backlog: options.backlog }; f.baseline = f.last_seq || 0; }
+    if (msg.after != null && epoch != null) { msg.epoch = epoch; msg.backlog = options.backlog; }
     f.subscribed = true;
     wsSend(msg);
   }
@@ -1041,6 +1051,9 @@
         break;
       case 'gap':
         if (f && viewIds.includes(f.id)) onGap(f, m.from, m.to);
+        break;
+      case 'reset':
+        if (f) onReset(f, m.epoch);
         break;
       case 'file':
         if (f) onFileState(f, m.state);
@@ -1135,8 +1148,10 @@
       // After a failure the first request must not be held: it tells at once whether the server
       // is back, and its epoch whether it restarted.
       const wait = fails > 0 ? 0 : 25;
-      if (f.cursor != null) { params.after = f.cursor; params.timeout = wait; }
-      else if (f.subscribed && f.baseline != null) { params.after = Math.max(0, f.baseline - options.backlog); params.timeout = wait; }
+      // Qualified with the epoch, so a restarted server answers `reset` instead of using our seq.
+      const q = (seq) => (epoch != null ? `${epoch}-${seq}` : String(seq));
+      if (f.cursor != null) { params.after = q(f.cursor); params.timeout = wait; }
+      else if (f.subscribed && f.baseline != null) { params.after = q(Math.max(0, f.baseline - options.backlog)); params.timeout = wait; }
       else { params.backlog = options.backlog; f.baseline = f.last_seq || 0; }
       const sentEpoch = epoch;
       const resuming = params.after != null;

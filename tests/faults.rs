@@ -633,11 +633,17 @@ async fn server_killed_and_restarted_clients_see_a_new_epoch_and_stale_cursors_a
             .map(|v| v.to_str().unwrap()),
         Some("1")
     );
+    let epoch = text
+        .headers()
+        .get("x-tailcast-epoch")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .expect("an epoch header");
     assert_eq!(
         text.headers()
             .get("x-tailcast-cursor")
             .map(|v| v.to_str().unwrap()),
-        Some("7")
+        Some(format!("{epoch}-7").as_str()),
+        "the cursor names its epoch"
     );
     assert_eq!(text.text().await.unwrap(), "");
 }

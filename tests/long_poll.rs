@@ -160,7 +160,11 @@ async fn gaps_unknown_files_bad_parameters_and_clamped_timeouts() {
         .await
         .unwrap();
     assert_eq!(text.headers()["x-tailcast-gap"], "11-70");
-    assert_eq!(text.headers()["x-tailcast-cursor"], "72");
+    let epoch = answer["epoch"].as_u64().unwrap();
+    assert_eq!(
+        text.headers()["x-tailcast-cursor"],
+        format!("{epoch}-72").as_str()
+    );
     assert_eq!(text.text().await.unwrap(), "line-70\nline-71\n");
 
     // Unknown file: 404 with a JSON error; bad parameter: 400 naming it.
@@ -238,7 +242,11 @@ async fn backlog_without_a_cursor_is_like_tail() {
         .send()
         .await
         .unwrap();
-    assert_eq!(text.headers()["x-tailcast-cursor"], "30");
+    let epoch = answer["epoch"].as_u64().unwrap();
+    assert_eq!(
+        text.headers()["x-tailcast-cursor"],
+        format!("{epoch}-30").as_str()
+    );
     assert_eq!(text.text().await.unwrap(), "line-28\nline-29\n");
 }
 
@@ -259,7 +267,20 @@ fn readme_snippet(name: &str) -> String {
     block[code_start..code_end].to_owned()
 }
 
-/// Runs a README loop against the server and checks it prints every appended line.
+/// A child process killed when the test ends, a failing one too: the README loops never end
+/// by themselves.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Runs a README loop against the server, restarts the server on the same port in the middle
+/// of the stream (as an upgrade would), and checks the loop prints every appended line exactly
+/// once, the restarted server having answered its old cursor with a reset.
 async fn readme_loop_prints_every_line(snippet: &str) {
     for tool in ["curl", "bash"] {
         assert!(
@@ -275,30 +296,61 @@ async fn readme_loop_prints_every_line(snippet: &str) {
     let dir = temp_dir();
     let log = join(&dir, "app.log");
     std::fs::write(&log, "").unwrap();
-    let server = Server::start(&[path_str(&log)]);
-    let script = snippet.replace("127.0.0.1:7070", &server.addr);
-    let mut shell = Command::new("bash")
-        .arg("-c")
-        .arg(&script)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let rx = stdout_lines(&mut shell);
-    let writer = write_in_bursts(&log, "line", 0..1000, 50, Duration::from_millis(20));
+    let mut server = Server::start(&[path_str(&log)]);
+    // The restarted server listens where the first did: the loop has one URL.
+    let addr = server.addr.clone();
+    let script = snippet.replace("127.0.0.1:7070", &addr);
+    let mut shell = KillOnDrop(
+        Command::new("bash")
+            .arg("-c")
+            .arg(&script)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap(),
+    );
+    let rx = stdout_lines(&mut shell.0);
     let deadline = Instant::now() + LONG;
     let mut printed = Vec::new();
-    while printed.len() < 1000 {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match rx.recv_timeout(left) {
-            Ok((_, line)) => printed.push(line),
-            Err(_) => break,
+    let take_until = |n: usize, printed: &mut Vec<String>| {
+        while printed.len() < n {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok((_, line)) => printed.push(line),
+                Err(_) => break,
+            }
         }
-    }
+    };
+    let writer = write_in_bursts(&log, "line", 0..500, 50, Duration::from_millis(20));
+    take_until(500, &mut printed);
     writer.join().unwrap();
-    let _ = shell.kill();
-    let _ = shell.wait();
+    assert_lines_eq(&printed, &numbered("line", 0..500));
+
+    server.terminate(LONG);
+    let mut server = TestServer::new()
+        .bind(&addr)
+        .args(&[path_str(&log)])
+        .start();
+    // The new server numbers the file's 500 lines anew; the loop's first request there carries
+    // the old epoch's cursor and is told of the reset.
+    server.wait_log("cursor from another epoch, reset", 1, LONG);
+    // Its next request is held: from now on every appended line is news to it.
+    let held = wait_for(LONG, || async {
+        (server.stats().await["polls_waiting"].as_u64() >= Some(1)).then_some(())
+    })
+    .await;
+    assert!(
+        held.is_some(),
+        "the loop did not come back to the restarted server"
+    );
+    let writer = write_in_bursts(&log, "line", 500..1000, 50, Duration::from_millis(20));
+    take_until(1000, &mut printed);
+    writer.join().unwrap();
+    drop(shell);
     assert_lines_eq(&printed, &numbered("line", 0..1000));
+    // Nothing printed twice after the last line either.
+    let extra: Vec<String> = rx.try_iter().map(|(_, line)| line).collect();
+    assert!(extra.is_empty(), "printed more: {extra:?}");
 }
 
 #[tokio::test]

@@ -14,7 +14,7 @@ use proptest::test_runner::Config;
 use serde_json::{json, Map, Value};
 use tailcast::http::encode::whole_batch_frame;
 use tailcast::hub::Batch;
-use tailcast::protocol::ClientMessage;
+use tailcast::protocol::{ClientMessage, WireCursor};
 use tailcast::tail::{LineBatch, LineSplitter};
 
 /// Cases per property unless `PROPTEST_CASES` says otherwise.
@@ -544,6 +544,14 @@ fn oracle(m: &Map<String, Value>) -> Option<ClientMessage> {
             Some(v) => v.as_u64().map(Some),
         }
     }
+    // `after` is also taken as text (`"EPOCH-SEQ"`, parsed later by the session).
+    fn after(v: Option<&Value>) -> Option<Option<WireCursor>> {
+        match v {
+            None | Some(Value::Null) => Some(None),
+            Some(Value::String(s)) => Some(Some(WireCursor::Text(s.clone()))),
+            Some(v) => v.as_u64().map(|n| Some(WireCursor::Seq(n))),
+        }
+    }
     let file = || m.get("file").and_then(Value::as_str).map(str::to_owned);
     match m.get("type")?.as_str()? {
         "ping" => Some(ClientMessage::Ping),
@@ -552,7 +560,8 @@ fn oracle(m: &Map<String, Value>) -> Option<ClientMessage> {
         "subscribe" => Some(ClientMessage::Subscribe {
             file: file()?,
             backlog: cursor(m.get("backlog"))?,
-            after: cursor(m.get("after"))?,
+            after: after(m.get("after"))?,
+            epoch: cursor(m.get("epoch"))?,
         }),
         _ => None,
     }
@@ -585,7 +594,8 @@ fn known_message() -> impl Strategy<Value = (ClientMessage, Value)> {
                     ClientMessage::Subscribe {
                         file: f,
                         backlog,
-                        after,
+                        after: after.map(WireCursor::Seq),
+                        epoch: None,
                     },
                     v,
                 )

@@ -704,9 +704,10 @@ async fn text_transports_show_terminal_escapes_instead_of_sending_them() {
     let follow = stream_until(&url, "after\n").await;
     assert_eq!(follow, format!("{HOSTILE}\nafter\n"), "/follow raw=1");
 
+    let epoch = server.get_json("/poll?file=app.log&backlog=0").await["epoch"].clone();
     let sse = stream_until(&server.url("/sse?file=app.log&backlog=2"), "data: after").await;
     assert!(
-        sse.contains(&format!("id: 1\ndata: {SHOWN}\n\n")),
+        sse.contains(&format!("id: {epoch}-1\ndata: {SHOWN}\n\n")),
         "/sse: {sse:?}"
     );
     // Raw: the `\r` would end an SSE field, so it splits the data into two fields.
@@ -717,7 +718,9 @@ async fn text_transports_show_terminal_escapes_instead_of_sending_them() {
     .await;
     let (before_cr, after_cr) = HOSTILE.split_once('\r').unwrap();
     assert!(
-        sse.contains(&format!("id: 1\ndata: {before_cr}\ndata: {after_cr}\n\n")),
+        sse.contains(&format!(
+            "id: {epoch}-1\ndata: {before_cr}\ndata: {after_cr}\n\n"
+        )),
         "/sse raw=1: {sse:?}"
     );
 

@@ -110,7 +110,10 @@ async fn sse_lines(url: &str, last_event_id: Option<&str>, n: usize) -> Vec<(u64
             .expect("stream open")
             .expect("valid SSE");
         assert_eq!(event.event, "message", "unexpected event {event:?}");
-        lines.push((event.id.parse().expect("numeric id"), event.data));
+        // `id: EPOCH-SEQ`.
+        let (epoch, seq) = event.id.split_once('-').expect("a qualified id");
+        assert!(epoch.parse::<u64>().is_ok(), "{event:?}");
+        lines.push((seq.parse().expect("numeric seq"), event.data));
     }
     lines
 }

@@ -120,10 +120,12 @@ pub struct PollMeta<'a> {
     pub epoch: u64,
     /// Cursor for the next request.
     pub last_seq: u64,
+    /// The same, qualified with the epoch (`EPOCH-SEQ`).
+    pub cursor: String,
     /// Lines that will never come.
     pub gap: Option<Gap>,
-    /// The cursor was from another numbering.
-    pub reset: bool,
+    /// Why the client's cursor was not taken (`epoch`, `cursor_ahead`), when it was not.
+    pub reset: Option<&'static str>,
 }
 
 /// The fields of a JSON poll answer before its lines (serialized, then opened up).
@@ -138,11 +140,14 @@ struct PollHead<'a> {
 struct PollTail {
     first_seq: Option<u64>,
     last_seq: u64,
+    cursor: String,
     gap: Option<GapRange>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     truncated: Vec<u64>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     reset: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reset_reason: Option<&'static str>,
 }
 
 /// A poll answer encoded as the client takes it, in pieces of about [`POLL_PIECE_BYTES`]: a
@@ -177,9 +182,11 @@ impl PollPieces {
                 let tail = PollTail {
                     first_seq: slices.first().map(BatchSlice::first_seq),
                     last_seq: meta.last_seq,
+                    cursor: meta.cursor,
                     gap: meta.gap.map(gap_range),
                     truncated: truncated_seqs(&slices),
-                    reset: meta.reset,
+                    reset: meta.reset.is_some(),
+                    reset_reason: meta.reset,
                 };
                 let mut tail_json = serde_json::to_vec(&tail).unwrap_or_default();
                 // `{"first_seq":...}` becomes `],"first_seq":...}`.
@@ -276,11 +283,12 @@ mod tests {
                 range: 2000..5000,
             },
         ];
-        for (gap, reset) in [(None, false), (Some(Gap { from: 2, to: 13 }), true)] {
+        for (gap, reset) in [(None, None), (Some(Gap { from: 2, to: 13 }), Some("epoch"))] {
             let meta = || PollMeta {
                 file: "a.log",
                 epoch: 77,
                 last_seq: 5010,
+                cursor: "77-5010".into(),
                 gap,
                 reset,
             };
@@ -295,9 +303,11 @@ mod tests {
                 lines: LinesOf(&slices),
                 first_seq: Some(14),
                 last_seq: 5010,
+                cursor: "77-5010",
                 gap: gap.map(gap_range),
                 truncated: truncated_seqs(&slices),
-                reset,
+                reset: reset.is_some(),
+                reset_reason: reset,
             })
             .unwrap();
             assert_eq!(
@@ -310,8 +320,9 @@ mod tests {
             file: "a.log",
             epoch: 1,
             last_seq: 9,
+            cursor: "1-9".into(),
             gap: None,
-            reset: false,
+            reset: None,
         };
         let empty: Vec<u8> = PollPieces::new(PollFormat::Json, Vec::new(), meta)
             .collect::<Vec<_>>()

@@ -22,7 +22,7 @@ use super::encode::{PollFormat, PollMeta, PollPieces};
 use crate::stats::Gauge;
 
 use super::access;
-use super::query;
+use super::query::{self, Cursor, Resume};
 use super::AppState;
 
 /// Held polls wait this long by default.
@@ -33,7 +33,7 @@ const DEFAULT_MAX: usize = 10_000;
 #[derive(Debug, Default)]
 struct PollParams {
     file: String,
-    after: Option<u64>,
+    after: Option<Cursor>,
     backlog: Option<usize>,
     timeout: Option<Duration>,
     max: Option<usize>,
@@ -92,7 +92,26 @@ struct Answer {
     file: FileIx,
     read: HistoryRead,
     last_seq: u64,
-    reset: bool,
+    reset: Option<Reset>,
+}
+
+/// Why an answer is a reset: the client's cursor means nothing in this numbering.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reset {
+    /// The cursor names another epoch (another server run): the answer holds the backlog.
+    Epoch,
+    /// A cursor in this numbering beyond the newest line: the answer is the live edge.
+    CursorAhead,
+}
+
+impl Reset {
+    /// The reason as the wire names it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reset::Epoch => "epoch",
+            Reset::CursorAhead => "cursor_ahead",
+        }
+    }
 }
 
 /// `GET /poll`.
@@ -106,34 +125,19 @@ pub async fn poll(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRe
     let text = params.text || wants_text(&req);
     let cap = state.config.max_backlog;
     let max = params.max.unwrap_or(DEFAULT_MAX).min(cap);
-    let answer = match params.after {
-        None => {
-            let backlog = params.backlog.unwrap_or(state.config.default_backlog);
-            // A backlog is read like a resume from where it starts, so it has the same byte bound.
-            let wake = Arc::new(Notify::new());
-            match state
-                .hub
-                .subscribe(ix, Start::Backlog(backlog.min(max)), wake)
-            {
-                Ok(mut cursor) => {
-                    let read = read_bounded(&mut cursor, max, state.config.client_buffer);
-                    Answer {
-                        file: ix,
-                        last_seq: read.last_seq().unwrap_or_else(|| state.hub.last_seq(ix)),
-                        read,
-                        reset: false,
-                    }
-                }
-                // A backlog has no cursor that could be ahead.
-                Err(ahead) => Answer {
-                    file: ix,
-                    read: HistoryRead::default(),
-                    last_seq: ahead.last_seq,
-                    reset: false,
-                },
-            }
+    let resume = params.after.map(|cursor| cursor.resolve(state.hub.epoch()));
+    let answer = match resume {
+        None => backlog_answer(&state, ix, params.backlog, max, None),
+        // Another numbering: the client is told, and gets what it would without a cursor.
+        Some(Resume::Reset { from_epoch }) => {
+            tracing::debug!(
+                file = %params.file,
+                from_epoch,
+                "poll: cursor from another epoch, reset"
+            );
+            backlog_answer(&state, ix, params.backlog, max, Some(Reset::Epoch))
         }
-        Some(after) => {
+        Some(Resume::After(after)) => {
             let timeout = params
                 .timeout
                 .unwrap_or(DEFAULT_TIMEOUT)
@@ -154,6 +158,43 @@ pub async fn poll(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRe
     Ok(respond(&state, answer, text, params.raw))
 }
 
+/// The newest `backlog` lines (default: the server's), at once.
+fn backlog_answer(
+    state: &AppState,
+    ix: FileIx,
+    backlog: Option<usize>,
+    max: usize,
+    reset: Option<Reset>,
+) -> Answer {
+    let backlog = backlog.unwrap_or(state.config.default_backlog);
+    // A backlog is read like a resume from where it starts, so it has the same byte bound.
+    let wake = Arc::new(Notify::new());
+    match state
+        .hub
+        .subscribe(ix, Start::Backlog(backlog.min(max)), wake)
+    {
+        Ok(mut cursor) => {
+            let read = read_bounded(&mut cursor, max, state.config.client_buffer);
+            Answer {
+                file: ix,
+                // Without lines the cursor is just before where the backlog would have started.
+                last_seq: read
+                    .last_seq()
+                    .unwrap_or_else(|| cursor.next_seq().saturating_sub(1)),
+                read,
+                reset,
+            }
+        }
+        // A backlog has no cursor that could be ahead.
+        Err(ahead) => Answer {
+            file: ix,
+            read: HistoryRead::default(),
+            last_seq: ahead.last_seq,
+            reset,
+        },
+    }
+}
+
 /// Lines after `after`, waiting up to `timeout` for the first one.
 async fn wait_after(
     state: &AppState,
@@ -168,7 +209,7 @@ async fn wait_after(
             file: ix,
             read,
             last_seq,
-            reset: false,
+            reset: None,
         }
     };
     let wake = Arc::new(Notify::new());
@@ -181,7 +222,7 @@ async fn wait_after(
                 file: ix,
                 read: HistoryRead::default(),
                 last_seq: ahead.last_seq,
-                reset: true,
+                reset: Some(Reset::CursorAhead),
             });
         }
     };
@@ -232,16 +273,26 @@ fn wants_text(req: &HttpRequest) -> bool {
 fn respond(state: &AppState, answer: Answer, text: bool, raw: bool) -> HttpResponse {
     let id = state.hub.id(answer.file);
     let read = &answer.read;
+    let epoch = state.hub.epoch();
+    let cursor = query::qualified(epoch, answer.last_seq);
     let mut response = HttpResponse::Ok();
     response
-        .insert_header(("X-Tailcast-Cursor", answer.last_seq.to_string()))
+        .insert_header(("X-Tailcast-Cursor", cursor.clone()))
         .insert_header(("X-Tailcast-Epoch", state.hub.epoch().to_string()))
         .insert_header((header::CACHE_CONTROL, "no-store"));
     if let Some(gap) = read.gap {
         response.insert_header(("X-Tailcast-Gap", format!("{}-{}", gap.from, gap.to)));
     }
-    if answer.reset {
+    if let Some(reset) = answer.reset {
         response.insert_header(("X-Tailcast-Reset", "1"));
+        response.insert_header(("X-Tailcast-Reset-Reason", reset.as_str()));
+    }
+    if text {
+        // JSON lists them in the body; text has only the header to say which lines were cut.
+        let cut = super::encode::truncated_seqs(&read.slices);
+        if !cut.is_empty() {
+            response.insert_header(("X-Tailcast-Truncated", seq_list(&cut)));
+        }
     }
     let format = if text {
         response.content_type("text/plain; charset=utf-8");
@@ -254,8 +305,9 @@ fn respond(state: &AppState, answer: Answer, text: bool, raw: bool) -> HttpRespo
         file: id,
         epoch: state.hub.epoch(),
         last_seq: answer.last_seq,
+        cursor,
         gap: answer.read.gap,
-        reset: answer.reset,
+        reset: answer.reset.map(Reset::as_str),
     };
     // A large answer is encoded as the client takes it (see PollPieces); one that fits in a
     // piece, the usual case, goes out whole with its Content-Length.
@@ -269,6 +321,31 @@ fn respond(state: &AppState, answer: Answer, text: bool, raw: bool) -> HttpRespo
     response.streaming(rest.map(Ok::<_, std::convert::Infallible>))
 }
 
+/// Seqs as `A,B,C-D`: runs of consecutive seqs as ranges, so that a burst of cut lines keeps
+/// the header short.
+fn seq_list(seqs: &[u64]) -> String {
+    let mut out = String::new();
+    let mut i = 0;
+    while i < seqs.len() {
+        let start = seqs[i];
+        let mut end = start;
+        while seqs.get(i + 1) == Some(&(end + 1)) {
+            end += 1;
+            i += 1;
+        }
+        if !out.is_empty() {
+            out.push(',');
+        }
+        if end == start {
+            out.push_str(&start.to_string());
+        } else {
+            out.push_str(&format!("{start}-{end}"));
+        }
+        i += 1;
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -279,12 +356,20 @@ mod tests {
         assert!(!p.raw, "terminal-safe text unless asked");
         assert!(PollParams::parse("file=a.log&raw=1").unwrap().raw);
         assert_eq!(p.file, "a.log");
-        assert_eq!(p.after, Some(5));
+        assert_eq!(p.after, Some(Cursor::Seq(5)));
         assert_eq!(p.timeout, Some(Duration::from_millis(1500)));
         assert!(p.text);
+        let q = PollParams::parse("file=a.log&after=17-5").unwrap();
+        assert_eq!(q.after, Some(Cursor::Qualified { epoch: 17, seq: 5 }));
         let err = PollParams::parse("file=a&after=abc").unwrap_err();
         assert!(err.to_string().contains("`after`"), "{err}");
         let err = PollParams::parse("after=1").unwrap_err();
         assert!(err.to_string().contains("`file`"), "{err}");
+    }
+
+    #[test]
+    fn cut_seqs_are_listed_with_runs_as_ranges() {
+        assert_eq!(seq_list(&[12]), "12");
+        assert_eq!(seq_list(&[12, 15, 16, 17, 20]), "12,15-17,20");
     }
 }

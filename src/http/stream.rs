@@ -4,8 +4,11 @@
 //! One task per client reads the hub through a [`LiveCursor`] and writes formatted chunks into a
 //! small bounded channel that is the response body. A client that does not take a chunk within
 //! `--send-timeout` is dropped; one that lags behind the hub gets a gap notice. SSE events carry
-//! `id: SEQ`, so a browser's automatic reconnect (`Last-Event-ID`) resumes without loss.
-//! Lines are written terminal-safe ([`terminal`]) unless the client asks for `raw=1`.
+//! `id: EPOCH-SEQ`, so a browser's automatic reconnect (`Last-Event-ID`) resumes without loss,
+//! and one that reaches a restarted server is told of the reset instead of being resumed at a seq
+//! of another numbering. Lines are written terminal-safe ([`terminal`]) unless the client asks
+//! for `raw=1`; a line cut at `--max-line-bytes` is marked (an SSE `truncated` event after it, a
+//! visible [`CUT_MARK`] on `/follow`).
 
 use std::io::Write as _;
 
@@ -26,7 +29,7 @@ use crate::tail::FileState;
 
 use super::access;
 use super::conn::Conn;
-use super::query;
+use super::query::{self, Cursor, Resume};
 use super::{terminal, AppState};
 
 /// Chunks buffered per streaming client before sends wait.
@@ -38,10 +41,28 @@ const CHUNKS_IN_FLIGHT: usize = 16;
 const LINES_PER_CHUNK: usize = 10_000;
 const BYTES_PER_CHUNK: usize = 64 * 1024;
 
+/// What `/follow` appends to a line cut at `--max-line-bytes`: plain ASCII, so it is safe in a
+/// terminal and cannot be mistaken for an escape sequence.
+pub const CUT_MARK: &str = " [tailcast: line cut at --max-line-bytes]";
+
+/// Why a stream starts somewhere other than where the client asked.
+#[derive(Debug, Clone, Copy)]
+struct ResetNotice {
+    /// The server's epoch: the numbering from now on.
+    epoch: u64,
+    /// The epoch the client's cursor named (the current one when the cursor was ahead).
+    from_epoch: u64,
+    /// `epoch` or `cursor_ahead`.
+    reason: &'static str,
+    /// The position the stream starts from (the seq before its first line).
+    seq: u64,
+}
+
 /// How one transport writes what the cursor delivers.
 trait Format: Send + 'static {
     fn content_type(&self) -> &'static str;
     fn lines(&self, slice: &BatchSlice, out: &mut Vec<u8>);
+    fn reset(&self, file: &str, reset: ResetNotice, out: &mut Vec<u8>);
     fn gap(&self, file: &str, gap: Gap, out: &mut Vec<u8>);
     fn state(&self, file: &str, state: FileState, out: &mut Vec<u8>);
     /// Something harmless to send on the heartbeat, if the format has one.
@@ -51,9 +72,10 @@ trait Format: Send + 'static {
     }
 }
 
-/// `raw`: lines byte for byte, else terminal-safe.
+/// `raw`: lines byte for byte, else terminal-safe; `epoch` qualifies every event id.
 struct Sse {
     raw: bool,
+    epoch: u64,
 }
 
 impl Format for Sse {
@@ -62,25 +84,46 @@ impl Format for Sse {
     }
 
     fn lines(&self, slice: &BatchSlice, out: &mut Vec<u8>) {
+        let mut cut = slice.truncated_seqs().peekable();
         for (i, line) in slice.lines().enumerate() {
+            let seq = slice.first_seq() + i as u64;
             // Writing into a Vec cannot fail.
-            let _ = writeln!(out, "id: {}", slice.first_seq() + i as u64);
+            let _ = writeln!(out, "id: {}-{seq}", self.epoch);
             if !self.raw {
                 // Terminal-safe text has no `\r` (it shows as `^M`): one `data:` field.
                 out.extend_from_slice(b"data: ");
                 terminal::push_line(line, out);
                 out.extend_from_slice(b"\n\n");
-                continue;
-            }
-            // A lone `\r` would end an SSE field: each piece becomes its own `data:` line (the
-            // client joins them with `\n`).
-            for piece in line.split('\r') {
-                out.extend_from_slice(b"data: ");
-                out.extend_from_slice(piece.as_bytes());
+            } else {
+                // A lone `\r` would end an SSE field: each piece becomes its own `data:` line
+                // (the client joins them with `\n`).
+                for piece in line.split('\r') {
+                    out.extend_from_slice(b"data: ");
+                    out.extend_from_slice(piece.as_bytes());
+                    out.push(b'\n');
+                }
                 out.push(b'\n');
             }
-            out.push(b'\n');
+            if cut.next_if_eq(&seq).is_some() {
+                // EventSource hands a program only `event`, `data` and `id`: an event of its own
+                // (without an id, so the resume point stays the line) is what a client can read;
+                // one listening only to `message` events sees the line as before.
+                let _ = write!(out, "event: truncated\ndata: {{\"seq\":{seq}}}\n\n");
+            }
         }
+    }
+
+    fn reset(&self, file: &str, reset: ResetNotice, out: &mut Vec<u8>) {
+        let data = serde_json::json!({
+            "file": file,
+            "epoch": reset.epoch,
+            "from_epoch": reset.from_epoch,
+            "reason": reset.reason,
+        });
+        // Carries the id of where the stream starts, so a reconnect from here is not a reset
+        // again even when no line follows.
+        let id = query::qualified(reset.epoch, reset.seq);
+        out.extend_from_slice(format!("event: reset\nid: {id}\ndata: {data}\n\n").as_bytes());
     }
 
     fn gap(&self, file: &str, gap: Gap, out: &mut Vec<u8>) {
@@ -123,10 +166,30 @@ impl Format for PlainText {
     }
 
     fn lines(&self, slice: &BatchSlice, out: &mut Vec<u8>) {
-        for line in slice.lines() {
+        let mut cut = slice.truncated_seqs().peekable();
+        for (i, line) in slice.lines().enumerate() {
             self.push(line, out);
+            if cut.next_if_eq(&(slice.first_seq() + i as u64)).is_some() {
+                out.extend_from_slice(CUT_MARK.as_bytes());
+            }
             out.push(b'\n');
         }
+    }
+
+    fn reset(&self, file: &str, reset: ResetNotice, out: &mut Vec<u8>) {
+        let why = match reset.reason {
+            "epoch" => format!(
+                "the cursor is from another server run (epoch {}); lines are numbered anew \
+                 (epoch {}), what follows is the recent lines",
+                reset.from_epoch, reset.epoch
+            ),
+            _ => format!(
+                "the cursor is beyond the newest line; following from line {}",
+                reset.seq
+            ),
+        };
+        self.push(&format!("==> tailcast: {file}: reset: {why} <=="), out);
+        out.push(b'\n');
     }
 
     fn gap(&self, file: &str, gap: Gap, out: &mut Vec<u8>) {
@@ -152,35 +215,31 @@ impl Format for PlainText {
 
 struct StreamParams {
     file: String,
-    start: Option<Start>,
+    after: Option<Cursor>,
+    backlog: Option<usize>,
     raw: bool,
 }
 
 fn parse(req: &HttpRequest) -> Result<StreamParams, ApiError> {
     let params = query::parse(req.query_string(), |_, _| Ok(false))?;
-    let mut start = params
-        .after
-        .map(Start::After)
-        .or(params.backlog.map(Start::Backlog));
+    let mut after = params.after;
     // A reconnecting EventSource says where it stopped; that wins.
     if let Some(last) = req.headers().get("last-event-id") {
         let text = last.to_str().unwrap_or("");
-        let seq = text.trim().parse().map_err(|_| ApiError::BadParam {
-            name: "Last-Event-ID",
-            message: format!("`{text}` is not a seq"),
-        })?;
-        start = Some(Start::After(seq));
+        after = Some(Cursor::parse("Last-Event-ID", text)?);
     }
     Ok(StreamParams {
         file: params.file,
-        start,
+        after,
+        backlog: params.backlog,
         raw: params.raw,
     })
 }
 
 /// `GET /sse?file=ID[&backlog=N|&after=SEQ][&raw=1]` (and `Last-Event-ID`).
 pub async fn sse(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    open_stream(req, state, |raw| Sse { raw }).await
+    let epoch = state.hub.epoch();
+    open_stream(req, state, |raw| Sse { raw, epoch }).await
 }
 
 /// `GET /follow?file=ID[&backlog=N|&after=SEQ][&raw=1]`: lines as text, as they come.
@@ -206,25 +265,59 @@ async fn open_stream<F: Format>(
         .ok_or_else(|| ApiError::UnknownFile(params.file.clone()))?;
     let slot = state.take_slot(Gauge::StreamClients)?;
     let max = state.config.max_backlog;
-    let start = params
-        .start
-        .unwrap_or(Start::Backlog(state.config.default_backlog));
-    let start = match start {
-        Start::Backlog(n) => Start::Backlog(n.min(max)),
-        after => after,
+    let epoch = state.hub.epoch();
+    let backlog = Start::Backlog(
+        params
+            .backlog
+            .unwrap_or(state.config.default_backlog)
+            .min(max),
+    );
+    let mut from_epoch = None;
+    let start = match params.after.map(|cursor| cursor.resolve(epoch)) {
+        Some(Resume::After(after)) => Start::After(after),
+        // Another numbering: the client is told, then gets what it would without a cursor.
+        Some(Resume::Reset { from_epoch: e }) => {
+            from_epoch = Some(e);
+            backlog
+        }
+        None => backlog,
     };
     let wake = Arc::new(Notify::new());
-    let cursor = match state.hub.subscribe(ix, start, wake.clone()) {
-        Ok(cursor) => cursor,
-        // A cursor from another server run: start at the live edge (the client sees new lines).
-        Err(ahead) => state
-            .hub
-            .subscribe(ix, Start::After(ahead.last_seq), wake.clone())
-            .map_err(|_| ApiError::Busy("the file changed during the request; retry".into()))?,
+    let (cursor, reset) = match state.hub.subscribe(ix, start, wake.clone()) {
+        Ok(cursor) => {
+            let reset = from_epoch.map(|from_epoch| ResetNotice {
+                epoch,
+                from_epoch,
+                reason: "epoch",
+                seq: cursor.next_seq().saturating_sub(1),
+            });
+            (cursor, reset)
+        }
+        // Beyond the newest line (a bare seq from another server run, or made up): start at
+        // the live edge, and say so.
+        Err(ahead) => {
+            let cursor = state
+                .hub
+                .subscribe(ix, Start::After(ahead.last_seq), wake.clone())
+                .map_err(|_| ApiError::Busy("the file changed during the request; retry".into()))?;
+            let reset = ResetNotice {
+                epoch,
+                from_epoch: epoch,
+                reason: "cursor_ahead",
+                seq: ahead.last_seq,
+            };
+            (cursor, Some(reset))
+        }
     };
+    if let Some(reset) = reset {
+        tracing::debug!(file = %params.file, reason = reset.reason, from_epoch = reset.from_epoch, "stream: reset");
+    }
     let (tx, rx) = mpsc::channel::<Result<Bytes, std::convert::Infallible>>(CHUNKS_IN_FLIGHT);
     let content_type = format.content_type();
-    let first = format.preamble().to_vec();
+    let mut first = format.preamble().to_vec();
+    if let Some(reset) = reset {
+        format.reset(state.hub.id(ix), reset, &mut first);
+    }
     let task_state = state.get_ref().clone();
     let conn = state.conn(&req);
     let peer = super::peer_name(&req);

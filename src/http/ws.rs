@@ -21,11 +21,12 @@ use tokio::time::{sleep_until, Instant};
 
 use super::error::ApiError;
 use crate::hub::{Delivery, FileIx, Gap, LiveCursor, Start};
-use crate::protocol::{self, ClientMessage, ServerMessage};
+use crate::protocol::{self, ClientMessage, ServerMessage, WireCursor};
 use crate::stats::Gauge;
 
 use super::conn::Conn;
 use super::encode;
+use super::query::{Cursor, Resume};
 use super::ws_guard::{self, FrameGuard, Verdict, Violation};
 use super::{access, AppState};
 
@@ -305,7 +306,19 @@ impl WsSession {
                 file,
                 backlog,
                 after,
-            } => self.subscribe(&file, backlog, after).await,
+                epoch,
+            } => {
+                let after = match after {
+                    None => None,
+                    Some(WireCursor::Seq(seq)) => Some(Cursor::with_epoch(seq, epoch)),
+                    Some(WireCursor::Text(text)) => match Cursor::parse("after", &text) {
+                        Ok(Cursor::Seq(seq)) => Some(Cursor::with_epoch(seq, epoch)),
+                        Ok(qualified) => Some(qualified),
+                        Err(e) => return self.send_error("bad_message", &e.to_string()).await,
+                    },
+                };
+                self.subscribe(&file, backlog, after).await
+            }
         }
     }
 
@@ -318,12 +331,14 @@ impl WsSession {
         &mut self,
         file: &str,
         backlog: Option<u64>,
-        after: Option<u64>,
+        after: Option<Cursor>,
     ) -> Result<(), End> {
         let Some(ix) = self.state.hub.lookup(file) else {
             return self.unknown_file(file).await;
         };
-        if backlog.is_some() && after.is_some() {
+        // With a qualified cursor, `backlog` is what to send should the cursor be stale; with a
+        // bare one it has no use, and giving both stays the mistake it always was.
+        if backlog.is_some() && matches!(after, Some(Cursor::Seq(_))) {
             return self
                 .send_error("bad_message", "give either `backlog` or `after`, not both")
                 .await;
@@ -333,12 +348,25 @@ impl WsSession {
             return self.send_error("too_many_subscriptions", &message).await;
         }
         let max = self.state.config.max_backlog;
-        let start = match after {
-            Some(after) => Start::After(after),
-            None => {
-                let n = backlog.unwrap_or(self.state.config.default_backlog as u64);
-                Start::Backlog(n.min(max as u64) as usize)
+        let epoch = self.state.hub.epoch();
+        let n = backlog.unwrap_or(self.state.config.default_backlog as u64);
+        let backlog_start = Start::Backlog(n.min(max as u64) as usize);
+        let start = match after.map(|cursor| cursor.resolve(epoch)) {
+            Some(Resume::After(after)) => Start::After(after),
+            Some(Resume::Reset { from_epoch }) => {
+                // Told first, so the client drops what it holds of the old numbering before the
+                // backlog of the new one comes.
+                let frame = ServerMessage::Reset {
+                    file,
+                    epoch,
+                    from_epoch,
+                    reason: "epoch",
+                }
+                .to_json();
+                self.send(frame.into()).await?;
+                backlog_start
             }
+            None => backlog_start,
         };
         let wake = self.wake.clone();
         let mut cursor = match self.state.hub.subscribe(ix, start, wake) {
