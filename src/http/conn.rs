@@ -347,28 +347,45 @@ impl Conn {
         (own, server)
     }
 
-    /// Waits until `bytes` more fit in this connection's and the server's budgets. The caller
-    /// bounds the wait (by `--send-timeout`) and then counts what it queues with [`Conn::queued`].
-    pub async fn room(&self, bytes: usize) {
+    /// Waits until `bytes` more fit in this connection's budget: how long depends on this client
+    /// alone. The caller bounds the wait (by `--send-timeout`: a client that does not make room
+    /// in time is stalled) and then waits for [`Conn::room_server`].
+    pub async fn room_own(&self, bytes: usize) {
         loop {
             let own_room = self.inner.room.notified();
-            let server_room = self.inner.shared.room.notified();
-            tokio::pin!(own_room, server_room);
+            tokio::pin!(own_room);
             own_room.as_mut().enable();
+            if self.fits(bytes).0 {
+                return;
+            }
+            own_room.await;
+        }
+    }
+
+    /// Waits until `bytes` more fit in the server's budget: how long depends on the other
+    /// clients, so a wait here is not this client's fault. Then the caller counts what it queues
+    /// with [`Conn::queued`].
+    pub async fn room_server(&self, bytes: usize) {
+        loop {
+            let server_room = self.inner.shared.room.notified();
+            tokio::pin!(server_room);
             server_room.as_mut().enable();
-            match self.fits(bytes) {
-                (true, true) => return,
-                (false, _) => own_room.await,
-                (true, false) => {
-                    // Counted while waiting (and uncounted if the wait is cancelled), so releases
-                    // wake it; re-checked with the count raised, so one in between is not missed.
-                    let _waiting = WaitingForServer::new(&self.inner.shared.server_waiters);
-                    if !matches!(self.fits(bytes), (true, true)) {
-                        server_room.await;
-                    }
-                }
+            if self.fits(bytes).1 {
+                return;
+            }
+            // Counted while waiting (and uncounted if the wait is cancelled), so releases wake
+            // it; re-checked with the count raised, so one in between is not missed.
+            let _waiting = WaitingForServer::new(&self.inner.shared.server_waiters);
+            if !self.fits(bytes).1 {
+                server_room.await;
             }
         }
+    }
+
+    /// [`Conn::room_own`] then [`Conn::room_server`].
+    pub async fn room(&self, bytes: usize) {
+        self.room_own(bytes).await;
+        self.room_server(bytes).await;
     }
 
     /// Resets the connection (RST: the kernel drops what it holds for it) and makes actix drop
@@ -381,6 +398,23 @@ impl Conn {
             socket.reset();
         }
         true
+    }
+
+    /// Ends the connection politely, then firmly: the server's side is shut (what was written,
+    /// a close frame say, goes out and the client sees the end), and the connection is reset
+    /// after `grace` whatever the client does, so nothing it still sends is read.
+    pub fn finish(&self, grace: Duration) {
+        if self.inner.closed.load(Relaxed) || self.inner.killed.load(Relaxed) {
+            return;
+        }
+        if let Some(socket) = &self.inner.socket {
+            socket.shut_write();
+        }
+        let conn = self.clone();
+        actix_web::rt::spawn(async move {
+            tokio::time::sleep(grace).await;
+            conn.kill();
+        });
     }
 
     /// True once [`Conn::kill`] was called.
@@ -469,6 +503,26 @@ fn socket_cookie(fd: RawFd) -> Option<u64> {
 }
 
 impl SocketId {
+    fn is_ours(&self, sock: &socket2::SockRef<'_>) -> bool {
+        let same = |addr: std::io::Result<socket2::SockAddr>, expected: SocketAddr| {
+            addr.ok().and_then(|a| a.as_socket()) == Some(expected)
+        };
+        match self.cookie {
+            Some(cookie) => socket_cookie(self.fd) == Some(cookie),
+            None => same(sock.local_addr(), self.local) && same(sock.peer_addr(), self.peer),
+        }
+    }
+
+    /// Shuts the sending side (FIN after what is queued), if the descriptor is still ours.
+    fn shut_write(&self) {
+        // SAFETY: as in `reset`.
+        let fd = unsafe { BorrowedFd::borrow_raw(self.fd) };
+        let sock = socket2::SockRef::from(&fd);
+        if self.is_ours(&sock) {
+            let _ = sock.shutdown(std::net::Shutdown::Write);
+        }
+    }
+
     /// Resets the socket if the descriptor still names this connection. actix owns the
     /// descriptor and may have closed it (and the number may be another connection's now): the
     /// socket's cookie tells (the kernel never reuses one), or, without one, its addresses.
@@ -480,14 +534,7 @@ impl SocketId {
         // (`ConnInner::closed`), which leaves only that window.
         let fd = unsafe { BorrowedFd::borrow_raw(self.fd) };
         let sock = socket2::SockRef::from(&fd);
-        let same = |addr: std::io::Result<socket2::SockAddr>, expected: SocketAddr| {
-            addr.ok().and_then(|a| a.as_socket()) == Some(expected)
-        };
-        let ours = match self.cookie {
-            Some(cookie) => socket_cookie(self.fd) == Some(cookie),
-            None => same(sock.local_addr(), self.local) && same(sock.peer_addr(), self.peer),
-        };
-        if ours {
+        if self.is_ours(&sock) {
             let _ = sock.set_linger(Some(Duration::ZERO));
             let _ = sock.shutdown(std::net::Shutdown::Both);
         }

@@ -318,7 +318,10 @@ fn respond(state: &AppState, answer: Answer, text: bool, raw: bool) -> HttpRespo
     }
     let rest = futures_util::stream::once(std::future::ready(first))
         .chain(futures_util::stream::iter(pieces));
-    response.streaming(rest.map(Ok::<_, std::convert::Infallible>))
+    let mut response = response.streaming(rest.map(Ok::<_, std::convert::Infallible>));
+    // Made as actix asks for it: see MadeOnDemand (a stalled reader of a long answer is reset).
+    response.extensions_mut().insert(super::conn::MadeOnDemand);
+    response
 }
 
 /// Seqs as `A,B,C-D`: runs of consecutive seqs as ranges, so that a burst of cut lines keeps

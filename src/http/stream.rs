@@ -351,6 +351,8 @@ type Permit<'a> = mpsc::Permit<'a, Result<Bytes, std::convert::Infallible>>;
 
 /// Why a stream ends when its client does not keep up.
 const TOO_SLOW: &str = "client too slow";
+/// Why a stream ends when the server's output budget stays full (the client may reconnect).
+const SERVER_BUSY: &str = "server busy";
 
 /// Where one client's chunks go: the response body, within the connection's output budget.
 struct Out {
@@ -360,21 +362,36 @@ struct Out {
 }
 
 impl Out {
-    /// Waits, bounded by the send timeout, until the body can take one more chunk of about
-    /// [`BYTES_PER_CHUNK`] within the connection's output budget. Everything is sent through
-    /// such a slot, so nothing is read from the hub for a client that cannot take it.
-    async fn room(&self) -> Result<Permit<'_>, &'static str> {
-        let wait = async {
-            self.conn.room(BYTES_PER_CHUNK).await;
+    /// Waits until the body can take one more chunk of about `bytes` within the connection's
+    /// output budget (bounded by the send timeout: a client that does not make room is too
+    /// slow) and the server's (bounded by the client timeout: waiting for other clients is not
+    /// this one's fault, and ends the stream as "server busy"). Everything is sent through such a
+    /// slot, so nothing is read from the hub for a client that cannot take it.
+    async fn room(&self, bytes: usize) -> Result<Permit<'_>, &'static str> {
+        let config = &self.state.config;
+        let own = async {
+            self.conn.room_own(bytes).await;
             self.tx.reserve().await
         };
-        match tokio::time::timeout(self.state.config.send_timeout, wait).await {
-            Ok(Ok(permit)) => Ok(permit),
-            Ok(Err(_)) => Err("client gone"),
-            Err(_) => {
-                self.state.stats.drops.fetch_add(1, Relaxed);
-                Err(TOO_SLOW)
+        let permit = tokio::select! {
+            waited = tokio::time::timeout(config.send_timeout, own) => match waited {
+                Ok(Ok(permit)) => permit,
+                Ok(Err(_)) => return Err("client gone"),
+                Err(_) => {
+                    self.state.stats.drops.fetch_add(1, Relaxed);
+                    return Err(TOO_SLOW);
+                }
+            },
+            _ = self.tx.closed() => return Err("client gone"),
+        };
+        tokio::select! {
+            waited = tokio::time::timeout(config.client_timeout, self.conn.room_server(bytes)) => {
+                match waited {
+                    Ok(()) => Ok(permit),
+                    Err(_) => Err(SERVER_BUSY),
+                }
             }
+            _ = self.tx.closed() => Err("client gone"),
         }
     }
 
@@ -413,7 +430,7 @@ async fn stream_chunks(
     first: Vec<u8>,
 ) -> Result<(), &'static str> {
     let state = &out.state;
-    out.put(out.room().await?, first);
+    out.put(out.room(first.len()).await?, first);
     let id = state.hub.id(cursor.file()).to_owned();
     let heartbeat = state.config.heartbeat;
     let mut tick = tokio::time::interval_at(Instant::now() + heartbeat, heartbeat);
@@ -426,11 +443,11 @@ async fn stream_chunks(
             _ = out.tx.closed() => return Err("client gone"),
             _ = tick.tick() => {
                 if let Some(keepalive) = format.keepalive() {
-                    out.put(out.room().await?, keepalive.to_vec());
+                    out.put(out.room(keepalive.len()).await?, keepalive.to_vec());
                 }
             }
             _ = wake.notified() => {
-                let slot = out.room().await?;
+                let slot = out.room(BYTES_PER_CHUNK).await?;
                 let mut chunk = Vec::new();
                 for delivery in cursor.read(LINES_PER_CHUNK, BYTES_PER_CHUNK) {
                     match delivery {

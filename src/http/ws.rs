@@ -97,6 +97,8 @@ enum End {
     BadText,
     /// A WebSocket protocol error: close 1002.
     Protocol,
+    /// The server's output budget stayed full (other clients): close 1013, try again later.
+    Busy,
 }
 
 struct WsSession {
@@ -179,6 +181,10 @@ impl WsSession {
             End::TooBig => (CloseCode::Size, "message over the server's limit"),
             End::BadText => (CloseCode::Invalid, "text message is not UTF-8"),
             End::Protocol => (CloseCode::Protocol, "websocket protocol error"),
+            End::Busy => (
+                CloseCode::Again,
+                "server busy (its output budget is full): reconnect shortly",
+            ),
         };
         let reason = CloseReason {
             code,
@@ -189,11 +195,15 @@ impl WsSession {
         // A stalled socket may never take the close frame: bound the wait.
         let grace = Duration::from_millis(500);
         let _ = tokio::time::timeout(grace, self.session.close(Some(reason))).await;
-        if !matches!(end, End::Shutdown) {
-            // A client that broke the rules, or fell silent, may still be sending: give the close
-            // frame its moment, then reset, so nothing it sends is read any more.
+        if matches!(
+            end,
+            End::Silent | End::TooBig | End::BadText | End::Protocol
+        ) {
+            // A client that broke the rules, or fell silent, may still be sending: once actix has
+            // taken the close frame, shut our side (the frame and a FIN go out, so the client
+            // reads the code) and reset a moment later, so nothing it sends is read any more.
             self.conn.flushed(grace).await;
-            self.conn.kill();
+            self.conn.finish(Duration::from_secs(1));
         }
     }
 
@@ -202,14 +212,21 @@ impl WsSession {
     async fn send(&mut self, frame: ByteString) -> Result<(), End> {
         let len = frame.len() as u64;
         let wire_bytes = frame_bytes(frame.len());
-        let conn = &self.conn;
-        let session = &mut self.session;
-        let sent = async move {
-            conn.room(wire_bytes).await;
-            conn.queued(wire_bytes);
-            session.text(frame).await
-        };
-        within(self.state.config.send_timeout, sent).await?;
+        let timeout = self.state.config.send_timeout;
+        // Room for this client: one that does not make it in time is stalled.
+        tokio::time::timeout(timeout, self.conn.room_own(wire_bytes))
+            .await
+            .map_err(|_| End::Stalled)?;
+        // Room in the server's budget: waiting for the other clients is not this one's fault, so
+        // it is bounded by the (longer) client timeout and ends in "busy", not in a drop.
+        tokio::time::timeout(
+            self.state.config.client_timeout,
+            self.conn.room_server(wire_bytes),
+        )
+        .await
+        .map_err(|_| End::Busy)?;
+        self.conn.queued(wire_bytes);
+        within(timeout, self.session.text(frame)).await?;
         let stats = &self.state.stats;
         stats.frames_out.fetch_add(1, Relaxed);
         stats.bytes_out.fetch_add(len, Relaxed);
