@@ -91,3 +91,48 @@ async fn past_the_server_budget_new_requests_get_503_until_the_stalled_clients_a
     // checked in tests/abuse.rs.)
     drop(stalled);
 }
+
+/// Server RSS, in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    proc_status_kib(pid, "VmRSS:").unwrap_or(0)
+}
+
+#[tokio::test]
+async fn pipelined_requests_with_bodyless_answers_do_not_grow_the_server() {
+    let dir = temp_dir();
+    let log = join(&dir, "app.log");
+    std::fs::write(&log, "one\n").expect("write the log");
+    let server = Server::start(&["--send-timeout", "3s", &path_str(&log)]);
+    let idle = rss_kib(server.pid());
+    // `OPTIONS /` gets an answer with a head and no body (405): before the fix each pipelined
+    // request added its head to actix's write buffer whatever it held.
+    let socket = TcpSocket::new_v4().expect("socket");
+    socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
+    let mut stream = socket
+        .connect(server.addr.parse().expect("address"))
+        .await
+        .expect("connect");
+    let request = b"OPTIONS / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".repeat(10_000);
+    let mut sent = 0usize;
+    let mut peak = idle;
+    // Up to 40 MB of requests, or until the server stops reading them (the writes block).
+    for _ in 0..100 {
+        match tokio::time::timeout(Duration::from_millis(200), stream.write_all(&request)).await {
+            Ok(Ok(())) => sent += request.len(),
+            _ => break,
+        }
+        peak = peak.max(rss_kib(server.pid()));
+    }
+    peak = peak.max(rss_kib(server.pid()));
+    let growth_mib = peak.saturating_sub(idle) as f64 / 1024.0;
+    assert!(
+        growth_mib < 16.0,
+        "RSS grew {growth_mib:.1} MiB while a client pipelined {} MB of OPTIONS / without \
+         reading (expected < 16 MiB: actix's write buffer is bounded)",
+        sent / 1_000_000
+    );
+    assert!(
+        sent < 40 * 1_000_000,
+        "the server kept reading pipelined requests it could not answer ({sent} bytes taken)"
+    );
+}
