@@ -197,8 +197,10 @@ fn fit_descriptors(server: &mut ServerConfig, files: usize) -> usize {
         return server.max_connections + server.max_polls + descriptors::OTHER_CONNECTIONS;
     };
     let fitted = descriptors::fit(open_files, files, server.max_connections, server.max_polls);
-    if let Some(warning) = &fitted.warning {
-        tracing::warn!("{warning}");
+    match &fitted.warning {
+        Some(warning) if fitted.lowered => tracing::warn!("{warning}"),
+        Some(note) => tracing::info!("{note}"),
+        None => {}
     }
     server.max_connections = fitted.max_connections;
     server.max_polls = fitted.max_polls;

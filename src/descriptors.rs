@@ -47,8 +47,10 @@ pub struct Fitted {
     pub max_polls: usize,
     /// TCP connections at once, all kinds.
     pub tcp_connections: usize,
-    /// Set when the limits were lowered: the warning to log.
+    /// Set when the limits do not all fit: what to log.
     pub warning: Option<String>,
+    /// True when a limit had to be lowered (not only shared): a warning, not a note.
+    pub lowered: bool,
 }
 
 /// Fits `max_connections` and `max_polls` (plus [`OTHER_CONNECTIONS`]) into `open_files`
@@ -63,6 +65,7 @@ pub fn fit(open_files: u64, files: usize, max_connections: usize, max_polls: usi
             max_polls,
             tcp_connections: wanted,
             warning: None,
+            lowered: false,
         };
     }
     // The connections of all kinds share what is left; each limit alone is lowered only if even
@@ -85,6 +88,7 @@ pub fn fit(open_files: u64, files: usize, max_connections: usize, max_polls: usi
         max_polls: fitted_polls,
         tcp_connections,
         warning: Some(warning),
+        lowered: fitted_connections < max_connections || fitted_polls < max_polls,
     }
 }
 
@@ -106,11 +110,13 @@ mod tests {
         let used = fitted.tcp_connections as u64 + RESERVED + 2 * PER_FILE;
         assert!(used <= 1024, "{fitted:?} needs {used} descriptors");
         assert!(fitted.max_connections <= fitted.tcp_connections);
+        assert!(fitted.lowered);
         let warning = fitted.warning.unwrap();
         assert!(warning.contains("ulimit -n"), "{warning}");
         // A limit that fits alone is kept: 10 000 WebSockets fit in 20 000 descriptors, even
         // though 10 000 more held polls would not fit beside them.
         let fitted = fit(20_000, 1, 10_000, 10_000);
+        assert!(!fitted.lowered, "sharing is a note, not a warning");
         assert_eq!(fitted.max_connections, 10_000);
         assert_eq!(fitted.max_polls, 10_000);
         assert!(fitted.tcp_connections as u64 + RESERVED + PER_FILE <= 20_000);
