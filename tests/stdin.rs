@@ -1,7 +1,8 @@
 //! Standard input as a source (`tailcast -`), on the real binary: a large pipe arrives whole, in
 //! order, once, and ends with the `ended` state while the server keeps serving; a slow writer's
 //! lines arrive as they are written (an unfinished one after the partial-line timeout) and the
-//! server answers while stdin is idle; `- -` is refused and `--name` renames the source.
+//! server answers while stdin is idle; `- -` is refused and `--name` renames the source; an
+//! input that never ends does not hold up the exit.
 
 mod common;
 
@@ -193,8 +194,13 @@ async fn stdin_twice_is_refused_and_name_renames_it() {
 
     let mut stdin = server.child.stdin.take().expect("stdin piped");
     stdin.write_all(b"hello\n").expect("write");
-    drop(stdin);
+    stdin.flush().expect("flush");
     let mut poll = PollFollower::new(&server, "app", 0);
     poll.until_count(1, LONG).await;
     assert_eq!(poll.lines, ["hello"]);
+
+    // The input never ends (the pipe stays open): its blocked read does not hold up the exit.
+    let took = server.terminate(Duration::from_secs(5));
+    assert!(took < Duration::from_secs(5), "exit took {took:?}");
+    drop(stdin);
 }
