@@ -4,7 +4,8 @@
 //! mini-redis's `server::run`: it starts the followers (their first read fills the history), serves
 //! HTTP (HTTPS when `config.tls` is set) until the future completes, then fires the shutdown signal
 //! (sessions close with 1001, held polls answer), stops the HTTP server with a short grace period,
-//! and stops the followers.
+//! and stops the followers. Standard input (`-`) is read by threads of its own
+//! ([`crate::tail::stdin`]), left running at shutdown.
 
 use std::future::Future;
 use std::sync::atomic::Ordering::Relaxed;
@@ -19,7 +20,7 @@ use crate::http::conn::{tcp_socket, Connections, OutputLimits};
 use crate::http::ServerConfig;
 use crate::hub::{FileIx, Hub};
 use crate::stats::Stats;
-use crate::tail::{FileState, LineBatch, TailSink, Tailer};
+use crate::tail::{follow_stdin, FileState, LineBatch, TailSink, Tailer};
 use crate::{http, shutdown};
 
 /// Feeds one follower's output into the hub.
@@ -47,7 +48,7 @@ impl TailSink for HubSink {
         match state {
             FileState::Rotated => self.stats.rotations.fetch_add(1, Relaxed),
             FileState::Truncated => self.stats.truncations.fetch_add(1, Relaxed),
-            FileState::Created | FileState::Deleted => 0,
+            FileState::Created | FileState::Deleted | FileState::Ended => 0,
         };
         self.hub.set_state(self.file, state);
     }
@@ -88,19 +89,21 @@ pub async fn run(
     let hub = Hub::new(files, &config.hub, epoch);
     let stats = Arc::new(Stats::default());
 
-    let sinks: Vec<_> = config
-        .files
-        .iter()
-        .enumerate()
-        .map(|(ix, f)| {
-            let sink = HubSink {
-                hub: hub.clone(),
-                file: ix,
-                stats: stats.clone(),
-            };
-            (f.path.clone(), sink)
-        })
-        .collect();
+    let mut sinks = Vec::new();
+    for (ix, f) in config.files.iter().enumerate() {
+        let sink = HubSink {
+            hub: hub.clone(),
+            file: ix,
+            stats: stats.clone(),
+        };
+        if f.is_stdin() {
+            // Its threads are detached, not stopped at shutdown: a read on a pipe whose writer
+            // never ends would keep the process alive.
+            follow_stdin(&config.tail.follow, sink)?;
+        } else {
+            sinks.push((f.path.clone(), sink));
+        }
+    }
     let tail_config = config.tail.clone();
     let tailer = tokio::task::spawn_blocking(move || Tailer::start(&tail_config, sinks))
         .await

@@ -21,14 +21,21 @@ use crate::tls::{self, TlsFiles};
 /// Follow growing log files and stream every new line, live, to browsers (WebSocket) and to
 /// curl (HTTP long-poll).
 ///
-/// With no PATH, serves a demo: copies of `sample-logs/` that keep growing.
+/// With no PATH, serves a demo: copies of `sample-logs/` that keep growing. `-` follows standard
+/// input (`journalctl -f | tailcast -`).
 #[derive(Debug, Parser)]
 #[command(name = "tailcast", version, about, long_about, max_term_width = 100)]
 pub struct Cli {
     /// Files or glob patterns to follow (quote globs: 'logs/*.log'). A named file that does not
-    /// exist yet is watched and picked up when it appears; its directory must exist.
+    /// exist yet is watched and picked up when it appears; its directory must exist. `-` is
+    /// standard input (once; a file called `-` is ./-), followed until its end, when it is
+    /// reported `ended` and its lines stay readable.
     #[arg(value_name = "PATH")]
     pub paths: Vec<String>,
+
+    /// The name clients use for standard input (a `-` PATH): `?file=NAME`. Default: stdin.
+    #[arg(long, env = "TAILCAST_NAME", value_name = "NAME")]
+    pub name: Option<String>,
 
     /// Address to listen on. Use 0.0.0.0:7070 to listen on every interface (then set --token).
     #[arg(long, env = "TAILCAST_BIND", default_value = "127.0.0.1:7070")]
@@ -235,10 +242,16 @@ impl Cli {
         };
         if paths.is_empty() {
             return Err(ConfigError::Invalid(
-                "no file to follow: name at least one PATH".into(),
+                "no file to follow: name at least one PATH (or - for standard input)".into(),
             ));
         }
-        let files = resolve_files(&paths)?;
+        let name = self.name.filter(|n| !n.is_empty());
+        if name.is_some() && !paths.iter().any(|p| p == crate::files::STDIN_PATH) {
+            return Err(ConfigError::Invalid(
+                "--name (TAILCAST_NAME) names standard input: it needs a `-` PATH".into(),
+            ));
+        }
+        let files = resolve_files(&paths, name.as_deref().unwrap_or("stdin"))?;
         let max_line_bytes = self.max_line_bytes.clamp(1, 64 << 20) as usize;
         let history_bytes = self.history_bytes.max(1) as usize;
         let client_buffer = self.client_buffer.clamp(64 << 10, 1 << 30) as usize;

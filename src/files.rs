@@ -4,6 +4,8 @@
 //! This is the only place where names become paths, and only from the command line: a client
 //! names a file by its id, which the hub looks up in a table; no client string is ever joined to
 //! a path. An id is the file name, with parent directories added where two would collide.
+//! A `-` PATH is standard input: a source named by `--name` (`stdin` unless given), shown with
+//! the path `-`.
 
 use std::collections::HashSet;
 use std::path::{Component, Path, PathBuf};
@@ -20,14 +22,39 @@ pub struct WatchedFile {
     pub path: PathBuf,
 }
 
+/// The PATH that names standard input, and the path a stdin source shows.
+pub const STDIN_PATH: &str = "-";
+
+impl WatchedFile {
+    /// True for the standard-input source (`-` on the command line).
+    pub fn is_stdin(&self) -> bool {
+        self.path.as_os_str() == STDIN_PATH
+    }
+}
+
 /// Expands globs, checks that every directory exists and every existing path is a readable
-/// regular file (not a FIFO, socket or device), and assigns ids. Order follows the command line; a file named twice is followed once.
-pub fn resolve_files(args: &[String]) -> Result<Vec<WatchedFile>, ConfigError> {
+/// regular file (not a FIFO, socket or device), and assigns ids. A `-` (at most one) is standard
+/// input, with the id `stdin_name`. Order follows the command line; a file named twice is
+/// followed once.
+pub fn resolve_files(args: &[String], stdin_name: &str) -> Result<Vec<WatchedFile>, ConfigError> {
     let cwd = std::env::current_dir()
         .map_err(|e| ConfigError::Invalid(format!("cannot read the current directory: {e}")))?;
     let mut paths: Vec<PathBuf> = Vec::new();
     let mut seen = HashSet::new();
+    // Where standard input goes among the files (its place on the command line).
+    let mut stdin_at = None;
     for arg in args {
+        if arg == STDIN_PATH {
+            if stdin_at.is_some() {
+                return Err(ConfigError::Invalid(
+                    "`-` (standard input) is named more than once: there is one standard input; \
+                     name `-` once (a file called `-` is ./-)"
+                        .into(),
+                ));
+            }
+            stdin_at = Some(paths.len());
+            continue;
+        }
         let expanded = if is_glob(arg) {
             expand_glob(arg, &cwd)?
         } else {
@@ -41,11 +68,40 @@ pub fn resolve_files(args: &[String]) -> Result<Vec<WatchedFile>, ConfigError> {
         }
     }
     let ids = assign_ids(&paths);
-    Ok(paths
+    let mut files: Vec<WatchedFile> = paths
         .into_iter()
         .zip(ids)
         .map(|(path, id)| WatchedFile { id, path })
-        .collect())
+        .collect();
+    if let Some(at) = stdin_at {
+        check_stdin_name(stdin_name)?;
+        if files.iter().any(|f| f.id == stdin_name) {
+            return Err(ConfigError::Invalid(format!(
+                "standard input and a file would both be named `{stdin_name}`; give standard \
+                 input another name with --name"
+            )));
+        }
+        files.insert(
+            at,
+            WatchedFile {
+                id: stdin_name.to_owned(),
+                path: PathBuf::from(STDIN_PATH),
+            },
+        );
+    }
+    Ok(files)
+}
+
+/// A source name goes into URLs (`?file=NAME`) and terminals: keep it to plain characters.
+fn check_stdin_name(name: &str) -> Result<(), ConfigError> {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "-._~/".contains(c);
+    if name.is_empty() || name.len() > 128 || !name.chars().all(plain) {
+        return Err(ConfigError::Invalid(format!(
+            "`{name}` cannot name standard input: use 1 to 128 letters, digits, - . _ ~ or /, \
+             like --name app"
+        )));
+    }
+    Ok(())
 }
 
 fn is_glob(arg: &str) -> bool {
@@ -175,6 +231,22 @@ mod tests {
             PathBuf::from("/var/log/syslog"),
         ]);
         assert_eq!(ids, ["nginx/access.log", "apache/access.log", "syslog"]);
+    }
+
+    #[test]
+    fn dash_is_stdin_once_in_its_place() {
+        let dir = std::env::temp_dir();
+        let file = dir
+            .join("tailcast-files-test.log")
+            .to_string_lossy()
+            .into_owned();
+        let files = resolve_files(&["-".into(), file], "app").expect("resolves");
+        assert_eq!(files[0].id, "app");
+        assert!(files[0].is_stdin());
+        assert!(!files[1].is_stdin());
+        assert!(resolve_files(&["-".into(), "-".into()], "stdin").is_err());
+        assert!(resolve_files(&["-".into()], "a b").is_err());
+        assert!(resolve_files(&["-".into()], "").is_err());
     }
 
     #[test]

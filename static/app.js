@@ -769,8 +769,9 @@
   }
 
   function onFileState(f, state) {
-    const words = { created: 'was created', truncated: 'was truncated', rotated: 'was rotated', deleted: 'was deleted' };
-    if (state === 'deleted') f.exists = false;
+    const words = { created: 'was created', truncated: 'was truncated', rotated: 'was rotated', deleted: 'was deleted', ended: 'ended (end of input)' };
+    // An ended stream (standard input) reads no more; its lines stay.
+    if (state === 'deleted' || state === 'ended') f.exists = false;
     if (state === 'created' || state === 'rotated' || state === 'truncated') f.exists = true;
     if (viewIds.includes(f.id)) notice('file', `${f.id} ${words[state] || state}`);
     renderFileItem(f);

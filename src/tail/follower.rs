@@ -47,6 +47,9 @@ pub enum FileState {
     Rotated,
     /// The path is gone and no other file took its place.
     Deleted,
+    /// A stream source (standard input) reached the end of its input: no line will follow; its
+    /// history stays readable.
+    Ended,
 }
 
 impl FileState {
@@ -57,6 +60,7 @@ impl FileState {
             FileState::Truncated => "truncated",
             FileState::Rotated => "rotated",
             FileState::Deleted => "deleted",
+            FileState::Ended => "ended",
         }
     }
 }

@@ -9,11 +9,13 @@
 //! in its directory, the watcher opens the file under its new name at once and hands it to the
 //! follower ([`Follower::rotated_away`]), so a generation created and rotated away between two
 //! checks (a burst of rotations) is still read. [`splitter`] is the pure byte-to-line state
-//! machine; [`open`] opens paths without ever blocking on a FIFO, and regular files only.
+//! machine; [`open`] opens paths without ever blocking on a FIFO, and regular files only;
+//! [`stdin`] follows standard input (`tailcast -`) with the same splitter and sink.
 
 pub mod follower;
 pub mod open;
 pub mod splitter;
+pub mod stdin;
 
 use std::collections::{HashMap, VecDeque};
 use std::ffi::OsString;
@@ -33,6 +35,7 @@ pub use follower::{
 };
 pub use open::open_regular;
 pub use splitter::{LineBatch, LineSplitter};
+pub use stdin::follow_stdin;
 
 /// How file-system events are used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -250,6 +250,8 @@ pub struct TestServer {
     args: Vec<String>,
     envs: Vec<(String, String)>,
     prefix: Vec<String>,
+    /// Give the server a pipe as standard input (`server.child.stdin`), for `tailcast -`.
+    pipe_stdin: bool,
 }
 
 impl Default for TestServer {
@@ -265,7 +267,15 @@ impl TestServer {
             args: Vec::new(),
             envs: vec![("RUST_LOG".into(), "tailcast=debug,warn".into())],
             prefix: Vec::new(),
+            pipe_stdin: false,
         }
+    }
+
+    /// Standard input is a pipe the test writes into: `server.child.stdin.take()`; dropping it
+    /// ends the input. Without this, stdin is inherited.
+    pub fn stdin_piped(mut self) -> TestServer {
+        self.pipe_stdin = true;
+        self
     }
 
     /// The listening address (default `127.0.0.1:0`).
@@ -318,6 +328,9 @@ impl TestServer {
             .envs(self.envs.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
+        if self.pipe_stdin {
+            cmd.stdin(Stdio::piped());
+        }
         let mut child = cmd
             .spawn()
             .unwrap_or_else(|e| panic!("start {:?}: {e}", cmd.get_program()));
