@@ -116,6 +116,7 @@ pub async fn run(
         per_connection: server_config.client_buffer,
         total: server_config.total_buffer,
         send_timeout: server_config.send_timeout,
+        busy_timeout: server_config.client_timeout,
         keepalive: server_config.heartbeat,
     });
     let state = http::AppState {

@@ -41,6 +41,15 @@ use actix_web::body::{BodySize, MessageBody};
 use actix_web::web::Bytes;
 use tokio::sync::Notify;
 
+/// Why [`Conn::make_room`] gave up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoRoom {
+    /// The client did not take its bytes within the send timeout.
+    Stalled,
+    /// The server's budget stayed full (other clients hold it).
+    ServerBusy,
+}
+
 /// Largest piece of a response handed to actix at once.
 pub const PIECE_BYTES: usize = 16 * 1024;
 
@@ -51,8 +60,11 @@ pub struct OutputLimits {
     pub per_connection: usize,
     /// Bytes that may wait to go out to all connections together.
     pub total: usize,
-    /// A connection whose waiting bytes do not move for this long is reset.
+    /// A connection whose waiting bytes do not move for this long is reset; also the longest a
+    /// producer waits for room in its own connection's budget.
     pub send_timeout: Duration,
+    /// The longest a producer waits for room in the server's budget (other clients hold it).
+    pub busy_timeout: Duration,
     /// Idle time before TCP keepalive probes start.
     pub keepalive: Duration,
 }
@@ -126,11 +138,6 @@ impl Connections {
                 stalled_resets: AtomicU64::new(0),
             }),
         }
-    }
-
-    /// The bounds.
-    pub fn limits(&self) -> OutputLimits {
-        self.shared.limits
     }
 
     /// Registers a new connection on `socket`: sets its TCP options and keeps a duplicate.
@@ -291,6 +298,14 @@ pub fn return_free_memory() {
     }
 }
 
+impl std::fmt::Debug for Connections {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connections")
+            .field("unsent_total", &self.unsent_total())
+            .finish()
+    }
+}
+
 impl Shared {
     fn now_ms(&self) -> u64 {
         self.started.elapsed().as_millis() as u64
@@ -347,10 +362,22 @@ impl Conn {
         (own, server)
     }
 
-    /// Waits until `bytes` more fit in this connection's budget: how long depends on this client
-    /// alone. The caller bounds the wait (by `--send-timeout`: a client that does not make room
-    /// in time is stalled) and then waits for [`Conn::room_server`].
-    pub async fn room_own(&self, bytes: usize) {
+    /// Waits until `bytes` more fit in this connection's budget, then in the server's; the
+    /// caller then counts what it queues with [`Conn::queued`]. Room in its own budget depends on
+    /// the client alone: one that does not make it within `send_timeout` is stalled. Room in the
+    /// server's depends on the other clients, so waiting for it is not this client's fault: it
+    /// is bounded by `busy_timeout` and ends as busy, not as a stall.
+    pub async fn make_room(&self, bytes: usize) -> Result<(), NoRoom> {
+        let limits = self.inner.shared.limits;
+        tokio::time::timeout(limits.send_timeout, self.room_own(bytes))
+            .await
+            .map_err(|_| NoRoom::Stalled)?;
+        tokio::time::timeout(limits.busy_timeout, self.room_server(bytes))
+            .await
+            .map_err(|_| NoRoom::ServerBusy)
+    }
+
+    async fn room_own(&self, bytes: usize) {
         loop {
             let own_room = self.inner.room.notified();
             tokio::pin!(own_room);
@@ -362,10 +389,7 @@ impl Conn {
         }
     }
 
-    /// Waits until `bytes` more fit in the server's budget: how long depends on the other
-    /// clients, so a wait here is not this client's fault. Then the caller counts what it queues
-    /// with [`Conn::queued`].
-    pub async fn room_server(&self, bytes: usize) {
+    async fn room_server(&self, bytes: usize) {
         loop {
             let server_room = self.inner.shared.room.notified();
             tokio::pin!(server_room);
@@ -380,12 +404,6 @@ impl Conn {
                 server_room.await;
             }
         }
-    }
-
-    /// [`Conn::room_own`] then [`Conn::room_server`].
-    pub async fn room(&self, bytes: usize) {
-        self.room_own(bytes).await;
-        self.room_server(bytes).await;
     }
 
     /// Resets the connection (RST: the kernel drops what it holds for it) and makes actix drop
@@ -665,6 +683,7 @@ mod tests {
             per_connection,
             total,
             send_timeout: Duration::from_millis(100),
+            busy_timeout: Duration::from_secs(5),
             keepalive: Duration::from_secs(30),
         })
     }
@@ -677,7 +696,7 @@ mod tests {
         assert_eq!(conns.unsent_total(), 80);
         let waiter = {
             let conn = conn.clone();
-            tokio::spawn(async move { conn.room(40).await })
+            tokio::spawn(async move { conn.make_room(40).await })
         };
         tokio::task::yield_now().await;
         assert!(!waiter.is_finished(), "80 + 40 does not fit in 100");
@@ -685,7 +704,8 @@ mod tests {
         tokio::time::timeout(Duration::from_secs(5), waiter)
             .await
             .expect("room after 30 bytes were taken")
-            .unwrap();
+            .unwrap()
+            .expect("room within the send timeout");
         assert_eq!(conn.unsent(), 50);
         drop(conn);
         assert_eq!(
@@ -706,7 +726,7 @@ mod tests {
         assert!(conns.saturated());
         let waiter = {
             let b = b.clone();
-            tokio::spawn(async move { b.room(10).await })
+            tokio::spawn(async move { b.make_room(10).await })
         };
         tokio::task::yield_now().await;
         assert!(!waiter.is_finished(), "the server budget is full");
@@ -714,7 +734,8 @@ mod tests {
         tokio::time::timeout(Duration::from_secs(5), waiter)
             .await
             .expect("room once another connection drained")
-            .unwrap();
+            .unwrap()
+            .expect("room within the busy timeout");
     }
 
     #[tokio::test]

@@ -188,11 +188,10 @@ impl PollPieces {
                     reset: meta.reset.is_some(),
                     reset_reason: meta.reset,
                 };
-                let mut tail_json = serde_json::to_vec(&tail).unwrap_or_default();
+                let tail_json = serde_json::to_vec(&tail).unwrap_or_default();
                 // `{"first_seq":...}` becomes `],"first_seq":...}`.
                 let mut tail = b"],".to_vec();
                 tail.extend_from_slice(tail_json.get(1..).unwrap_or_default());
-                tail_json.clear();
                 (Some(head), Some(tail))
             }
         };

@@ -26,14 +26,6 @@ struct TailcastCollector {
     conns: super::conn::Connections,
 }
 
-impl std::fmt::Debug for super::conn::Connections {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Connections")
-            .field("unsent_total", &self.unsent_total())
-            .finish()
-    }
-}
-
 fn counter(
     encoder: &mut DescriptorEncoder,
     name: &str,

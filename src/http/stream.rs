@@ -28,7 +28,7 @@ use crate::stats::Gauge;
 use crate::tail::FileState;
 
 use super::access;
-use super::conn::Conn;
+use super::conn::{Conn, NoRoom};
 use super::query::{self, Cursor, Resume};
 use super::{terminal, AppState};
 
@@ -362,36 +362,30 @@ struct Out {
 }
 
 impl Out {
-    /// Waits until the body can take one more chunk of about `bytes` within the connection's
-    /// output budget (bounded by the send timeout: a client that does not make room is too
-    /// slow) and the server's (bounded by the client timeout: waiting for other clients is not
-    /// this one's fault, and ends the stream as "server busy"). Everything is sent through such a
-    /// slot, so nothing is read from the hub for a client that cannot take it.
+    /// Waits until the output budgets have room for about `bytes` more (see
+    /// `Conn::make_room`) and the body can take one more chunk, noticing a client that goes
+    /// meanwhile. Everything is sent through such a slot, so nothing is read from the hub for a
+    /// client that cannot take it.
     async fn room(&self, bytes: usize) -> Result<Permit<'_>, &'static str> {
-        let config = &self.state.config;
-        let own = async {
-            self.conn.room_own(bytes).await;
-            self.tx.reserve().await
-        };
-        let permit = tokio::select! {
-            waited = tokio::time::timeout(config.send_timeout, own) => match waited {
-                Ok(Ok(permit)) => permit,
-                Ok(Err(_)) => return Err("client gone"),
-                Err(_) => {
-                    self.state.stats.drops.fetch_add(1, Relaxed);
-                    return Err(TOO_SLOW);
-                }
-            },
+        let made = tokio::select! {
+            made = self.conn.make_room(bytes) => made,
             _ = self.tx.closed() => return Err("client gone"),
         };
-        tokio::select! {
-            waited = tokio::time::timeout(config.client_timeout, self.conn.room_server(bytes)) => {
-                match waited {
-                    Ok(()) => Ok(permit),
-                    Err(_) => Err(SERVER_BUSY),
-                }
+        match made {
+            Ok(()) => {}
+            Err(NoRoom::Stalled) => {
+                self.state.stats.drops.fetch_add(1, Relaxed);
+                return Err(TOO_SLOW);
             }
-            _ = self.tx.closed() => Err("client gone"),
+            Err(NoRoom::ServerBusy) => return Err(SERVER_BUSY),
+        }
+        match tokio::time::timeout(self.state.config.send_timeout, self.tx.reserve()).await {
+            Ok(Ok(permit)) => Ok(permit),
+            Ok(Err(_)) => Err("client gone"),
+            Err(_) => {
+                self.state.stats.drops.fetch_add(1, Relaxed);
+                Err(TOO_SLOW)
+            }
         }
     }
 

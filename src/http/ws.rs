@@ -24,7 +24,7 @@ use crate::hub::{Delivery, FileIx, Gap, LiveCursor, Start};
 use crate::protocol::{self, ClientMessage, ServerMessage, WireCursor};
 use crate::stats::Gauge;
 
-use super::conn::Conn;
+use super::conn::{Conn, NoRoom};
 use super::encode;
 use super::query::{Cursor, Resume};
 use super::ws_guard::{self, FrameGuard, Verdict, Violation};
@@ -207,26 +207,20 @@ impl WsSession {
         }
     }
 
-    /// Sends one text frame once the connection's output budget has room for it, all bounded by
-    /// the send timeout.
+    /// Sends one text frame once the output budgets have room for it (see `Conn::make_room`),
+    /// the send itself bounded by the send timeout.
     async fn send(&mut self, frame: ByteString) -> Result<(), End> {
         let len = frame.len() as u64;
         let wire_bytes = frame_bytes(frame.len());
-        let timeout = self.state.config.send_timeout;
-        // Room for this client: one that does not make it in time is stalled.
-        tokio::time::timeout(timeout, self.conn.room_own(wire_bytes))
+        self.conn
+            .make_room(wire_bytes)
             .await
-            .map_err(|_| End::Stalled)?;
-        // Room in the server's budget: waiting for the other clients is not this one's fault, so
-        // it is bounded by the (longer) client timeout and ends in "busy", not in a drop.
-        tokio::time::timeout(
-            self.state.config.client_timeout,
-            self.conn.room_server(wire_bytes),
-        )
-        .await
-        .map_err(|_| End::Busy)?;
+            .map_err(|no_room| match no_room {
+                NoRoom::Stalled => End::Stalled,
+                NoRoom::ServerBusy => End::Busy,
+            })?;
         self.conn.queued(wire_bytes);
-        within(timeout, self.session.text(frame)).await?;
+        within(self.state.config.send_timeout, self.session.text(frame)).await?;
         let stats = &self.state.stats;
         stats.frames_out.fetch_add(1, Relaxed);
         stats.bytes_out.fetch_add(len, Relaxed);

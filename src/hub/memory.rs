@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 
 use super::cursor::{MemoryCursor, ReaderShared};
+use super::HistoryBackend;
 use super::{
     Batch, CursorAhead, Delivery, FileIx, FileSummary, Gap, History, HistoryRead, HubConfig, Start,
 };
@@ -149,52 +150,6 @@ impl MemoryHistory {
         }
     }
 
-    /// This server run's epoch.
-    pub fn epoch(&self) -> u64 {
-        self.inner.epoch
-    }
-
-    /// Number of files.
-    pub fn file_count(&self) -> usize {
-        self.inner.files.len()
-    }
-
-    /// The file with this id, if configured. Ids are only ever compared, never used as paths.
-    pub fn lookup(&self, id: &str) -> Option<FileIx> {
-        self.inner.by_id.get(id).copied()
-    }
-
-    /// A file's id.
-    pub fn id(&self, file: FileIx) -> &str {
-        &self.inner.files[file].id
-    }
-
-    /// Every file's description.
-    pub fn files(&self) -> Vec<FileSummary> {
-        (0..self.inner.files.len())
-            .map(|ix| self.info(ix))
-            .collect()
-    }
-
-    /// One file's description.
-    pub fn info(&self, file: FileIx) -> FileSummary {
-        let channel = &self.inner.files[file];
-        let shared = lock(&channel.shared);
-        FileSummary {
-            id: channel.id.clone(),
-            path: channel.path.display().to_string(),
-            exists: shared.exists,
-            size: shared.size,
-            last_seq: shared.next_seq - 1,
-            error: shared.error.clone(),
-        }
-    }
-
-    /// Newest seq of a file (0 before its first line).
-    pub fn last_seq(&self, file: FileIx) -> u64 {
-        self.inner.files[file].last_seq.load(Ordering::Acquire)
-    }
-
     /// (newest seq, state changes so far), without taking the lock.
     pub(super) fn heads(&self, file: FileIx) -> (u64, u64) {
         let channel = &self.inner.files[file];
@@ -204,62 +159,10 @@ impl MemoryHistory {
         )
     }
 
-    /// Numbers a batch of lines, stores it and wakes the readers; returns its first seq.
-    pub fn append(&self, file: FileIx, mut lines: LineBatch) -> u64 {
-        let channel = &self.inner.files[file];
-        // Kept for a while: no spare capacity (the byte bound counts what is allocated).
-        lines.shrink_to_fit();
-        // Only the tailer thread appends, so this is still the next seq when the batch is stored.
-        let first_seq = self.last_seq(file) + 1;
-        let batch = Arc::new(Batch::new(first_seq, lines));
-        // During a burst, let the readers that keep up make room for this batch first.
-        let mut shared = self.pace(file, batch.bytes());
-        shared.next_seq += batch.lines.len() as u64;
-        let keep_from = if shared.history.over_line_bound(batch.lines.len()) {
-            slowest_reader(&mut shared).unwrap_or(u64::MAX)
-        } else {
-            u64::MAX
-        };
-        shared.history.push_keeping(batch, keep_from);
-        channel
-            .last_seq
-            .store(shared.next_seq - 1, Ordering::Release);
-        wake_readers(&mut shared);
-        first_seq
-    }
-
-    /// Records a state change of a file, in order with its lines, and wakes the readers.
-    pub fn set_state(&self, file: FileIx, state: FileState) {
-        let channel = &self.inner.files[file];
-        let mut shared = lock(&channel.shared);
-        let record = StateRecord {
-            index: shared.next_state,
-            at_seq: shared.next_seq,
-            state,
-        };
-        if shared.states.len() == KEPT_STATES {
-            shared.states.pop_front();
-        }
-        shared.states.push_back(record);
-        shared.next_state += 1;
-        channel
-            .state_count
-            .store(shared.next_state, Ordering::Release);
-        wake_readers(&mut shared);
-    }
-
-    /// Records whether the file exists, how much of it was read, and why it cannot be.
-    pub fn set_status(&self, file: FileIx, status: crate::tail::FileStatus) {
-        let mut shared = lock(&self.inner.files[file].shared);
-        shared.exists = status.exists;
-        shared.size = status.size;
-        shared.error = status.error;
-    }
-
     /// Registers a reader starting at `start`, woken through `wake` whenever the file has news.
     /// Its first [`LiveCursor::read`] returns the backlog (or what follows the cursor, with a gap
     /// for lines no longer kept); later reads return what came since.
-    pub fn subscribe(
+    fn subscribe_cursor(
         &self,
         file: FileIx,
         start: Start,
@@ -403,7 +306,7 @@ impl MemoryHistory {
         out
     }
 
-    /// Called by [`MemoryHistory::append`] before it stores a batch of `incoming` bytes: while the batch
+    /// Called by `append` (the [`HistoryBackend`] method) before it stores a batch of `incoming` bytes: while the batch
     /// would push lines a reader has not read out of the history's byte bound, waits for that
     /// reader (released the moment a reader gets past them). Returns the file's lock. A reader
     /// that does not make room within the pace timeout is too slow: it is left behind (reading
@@ -471,12 +374,6 @@ impl MemoryHistory {
             channel.room.notify_all();
         }
     }
-
-    /// History bounds usage of a file: (lines, bytes).
-    pub fn history_usage(&self, file: FileIx) -> (usize, usize) {
-        let shared = lock(&self.inner.files[file].shared);
-        (shared.history.len(), shared.history.bytes())
-    }
 }
 
 impl std::fmt::Debug for MemoryHistory {
@@ -487,29 +384,92 @@ impl std::fmt::Debug for MemoryHistory {
     }
 }
 
-impl super::HistoryBackend for MemoryHistory {
+impl HistoryBackend for MemoryHistory {
     fn epoch(&self) -> u64 {
-        MemoryHistory::epoch(self)
+        self.inner.epoch
     }
 
     fn file_count(&self) -> usize {
-        MemoryHistory::file_count(self)
+        self.inner.files.len()
     }
 
     fn lookup(&self, id: &str) -> Option<FileIx> {
-        MemoryHistory::lookup(self, id)
+        self.inner.by_id.get(id).copied()
     }
 
     fn id(&self, file: FileIx) -> &str {
-        MemoryHistory::id(self, file)
+        &self.inner.files[file].id
     }
 
     fn info(&self, file: FileIx) -> FileSummary {
-        MemoryHistory::info(self, file)
+        let channel = &self.inner.files[file];
+        let shared = lock(&channel.shared);
+        FileSummary {
+            id: channel.id.clone(),
+            path: channel.path.display().to_string(),
+            exists: shared.exists,
+            size: shared.size,
+            last_seq: shared.next_seq - 1,
+            error: shared.error.clone(),
+        }
     }
 
     fn last_seq(&self, file: FileIx) -> u64 {
-        MemoryHistory::last_seq(self, file)
+        self.inner.files[file].last_seq.load(Ordering::Acquire)
+    }
+
+    fn append(&self, file: FileIx, mut lines: LineBatch) -> u64 {
+        let channel = &self.inner.files[file];
+        // Kept for a while: no spare capacity (the byte bound counts what is allocated).
+        lines.shrink_to_fit();
+        // Only the tailer thread appends, so this is still the next seq when the batch is stored.
+        let first_seq = self.last_seq(file) + 1;
+        let batch = Arc::new(Batch::new(first_seq, lines));
+        // During a burst, let the readers that keep up make room for this batch first.
+        let mut shared = self.pace(file, batch.bytes());
+        shared.next_seq += batch.lines.len() as u64;
+        let keep_from = if shared.history.over_line_bound(batch.lines.len()) {
+            slowest_reader(&mut shared).unwrap_or(u64::MAX)
+        } else {
+            u64::MAX
+        };
+        shared.history.push_keeping(batch, keep_from);
+        channel
+            .last_seq
+            .store(shared.next_seq - 1, Ordering::Release);
+        wake_readers(&mut shared);
+        first_seq
+    }
+
+    fn set_state(&self, file: FileIx, state: FileState) {
+        let channel = &self.inner.files[file];
+        let mut shared = lock(&channel.shared);
+        let record = StateRecord {
+            index: shared.next_state,
+            at_seq: shared.next_seq,
+            state,
+        };
+        if shared.states.len() == KEPT_STATES {
+            shared.states.pop_front();
+        }
+        shared.states.push_back(record);
+        shared.next_state += 1;
+        channel
+            .state_count
+            .store(shared.next_state, Ordering::Release);
+        wake_readers(&mut shared);
+    }
+
+    fn set_status(&self, file: FileIx, status: crate::tail::FileStatus) {
+        let mut shared = lock(&self.inner.files[file].shared);
+        shared.exists = status.exists;
+        shared.size = status.size;
+        shared.error = status.error;
+    }
+
+    fn history_usage(&self, file: FileIx) -> (usize, usize) {
+        let shared = lock(&self.inner.files[file].shared);
+        (shared.history.len(), shared.history.bytes())
     }
 
     fn subscribe(
@@ -518,24 +478,8 @@ impl super::HistoryBackend for MemoryHistory {
         start: Start,
         wake: Arc<Notify>,
     ) -> Result<Box<dyn super::CursorBackend>, CursorAhead> {
-        MemoryHistory::subscribe(self, file, start, wake)
+        self.subscribe_cursor(file, start, wake)
             .map(|cursor| Box::new(cursor) as Box<dyn super::CursorBackend>)
-    }
-
-    fn append(&self, file: FileIx, lines: LineBatch) -> u64 {
-        MemoryHistory::append(self, file, lines)
-    }
-
-    fn set_state(&self, file: FileIx, state: FileState) {
-        MemoryHistory::set_state(self, file, state)
-    }
-
-    fn set_status(&self, file: FileIx, status: crate::tail::FileStatus) {
-        MemoryHistory::set_status(self, file, status)
-    }
-
-    fn history_usage(&self, file: FileIx) -> (usize, usize) {
-        MemoryHistory::history_usage(self, file)
     }
 }
 
