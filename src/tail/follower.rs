@@ -33,8 +33,14 @@ pub const DEFAULT_READ_CHUNK_BYTES: usize = 32 * 1024;
 const HEAD_FINGERPRINT_BYTES: usize = 64;
 
 /// How many file generations (dev, inode, birth time) a follower remembers having opened, to tell a
-/// generation it never saw from one it already read (see [`Follower::rotated_away`]).
-const REMEMBERED_GENERATIONS: usize = 32;
+/// generation it never saw from one it already read (see [`Follower::rotated_away`]). Files still
+/// open are recognised as such; this memory is for those already closed. A renamed-away file waits
+/// in the watcher's queue behind at most [`super::MAX_QUEUED_ROTATIONS`] others, and each of them
+/// opens at most one generation, as does each check (a queue is emptied before every check, so at
+/// most two queues and two checks lie between a generation's opening and its own queue entry):
+/// remembering more than that many means no file is ever read twice, however far behind the
+/// follower falls in a burst of rotations.
+const REMEMBERED_GENERATIONS: usize = 2 * super::MAX_QUEUED_ROTATIONS + 4;
 
 /// A change in the state of a followed file, as clients see it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -192,8 +198,7 @@ impl Generation {
 /// An open file being read.
 struct OpenFile {
     file: File,
-    dev: u64,
-    ino: u64,
+    generation: Generation,
     offset: u64,
     splitter: LineSplitter,
     /// When bytes were last read (for the partial-line timeout).
@@ -208,7 +213,7 @@ struct OpenFile {
 impl OpenFile {
     /// True when `meta` describes this file.
     fn is(&self, meta: &Metadata) -> bool {
-        (self.dev, self.ino) == (meta.dev(), meta.ino())
+        (self.generation.dev, self.generation.ino) == (meta.dev(), meta.ino())
     }
 
     fn is_at(&self, path: &Path) -> bool {
@@ -374,7 +379,7 @@ impl<S: TailSink> Follower<S> {
     pub fn rotated_away(&mut self, file: File) {
         let now = Instant::now();
         let Ok(meta) = file.metadata() else { return };
-        if !meta.is_file() || self.generations.contains(&Generation::of(&meta)) {
+        if !meta.is_file() || self.knows(Generation::of(&meta)) {
             return;
         }
         let current_still_at_path = self.state.open().is_some_and(|open| open.is_at(&self.path));
@@ -389,6 +394,15 @@ impl<S: TailSink> Follower<S> {
         } else {
             self.reader.announce(FileState::Rotated);
         }
+    }
+
+    /// True when `generation` is open (at the path or rotated away) or was opened before.
+    fn knows(&self, generation: Generation) -> bool {
+        let open = self.state.open().into_iter();
+        let draining = self.draining.iter().map(|d| &d.open);
+        open.chain(draining)
+            .any(|open| open.generation == generation)
+            || self.generations.contains(&generation)
     }
 
     /// The latest instant at which `check` must run again even without a wake-up (partial-line
@@ -542,11 +556,11 @@ impl<S: TailSink> Follower<S> {
         if self.generations.len() == REMEMBERED_GENERATIONS {
             self.generations.pop_front();
         }
-        self.generations.push_back(Generation::of(meta));
+        let generation = Generation::of(meta);
+        self.generations.push_back(generation);
         let mut open = OpenFile {
             file,
-            dev: meta.dev(),
-            ino: meta.ino(),
+            generation,
             offset,
             splitter: LineSplitter::new(self.config.max_line_bytes),
             last_data: now,
@@ -836,11 +850,12 @@ mod rotated_away_tests {
         fn status(&mut self, _: FileStatus) {}
     }
 
-    #[test]
-    fn a_generation_renamed_away_between_checks_is_read_once() {
+    /// A follower of `app.log` (holding `first`) in a fresh directory, checked once, that reads
+    /// rotated files for a minute.
+    fn following(first: &str) -> (tempfile::TempDir, PathBuf, Collect, Follower<Collect>) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("app.log");
-        std::fs::write(&path, "a1\n").unwrap();
+        std::fs::write(&path, first).unwrap();
         let seen = Collect::default();
         let config = FollowConfig {
             rotate_wait: Duration::from_secs(60),
@@ -848,6 +863,12 @@ mod rotated_away_tests {
         };
         let mut follower = Follower::new(path.clone(), config, seen.clone());
         follower.check();
+        (dir, path, seen, follower)
+    }
+
+    #[test]
+    fn a_generation_renamed_away_between_checks_is_read_once() {
+        let (dir, path, seen, mut follower) = following("a1\n");
         // Between two checks: a is rotated away, b is created, written, rotated away, c created.
         std::fs::rename(&path, dir.path().join("app.log.0")).unwrap();
         std::fs::write(&path, "b1\nb2\n").unwrap();
@@ -865,6 +886,28 @@ mod rotated_away_tests {
             *seen.0.lock().unwrap(),
             ["a1", "<rotated>", "b1", "b2", "<rotated>", "c1"]
         );
+    }
+
+    #[test]
+    fn a_generation_queued_behind_many_missed_ones_is_not_read_again() {
+        // A follower far behind in a burst: it opened `current` at the path, then is handed more
+        // missed generations than it remembers before `current`'s own rename notice arrives.
+        let (dir, path, seen, mut follower) = following("current\n");
+        let missed = REMEMBERED_GENERATIONS + 8;
+        for i in 0..missed {
+            let name = dir.path().join(format!("app.log.{i}"));
+            std::fs::write(&name, format!("missed {i}\n")).unwrap();
+            follower.rotated_away(File::open(&name).unwrap());
+        }
+        let renamed = dir.path().join("app.log.current");
+        std::fs::rename(&path, &renamed).unwrap();
+        follower.rotated_away(File::open(&renamed).unwrap());
+        follower.check();
+        let seen = seen.0.lock().unwrap();
+        let times = seen.iter().filter(|line| *line == "current").count();
+        assert_eq!(times, 1, "`current` read {times} times");
+        let lines = seen.iter().filter(|line| !line.starts_with('<')).count();
+        assert_eq!(lines, missed + 1);
     }
 }
 
