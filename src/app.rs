@@ -10,7 +10,7 @@
 use std::future::Future;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use actix_web::{web, App, HttpServer};
 
@@ -19,15 +19,20 @@ use crate::descriptors;
 use crate::http::conn::{tcp_socket, Connections, OutputLimits};
 use crate::http::ServerConfig;
 use crate::hub::{FileIx, Hub};
+use crate::state::{self, CheckpointSlot, Checkpointer, StateDir};
 use crate::stats::Stats;
-use crate::tail::{follow_stdin, FileState, LineBatch, TailSink, Tailer};
+use crate::tail::{follow_stdin, BatchOrigin, FileState, LineBatch, Resume, TailSink, Tailer};
 use crate::{http, shutdown};
 
-/// Feeds one follower's output into the hub.
+/// Feeds one follower's output into the hub, and keeps its checkpoint.
 struct HubSink {
     hub: Hub,
     file: FileIx,
     stats: Arc<Stats>,
+    /// With `--state-dir`: the file's checkpoint, advanced after every batch.
+    checkpoint: Option<Arc<CheckpointSlot>>,
+    /// The seqs of the batch appended last (its origin comes right after).
+    appended: Option<(u64, u64)>,
 }
 
 impl TailSink for HubSink {
@@ -36,7 +41,24 @@ impl TailSink for HubSink {
         let bytes = batch.text_bytes() + batch.len();
         self.stats.bytes_in.fetch_add(bytes as u64, Relaxed);
         // During a burst this waits (bounded) for the clients that keep up; see Hub::pace.
-        self.hub.append(self.file, batch);
+        let lines = batch.len() as u64;
+        let first = self.hub.append(self.file, batch);
+        self.appended = Some((first, first + lines - 1));
+    }
+
+    fn origin(&mut self, origin: &BatchOrigin) {
+        let Some(slot) = &self.checkpoint else { return };
+        match self.appended.take() {
+            Some((first, last)) => slot.advance(origin, first, last),
+            None => slot.start_at(origin, self.hub.last_seq(self.file)),
+        }
+    }
+
+    fn resumed(&mut self, lines_before: u64) {
+        if let Some(saved) = self.checkpoint.as_ref().and_then(|slot| slot.get()) {
+            let next = (saved.last_seq + 1).saturating_sub(lines_before).max(1);
+            self.hub.continue_numbering(self.file, next);
+        }
     }
 
     fn state(&mut self, state: FileState) {
@@ -77,10 +99,15 @@ pub async fn run(
     on_ready: impl FnOnce(Ready<'_>),
 ) -> std::io::Result<()> {
     let addr = listener.local_addr()?;
-    let epoch = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(1);
+    let state_dir = match &config.state_dir {
+        Some(dir) => Some(StateDir::open(dir).map_err(std::io::Error::other)?),
+        None => None,
+    };
+    let saved = state_dir.as_ref().map(StateDir::load);
+    let epoch = saved
+        .as_ref()
+        .and_then(|saved| saved.epoch)
+        .unwrap_or_else(state::fresh_epoch);
     let files: Vec<_> = config
         .files
         .iter()
@@ -90,24 +117,56 @@ pub async fn run(
     let stats = Arc::new(Stats::default());
 
     let mut sinks = Vec::new();
+    let mut slots = Vec::new();
     for (ix, f) in config.files.iter().enumerate() {
+        let checkpoint = (state_dir.is_some() && !f.is_stdin()).then(|| {
+            let saved = saved.as_ref().and_then(|s| s.files.get(&f.path));
+            let slot = Arc::new(CheckpointSlot::new(saved.copied().flatten()));
+            slots.push((f.path.clone(), slot.clone()));
+            // A file saved with nothing read yet is read from its start, not from its tail:
+            // none of its lines was numbered.
+            let resume = match saved {
+                Some(Some(c)) => Some(Resume::At(c.resume_point())),
+                Some(None) => Some(Resume::FromStart),
+                None => None,
+            };
+            (slot, resume)
+        });
+        let (checkpoint, resume) = checkpoint.unzip();
+        let resume = resume.flatten();
         let sink = HubSink {
             hub: hub.clone(),
             file: ix,
             stats: stats.clone(),
+            checkpoint,
+            appended: None,
         };
         if f.is_stdin() {
             // Its threads are detached, not stopped at shutdown: a read on a pipe whose writer
             // never ends would keep the process alive.
             follow_stdin(&config.tail.follow, sink)?;
         } else {
-            sinks.push((f.path.clone(), sink));
+            sinks.push((f.path.clone(), sink, resume));
         }
     }
     let tail_config = config.tail.clone();
     let tailer = tokio::task::spawn_blocking(move || Tailer::start(&tail_config, sinks))
         .await
         .map_err(std::io::Error::other)?;
+    let checkpointer = match state_dir {
+        Some(dir) => {
+            tracing::info!(dir = %dir.path().display(), epoch, "checkpoints kept");
+            let carried = saved.map(|s| s.files).unwrap_or_default();
+            Some(Checkpointer::start(
+                dir,
+                epoch,
+                slots,
+                carried,
+                config.checkpoint_interval,
+            )?)
+        }
+        None => None,
+    };
 
     let (trigger, shutdown) = shutdown::channel();
     let mut server_config = config.server.clone();
@@ -190,7 +249,14 @@ pub async fn run(
     handle.stop(false).await;
     let _ = server_task.await;
     let _ = sweeper.await;
-    let _ = tokio::task::spawn_blocking(move || tailer.shutdown()).await;
+    let _ = tokio::task::spawn_blocking(move || {
+        tailer.shutdown();
+        // After the followers' last read, so the checkpoints hold all of it.
+        if let Some(checkpointer) = checkpointer {
+            checkpointer.shutdown();
+        }
+    })
+    .await;
     Ok(())
 }
 

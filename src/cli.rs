@@ -78,9 +78,24 @@ pub struct Cli {
     #[arg(long, env = "TAILCAST_STAT_INTERVAL", default_value = "1s", value_parser = parse_duration)]
     pub stat_interval: Duration,
 
-    /// An unfinished last line (no newline yet) is sent after this long without new bytes.
-    #[arg(long, env = "TAILCAST_PARTIAL_LINE_TIMEOUT", default_value = "1s", value_parser = parse_duration)]
+    /// An unfinished last line (no newline yet) is shown after this long without new bytes; it
+    /// gets its number (and becomes a line in the history) only when its newline comes, or when
+    /// the file is truncated or rotated away.
+    #[arg(long, env = "TAILCAST_PARTIAL_LINE_TIMEOUT", default_value = "200ms", value_parser = parse_duration)]
     pub partial_line_timeout: Duration,
+
+    /// Keep checkpoints here (file identity, read offset, line numbers, epoch) so that a
+    /// restart, a crash or an upgrade loses no line and repeats none: lines written while
+    /// tailcast was down arrive with the numbers they would have had, and clients resume with
+    /// their old cursors. Created if missing; one server per directory (it is locked).
+    #[arg(long, env = "TAILCAST_STATE_DIR", value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+
+    /// How often checkpoints are written to --state-dir (and once more at shutdown). A crash
+    /// loses nothing either way: lines past the last checkpoint are read again with their
+    /// numbers; a longer interval only means more to read again.
+    #[arg(long, env = "TAILCAST_CHECKPOINT_INTERVAL", default_value = "1s", value_parser = parse_duration)]
+    pub checkpoint_interval: Duration,
 
     /// After a rotation, how long the old file is still read (writers reopen their log late).
     #[arg(long, env = "TAILCAST_ROTATE_WAIT", default_value = "5s", value_parser = parse_duration)]
@@ -210,6 +225,10 @@ pub struct Config {
     pub hub: HubConfig,
     /// Transport settings.
     pub server: ServerConfig,
+    /// Where checkpoints are kept (`--state-dir`), if anywhere.
+    pub state_dir: Option<PathBuf>,
+    /// How often they are written.
+    pub checkpoint_interval: Duration,
 }
 
 impl Cli {
@@ -304,6 +323,8 @@ impl Cli {
                 base_path: self.base_path,
                 loopback_only: self.bind.ip().is_loopback(),
             },
+            state_dir: self.state_dir.filter(|d| !d.as_os_str().is_empty()),
+            checkpoint_interval: self.checkpoint_interval.max(Duration::from_millis(10)),
         })
     }
 }

@@ -11,6 +11,8 @@
 //! - [`http`]: actix-web routes: WebSocket sessions (actix-ws), long-poll, the embedded dashboard,
 //!   token and Origin checks, the JSON API.
 //! - [`protocol`]: every wire message, in one place.
+//! - [`state`]: checkpoints for `--state-dir`, so numbering and read positions survive restarts
+//!   and crashes.
 //! - [`cli`] and [`files`]: options, paths, globs and file ids; [`net`]: IP ranges for
 //!   `--trust-proxy`; [`tls`]: the certificate and key for https, reloadable; [`error`]: error
 //!   types at the boundaries; [`stats`]: counters; [`shutdown`]: the shutdown signal; [`app`]:
@@ -27,6 +29,7 @@ pub mod hub;
 pub mod net;
 pub mod protocol;
 pub mod shutdown;
+pub mod state;
 pub mod stats;
 pub mod tail;
 pub mod tls;

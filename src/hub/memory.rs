@@ -441,6 +441,15 @@ impl HistoryBackend for MemoryHistory {
         first_seq
     }
 
+    fn continue_numbering(&self, file: FileIx, next_seq: u64) {
+        let channel = &self.inner.files[file];
+        let mut shared = lock(&channel.shared);
+        if shared.history.is_empty() && shared.next_seq == 1 && next_seq > 1 {
+            shared.next_seq = next_seq;
+            channel.last_seq.store(next_seq - 1, Ordering::Release);
+        }
+    }
+
     fn set_state(&self, file: FileIx, state: FileState) {
         let channel = &self.inner.files[file];
         let mut shared = lock(&channel.shared);

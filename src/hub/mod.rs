@@ -113,6 +113,9 @@ pub trait HistoryBackend: Send + Sync + 'static {
     /// Numbers a batch, stores it (waiting, bounded, for readers to make room) and wakes the
     /// readers; returns its first seq.
     fn append(&self, file: FileIx, lines: LineBatch) -> u64;
+    /// Before a file's first line: its numbering goes on from an earlier run (a checkpoint), so
+    /// its next line gets `next_seq`. Does nothing once the file has lines.
+    fn continue_numbering(&self, file: FileIx, next_seq: u64);
     /// Records a state change of a file, in order with its lines.
     fn set_state(&self, file: FileIx, state: FileState);
     /// Records whether the file exists, how much of it was read, and why it cannot be read.
@@ -211,6 +214,11 @@ impl Hub {
     /// See [`HistoryBackend::append`].
     pub fn append(&self, file: FileIx, lines: LineBatch) -> u64 {
         self.backend.append(file, lines)
+    }
+
+    /// See [`HistoryBackend::continue_numbering`].
+    pub fn continue_numbering(&self, file: FileIx, next_seq: u64) {
+        self.backend.continue_numbering(file, next_seq)
     }
 
     /// See [`HistoryBackend::set_state`].

@@ -89,10 +89,108 @@ pub struct FileStatus {
 pub trait TailSink: Send + 'static {
     /// Complete lines, in file order.
     fn lines(&mut self, batch: LineBatch);
+    /// Where the lines of the `lines` call just made came from: every batch holds lines of one
+    /// file, consecutive in it. What checkpoints are made of.
+    fn origin(&mut self, _origin: &BatchOrigin) {}
+    /// The unfinished last line of the followed file, shown before its newline comes (it gets no
+    /// number until then); `None` once there is none any more.
+    fn pending(&mut self, _text: Option<&str>) {}
+    /// Called once, before any line, by a follower started with [`Follower::resume_at`]: how
+    /// many of the lines it is about to hand over lie before the resume point (lines read again
+    /// to refill the history).
+    fn resumed(&mut self, _lines_before: u64) {}
     /// A state change of the file.
     fn state(&mut self, state: FileState);
     /// The path's status; called when it changes.
     fn status(&mut self, status: FileStatus);
+}
+
+/// Which file generation lines came from: (dev, inode), the birth time where the file system
+/// records one, and the file's first bytes (at most [`HEAD_FINGERPRINT_BYTES`], only those read).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileIdentity {
+    /// Device of the file system.
+    pub dev: u64,
+    /// Inode number.
+    pub ino: u64,
+    /// Birth time, where recorded: tells a new file from a deleted one whose inode it reuses.
+    pub born: Option<SystemTime>,
+    head: [u8; HEAD_FINGERPRINT_BYTES],
+    head_len: u8,
+}
+
+impl FileIdentity {
+    /// An identity from its parts; `head` beyond [`HEAD_FINGERPRINT_BYTES`] is ignored.
+    pub fn new(dev: u64, ino: u64, born: Option<SystemTime>, head: &[u8]) -> Self {
+        let len = head.len().min(HEAD_FINGERPRINT_BYTES);
+        let mut bytes = [0; HEAD_FINGERPRINT_BYTES];
+        bytes[..len].copy_from_slice(&head[..len]);
+        FileIdentity {
+            dev,
+            ino,
+            born,
+            head: bytes,
+            head_len: len as u8,
+        }
+    }
+
+    /// The file's first bytes as they were read.
+    pub fn head(&self) -> &[u8] {
+        &self.head[..self.head_len as usize]
+    }
+
+    fn generation(&self) -> Generation {
+        Generation {
+            dev: self.dev,
+            ino: self.ino,
+            born: self.born,
+        }
+    }
+
+    /// True when `file` (described by `meta`) is this generation with the same first bytes.
+    fn matches(&self, file: &File, meta: &Metadata) -> bool {
+        if Generation::of(meta) != self.generation() {
+            return false;
+        }
+        let mut now = [0; HEAD_FINGERPRINT_BYTES];
+        let want = self.head_len as usize;
+        matches!(file.read_at(&mut now[..want], 0), Ok(n) if now[..n] == *self.head())
+    }
+}
+
+/// Where a batch of lines lies in its file: bytes `start..end` of `file`, from the start of its
+/// first line to the end of its last (the newline included).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchOrigin {
+    /// The file generation.
+    pub file: FileIdentity,
+    /// Offset of the first line.
+    pub start: u64,
+    /// Offset just past the last line.
+    pub end: u64,
+}
+
+/// How a follower restarted with a state directory starts, instead of at its file's tail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resume {
+    /// At a checkpoint.
+    At(ResumePoint),
+    /// At the start of the file at the path: the previous run had numbered none of its lines.
+    FromStart,
+}
+
+/// Where a follower restarted from a checkpoint picks up: lines of `file` up to offset `end` were
+/// handed over before, those from `run_start` on with consecutive numbers. The follower reads
+/// again from `run_start` (at most `initial_tail_bytes` before `end`, to refill the history), then
+/// on; a file rotated away meanwhile is found among the path's siblings and read to its end first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResumePoint {
+    /// The file that was being read.
+    pub file: FileIdentity,
+    /// From here to `end`, its lines were numbered consecutively.
+    pub run_start: u64,
+    /// Offset just past the last line handed over.
+    pub end: u64,
 }
 
 /// Settings of a follower; every interval is a `Duration` so tests can shrink it.
@@ -102,7 +200,7 @@ pub struct FollowConfig {
     pub max_line_bytes: usize,
     /// Bytes read per `read` call; lines are handed over in batches of about this size.
     pub read_chunk_bytes: usize,
-    /// An unfinished last line is emitted after this long without new bytes.
+    /// An unfinished last line is shown (without a number) after this long without new bytes.
     pub partial_line_timeout: Duration,
     /// How long a rotated-away file is still read.
     pub rotate_wait: Duration,
@@ -118,7 +216,7 @@ impl Default for FollowConfig {
         FollowConfig {
             max_line_bytes: 64 * 1024,
             read_chunk_bytes: DEFAULT_READ_CHUNK_BYTES,
-            partial_line_timeout: Duration::from_millis(1000),
+            partial_line_timeout: Duration::from_millis(200),
             rotate_wait: Duration::from_secs(5),
             initial_tail_bytes: 1024 * 1024,
             coalesce: Duration::ZERO,
@@ -199,6 +297,7 @@ impl Generation {
 struct OpenFile {
     file: File,
     generation: Generation,
+    /// Bytes read (or skipped) so far.
     offset: u64,
     splitter: LineSplitter,
     /// When bytes were last read (for the partial-line timeout).
@@ -211,6 +310,17 @@ struct OpenFile {
 }
 
 impl OpenFile {
+    /// Its identity, with the first bytes read so far.
+    fn identity(&self) -> FileIdentity {
+        let g = self.generation;
+        FileIdentity::new(g.dev, g.ino, g.born, &self.head.bytes[..self.head.len])
+    }
+
+    /// Where the unfinished line starts (the end of the last complete line).
+    fn line_start(&self) -> u64 {
+        self.offset.saturating_sub(self.splitter.pending_bytes())
+    }
+
     /// True when `meta` describes this file.
     fn is(&self, meta: &Metadata) -> bool {
         (self.generation.dev, self.generation.ino) == (meta.dev(), meta.ino())
@@ -306,6 +416,10 @@ pub struct Follower<S: TailSink> {
     generations: VecDeque<Generation>,
     /// The status the sink was last given.
     reported: Option<FileStatus>,
+    /// The unfinished line the sink was last shown.
+    shown_pending: Option<String>,
+    /// Where the first check picks up, for a follower restarted with a state directory.
+    resume: Option<Resume>,
     reader: Reader<S>,
 }
 
@@ -320,7 +434,15 @@ impl<S: TailSink> Follower<S> {
             draining: Vec::new(),
             generations: VecDeque::with_capacity(REMEMBERED_GENERATIONS),
             reported: None,
+            shown_pending: None,
+            resume: None,
         }
+    }
+
+    /// Makes the first check pick up as `resume` says instead of at the file's last
+    /// `initial_tail_bytes`.
+    pub fn resume_at(&mut self, resume: Resume) {
+        self.resume = Some(resume);
     }
 
     /// The followed path.
@@ -343,24 +465,30 @@ impl<S: TailSink> Follower<S> {
     pub fn check(&mut self) {
         let now = Instant::now();
         self.reader.errors.begin_check();
+        match self.resume.take() {
+            Some(Resume::At(point)) => self.resume_from(point, now),
+            Some(Resume::FromStart) => {
+                self.reader.sink.resumed(0);
+                // Opened at byte 0 by the look below, without a `Created`.
+                self.state = PathState::RotatedAway;
+            }
+            None => {}
+        }
         self.read_draining(now);
-        let emits_before = self.reader.emits;
-        let mark = self.reader.batch.len();
         self.look_at_path(now);
-        if !self.draining.is_empty()
-            && self.reader.emits == emits_before
-            && self.reader.batch.len() > mark
-        {
+        let current = self.state.open().map(OpenFile::identity);
+        if !self.draining.is_empty() && current.is_some_and(|c| self.reader.holds_lines_of(&c)) {
             // While the current file was read, the application may still have written to a
             // rotated one (it writes there until it reopens its log): those lines came before the
             // current file's lines just read, so they go first.
-            let current_lines = self.reader.batch.split_off(mark);
+            let current_lines = self.reader.take_pending();
             self.read_draining(now);
-            self.reader.batch.append(current_lines);
+            self.reader.emit_now();
+            self.reader.restore_pending(current_lines);
         }
         self.reader.errors.end_check(&self.path);
         let now = Instant::now();
-        self.flush_idle_partials(now);
+        self.show_pending(now);
         self.reader.emit_if_due(now);
         let status = self.state.status();
         if self.reported.as_ref() != Some(&status) {
@@ -386,7 +514,7 @@ impl<S: TailSink> Follower<S> {
         if !current_still_at_path && self.leave_path(PathState::RotatedAway, now).is_some() {
             self.reader.announce(FileState::Rotated);
         }
-        let mut missed = self.open_file(file, &meta, 0, now);
+        let mut missed = self.open_file(file, &meta, 0, false, now);
         self.reader.read_to_end(&mut missed);
         self.retire(missed, now);
         if current_still_at_path {
@@ -409,26 +537,27 @@ impl<S: TailSink> Follower<S> {
     /// flush, end of a rotation grace period), if any.
     pub fn next_deadline(&self) -> Option<Instant> {
         let timeout = self.config.partial_line_timeout;
-        let partial = self
-            .state
-            .open()
-            .into_iter()
-            .chain(self.draining.iter().map(|d| &d.open))
-            .filter_map(|open| open.partial_due(timeout));
+        let partial = match self.shown_pending {
+            Some(_) => None,
+            None => self.state.open().and_then(|open| open.partial_due(timeout)),
+        };
         let drains = self.draining.iter().map(|d| d.until);
-        partial.chain(drains).chain(self.reader.hold_until).min()
+        partial
+            .into_iter()
+            .chain(drains)
+            .chain(self.reader.hold_until)
+            .min()
     }
 
-    /// Reads every open file to its end and flushes its partial line (shutdown): the current
-    /// file's complete lines, then each rotated file's, then the current file's unfinished line.
+    /// Reads every open file to its end (shutdown): the current file's complete lines, then each
+    /// rotated file's with its unfinished line (its grace period is cut short). The current
+    /// file's unfinished line is not a line yet: it stays unnumbered, to be read whole when its
+    /// newline comes (after a restart, from the checkpoint).
     pub fn finish(&mut self) {
         self.read_current();
         for mut draining in self.draining.drain(..) {
             self.reader.read_to_end(&mut draining.open);
             self.reader.flush_partial(&mut draining.open);
-        }
-        if let Some(open) = self.state.open_mut() {
-            self.reader.flush_partial(open);
         }
         self.reader.emit_now();
     }
@@ -507,7 +636,11 @@ impl<S: TailSink> Follower<S> {
             _ => 0,
         };
         let created = matches!(self.state, PathState::Missing | PathState::Unreadable(_));
-        self.state = PathState::Open(self.open_file(file, &meta, offset, now));
+        let open = self.open_file(file, &meta, offset, offset > 0, now);
+        if offset == 0 {
+            self.reader.starts_at(&open);
+        }
+        self.state = PathState::Open(open);
         if created {
             self.reader.announce(FileState::Created);
         }
@@ -551,8 +684,16 @@ impl<S: TailSink> Follower<S> {
         }
     }
 
-    /// Starts reading `file` at `offset`, and remembers its generation.
-    fn open_file(&mut self, file: File, meta: &Metadata, offset: u64, now: Instant) -> OpenFile {
+    /// Starts reading `file` at `offset` (dropping bytes up to the first newline when
+    /// `mid_line`), and remembers its generation.
+    fn open_file(
+        &mut self,
+        file: File,
+        meta: &Metadata,
+        offset: u64,
+        mid_line: bool,
+        now: Instant,
+    ) -> OpenFile {
         if self.generations.len() == REMEMBERED_GENERATIONS {
             self.generations.pop_front();
         }
@@ -565,7 +706,7 @@ impl<S: TailSink> Follower<S> {
             splitter: LineSplitter::new(self.config.max_line_bytes),
             last_data: now,
             head: Head::default(),
-            skip_to_newline: offset > 0,
+            skip_to_newline: mid_line,
             read_error: None,
         };
         open.head.refresh(&open.file, open.offset);
@@ -595,16 +736,160 @@ impl<S: TailSink> Follower<S> {
         });
     }
 
-    fn flush_idle_partials(&mut self, now: Instant) {
+    /// Shows the current file's unfinished line once it has waited `partial_line_timeout` for
+    /// its newline (and keeps the shown text up to date), or says there is none any more.
+    fn show_pending(&mut self, now: Instant) {
         let timeout = self.config.partial_line_timeout;
-        let current = self.state.open_mut();
-        let rotated = self.draining.iter_mut().map(|d| &mut d.open);
-        for open in current.into_iter().chain(rotated) {
-            if open.partial_due(timeout).is_some_and(|due| now >= due) {
-                self.reader.flush_partial(open);
+        let shown = self.shown_pending.is_some();
+        let text = self
+            .state
+            .open()
+            .filter(|open| {
+                open.partial_due(timeout)
+                    .is_some_and(|due| shown || now >= due)
+            })
+            .map(|open| open.splitter.partial_text());
+        if text.as_deref() == self.shown_pending.as_deref() {
+            return;
+        }
+        let text = text.map(|t| t.into_owned());
+        // The lines before it go first: a client shows the pending text after them.
+        self.reader.emit_now();
+        self.reader.sink.pending(text.as_deref());
+        self.shown_pending = text;
+    }
+
+    /// Picks up where a checkpoint says the previous run stopped (see [`ResumePoint`]); tells
+    /// the sink how many lines before the point are read again. What the path names now is
+    /// looked at by the check that follows.
+    fn resume_from(&mut self, point: ResumePoint, now: Instant) {
+        if let Ok((file, meta)) = open_regular(&self.path) {
+            if Generation::of(&meta) == point.file.generation() {
+                if meta.len() >= point.end && point.file.matches(&file, &meta) {
+                    let (start, before) =
+                        resume_start(&file, &point, self.config.initial_tail_bytes);
+                    self.reader.sink.resumed(before);
+                    self.state = PathState::Open(self.open_file(file, &meta, start, false, now));
+                } else {
+                    tracing::warn!(
+                        "{} was rewritten while tailcast was stopped; reading it from its start",
+                        self.path.display()
+                    );
+                    self.reader.sink.resumed(0);
+                    self.state = PathState::Open(self.open_file(file, &meta, 0, false, now));
+                    self.reader.announce(FileState::Truncated);
+                }
+                return;
+            }
+        }
+        // Another file (or none) is at the path: the one being read was rotated away meanwhile.
+        match find_generation(&self.path, &point) {
+            Some((file, meta)) => {
+                let (start, before) = resume_start(&file, &point, self.config.initial_tail_bytes);
+                self.reader.sink.resumed(before);
+                let mut old = self.open_file(file, &meta, start, false, now);
+                self.reader.read_to_end(&mut old);
+                self.retire(old, now);
+                self.state = PathState::RotatedAway;
+                self.reader.announce(FileState::Rotated);
+            }
+            None => {
+                tracing::warn!(
+                    "the file read as {} before tailcast stopped is gone (not at the path, not \
+                     among its siblings): lines written to it after byte {} cannot be read",
+                    self.path.display(),
+                    point.end
+                );
+                self.reader.sink.resumed(0);
+                self.state = PathState::Missing;
             }
         }
     }
+}
+
+/// Where a resumed file is read from, and how many complete lines lie between there and
+/// `point.end`: from `point.run_start`, or from the first line that starts within
+/// `budget` bytes of the end when the run is longer (the history holds no more anyway).
+fn resume_start(file: &File, point: &ResumePoint, budget: u64) -> (u64, u64) {
+    let mut start = point.run_start.max(point.end.saturating_sub(budget));
+    if start > point.run_start && !byte_at_is_newline(file, start - 1) {
+        start = next_line_start(file, start, point.end);
+    }
+    (start, count_newlines(file, start, point.end))
+}
+
+fn byte_at_is_newline(file: &File, at: u64) -> bool {
+    let mut byte = [0];
+    matches!(file.read_at(&mut byte, at), Ok(1) if byte[0] == b'\n')
+}
+
+/// The offset just past the first newline at or after `from` (`end` if none comes before it).
+fn next_line_start(file: &File, from: u64, end: u64) -> u64 {
+    let mut buf = vec![0; 64 * 1024];
+    let mut at = from;
+    while at < end {
+        let want = buf.len().min((end - at) as usize);
+        let n = match file.read_at(&mut buf[..want], at) {
+            Ok(0) | Err(_) => return end,
+            Ok(n) => n,
+        };
+        if let Some(i) = buf[..n].iter().position(|&b| b == b'\n') {
+            return at + i as u64 + 1;
+        }
+        at += n as u64;
+    }
+    end
+}
+
+fn count_newlines(file: &File, from: u64, end: u64) -> u64 {
+    let mut buf = vec![0; 64 * 1024];
+    let (mut at, mut count) = (from, 0);
+    while at < end {
+        let want = buf.len().min((end - at) as usize);
+        let n = match file.read_at(&mut buf[..want], at) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        count += buf[..n].iter().filter(|&&b| b == b'\n').count() as u64;
+        at += n as u64;
+    }
+    count
+}
+
+/// Most directory entries looked at when searching for a rotated generation.
+const MAX_SIBLINGS_SCANNED: usize = 10_000;
+
+/// The generation `point` names, looked for among the followed path's rotated siblings (names
+/// that start with the path's file name, in the same directory: `app.log.1`, `app.log-2026...`),
+/// if it is still there, whole (at least `point.end` bytes, the same first bytes).
+fn find_generation(path: &Path, point: &ResumePoint) -> Option<(File, Metadata)> {
+    let (dir, name) = (path.parent()?, path.file_name()?.as_encoded_bytes());
+    let entries = std::fs::read_dir(dir).ok()?;
+    for entry in entries.take(MAX_SIBLINGS_SCANNED).flatten() {
+        let sibling = entry.file_name();
+        let sibling = sibling.as_encoded_bytes();
+        if sibling.len() <= name.len() || !sibling.starts_with(name) {
+            continue;
+        }
+        let candidate = entry.path();
+        let Ok(meta) = std::fs::metadata(&candidate) else {
+            continue;
+        };
+        if Generation::of(&meta) != point.file.generation() {
+            continue;
+        }
+        let (file, meta) = open_regular(&candidate).ok()?;
+        if meta.len() >= point.end && point.file.matches(&file, &meta) {
+            tracing::info!(
+                "{} was rotated to {} while tailcast was stopped; reading it on from byte {}",
+                path.display(),
+                candidate.display(),
+                point.end
+            );
+            return Some((file, meta));
+        }
+    }
+    None
 }
 
 /// Why a path cannot be followed, in a short sentence for clients (the log has the path and the
@@ -638,6 +923,9 @@ struct Reader<S> {
     emits: u64,
     /// Lines are held back (coalescing) until this instant.
     hold_until: Option<Instant>,
+    /// Where the lines of `batch` lie in their file (a batch holds lines of one file only);
+    /// after a batch is handed over, where the next one of that file would start.
+    origin: Option<BatchOrigin>,
     errors: ErrorLog,
 }
 
@@ -653,8 +941,66 @@ impl<S: TailSink> Reader<S> {
             last_emit: None,
             emits: 0,
             hold_until: None,
+            origin: None,
             errors: ErrorLog::default(),
         }
+    }
+
+    /// Lines of `open` are about to join the batch: the batch is handed over first if it holds
+    /// lines from elsewhere (another file, or an earlier place in this one).
+    fn lines_from(&mut self, open: &OpenFile) {
+        let start = open.line_start();
+        let identity = open.identity();
+        let continues = self
+            .origin
+            .is_some_and(|o| o.file.generation() == identity.generation() && o.end == start);
+        if !continues {
+            self.emit_now();
+            self.origin = Some(BatchOrigin {
+                file: identity,
+                start,
+                end: start,
+            });
+        }
+    }
+
+    /// The batch now holds the lines of `open` up to its unfinished one.
+    fn lines_up_to(&mut self, open: &OpenFile, end: u64) {
+        if let Some(origin) = &mut self.origin {
+            origin.end = end;
+            origin.file = open.identity();
+        }
+    }
+
+    /// Tells the sink where the lines of `open`, just opened at a line start, will come from
+    /// (before any of them: what a checkpoint holds until the first line).
+    fn starts_at(&mut self, open: &OpenFile) {
+        self.emit_now();
+        let start = open.line_start();
+        self.sink.origin(&BatchOrigin {
+            file: open.identity(),
+            start,
+            end: start,
+        });
+    }
+
+    /// True when the batch holds lines of `file`.
+    fn holds_lines_of(&self, file: &FileIdentity) -> bool {
+        !self.batch.is_empty()
+            && self
+                .origin
+                .is_some_and(|o| o.file.generation() == file.generation())
+    }
+
+    /// Takes the batch and its origin out (to let other lines go first).
+    fn take_pending(&mut self) -> (LineBatch, Option<BatchOrigin>) {
+        (std::mem::take(&mut self.batch), self.origin.take())
+    }
+
+    /// Puts back what [`take_pending`](Self::take_pending) took; the batch must be empty.
+    fn restore_pending(&mut self, (batch, origin): (LineBatch, Option<BatchOrigin>)) {
+        self.batch = batch;
+        self.origin = origin;
     }
 
     /// Reads `open` from its offset to the end of file, handing lines over batch by batch.
@@ -674,21 +1020,30 @@ impl<S: TailSink> Reader<S> {
                     break;
                 }
             };
-            open.offset += n as u64;
             // Not the check's start time: handing a batch over may wait (the sink may pace reading),
             // and a partial line must not look idle because the read took long.
             open.last_data = Instant::now();
-            let mut chunk = &self.buf[..n];
+            let mut from = 0;
             if open.skip_to_newline {
-                match chunk.iter().position(|&b| b == b'\n') {
+                match self.buf[..n].iter().position(|&b| b == b'\n') {
                     Some(i) => {
-                        chunk = &chunk[i + 1..];
+                        from = i + 1;
                         open.skip_to_newline = false;
                     }
-                    None => continue,
+                    None => {
+                        open.offset += n as u64;
+                        continue;
+                    }
                 }
             }
-            open.splitter.feed(chunk, &mut self.batch);
+            // Everything before `open.offset` has been fed (or skipped): `line_start` is exact.
+            open.offset += from as u64;
+            self.lines_from(open);
+            open.offset += (n - from) as u64;
+            open.splitter.feed(&self.buf[from..n], &mut self.batch);
+            // Known before the lines leave: a checkpoint names the file by its first bytes too.
+            open.head.refresh(&open.file, open.offset);
+            self.lines_up_to(open, open.line_start());
             if self.batch.text_bytes() >= self.batch_bytes {
                 self.emit_batch();
             }
@@ -697,7 +1052,12 @@ impl<S: TailSink> Reader<S> {
     }
 
     fn flush_partial(&mut self, open: &mut OpenFile) {
+        if !open.splitter.has_partial() {
+            return;
+        }
+        self.lines_from(open);
         open.splitter.flush(&mut self.batch);
+        self.lines_up_to(open, open.offset);
         self.emit_batch();
     }
 
@@ -731,6 +1091,10 @@ impl<S: TailSink> Reader<S> {
         self.hold_until = None;
         if !self.batch.is_empty() {
             self.sink.lines(std::mem::take(&mut self.batch));
+            if let Some(origin) = &mut self.origin {
+                self.sink.origin(origin);
+                origin.start = origin.end;
+            }
             self.last_emit = Some(Instant::now());
             self.emits += 1;
         }

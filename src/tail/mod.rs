@@ -31,7 +31,8 @@ use notify::event::{ModifyKind, RenameMode};
 use notify::{EventKind, RecursiveMode, Watcher};
 
 pub use follower::{
-    FileState, FileStatus, FollowConfig, Follower, TailSink, DEFAULT_READ_CHUNK_BYTES,
+    BatchOrigin, FileIdentity, FileState, FileStatus, FollowConfig, Follower, Resume, ResumePoint,
+    TailSink, DEFAULT_READ_CHUNK_BYTES,
 };
 pub use open::open_regular;
 pub use splitter::{LineBatch, LineSplitter};
@@ -92,12 +93,16 @@ const MAX_QUEUED_ROTATIONS: usize = 64;
 type WakeMap = HashMap<PathBuf, Vec<WakeEntry>>;
 
 impl Tailer {
-    /// Starts one follower thread per `(path, sink)`. Paths should be absolute. The first check of
-    /// every follower has run when this returns, so the initial tail of each file is in its sink.
-    pub fn start<S: TailSink>(config: &TailConfig, files: Vec<(PathBuf, S)>) -> Tailer {
+    /// Starts one follower thread per `(path, sink, resume point)`. Paths should be absolute. The
+    /// first check of every follower has run when this returns, so the initial tail of each file
+    /// (or, for a file resumed from a checkpoint, everything from the checkpoint on) is in its sink.
+    pub fn start<S: TailSink>(
+        config: &TailConfig,
+        files: Vec<(PathBuf, S, Option<Resume>)>,
+    ) -> Tailer {
         let mut wake_map: WakeMap = HashMap::new();
         let mut threads = Vec::with_capacity(files.len());
-        for (path, sink) in files {
+        for (path, sink, resume) in files {
             let (wake_tx, wake_rx) = sync_channel::<()>(1);
             let stop = Arc::new(AtomicBool::new(false));
             let draining = Arc::new(AtomicBool::new(false));
@@ -114,6 +119,9 @@ impl Tailer {
                     });
             }
             let mut follower = Follower::new(path.clone(), config.follow.clone(), sink);
+            if let Some(resume) = resume {
+                follower.resume_at(resume);
+            }
             follower.check();
             let thread_stop = stop.clone();
             let stat_interval = config.stat_interval;

@@ -75,31 +75,6 @@ impl LineBatch {
         self.truncated.shrink_to_fit();
     }
 
-    /// Removes lines `at..` and returns them as a batch of their own.
-    pub fn split_off(&mut self, at: usize) -> LineBatch {
-        let mut rest = LineBatch::default();
-        let start = if at == 0 {
-            0
-        } else {
-            self.ends[at - 1] as usize
-        };
-        for i in at..self.len() {
-            let truncated = self.truncated.contains(&(i as u32));
-            rest.push(self.line(i), truncated);
-        }
-        self.text.truncate(start);
-        self.ends.truncate(at);
-        self.truncated.retain(|&i| (i as usize) < at);
-        rest
-    }
-
-    /// Adds the lines of `other` after these.
-    pub fn append(&mut self, other: LineBatch) {
-        for (i, line) in other.lines().enumerate() {
-            self.push(line, other.truncated.contains(&(i as u32)));
-        }
-    }
-
     /// Removes every line, keeping the allocations.
     pub fn clear(&mut self) {
         self.text.clear();
@@ -137,6 +112,9 @@ pub struct LineSplitter {
     /// The last flush emitted a line whose input ended in `\r`; a `\n` arriving next belongs
     /// to it.
     flushed_after_cr: bool,
+    /// Input bytes fed since the last line ended (kept or discarded): where the unfinished line
+    /// starts, counted back from the end of what was fed.
+    pending_bytes: u64,
 }
 
 impl LineSplitter {
@@ -148,7 +126,19 @@ impl LineSplitter {
             partial_over_cap: false,
             partial_ends_in_cr: false,
             flushed_after_cr: false,
+            pending_bytes: 0,
         }
+    }
+
+    /// Input bytes fed since the last line ended: the unfinished line's length in the input
+    /// (before the cap), so that `bytes fed - pending_bytes()` is where it starts.
+    pub fn pending_bytes(&self) -> u64 {
+        self.pending_bytes
+    }
+
+    /// The unfinished line held so far (capped, `\r` kept), for showing before it is complete.
+    pub fn partial_text(&self) -> std::borrow::Cow<'_, str> {
+        String::from_utf8_lossy(cap_utf8(&self.partial, self.max_line_bytes))
     }
 
     /// True when an unfinished line is being held.
@@ -166,6 +156,10 @@ impl LineSplitter {
             if let Some(rest) = bytes.strip_prefix(b"\n") {
                 bytes = rest;
             }
+        }
+        match bytes.iter().rposition(|&b| b == b'\n') {
+            Some(last) => self.pending_bytes = (bytes.len() - last - 1) as u64,
+            None => self.pending_bytes += bytes.len() as u64,
         }
         while let Some(newline) = memchr_newline(bytes) {
             let (head, tail) = (&bytes[..newline], &bytes[newline + 1..]);
@@ -192,6 +186,7 @@ impl LineSplitter {
             self.flushed_after_cr = self.partial_ends_in_cr;
             self.emit_partial(out, true);
         }
+        self.pending_bytes = 0;
     }
 
     fn append_partial(&mut self, bytes: &[u8]) {
@@ -258,22 +253,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn split_off_and_append_keep_lines_and_truncation_marks() {
-        let mut batch = LineBatch::default();
-        batch.push("a", false);
-        batch.push("bb", true);
-        batch.push("ccc", true);
-        let rest = batch.split_off(1);
-        assert_eq!(batch.lines().collect::<Vec<_>>(), ["a"]);
-        assert!(batch.truncated().is_empty());
-        assert_eq!(rest.lines().collect::<Vec<_>>(), ["bb", "ccc"]);
-        assert_eq!(rest.truncated(), [0, 1]);
-        batch.push("d", false);
-        batch.append(rest);
-        assert_eq!(batch.lines().collect::<Vec<_>>(), ["a", "d", "bb", "ccc"]);
-        assert_eq!(batch.truncated(), [2, 3]);
-        assert_eq!(batch.text_bytes(), 7);
-        assert_eq!(batch.split_off(4).len(), 0);
+    fn pending_bytes_say_where_the_unfinished_line_starts() {
+        let mut splitter = LineSplitter::new(4);
+        let mut out = LineBatch::default();
+        splitter.feed(b"one\ntw", &mut out);
+        assert_eq!(splitter.pending_bytes(), 2);
+        // Past the cap the bytes are dropped but still counted: they are in the file.
+        splitter.feed(b"o and more", &mut out);
+        assert_eq!(splitter.pending_bytes(), 12);
+        assert_eq!(splitter.partial_text(), "two ");
+        splitter.feed(b"\nthree\n", &mut out);
+        assert_eq!(splitter.pending_bytes(), 0);
+        splitter.feed(b"x\r", &mut out);
+        splitter.flush(&mut out);
+        assert_eq!(splitter.pending_bytes(), 0);
+        // The `\n` of a flushed `\r` belongs to the flushed line.
+        splitter.feed(b"\nab", &mut out);
+        assert_eq!(splitter.pending_bytes(), 2);
+        assert_eq!(
+            out.lines().collect::<Vec<_>>(),
+            ["one", "two ", "thre", "x"]
+        );
     }
 
     fn split(max: usize, chunks: &[&[u8]]) -> (Vec<String>, Vec<u32>) {

@@ -1,0 +1,666 @@
+//! Checkpoints for `--state-dir`: the numbering and read position of every file survive a
+//! restart, a crash or an upgrade.
+//!
+//! Per file, a [`Checkpoint`] names the file generation being read (dev, inode, birth time, first
+//! bytes), how far its lines were handed to the hub (`end`) and the seq of the last one, and a
+//! *run*: the offset from which that generation's lines were numbered consecutively. Numbering is
+//! a function of the file's bytes (a line gets its seq when its newline is read, never before), so
+//! a restarted tailcast that reads again from the run gives every line the seq it had, and lines
+//! past the checkpoint (read before a crash, or written while tailcast was down) the seqs a
+//! tailcast that never stopped would have given them: nothing is lost, nothing repeats by seq.
+//!
+//! The sinks update a [`CheckpointSlot`] per file after every batch (one uncontended lock); a
+//! [`Checkpointer`] thread writes the slots that changed every `--checkpoint-interval`, and once
+//! more at shutdown, to `checkpoints.json` by write, fsync, rename, fsync of the directory. The
+//! directory is locked (`flock`) so that two servers never share it. A missing file means a first
+//! start; a truncated, garbled, other-version or other-host file gets one warning, is kept aside as
+//! `checkpoints.json.bad`, and the run starts a fresh numbering (a new epoch: clients are told to
+//! reset). What this does not keep: a rotated file still being written when tailcast stops (only
+//! the generation at the path is checkpointed), and lines of a generation deleted or compressed
+//! while tailcast was down.
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+use crate::tail::{BatchOrigin, FileIdentity, ResumePoint};
+
+/// The state file's name in the state directory.
+pub const STATE_FILE: &str = "checkpoints.json";
+/// Where an unreadable state file is kept for inspection.
+const BAD_STATE_FILE: &str = "checkpoints.json.bad";
+const LOCK_FILE: &str = "lock";
+/// The version of the state file's format this build reads and writes.
+pub const STATE_VERSION: u32 = 1;
+/// Most checkpoints of files not followed in this run that are carried over to the next.
+const MAX_CARRIED: usize = 10_000;
+/// Largest state file read (a bigger one is not ours).
+const MAX_STATE_BYTES: u64 = 64 << 20;
+
+/// Why the state directory cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// The directory cannot be made or opened.
+    #[error("cannot use the state directory {dir}: {source}")]
+    Dir {
+        /// The directory.
+        dir: PathBuf,
+        /// What failed.
+        source: io::Error,
+    },
+    /// Another tailcast holds the directory.
+    #[error(
+        "the state directory {0} is in use by another tailcast: give each server its own \
+         --state-dir"
+    )]
+    Locked(PathBuf),
+}
+
+/// How far one file was read and numbered; see the module documentation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Checkpoint {
+    /// The generation being read.
+    pub file: FileIdentity,
+    /// The run: from this offset to `end`, the generation's lines have consecutive seqs.
+    pub run_start: u64,
+    /// Offset just past the last line handed over.
+    pub end: u64,
+    /// Seq of that line: the file's newest seq.
+    pub last_seq: u64,
+}
+
+impl Checkpoint {
+    /// Where a follower picks up.
+    pub fn resume_point(&self) -> ResumePoint {
+        ResumePoint {
+            file: self.file,
+            run_start: self.run_start,
+            end: self.end,
+        }
+    }
+
+    /// The checkpoint after the lines `first_seq..=last_seq`, which lie at `origin`: the run goes
+    /// on when they follow the previous lines in the same generation, else a new one starts.
+    pub fn after(
+        previous: Option<Checkpoint>,
+        origin: &BatchOrigin,
+        first_seq: u64,
+        last_seq: u64,
+    ) -> Checkpoint {
+        let run_start = match previous {
+            Some(p)
+                if same_generation(&p.file, &origin.file)
+                    && p.end == origin.start
+                    && p.last_seq + 1 == first_seq =>
+            {
+                p.run_start
+            }
+            _ => origin.start,
+        };
+        Checkpoint {
+            file: origin.file,
+            run_start,
+            end: origin.end,
+            last_seq,
+        }
+    }
+}
+
+fn same_generation(a: &FileIdentity, b: &FileIdentity) -> bool {
+    (a.dev, a.ino, a.born) == (b.dev, b.ino, b.born)
+}
+
+/// One file's latest checkpoint, shared by its sink (which updates it) and the checkpointer.
+#[derive(Debug, Default)]
+pub struct CheckpointSlot {
+    inner: Mutex<SlotState>,
+}
+
+#[derive(Debug, Default)]
+struct SlotState {
+    checkpoint: Option<Checkpoint>,
+    changed: bool,
+}
+
+impl CheckpointSlot {
+    /// A slot holding what the previous run saved, if anything.
+    pub fn new(saved: Option<Checkpoint>) -> Self {
+        CheckpointSlot {
+            inner: Mutex::new(SlotState {
+                checkpoint: saved,
+                changed: false,
+            }),
+        }
+    }
+
+    /// The checkpoint held.
+    pub fn get(&self) -> Option<Checkpoint> {
+        self.lock().checkpoint
+    }
+
+    /// Records where the file's first lines will come from (the file opened at start, before any
+    /// line), unless a checkpoint is held already: a crash before the first line is numbered
+    /// then still resumes in that file, from there.
+    pub fn start_at(&self, origin: &BatchOrigin, last_seq: u64) {
+        let mut state = self.lock();
+        if state.checkpoint.is_none() {
+            state.checkpoint = Some(Checkpoint {
+                file: origin.file,
+                run_start: origin.start,
+                end: origin.start,
+                last_seq,
+            });
+            state.changed = true;
+        }
+    }
+
+    /// Records that lines `first_seq..=last_seq` from `origin` were handed to the hub.
+    pub fn advance(&self, origin: &BatchOrigin, first_seq: u64, last_seq: u64) {
+        let mut state = self.lock();
+        state.checkpoint = Some(Checkpoint::after(
+            state.checkpoint,
+            origin,
+            first_seq,
+            last_seq,
+        ));
+        state.changed = true;
+    }
+
+    /// The checkpoint, and whether it changed since the last call.
+    fn take_changed(&self) -> (Option<Checkpoint>, bool) {
+        let mut state = self.lock();
+        let changed = std::mem::take(&mut state.changed);
+        (state.checkpoint, changed)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, SlotState> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The state file, as written.
+#[derive(Debug, Serialize, Deserialize)]
+struct StateFile {
+    format: String,
+    version: u32,
+    host: String,
+    epoch: u64,
+    files: Vec<FileRecord>,
+}
+
+/// One file's checkpoint in the state file; `position` is absent for a file that had no file
+/// to read yet (its numbering starts with the first line of whatever appears at the path).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct FileRecord {
+    path: PathBuf,
+    position: Option<PositionRecord>,
+    last_seq: u64,
+}
+
+/// Where in which file generation a checkpoint is.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct PositionRecord {
+    dev: u64,
+    ino: u64,
+    /// Birth time in nanoseconds since the Unix epoch, where the file system records it.
+    born_ns: Option<u128>,
+    /// The first bytes of the file, in hex.
+    head: String,
+    run_start: u64,
+    end: u64,
+}
+
+const FORMAT_NAME: &str = "tailcast-state";
+
+impl FileRecord {
+    fn of(path: &Path, c: Option<&Checkpoint>) -> FileRecord {
+        FileRecord {
+            path: path.to_path_buf(),
+            position: c.map(PositionRecord::of),
+            last_seq: c.map_or(0, |c| c.last_seq),
+        }
+    }
+
+    /// The checkpoint (`Ok(None)`: the file was to be read from its start); `Err` when invalid.
+    fn checkpoint(&self) -> Result<Option<Checkpoint>, ()> {
+        match &self.position {
+            None if self.last_seq == 0 => Ok(None),
+            None => Err(()),
+            Some(position) => position.checkpoint(self.last_seq).map(Some).ok_or(()),
+        }
+    }
+}
+
+impl PositionRecord {
+    fn of(c: &Checkpoint) -> PositionRecord {
+        PositionRecord {
+            dev: c.file.dev,
+            ino: c.file.ino,
+            born_ns: c
+                .file
+                .born
+                .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+                .map(|d| d.as_nanos()),
+            head: hex(c.file.head()),
+            run_start: c.run_start,
+            end: c.end,
+        }
+    }
+
+    fn checkpoint(&self, last_seq: u64) -> Option<Checkpoint> {
+        let head = unhex(&self.head)?;
+        let born = match self.born_ns {
+            Some(ns) => {
+                let ns = u64::try_from(ns).ok()?;
+                Some(UNIX_EPOCH + Duration::from_nanos(ns))
+            }
+            None => None,
+        };
+        if self.run_start > self.end {
+            return None;
+        }
+        Some(Checkpoint {
+            file: FileIdentity::new(self.dev, self.ino, born, &head),
+            run_start: self.run_start,
+            end: self.end,
+            last_seq,
+        })
+    }
+}
+
+/// What the state directory held at start.
+#[derive(Debug)]
+pub struct Saved {
+    /// The numbering's epoch, kept from the previous run; `None` to start a fresh one.
+    pub epoch: Option<u64>,
+    /// Checkpoints by absolute path; `None` for a file that had nothing to read yet (it is read
+    /// from its start: no line of it was numbered).
+    pub files: HashMap<PathBuf, Option<Checkpoint>>,
+}
+
+/// An open, locked state directory.
+#[derive(Debug)]
+pub struct StateDir {
+    dir: PathBuf,
+    /// Held open for the `flock`; the lock goes with the process.
+    _lock: File,
+}
+
+impl StateDir {
+    /// Makes (if needed) and locks `dir`.
+    pub fn open(dir: &Path) -> Result<StateDir, StateError> {
+        let fail = |source| StateError::Dir {
+            dir: dir.to_path_buf(),
+            source,
+        };
+        std::fs::create_dir_all(dir).map_err(fail)?;
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join(LOCK_FILE))
+            .map_err(fail)?;
+        // SAFETY: flock on a descriptor this function owns; no memory is involved.
+        if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            let e = io::Error::last_os_error();
+            if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
+                return Err(StateError::Locked(dir.to_path_buf()));
+            }
+            return Err(fail(e));
+        }
+        Ok(StateDir {
+            dir: dir.to_path_buf(),
+            _lock: lock,
+        })
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Reads what the previous run saved. Never fails: a state file that cannot be used is
+    /// warned about once, kept aside, and the run starts afresh.
+    pub fn load(&self) -> Saved {
+        let path = self.dir.join(STATE_FILE);
+        let fresh = Saved {
+            epoch: None,
+            files: HashMap::new(),
+        };
+        let text = match read_bounded(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return fresh,
+            Err(e) => {
+                self.set_aside(&path, &format!("it cannot be read ({e})"));
+                return fresh;
+            }
+        };
+        match parse_state(&text) {
+            Ok(saved) => saved,
+            Err(why) => {
+                self.set_aside(&path, &why);
+                fresh
+            }
+        }
+    }
+
+    fn set_aside(&self, path: &Path, why: &str) {
+        let bad = self.dir.join(BAD_STATE_FILE);
+        let kept = match std::fs::rename(path, &bad) {
+            Ok(()) => format!("it is kept as {}", bad.display()),
+            Err(e) => format!("it could not be set aside ({e})"),
+        };
+        tracing::warn!(
+            "state file {} not used: {why}; starting a fresh numbering (clients are told to \
+             reset their cursors); {kept}",
+            path.display()
+        );
+    }
+
+    /// Writes the state atomically: a temporary file, fsync, rename over the old one, fsync of
+    /// the directory (so the rename itself survives a power cut).
+    fn save(&self, epoch: u64, files: Vec<FileRecord>) -> io::Result<()> {
+        let state = StateFile {
+            format: FORMAT_NAME.to_owned(),
+            version: STATE_VERSION,
+            host: host_name(),
+            epoch,
+            files,
+        };
+        let bytes = serde_json::to_vec(&state).map_err(io::Error::other)?;
+        let tmp = self.dir.join(format!("{STATE_FILE}.tmp"));
+        let mut file = File::create(&tmp)?;
+        file.write_all(&bytes)?;
+        file.sync_all()?;
+        drop(file);
+        std::fs::rename(&tmp, self.dir.join(STATE_FILE))?;
+        File::open(&self.dir)?.sync_all()
+    }
+}
+
+fn read_bounded(path: &Path) -> io::Result<String> {
+    let file = File::open(path)?;
+    let len = file.metadata()?.len();
+    if len > MAX_STATE_BYTES {
+        return Err(io::Error::other(format!(
+            "{len} bytes, more than a state file ever holds"
+        )));
+    }
+    std::fs::read_to_string(path)
+}
+
+/// Checks a state file's text; the error says why it cannot be used.
+fn parse_state(text: &str) -> Result<Saved, String> {
+    let state: StateFile =
+        serde_json::from_str(text).map_err(|e| format!("it is not a valid state file ({e})"))?;
+    if state.format != FORMAT_NAME {
+        return Err(format!(
+            "it is not a tailcast state file (format {:?})",
+            state.format
+        ));
+    }
+    if state.version != STATE_VERSION {
+        return Err(format!(
+            "it was written in format version {} and this tailcast reads version {STATE_VERSION}",
+            state.version
+        ));
+    }
+    let host = host_name();
+    if state.host != host {
+        return Err(format!(
+            "it was written on host {:?}, this is {host:?} (inodes and offsets are only \
+             meaningful on the machine that wrote them)",
+            state.host
+        ));
+    }
+    let mut files = HashMap::new();
+    for record in &state.files {
+        let checkpoint = record
+            .checkpoint()
+            .map_err(|()| format!("the checkpoint of {} is invalid", record.path.display()))?;
+        files.insert(record.path.clone(), checkpoint);
+    }
+    Ok(Saved {
+        epoch: Some(state.epoch),
+        files,
+    })
+}
+
+/// Writes the checkpoints of every followed file, at most once per interval and at shutdown.
+pub struct Checkpointer {
+    stop: Arc<(Mutex<bool>, Condvar)>,
+    handle: Option<JoinHandle<()>>,
+}
+
+impl Checkpointer {
+    /// Starts the writer thread for `slots` (absolute path, slot); `carried` are the checkpoints
+    /// of files not followed in this run, kept for the next. The state is written once at
+    /// once, so the epoch is kept from the start.
+    pub fn start(
+        dir: StateDir,
+        epoch: u64,
+        slots: Vec<(PathBuf, Arc<CheckpointSlot>)>,
+        carried: HashMap<PathBuf, Option<Checkpoint>>,
+        interval: Duration,
+    ) -> io::Result<Checkpointer> {
+        let mut carried: Vec<FileRecord> = carried
+            .iter()
+            .filter(|(path, _)| !slots.iter().any(|(p, _)| p == *path))
+            .map(|(path, c)| FileRecord::of(path, c.as_ref()))
+            .collect();
+        carried.truncate(MAX_CARRIED);
+        let writer = Writer {
+            dir,
+            epoch,
+            slots,
+            carried,
+        };
+        writer.write()?;
+        let stop = Arc::new((Mutex::new(false), Condvar::new()));
+        let thread_stop = stop.clone();
+        let handle = std::thread::Builder::new()
+            .name("checkpoints".into())
+            .spawn(move || writer.run(&thread_stop, interval))?;
+        Ok(Checkpointer {
+            stop,
+            handle: Some(handle),
+        })
+    }
+
+    /// Writes the last checkpoints (call after the followers stopped) and stops.
+    pub fn shutdown(mut self) {
+        self.stop_and_join();
+    }
+
+    fn stop_and_join(&mut self) {
+        let (stopped, wake) = &*self.stop;
+        *stopped.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        wake.notify_all();
+        if let Some(handle) = self.handle.take() {
+            let _ = handle.join();
+        }
+    }
+}
+
+impl Drop for Checkpointer {
+    fn drop(&mut self) {
+        self.stop_and_join();
+    }
+}
+
+struct Writer {
+    dir: StateDir,
+    epoch: u64,
+    slots: Vec<(PathBuf, Arc<CheckpointSlot>)>,
+    carried: Vec<FileRecord>,
+}
+
+impl Writer {
+    fn run(self, stop: &(Mutex<bool>, Condvar), interval: Duration) {
+        let (stopped, wake) = stop;
+        let mut guard = stopped.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if !*guard {
+                guard = wake
+                    .wait_timeout(guard, interval)
+                    .map(|(g, _)| g)
+                    .unwrap_or_else(|e| e.into_inner().0);
+            }
+            let last = *guard;
+            drop(guard);
+            if let Err(e) = self.write_if_changed() {
+                tracing::warn!(
+                    "cannot write checkpoints to {}: {e}; retrying",
+                    self.dir.path().display()
+                );
+            }
+            if last {
+                return;
+            }
+            guard = stopped.lock().unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    fn write_if_changed(&self) -> io::Result<()> {
+        let mut changed = false;
+        for (_, slot) in &self.slots {
+            changed |= slot.take_changed().1;
+        }
+        if changed {
+            self.write()?;
+        }
+        Ok(())
+    }
+
+    fn write(&self) -> io::Result<()> {
+        let mut files = self.carried.clone();
+        files.extend(
+            self.slots
+                .iter()
+                .map(|(path, slot)| FileRecord::of(path, slot.get().as_ref())),
+        );
+        self.dir.save(self.epoch, files)
+    }
+}
+
+/// This machine's name (checkpoints are only valid where they were written).
+fn host_name() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for its length; gethostname writes at most that much.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if rc != 0 {
+        return String::new();
+    }
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..end]).into_owned()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(text: &str) -> Option<Vec<u8>> {
+    if text.len() % 2 != 0 {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+/// The time since the Unix epoch in milliseconds: a fresh numbering's epoch.
+pub fn fresh_epoch() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn origin(ino: u64, start: u64, end: u64) -> BatchOrigin {
+        BatchOrigin {
+            file: FileIdentity::new(1, ino, None, b"head"),
+            start,
+            end,
+        }
+    }
+
+    #[test]
+    fn a_run_goes_on_while_lines_follow_in_the_same_file() {
+        let a = Checkpoint::after(None, &origin(7, 100, 200), 1, 10);
+        assert_eq!((a.run_start, a.end, a.last_seq), (100, 200, 10));
+        let b = Checkpoint::after(Some(a), &origin(7, 200, 300), 11, 20);
+        assert_eq!((b.run_start, b.end, b.last_seq), (100, 300, 20));
+        // Lines of another file came between: the run starts again.
+        let c = Checkpoint::after(Some(b), &origin(7, 300, 350), 25, 30);
+        assert_eq!((c.run_start, c.end), (300, 350));
+        let d = Checkpoint::after(Some(c), &origin(8, 0, 10), 31, 31);
+        assert_eq!((d.run_start, d.end, d.file.ino), (0, 10, 8));
+    }
+
+    #[test]
+    fn saved_checkpoints_come_back_and_a_second_server_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = StateDir::open(dir.path()).unwrap();
+        assert!(matches!(
+            StateDir::open(dir.path()),
+            Err(StateError::Locked(_))
+        ));
+        let slot = Arc::new(CheckpointSlot::new(None));
+        slot.advance(&origin(7, 0, 50), 1, 5);
+        let path = PathBuf::from("/var/log/app.log");
+        let checkpointer = Checkpointer::start(
+            state,
+            42,
+            vec![(path.clone(), slot.clone())],
+            HashMap::new(),
+            Duration::from_secs(60),
+        )
+        .unwrap();
+        slot.advance(&origin(7, 50, 80), 6, 8);
+        checkpointer.shutdown();
+        let saved = StateDir::open(dir.path()).unwrap().load();
+        assert_eq!(saved.epoch, Some(42));
+        assert_eq!(saved.files[&path], slot.get());
+        assert_eq!(saved.files[&path].unwrap().last_seq, 8);
+    }
+
+    #[test]
+    fn an_unusable_state_file_is_set_aside_and_the_run_starts_afresh() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = StateDir::open(dir.path()).unwrap();
+        let file = dir.path().join(STATE_FILE);
+        for text in [
+            "{\"format\":\"tailcast-state\",\"vers".to_owned(),
+            "\u{0}\u{1}garbage".to_owned(),
+            format!(
+                "{{\"format\":\"tailcast-state\",\"version\":99,\"host\":{:?},\"epoch\":1,\
+                 \"files\":[]}}",
+                host_name()
+            ),
+            "{\"format\":\"tailcast-state\",\"version\":1,\"host\":\"elsewhere\",\"epoch\":1,\
+             \"files\":[]}"
+                .to_owned(),
+        ] {
+            std::fs::write(&file, &text).unwrap();
+            let saved = state.load();
+            assert_eq!(saved.epoch, None, "{text}");
+            assert!(!file.exists());
+            assert_eq!(
+                std::fs::read_to_string(dir.path().join(BAD_STATE_FILE)).unwrap(),
+                text
+            );
+        }
+    }
+}
