@@ -54,6 +54,10 @@ impl TailSink for HubSink {
         }
     }
 
+    fn pending(&mut self, text: Option<&str>) {
+        self.hub.set_pending(self.file, text);
+    }
+
     fn resumed(&mut self, lines_before: u64) {
         if let Some(saved) = self.checkpoint.as_ref().and_then(|slot| slot.get()) {
             let next = (saved.last_seq + 1).saturating_sub(lines_before).max(1);

@@ -103,6 +103,16 @@ pub enum ServerMessage<'a> {
         /// `created`, `truncated`, `rotated` or `deleted`.
         state: &'a str,
     },
+    /// The file's unfinished last line so far: it becomes line `seq` once its newline comes
+    /// (then a `lines` message carries it, whole). `text` null: there is none any more.
+    Partial {
+        /// File id.
+        file: &'a str,
+        /// The seq it will get.
+        seq: u64,
+        /// Its text so far.
+        text: Option<&'a str>,
+    },
     /// The client's cursor was from another numbering: what follows is the backlog, numbered in
     /// `epoch`.
     Reset {

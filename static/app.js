@@ -768,6 +768,32 @@
     if (f.cursor == null || to > f.cursor) f.cursor = to;
   }
 
+  // The unfinished last line of each viewed file (no newline yet), shown under the lines.
+  const pendingEl = $('pending');
+  const pendingText = new Map();
+  function onPartial(f, text) {
+    if (typeof text === 'string' && text.length) pendingText.set(f.id, text); else pendingText.delete(f.id);
+    renderPending();
+  }
+  function renderPending() {
+    pendingEl.textContent = '';
+    for (const id of viewIds) {
+      const text = pendingText.get(id);
+      if (text == null) continue;
+      const row = document.createElement('div');
+      row.className = 'row';
+      const ln = document.createElement('span');
+      ln.className = 'ln';
+      const tx = document.createElement('span');
+      tx.className = 'tx';
+      tx.textContent = (viewIds.length > 1 ? id + ': ' : '') + parseAnsi(text).text;
+      row.append(ln, tx);
+      pendingEl.append(row);
+    }
+    pendingEl.hidden = !pendingEl.childElementCount;
+    if (following) scrollToEnd();
+  }
+
   function onFileState(f, state) {
     const words = { created: 'was created', truncated: 'was truncated', rotated: 'was rotated', deleted: 'was deleted', ended: 'ended (end of input)' };
     // An ended stream (standard input) reads no more; its lines stay.
@@ -1058,6 +1084,9 @@
         break;
       case 'file':
         if (f) onFileState(f, m.state);
+        break;
+      case 'partial':
+        if (f) onPartial(f, m.text);
         break;
       case 'ping':
         wsSend({ type: 'pong' });

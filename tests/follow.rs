@@ -10,7 +10,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::*;
-use serde_json::Value;
+use futures_util::StreamExt as _;
+use serde_json::{json, Value};
 
 const LONG: Duration = Duration::from_secs(60);
 
@@ -528,4 +529,58 @@ async fn history_respects_its_byte_bound_with_64_kib_lines() {
         grown < 12 * 1024,
         "RSS grew by {grown} KiB while reading 16 MiB"
     );
+}
+
+/// The issue's `printf partial- ; sleep 2; printf 'rest\n'`: the unfinished line is shown at once
+/// (WebSocket `partial`, SSE `event: partial`) without a seq of its own, and the file's one line
+/// is one line, numbered when its newline comes.
+#[tokio::test]
+async fn a_partial_line_is_shown_at_once_and_numbered_only_when_whole() {
+    let dir = temp_dir();
+    let log = LogFile::new(&dir, "app.log");
+    log.append_line("before");
+    let server = TestServer::new()
+        .args(&["--partial-line-timeout", "100ms", &log.path_str()])
+        .start();
+    let mut ws = WsClient::connect(&server).await;
+    ws.subscribe_backlog("app.log", 0).await;
+    log.append(b"partial-");
+    let shown = ws.next_non_ping(LONG).await.expect("a message");
+    assert_eq!(
+        shown,
+        json!({"type":"partial","file":"app.log","seq":2,"text":"partial-"})
+    );
+    // A stream opened now shows it too, after the whole lines.
+    let sse = http_client()
+        .get(server.url("/sse?file=app.log&backlog=5"))
+        .send()
+        .await
+        .unwrap();
+    let mut body = sse.bytes_stream();
+    let mut text = String::new();
+    let needle = "event: partial\ndata: {\"file\":\"app.log\",\"seq\":2,\"text\":\"partial-\"}\n\n";
+    while !text.contains(needle) {
+        let chunk = tokio::time::timeout(LONG, body.next())
+            .await
+            .expect("SSE in time")
+            .expect("SSE open")
+            .unwrap();
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(text.contains("id: "), "{text}");
+    assert!(text.contains("data: before\n"), "{text}");
+    assert!(!text.contains("data: partial-"), "not a line: {text}");
+    log.append(b"rest\n");
+    let lines = ws.next_non_ping(LONG).await.expect("lines");
+    assert_eq!(
+        lines,
+        json!({"type":"lines","file":"app.log","seq":2,"lines":["partial-rest"]})
+    );
+    let cleared = ws.next_non_ping(LONG).await.expect("partial cleared");
+    assert_eq!(
+        cleared,
+        json!({"type":"partial","file":"app.log","seq":3,"text":null})
+    );
+    let answer = server.get_json("/poll?file=app.log&backlog=10").await;
+    assert_eq!(answer["lines"], json!(["before", "partial-rest"]));
 }

@@ -257,7 +257,8 @@ fn read_bounded(cursor: &mut LiveCursor, max: usize, max_bytes: usize) -> Histor
         match delivery {
             Delivery::Gap(gap) => read.gap = Some(gap),
             Delivery::Lines(slice) => read.slices.push(slice),
-            Delivery::State(..) => {}
+            // A poll answers with whole lines only.
+            Delivery::State(..) | Delivery::Pending { .. } => {}
         }
     }
     read

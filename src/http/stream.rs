@@ -65,6 +65,9 @@ trait Format: Send + 'static {
     fn reset(&self, file: &str, reset: ResetNotice, out: &mut Vec<u8>);
     fn gap(&self, file: &str, gap: Gap, out: &mut Vec<u8>);
     fn state(&self, file: &str, state: FileState, out: &mut Vec<u8>);
+    /// The file's unfinished last line (`None`: there is none any more). Plain text shows only
+    /// whole lines.
+    fn pending(&self, _file: &str, _seq: u64, _text: Option<&str>, _out: &mut Vec<u8>) {}
     /// Something harmless to send on the heartbeat, if the format has one.
     fn keepalive(&self) -> Option<&'static [u8]>;
     fn preamble(&self) -> &'static [u8] {
@@ -134,6 +137,12 @@ impl Format for Sse {
     fn state(&self, file: &str, state: FileState, out: &mut Vec<u8>) {
         let data = serde_json::json!({"file": file, "state": state.as_str()});
         out.extend_from_slice(format!("event: file\ndata: {data}\n\n").as_bytes());
+    }
+
+    fn pending(&self, file: &str, seq: u64, text: Option<&str>, out: &mut Vec<u8>) {
+        // No `id`: the resume point stays the last whole line.
+        let data = serde_json::json!({"file": file, "seq": seq, "text": text});
+        out.extend_from_slice(format!("event: partial\ndata: {data}\n\n").as_bytes());
     }
 
     fn keepalive(&self) -> Option<&'static [u8]> {
@@ -451,6 +460,9 @@ async fn stream_chunks(
                         }
                         Delivery::Lines(slice) => format.lines(&slice, &mut chunk),
                         Delivery::State(file_state) => format.state(&id, file_state, &mut chunk),
+                        Delivery::Pending { seq, text } => {
+                            format.pending(&id, seq, text.as_deref(), &mut chunk)
+                        }
                     }
                 }
                 let more = cursor.has_news();

@@ -468,6 +468,16 @@ impl WsSession {
                     .to_json();
                     self.send(frame.into()).await?
                 }
+                Delivery::Pending { seq, text } => {
+                    let file = self.state.hub.id(ix);
+                    let frame = ServerMessage::Partial {
+                        file,
+                        seq,
+                        text: text.as_deref(),
+                    }
+                    .to_json();
+                    self.send(frame.into()).await?
+                }
             }
         }
         Ok(())

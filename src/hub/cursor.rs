@@ -35,6 +35,10 @@ pub struct MemoryCursor {
     pub(super) file: FileIx,
     pub(super) next_seq: u64,
     pub(super) next_state: u64,
+    /// The pending-line change this reader saw last.
+    pub(super) pending_seen: u64,
+    /// Whether it was last shown a pending line (so that it is told when there is none).
+    pub(super) pending_shown: bool,
     pub(super) shared: Arc<ReaderShared>,
     pub(super) hub: MemoryHistory,
 }
@@ -55,8 +59,8 @@ impl CursorBackend for MemoryCursor {
     }
 
     fn has_news(&self) -> bool {
-        let (last_seq, states) = self.hub.heads(self.file);
-        last_seq >= self.next_seq || states > self.next_state
+        let (last_seq, states, pending) = self.hub.heads(self.file);
+        last_seq >= self.next_seq || states > self.next_state || pending != self.pending_seen
     }
 
     fn read(&mut self, max_lines: usize, max_bytes: usize) -> Vec<Delivery> {

@@ -45,6 +45,8 @@ struct FileChannel {
     last_seq: AtomicU64,
     /// State changes so far, readable without the lock.
     state_count: AtomicU64,
+    /// Changes of the pending (unfinished) line so far, readable without the lock.
+    pending_count: AtomicU64,
 }
 
 /// A file state change, and where it happened: before line `at_seq`.
@@ -63,6 +65,8 @@ struct FileShared {
     error: Option<String>,
     states: VecDeque<StateRecord>,
     next_state: u64,
+    /// The unfinished last line, shown to readers at the head.
+    pending: Option<Arc<str>>,
     readers: Vec<Weak<ReaderShared>>,
     /// How long the tailer may still wait for readers that then fail to make room.
     pace_credit: PaceCredit,
@@ -130,6 +134,7 @@ impl MemoryHistory {
                         error: None,
                         states: VecDeque::new(),
                         next_state: 0,
+                        pending: None,
                         readers: Vec::new(),
                         pace_credit: PaceCredit::new(config.pace_timeout),
                     }),
@@ -137,6 +142,7 @@ impl MemoryHistory {
                     waiting_for: AtomicU64::new(u64::MAX),
                     last_seq: AtomicU64::new(0),
                     state_count: AtomicU64::new(0),
+                    pending_count: AtomicU64::new(0),
                 }
             })
             .collect();
@@ -150,12 +156,13 @@ impl MemoryHistory {
         }
     }
 
-    /// (newest seq, state changes so far), without taking the lock.
-    pub(super) fn heads(&self, file: FileIx) -> (u64, u64) {
+    /// (newest seq, state changes so far, pending-line changes so far), without the lock.
+    pub(super) fn heads(&self, file: FileIx) -> (u64, u64, u64) {
         let channel = &self.inner.files[file];
         (
             channel.last_seq.load(Ordering::Acquire),
             channel.state_count.load(Ordering::Acquire),
+            channel.pending_count.load(Ordering::Acquire),
         )
     }
 
@@ -207,6 +214,9 @@ impl MemoryHistory {
             file,
             next_seq,
             next_state,
+            // A line pending when the reader comes is shown to it too.
+            pending_seen: u64::MAX,
+            pending_shown: false,
             shared: reader,
             hub: self.clone(),
         })
@@ -293,6 +303,19 @@ impl MemoryHistory {
         // State changes after the last line read (all of them when the reader is at the head).
         take_states_before(&mut states, next_seq, &mut next_state, &mut out);
         cursor.next_state = next_state;
+        // At the head, the unfinished line as it is now (once per change).
+        let pending_count = channel.pending_count.load(Ordering::Acquire);
+        if next_seq > last_seq && cursor.pending_seen != pending_count {
+            let text = shared.pending.clone();
+            if text.is_some() || cursor.pending_shown {
+                out.push(Delivery::Pending {
+                    seq: next_seq,
+                    text: text.clone(),
+                });
+            }
+            cursor.pending_shown = text.is_some();
+            cursor.pending_seen = pending_count;
+        }
         if next_seq > last_seq {
             // Caught up: a reader left behind in a burst paces the tailer again.
             cursor.shared.left_behind.store(false, Ordering::Release);
@@ -469,6 +492,14 @@ impl HistoryBackend for MemoryHistory {
         wake_readers(&mut shared);
     }
 
+    fn set_pending(&self, file: FileIx, text: Option<&str>) {
+        let channel = &self.inner.files[file];
+        let mut shared = lock(&channel.shared);
+        shared.pending = text.map(Arc::from);
+        channel.pending_count.fetch_add(1, Ordering::AcqRel);
+        wake_readers(&mut shared);
+    }
+
     fn set_status(&self, file: FileIx, status: crate::tail::FileStatus) {
         let mut shared = lock(&self.inner.files[file].shared);
         shared.exists = status.exists;
@@ -585,6 +616,7 @@ mod tests {
                 Delivery::Gap(gap) => format!("gap {}-{}", gap.from, gap.to),
                 Delivery::Lines(slice) => slice.lines().collect::<Vec<_>>().join(","),
                 Delivery::State(state) => format!("<{}>", state.as_str()),
+                Delivery::Pending { seq, text } => format!("pending {seq} {text:?}"),
             })
             .collect()
     }

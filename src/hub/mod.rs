@@ -86,6 +86,14 @@ pub enum Delivery {
     Lines(BatchSlice),
     /// A file state change.
     State(FileState),
+    /// The file's unfinished last line so far (it will be line `seq` once its newline comes),
+    /// or `None` once there is none; only for a reader at the head.
+    Pending {
+        /// The seq the line will get.
+        seq: u64,
+        /// Its text so far.
+        text: Option<Arc<str>>,
+    },
 }
 
 /// What the transports and the tailer need of a history, whatever keeps it.
@@ -118,6 +126,8 @@ pub trait HistoryBackend: Send + Sync + 'static {
     fn continue_numbering(&self, file: FileIx, next_seq: u64);
     /// Records a state change of a file, in order with its lines.
     fn set_state(&self, file: FileIx, state: FileState);
+    /// Records the file's unfinished last line (shown, not numbered), or that there is none.
+    fn set_pending(&self, file: FileIx, text: Option<&str>);
     /// Records whether the file exists, how much of it was read, and why it cannot be read.
     fn set_status(&self, file: FileIx, status: FileStatus);
     /// What the history holds of a file: (lines, bytes).
@@ -224,6 +234,11 @@ impl Hub {
     /// See [`HistoryBackend::set_state`].
     pub fn set_state(&self, file: FileIx, state: FileState) {
         self.backend.set_state(file, state)
+    }
+
+    /// See [`HistoryBackend::set_pending`].
+    pub fn set_pending(&self, file: FileIx, text: Option<&str>) {
+        self.backend.set_pending(file, text)
     }
 
     /// See [`HistoryBackend::set_status`].
