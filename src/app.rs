@@ -7,7 +7,9 @@
 //! and stops the followers. Standard input (`-`) is read by threads of its own
 //! ([`crate::tail::stdin`]), left running at shutdown.
 
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,12 +18,17 @@ use actix_web::{web, App, HttpServer};
 
 use crate::cli::Config;
 use crate::descriptors;
+use crate::files::{self, LiveRule};
 use crate::http::conn::{tcp_socket, Connections, OutputLimits};
 use crate::http::ServerConfig;
 use crate::hub::{FileIx, Hub};
+use crate::state::Checkpoint;
 use crate::state::{self, CheckpointSlot, Checkpointer, StateDir};
 use crate::stats::Stats;
-use crate::tail::{follow_stdin, BatchOrigin, FileState, LineBatch, Resume, TailSink, Tailer};
+use crate::tail::{
+    follow_stdin, BatchOrigin, DiscoveryRules, FileState, LineBatch, Resume, TailSink, Tailer,
+    TailerHandle,
+};
 use crate::{http, shutdown};
 
 /// Feeds one follower's output into the hub, and keeps its checkpoint.
@@ -84,6 +91,100 @@ impl TailSink for HubSink {
     }
 }
 
+/// Makes the sink of each followed file, with its checkpoint slot when there is a state dir.
+struct SinkMaker {
+    hub: Hub,
+    stats: Arc<Stats>,
+    /// With `--state-dir`: what the previous run saved.
+    saved: Option<HashMap<PathBuf, Option<Checkpoint>>>,
+    slots: state::Slots,
+}
+
+impl SinkMaker {
+    /// The sink of file `ix` at `path`, and where its follower starts: at its checkpoint, at its
+    /// start when the previous run numbered none of its lines, else as `otherwise` says (`None`:
+    /// at its tail).
+    fn make(
+        &self,
+        ix: FileIx,
+        path: &Path,
+        otherwise: Option<Resume>,
+    ) -> (HubSink, Option<Resume>) {
+        let mut resume = otherwise;
+        let checkpoint = self.saved.as_ref().map(|saved| {
+            let saved = saved.get(path);
+            let slot = Arc::new(CheckpointSlot::new(saved.copied().flatten()));
+            if let Ok(mut slots) = self.slots.lock() {
+                slots.push((path.to_path_buf(), slot.clone()));
+            }
+            resume = match saved {
+                Some(Some(c)) => Some(Resume::At(c.resume_point())),
+                // None of its lines was numbered: from its start, not its tail.
+                Some(None) => Some(Resume::FromStart),
+                None => otherwise,
+            };
+            slot
+        });
+        let sink = HubSink {
+            hub: self.hub.clone(),
+            file: ix,
+            stats: self.stats.clone(),
+            checkpoint,
+            appended: None,
+        };
+        (sink, resume)
+    }
+}
+
+/// Most paths remembered as refused past `--max-files` (each is counted once).
+const MAX_REFUSED_REMEMBERED: usize = 100_000;
+
+/// What live globs and directories do with each file that appears: follow it from its first
+/// line, under a new id, until `--max-files`; past it, one warning and a count per file.
+fn live_rules(
+    rules: Vec<LiveRule>,
+    mut known: HashSet<PathBuf>,
+    sinks: SinkMaker,
+    rescan: Duration,
+) -> DiscoveryRules {
+    let dirs = rules.iter().map(|rule| rule.dir.clone()).collect();
+    let mut refused = HashSet::new();
+    let found = move |tailer: &TailerHandle, path: &Path| {
+        if known.contains(path) || refused.contains(path) || !rules.iter().any(|r| r.matches(path))
+        {
+            return;
+        }
+        let hub = &sinks.hub;
+        let id = files::id_for_new_file(path, |id| hub.lookup(id).is_some());
+        match hub.add_file(id.clone(), path.to_path_buf()) {
+            Some(ix) => {
+                tracing::info!(file = id, path = %path.display(), "new file followed");
+                known.insert(path.to_path_buf());
+                let (sink, resume) = sinks.make(ix, path, Some(Resume::FromStart));
+                tailer.follow(path.to_path_buf(), sink, resume);
+            }
+            None => {
+                if refused.is_empty() {
+                    tracing::warn!(
+                        "{} is not followed: --max-files ({} files) is reached; later files are                          refused too (counted in tailcast_files_refused_total); raise                          --max-files to follow more",
+                        path.display(),
+                        hub.file_count()
+                    );
+                }
+                if refused.len() < MAX_REFUSED_REMEMBERED {
+                    refused.insert(path.to_path_buf());
+                }
+                sinks.stats.files_refused.fetch_add(1, Relaxed);
+            }
+        }
+    };
+    DiscoveryRules {
+        dirs,
+        rescan,
+        found: Box::new(found),
+    }
+}
+
 /// What [`run`] tells its caller once it serves: the address, and the files whose first read
 /// (the initial tail) is done.
 pub struct Ready<'a> {
@@ -120,43 +221,47 @@ pub async fn run(
     let hub = Hub::new(files, &config.hub, epoch);
     let stats = Arc::new(Stats::default());
 
-    let mut sinks = Vec::new();
-    let mut slots = Vec::new();
+    let slots = state::Slots::default();
+    let sinks = SinkMaker {
+        hub: hub.clone(),
+        stats: stats.clone(),
+        saved: state_dir
+            .is_some()
+            .then(|| saved.as_ref().map(|s| s.files.clone()).unwrap_or_default()),
+        slots: slots.clone(),
+    };
+    let mut followed = Vec::new();
     for (ix, f) in config.files.iter().enumerate() {
-        let checkpoint = (state_dir.is_some() && !f.is_stdin()).then(|| {
-            let saved = saved.as_ref().and_then(|s| s.files.get(&f.path));
-            let slot = Arc::new(CheckpointSlot::new(saved.copied().flatten()));
-            slots.push((f.path.clone(), slot.clone()));
-            // A file saved with nothing read yet is read from its start, not from its tail:
-            // none of its lines was numbered.
-            let resume = match saved {
-                Some(Some(c)) => Some(Resume::At(c.resume_point())),
-                Some(None) => Some(Resume::FromStart),
-                None => None,
-            };
-            (slot, resume)
-        });
-        let (checkpoint, resume) = checkpoint.unzip();
-        let resume = resume.flatten();
-        let sink = HubSink {
-            hub: hub.clone(),
-            file: ix,
-            stats: stats.clone(),
-            checkpoint,
-            appended: None,
-        };
         if f.is_stdin() {
             // Its threads are detached, not stopped at shutdown: a read on a pipe whose writer
             // never ends would keep the process alive.
+            let sink = HubSink {
+                hub: hub.clone(),
+                file: ix,
+                stats: stats.clone(),
+                checkpoint: None,
+                appended: None,
+            };
             follow_stdin(&config.tail.follow, sink)?;
         } else {
-            sinks.push((f.path.clone(), sink, resume));
+            let (sink, resume) = sinks.make(ix, &f.path, None);
+            followed.push((f.path.clone(), sink, resume));
         }
     }
+    let discovery = (!config.rules.is_empty()).then(|| {
+        let known = config.files.iter().map(|f| f.path.clone()).collect();
+        live_rules(
+            config.rules.clone(),
+            known,
+            sinks,
+            config.tail.stat_interval,
+        )
+    });
     let tail_config = config.tail.clone();
-    let tailer = tokio::task::spawn_blocking(move || Tailer::start(&tail_config, sinks))
-        .await
-        .map_err(std::io::Error::other)?;
+    let tailer =
+        tokio::task::spawn_blocking(move || Tailer::start(&tail_config, followed, discovery))
+            .await
+            .map_err(std::io::Error::other)?;
     let checkpointer = match state_dir {
         Some(dir) => {
             tracing::info!(dir = %dir.path().display(), epoch, "checkpoints kept");
@@ -174,7 +279,10 @@ pub async fn run(
 
     let (trigger, shutdown) = shutdown::channel();
     let mut server_config = config.server.clone();
-    let tcp_connections = fit_descriptors(&mut server_config, config.files.len());
+    let tcp_connections = fit_descriptors(
+        &mut server_config,
+        config.files.len() + config.hub.more_files,
+    );
     let conns = Connections::new(OutputLimits {
         per_connection: server_config.client_buffer,
         total: server_config.total_buffer,

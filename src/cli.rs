@@ -11,7 +11,7 @@ use std::time::Duration;
 use clap::Parser;
 
 use crate::error::ConfigError;
-use crate::files::{resolve_files, WatchedFile};
+use crate::files::{resolve_sources, LiveRule, WatchedFile};
 use crate::http::ServerConfig;
 use crate::hub::HubConfig;
 use crate::net::IpRange;
@@ -83,6 +83,12 @@ pub struct Cli {
     /// the file is truncated or rotated away.
     #[arg(long, env = "TAILCAST_PARTIAL_LINE_TIMEOUT", default_value = "200ms", value_parser = parse_duration)]
     pub partial_line_timeout: Duration,
+
+    /// Most files followed at once: those named, and those live globs and directories find
+    /// later (each is followed from its first line). Past it, new matches are refused with one
+    /// warning and counted in the metrics.
+    #[arg(long, env = "TAILCAST_MAX_FILES", default_value_t = 1024)]
+    pub max_files: usize,
 
     /// Keep checkpoints here (file identity, read offset, line numbers, epoch) so that a
     /// restart, a crash or an upgrade loses no line and repeats none: lines written while
@@ -225,6 +231,8 @@ pub struct Config {
     pub hub: HubConfig,
     /// Transport settings.
     pub server: ServerConfig,
+    /// Globs and directories that go on taking files after start.
+    pub rules: Vec<LiveRule>,
     /// Where checkpoints are kept (`--state-dir`), if anywhere.
     pub state_dir: Option<PathBuf>,
     /// How often they are written.
@@ -270,7 +278,20 @@ impl Cli {
                 "--name (TAILCAST_NAME) names standard input: it needs a `-` PATH".into(),
             ));
         }
-        let files = resolve_files(&paths, name.as_deref().unwrap_or("stdin"))?;
+        let sources = resolve_sources(&paths, name.as_deref().unwrap_or("stdin"))?;
+        let files = sources.files;
+        if files.len() > self.max_files {
+            return Err(ConfigError::Invalid(format!(
+                "{} files to follow, more than --max-files {}: raise --max-files or name fewer",
+                files.len(),
+                self.max_files
+            )));
+        }
+        let more_files = if sources.rules.is_empty() {
+            0
+        } else {
+            self.max_files - files.len()
+        };
         let max_line_bytes = self.max_line_bytes.clamp(1, 64 << 20) as usize;
         let history_bytes = self.history_bytes.max(1) as usize;
         let client_buffer = self.client_buffer.clamp(64 << 10, 1 << 30) as usize;
@@ -302,6 +323,7 @@ impl Cli {
                 history_lines: self.history,
                 history_bytes,
                 pace_timeout: self.pace_timeout,
+                more_files,
             },
             server: ServerConfig {
                 heartbeat: self.heartbeat,
@@ -323,6 +345,7 @@ impl Cli {
                 base_path: self.base_path,
                 loopback_only: self.bind.ip().is_loopback(),
             },
+            rules: sources.rules,
             state_dir: self.state_dir.filter(|d| !d.as_os_str().is_empty()),
             checkpoint_interval: self.checkpoint_interval.max(Duration::from_millis(10)),
         })

@@ -6,6 +6,12 @@
 //! a path. An id is the file name, with parent directories added where two would collide.
 //! A `-` PATH is standard input: a source named by `--name` (`stdin` unless given), shown with
 //! the path `-`.
+//!
+//! A glob whose wildcards are in its last component (`/var/log/app/*.log`) and a directory
+//! (`/var/log/app/`) are also [`LiveRule`]s: standing rules that files appearing later are
+//! matched against (a directory takes its regular files but not rotated generations such as
+//! `app.log.1`, `app.log.2.gz` or `app.log-20261201`). Their fixed directory must exist; that
+//! nothing matches yet is a warning. A glob with wildcards in a directory is expanded once.
 
 use std::collections::HashSet;
 use std::path::{Component, Path, PathBuf};
@@ -20,6 +26,90 @@ pub struct WatchedFile {
     pub id: String,
     /// Absolute path.
     pub path: PathBuf,
+}
+
+/// A standing rule from a glob or directory argument: which names in `dir` it takes.
+#[derive(Debug, Clone)]
+pub struct LiveRule {
+    /// The directory watched.
+    pub dir: PathBuf,
+    /// The names taken: a glob pattern, or (`None`, a directory) every name that is not a
+    /// rotated generation.
+    pattern: Option<glob::Pattern>,
+}
+
+impl LiveRule {
+    /// True when `path` (a regular file, checked by the caller) falls under the rule.
+    pub fn matches(&self, path: &Path) -> bool {
+        let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+            return false;
+        };
+        let Some(name) = name.to_str() else {
+            return false;
+        };
+        // Rotated generations are old copies of a log, not new logs, whatever the rule.
+        dir == self.dir
+            && !is_rotated_generation(name)
+            && match &self.pattern {
+                Some(pattern) => pattern.matches(name),
+                None => !name.starts_with('.'),
+            }
+    }
+}
+
+/// True for the names log rotation gives old generations: a number after the name
+/// (`app.log.1`), a date (`app.log-20261201`, `app-2026-12-01.log` is a live name and stays),
+/// or a compression suffix (`app.log.2.gz`).
+pub fn is_rotated_generation(name: &str) -> bool {
+    const COMPRESSED: [&str; 6] = [".gz", ".xz", ".bz2", ".zst", ".lz4", ".zip"];
+    if COMPRESSED.iter().any(|ext| name.ends_with(ext)) {
+        return true;
+    }
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if let Some((_, last)) = name.rsplit_once('.') {
+        if digits(last) {
+            return true;
+        }
+    }
+    if let Some((_, last)) = name.rsplit_once('-') {
+        let date = last.replace('-', "");
+        if last.len() >= 8 && digits(&date) {
+            return true;
+        }
+    }
+    name.len() > 11 && {
+        // `app.log-2026-12-01`
+        let tail = &name[name.len() - 10..];
+        tail.as_bytes()[4] == b'-' && tail.as_bytes()[7] == b'-' && digits(&tail.replace('-', ""))
+    }
+}
+
+/// What the command line names: files to follow now, and rules for files that come later.
+#[derive(Debug, Clone, Default)]
+pub struct Sources {
+    /// Files followed from the start.
+    pub files: Vec<WatchedFile>,
+    /// Globs and directories that go on taking files.
+    pub rules: Vec<LiveRule>,
+}
+
+/// An id for a file found after start: the shortest suffix of its path (`access.log`,
+/// `nginx/access.log`) that no file has yet, else the path itself.
+pub fn id_for_new_file(path: &Path, taken: impl Fn(&str) -> bool) -> String {
+    let parts: Vec<String> = path
+        .components()
+        .filter_map(|c| match c {
+            Component::Normal(s) => Some(s.to_string_lossy().into_owned()),
+            _ => None,
+        })
+        .collect();
+    for depth in 1..=parts.len() {
+        let id = parts[parts.len() - depth..].join("/");
+        if !taken(&id) {
+            return id;
+        }
+    }
+    path.display().to_string()
 }
 
 /// The PATH that names standard input, and the path a stdin source shows.
@@ -37,12 +127,18 @@ impl WatchedFile {
 /// input, with the id `stdin_name`. Order follows the command line; a file named twice is
 /// followed once.
 pub fn resolve_files(args: &[String], stdin_name: &str) -> Result<Vec<WatchedFile>, ConfigError> {
+    resolve_sources(args, stdin_name).map(|sources| sources.files)
+}
+
+/// [`resolve_files`], and the live rules of its globs and directories.
+pub fn resolve_sources(args: &[String], stdin_name: &str) -> Result<Sources, ConfigError> {
     let cwd = std::env::current_dir()
         .map_err(|e| ConfigError::Invalid(format!("cannot read the current directory: {e}")))?;
     let mut paths: Vec<PathBuf> = Vec::new();
     let mut seen = HashSet::new();
     // Where standard input goes among the files (its place on the command line).
     let mut stdin_at = None;
+    let mut rules = Vec::new();
     for arg in args {
         if arg == STDIN_PATH {
             if stdin_at.is_some() {
@@ -55,10 +151,21 @@ pub fn resolve_files(args: &[String], stdin_name: &str) -> Result<Vec<WatchedFil
             stdin_at = Some(paths.len());
             continue;
         }
-        let expanded = if is_glob(arg) {
+        let absolute = normalize(&cwd.join(arg));
+        let expanded = if let Some(rule) = live_rule(arg, &absolute)? {
+            let found = existing_matches(&rule);
+            if found.is_empty() {
+                tracing::warn!(
+                    "`{arg}` matches no file yet; files that appear in {} and match are followed                      from their first line",
+                    rule.dir.display()
+                );
+            }
+            rules.push(rule);
+            found
+        } else if is_glob(arg) {
             expand_glob(arg, &cwd)?
         } else {
-            vec![normalize(&cwd.join(arg))]
+            vec![absolute]
         };
         for path in expanded {
             check_path(&path)?;
@@ -89,7 +196,56 @@ pub fn resolve_files(args: &[String], stdin_name: &str) -> Result<Vec<WatchedFil
             },
         );
     }
-    Ok(files)
+    Ok(Sources { files, rules })
+}
+
+/// The live rule of a glob with wildcards in its last component only, or of a directory.
+fn live_rule(arg: &str, absolute: &Path) -> Result<Option<LiveRule>, ConfigError> {
+    let is_dir = arg.ends_with('/') || absolute.is_dir();
+    if is_dir && !is_glob(arg) {
+        if !absolute.is_dir() {
+            return Err(ConfigError::Invalid(format!(
+                "the directory {} does not exist; create it or fix the path",
+                absolute.display()
+            )));
+        }
+        return Ok(Some(LiveRule {
+            dir: absolute.to_path_buf(),
+            pattern: None,
+        }));
+    }
+    let (Some(dir), Some(name)) = (absolute.parent(), absolute.file_name()) else {
+        return Ok(None);
+    };
+    let name = name.to_string_lossy();
+    if !is_glob(&name) || is_glob(&dir.to_string_lossy()) {
+        return Ok(None);
+    }
+    let pattern = glob::Pattern::new(&name)
+        .map_err(|e| ConfigError::Invalid(format!("bad glob pattern `{arg}`: {e}")))?;
+    if !dir.is_dir() {
+        return Err(ConfigError::Invalid(format!(
+            "the directory {} of `{arg}` does not exist; create it or fix the pattern",
+            dir.display()
+        )));
+    }
+    Ok(Some(LiveRule {
+        dir: dir.to_path_buf(),
+        pattern: Some(pattern),
+    }))
+}
+
+/// The regular files a rule takes now, sorted.
+fn existing_matches(rule: &LiveRule) -> Vec<PathBuf> {
+    let mut found: Vec<PathBuf> = std::fs::read_dir(&rule.dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|entry| entry.path())
+        .filter(|path| rule.matches(path) && path.is_file())
+        .collect();
+    found.sort();
+    found
 }
 
 /// A source name goes into URLs (`?file=NAME`) and terminals: keep it to plain characters.

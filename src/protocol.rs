@@ -87,6 +87,12 @@ pub enum ServerMessage<'a> {
         /// A client silent this long is closed.
         timeout_ms: u64,
     },
+    /// The list of files changed (a live glob or directory found one): every file, as in
+    /// `hello`.
+    Files {
+        /// Every file.
+        files: &'a [FileInfo],
+    },
     /// Lines `from..=to` will never come.
     Gap {
         /// File id.

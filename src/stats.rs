@@ -27,6 +27,8 @@ pub struct Stats {
     pub bytes_out: AtomicU64,
     /// Rotations seen.
     pub rotations: AtomicU64,
+    /// Files live globs and directories found but did not follow (`--max-files` reached).
+    pub files_refused: AtomicU64,
     /// Truncations seen.
     pub truncations: AtomicU64,
     /// Messages sent to WebSocket clients.

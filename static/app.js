@@ -1085,6 +1085,10 @@
       case 'file':
         if (f) onFileState(f, m.state);
         break;
+      case 'files':
+        // A live glob or directory found a file.
+        if (Array.isArray(m.files)) setFiles(m.files);
+        break;
       case 'partial':
         if (f) onPartial(f, m.text);
         break;

@@ -90,6 +90,12 @@ impl Collector for TailcastCollector {
         )?;
         counter(
             &mut encoder,
+            "tailcast_files_refused",
+            "Files live globs and directories found but did not follow (--max-files reached)",
+            s.files_refused.load(Relaxed),
+        )?;
+        counter(
+            &mut encoder,
             "tailcast_truncations",
             "Truncations seen",
             s.truncations.load(Relaxed),

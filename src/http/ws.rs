@@ -129,6 +129,9 @@ impl WsSession {
     }
 
     async fn run(&mut self, mut stream: actix_ws::AggregatedMessageStream) -> End {
+        // Marked seen before the list is read: a file added from here on is announced.
+        let mut files_changed = self.state.hub.watch_files();
+        files_changed.borrow_and_update();
         let files = encode::file_infos(&self.state.hub);
         let hello = ServerMessage::Hello {
             version: protocol::PROTOCOL_VERSION,
@@ -150,6 +153,7 @@ impl WsSession {
                 _ = shutdown.fired() => Err(End::Shutdown),
                 message = stream.next() => self.on_client(message).await,
                 _ = self.wake.notified() => self.on_news().await,
+                Ok(()) = files_changed.changed() => self.on_files_changed().await,
                 _ = heartbeat_tick.tick() => self.heartbeat().await,
                 _ = sleep_until(self.idle_deadline) => Err(End::Silent),
             };
@@ -410,6 +414,13 @@ impl WsSession {
             encode::lines_frame(id, slice.first_seq(), std::slice::from_ref(slice)).into()
         };
         self.send(frame).await
+    }
+
+    /// A live glob or directory found a file: the whole list again, as in `hello`.
+    async fn on_files_changed(&mut self) -> Result<(), End> {
+        let files = encode::file_infos(&self.state.hub);
+        let frame = ServerMessage::Files { files: &files }.to_json();
+        self.send(frame.into()).await
     }
 
     async fn send_gap(&mut self, ix: FileIx, gap: Gap) -> Result<(), End> {

@@ -16,11 +16,11 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, RwLock, Weak};
 use std::time::{Duration, Instant};
 
-use tokio::sync::Notify;
+use tokio::sync::{watch, Notify};
 
 use super::cursor::{MemoryCursor, ReaderShared};
 use super::HistoryBackend;
@@ -33,8 +33,9 @@ use crate::tail::{FileState, LineBatch};
 const KEPT_STATES: usize = 64;
 
 struct FileChannel {
-    id: String,
-    path: PathBuf,
+    /// Set once, when the slot is taken (at start, or when a live glob finds a file).
+    id: OnceLock<String>,
+    path: OnceLock<PathBuf>,
     shared: Mutex<FileShared>,
     /// Signalled when a reader advances while the tailer waits in [`Hub::pace`].
     room: Condvar,
@@ -47,6 +48,33 @@ struct FileChannel {
     state_count: AtomicU64,
     /// Changes of the pending (unfinished) line so far, readable without the lock.
     pending_count: AtomicU64,
+}
+
+impl FileChannel {
+    /// A free slot.
+    fn new(config: &HubConfig) -> Self {
+        FileChannel {
+            id: OnceLock::new(),
+            path: OnceLock::new(),
+            shared: Mutex::new(FileShared {
+                history: History::new(config.history_lines, config.history_bytes),
+                next_seq: 1,
+                exists: false,
+                size: 0,
+                error: None,
+                states: VecDeque::new(),
+                next_state: 0,
+                pending: None,
+                readers: Vec::new(),
+                pace_credit: PaceCredit::new(config.pace_timeout),
+            }),
+            room: Condvar::new(),
+            waiting_for: AtomicU64::new(u64::MAX),
+            last_seq: AtomicU64::new(0),
+            state_count: AtomicU64::new(0),
+            pending_count: AtomicU64::new(0),
+        }
+    }
 }
 
 /// A file state change, and where it happened: before line `at_seq`.
@@ -102,8 +130,13 @@ impl PaceCredit {
 }
 
 struct HubInner {
+    /// Every slot, allocated at start: the files named then, and room for those live globs
+    /// and directories find later; `count` of them are in use.
     files: Vec<FileChannel>,
-    by_id: HashMap<String, FileIx>,
+    count: AtomicUsize,
+    by_id: RwLock<HashMap<String, FileIx>>,
+    /// The number of files, for those who show the list (it only grows).
+    files_changed: watch::Sender<usize>,
     epoch: u64,
     pace_timeout: Duration,
 }
@@ -117,43 +150,22 @@ pub struct MemoryHistory {
 impl MemoryHistory {
     /// A hub for `files` (id, path), in that order; `epoch` identifies this server run.
     pub fn new(files: Vec<(String, PathBuf)>, config: &HubConfig, epoch: u64) -> MemoryHistory {
-        let mut by_id = HashMap::new();
-        let files = files
-            .into_iter()
-            .enumerate()
-            .map(|(ix, (id, path))| {
-                by_id.insert(id.clone(), ix);
-                FileChannel {
-                    id,
-                    path,
-                    shared: Mutex::new(FileShared {
-                        history: History::new(config.history_lines, config.history_bytes),
-                        next_seq: 1,
-                        exists: false,
-                        size: 0,
-                        error: None,
-                        states: VecDeque::new(),
-                        next_state: 0,
-                        pending: None,
-                        readers: Vec::new(),
-                        pace_credit: PaceCredit::new(config.pace_timeout),
-                    }),
-                    room: Condvar::new(),
-                    waiting_for: AtomicU64::new(u64::MAX),
-                    last_seq: AtomicU64::new(0),
-                    state_count: AtomicU64::new(0),
-                    pending_count: AtomicU64::new(0),
-                }
-            })
-            .collect();
-        MemoryHistory {
+        let capacity = files.len() + config.more_files;
+        let channels = (0..capacity).map(|_| FileChannel::new(config)).collect();
+        let history = MemoryHistory {
             inner: Arc::new(HubInner {
-                files,
-                by_id,
+                files: channels,
+                count: AtomicUsize::new(0),
+                by_id: RwLock::new(HashMap::new()),
+                files_changed: watch::channel(0).0,
                 epoch,
                 pace_timeout: config.pace_timeout,
             }),
+        };
+        for (id, path) in files {
+            history.add_file(id, path);
         }
+        history
     }
 
     /// (newest seq, state changes so far, pending-line changes so far), without the lock.
@@ -413,23 +425,49 @@ impl HistoryBackend for MemoryHistory {
     }
 
     fn file_count(&self) -> usize {
-        self.inner.files.len()
+        self.inner.count.load(Ordering::Acquire)
     }
 
     fn lookup(&self, id: &str) -> Option<FileIx> {
-        self.inner.by_id.get(id).copied()
+        let by_id = self.inner.by_id.read().unwrap_or_else(|e| e.into_inner());
+        by_id.get(id).copied()
     }
 
     fn id(&self, file: FileIx) -> &str {
-        &self.inner.files[file].id
+        self.inner.files[file].id.get().map_or("", String::as_str)
+    }
+
+    fn add_file(&self, id: String, path: PathBuf) -> Option<FileIx> {
+        let inner = &self.inner;
+        let mut by_id = inner.by_id.write().unwrap_or_else(|e| e.into_inner());
+        let ix = inner.count.load(Ordering::Acquire);
+        if ix == inner.files.len() || by_id.contains_key(&id) {
+            return None;
+        }
+        let channel = &inner.files[ix];
+        let _ = channel.id.set(id.clone());
+        let _ = channel.path.set(path);
+        by_id.insert(id, ix);
+        inner.count.store(ix + 1, Ordering::Release);
+        drop(by_id);
+        inner.files_changed.send_replace(ix + 1);
+        Some(ix)
+    }
+
+    fn watch_files(&self) -> watch::Receiver<usize> {
+        self.inner.files_changed.subscribe()
     }
 
     fn info(&self, file: FileIx) -> FileSummary {
         let channel = &self.inner.files[file];
         let shared = lock(&channel.shared);
         FileSummary {
-            id: channel.id.clone(),
-            path: channel.path.display().to_string(),
+            id: self.id(file).to_owned(),
+            path: channel
+                .path
+                .get()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
             exists: shared.exists,
             size: shared.size,
             last_seq: shared.next_seq - 1,
@@ -597,6 +635,7 @@ mod tests {
             history_lines,
             history_bytes: 1 << 20,
             pace_timeout: Duration::ZERO,
+            more_files: 0,
         };
         Hub::new(vec![("f".into(), PathBuf::from("/f"))], &config, 1)
     }
@@ -677,6 +716,7 @@ mod tests {
             history_lines: 1,
             history_bytes: batch_bytes * 5 / 2,
             pace_timeout: Duration::from_secs(60),
+            more_files: 0,
         };
         let hub = Hub::new(vec![("f".into(), PathBuf::from("/f"))], &config, 1);
         let reader = hub.subscribe(0, Start::After(0), Arc::new(Notify::new()));

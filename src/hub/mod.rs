@@ -39,6 +39,9 @@ pub struct HubConfig {
     pub history_bytes: usize,
     /// Longest the tailer waits, per batch, for readers to make room (see [`Hub::pace`]).
     pub pace_timeout: Duration,
+    /// Files that may be added after start (found by live globs and directories), beyond those
+    /// given at start.
+    pub more_files: usize,
 }
 
 /// What the hub knows of a file (the transports turn it into the protocol's file entry).
@@ -106,6 +109,11 @@ pub trait HistoryBackend: Send + Sync + 'static {
     fn lookup(&self, id: &str) -> Option<FileIx>;
     /// A file's id.
     fn id(&self, file: FileIx) -> &str;
+    /// Adds a file found after start; `None` when there is no room left (`more_files`) or the
+    /// id is taken.
+    fn add_file(&self, id: String, path: PathBuf) -> Option<FileIx>;
+    /// Changes whenever a file is added (it holds the number of files).
+    fn watch_files(&self) -> tokio::sync::watch::Receiver<usize>;
     /// One file's description.
     fn info(&self, file: FileIx) -> FileSummary;
     /// Newest seq of a file (0 before its first line).
@@ -224,6 +232,16 @@ impl Hub {
     /// See [`HistoryBackend::append`].
     pub fn append(&self, file: FileIx, lines: LineBatch) -> u64 {
         self.backend.append(file, lines)
+    }
+
+    /// See [`HistoryBackend::add_file`].
+    pub fn add_file(&self, id: String, path: PathBuf) -> Option<FileIx> {
+        self.backend.add_file(id, path)
+    }
+
+    /// See [`HistoryBackend::watch_files`].
+    pub fn watch_files(&self) -> tokio::sync::watch::Receiver<usize> {
+        self.backend.watch_files()
     }
 
     /// See [`HistoryBackend::continue_numbering`].

@@ -185,6 +185,9 @@ impl CheckpointSlot {
     }
 }
 
+/// Every followed file's slot, by absolute path: those of the start, and those live globs add.
+pub type Slots = Arc<Mutex<Vec<(PathBuf, Arc<CheckpointSlot>)>>>;
+
 /// The state file, as written.
 #[derive(Debug, Serialize, Deserialize)]
 struct StateFile {
@@ -446,13 +449,12 @@ impl Checkpointer {
     pub fn start(
         dir: StateDir,
         epoch: u64,
-        slots: Vec<(PathBuf, Arc<CheckpointSlot>)>,
+        slots: Slots,
         carried: HashMap<PathBuf, Option<Checkpoint>>,
         interval: Duration,
     ) -> io::Result<Checkpointer> {
         let mut carried: Vec<FileRecord> = carried
             .iter()
-            .filter(|(path, _)| !slots.iter().any(|(p, _)| p == *path))
             .map(|(path, c)| FileRecord::of(path, c.as_ref()))
             .collect();
         carried.truncate(MAX_CARRIED);
@@ -498,7 +500,7 @@ impl Drop for Checkpointer {
 struct Writer {
     dir: StateDir,
     epoch: u64,
-    slots: Vec<(PathBuf, Arc<CheckpointSlot>)>,
+    slots: Slots,
     carried: Vec<FileRecord>,
 }
 
@@ -528,9 +530,13 @@ impl Writer {
         }
     }
 
+    fn slots(&self) -> Vec<(PathBuf, Arc<CheckpointSlot>)> {
+        self.slots.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
     fn write_if_changed(&self) -> io::Result<()> {
         let mut changed = false;
-        for (_, slot) in &self.slots {
+        for (_, slot) in &self.slots() {
             changed |= slot.take_changed().1;
         }
         if changed {
@@ -540,9 +546,15 @@ impl Writer {
     }
 
     fn write(&self) -> io::Result<()> {
-        let mut files = self.carried.clone();
+        let slots = self.slots();
+        let mut files: Vec<FileRecord> = self
+            .carried
+            .iter()
+            .filter(|record| !slots.iter().any(|(path, _)| *path == record.path))
+            .cloned()
+            .collect();
         files.extend(
-            self.slots
+            slots
                 .iter()
                 .map(|(path, slot)| FileRecord::of(path, slot.get().as_ref())),
         );
@@ -623,7 +635,7 @@ mod tests {
         let checkpointer = Checkpointer::start(
             state,
             42,
-            vec![(path.clone(), slot.clone())],
+            Arc::new(Mutex::new(vec![(path.clone(), slot.clone())])),
             HashMap::new(),
             Duration::from_secs(60),
         )

@@ -63,9 +63,32 @@ pub struct TailConfig {
 
 /// The running followers; dropping it (or [`Tailer::shutdown`]) stops them.
 pub struct Tailer {
-    threads: Vec<FollowerThread>,
+    handle: TailerHandle,
+    discovery: Option<Discovery>,
     _watcher: Option<notify::RecommendedWatcher>,
 }
+
+/// Starts followers on a running [`Tailer`] (cheap to clone; what discovery uses).
+#[derive(Clone)]
+pub struct TailerHandle {
+    config: TailConfig,
+    threads: Arc<Mutex<Vec<FollowerThread>>>,
+    wake_map: Arc<Mutex<WakeMap>>,
+}
+
+/// Directories where new files are looked for, and what to do with each one found.
+pub struct DiscoveryRules {
+    /// The directories (watched, and read again every `rescan`).
+    pub dirs: Vec<PathBuf>,
+    /// How often they are read again without any event (the safety net).
+    pub rescan: Duration,
+    /// Called on the discovery thread with every regular file seen in them (those already
+    /// followed too: the callee knows which it follows).
+    pub found: FoundFile,
+}
+
+/// What discovery calls with each file it sees.
+pub type FoundFile = Box<dyn FnMut(&TailerHandle, &Path) + Send>;
 
 struct FollowerThread {
     stop: Arc<AtomicBool>,
@@ -93,65 +116,42 @@ const MAX_QUEUED_ROTATIONS: usize = 64;
 type WakeMap = HashMap<PathBuf, Vec<WakeEntry>>;
 
 impl Tailer {
-    /// Starts one follower thread per `(path, sink, resume point)`. Paths should be absolute. The
-    /// first check of every follower has run when this returns, so the initial tail of each file
-    /// (or, for a file resumed from a checkpoint, everything from the checkpoint on) is in its sink.
+    /// Starts one follower thread per `(path, sink, resume point)`, and, with `discovery`, a
+    /// thread that hands every file appearing in its directories to its callback. Paths should be
+    /// absolute. The first check of every follower has run when this returns, so the initial
+    /// tail of each file (or, for a file resumed from a checkpoint, everything from the
+    /// checkpoint on) is in its sink.
     pub fn start<S: TailSink>(
         config: &TailConfig,
         files: Vec<(PathBuf, S, Option<Resume>)>,
+        discovery: Option<DiscoveryRules>,
     ) -> Tailer {
-        let mut wake_map: WakeMap = HashMap::new();
-        let mut threads = Vec::with_capacity(files.len());
+        let handle = TailerHandle {
+            config: config.clone(),
+            threads: Arc::default(),
+            wake_map: Arc::default(),
+        };
         for (path, sink, resume) in files {
-            let (wake_tx, wake_rx) = sync_channel::<()>(1);
-            let stop = Arc::new(AtomicBool::new(false));
-            let draining = Arc::new(AtomicBool::new(false));
-            let rotated = RotatedQueue::default();
-            if let (Some(dir), Some(name)) = (path.parent(), path.file_name()) {
-                wake_map
-                    .entry(dir.to_path_buf())
-                    .or_default()
-                    .push(WakeEntry {
-                        name: name.to_owned(),
-                        wake: wake_tx.clone(),
-                        draining: draining.clone(),
-                        rotated: rotated.clone(),
-                    });
-            }
-            let mut follower = Follower::new(path.clone(), config.follow.clone(), sink);
-            if let Some(resume) = resume {
-                follower.resume_at(resume);
-            }
-            follower.check();
-            let thread_stop = stop.clone();
-            let stat_interval = config.stat_interval;
-            let handle = std::thread::Builder::new()
-                .name(format!("tail {}", short_name(&path)))
-                .spawn(move || {
-                    run_follower(
-                        follower,
-                        wake_rx,
-                        thread_stop,
-                        draining,
-                        rotated,
-                        stat_interval,
-                    )
-                });
-            match handle {
-                Ok(handle) => threads.push(FollowerThread {
-                    stop,
-                    wake: wake_tx,
-                    handle: Some(handle),
-                }),
-                Err(e) => tracing::error!("cannot start a thread for {}: {e}", path.display()),
-            }
+            handle.follow(path, sink, resume);
         }
+        let (found_tx, found_rx) = sync_channel::<PathBuf>(FOUND_QUEUE);
+        let rule_dirs = discovery
+            .as_ref()
+            .map(|d| d.dirs.clone())
+            .unwrap_or_default();
         let watcher = match config.watch_mode {
             WatchMode::PollOnly => None,
-            mode => make_watcher(wake_map, mode == WatchMode::DropEvents),
+            mode => make_watcher(
+                &handle.wake_map,
+                &rule_dirs,
+                found_tx,
+                mode == WatchMode::DropEvents,
+            ),
         };
+        let discovery = discovery.map(|rules| Discovery::start(handle.clone(), rules, found_rx));
         Tailer {
-            threads,
+            handle,
+            discovery,
             _watcher: watcher,
         }
     }
@@ -162,11 +162,18 @@ impl Tailer {
     }
 
     fn stop_all(&mut self) {
-        for thread in &self.threads {
+        if let Some(discovery) = self.discovery.take() {
+            discovery.stop();
+        }
+        let mut threads = match self.handle.threads.lock() {
+            Ok(mut threads) => std::mem::take(&mut *threads),
+            Err(poisoned) => std::mem::take(&mut *poisoned.into_inner()),
+        };
+        for thread in &threads {
             thread.stop.store(true, Ordering::SeqCst);
             let _ = thread.wake.try_send(());
         }
-        for thread in &mut self.threads {
+        for thread in &mut threads {
             if let Some(handle) = thread.handle.take() {
                 let _ = handle.join();
             }
@@ -177,6 +184,123 @@ impl Tailer {
 impl Drop for Tailer {
     fn drop(&mut self) {
         self.stop_all();
+    }
+}
+
+impl TailerHandle {
+    /// Starts following `path` (its first check runs before this returns).
+    pub fn follow<S: TailSink>(&self, path: PathBuf, sink: S, resume: Option<Resume>) {
+        let config = &self.config;
+        let (wake_tx, wake_rx) = sync_channel::<()>(1);
+        let stop = Arc::new(AtomicBool::new(false));
+        let draining = Arc::new(AtomicBool::new(false));
+        let rotated = RotatedQueue::default();
+        if let (Some(dir), Some(name)) = (path.parent(), path.file_name()) {
+            if let Ok(mut map) = self.wake_map.lock() {
+                map.entry(dir.to_path_buf()).or_default().push(WakeEntry {
+                    name: name.to_owned(),
+                    wake: wake_tx.clone(),
+                    draining: draining.clone(),
+                    rotated: rotated.clone(),
+                });
+            }
+        }
+        let mut follower = Follower::new(path.clone(), config.follow.clone(), sink);
+        if let Some(resume) = resume {
+            follower.resume_at(resume);
+        }
+        follower.check();
+        let thread_stop = stop.clone();
+        let stat_interval = config.stat_interval;
+        let handle = std::thread::Builder::new()
+            .name(format!("tail {}", short_name(&path)))
+            .spawn(move || {
+                run_follower(
+                    follower,
+                    wake_rx,
+                    thread_stop,
+                    draining,
+                    rotated,
+                    stat_interval,
+                )
+            });
+        match handle {
+            Ok(handle) => {
+                if let Ok(mut threads) = self.threads.lock() {
+                    threads.push(FollowerThread {
+                        stop,
+                        wake: wake_tx,
+                        handle: Some(handle),
+                    });
+                }
+            }
+            Err(e) => tracing::error!("cannot start a thread for {}: {e}", path.display()),
+        }
+    }
+}
+
+/// Most file-creation events queued for discovery; past it they are dropped and the next rescan
+/// finds the files.
+const FOUND_QUEUE: usize = 4096;
+
+/// The thread that looks for new files in the discovery directories.
+struct Discovery {
+    stop: Arc<AtomicBool>,
+    wake: SyncSender<PathBuf>,
+    handle: JoinHandle<()>,
+}
+
+impl Discovery {
+    fn start(tailer: TailerHandle, mut rules: DiscoveryRules, found: Receiver<PathBuf>) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread_stop = stop.clone();
+        // Only to wake the thread for stopping.
+        let (wake, wake_rx) = sync_channel::<PathBuf>(1);
+        let handle = std::thread::Builder::new()
+            .name("tail discovery".into())
+            .spawn(move || {
+                let _wake_rx = wake_rx;
+                let mut next_scan = Instant::now();
+                while !thread_stop.load(Ordering::SeqCst) {
+                    let wait = next_scan.saturating_duration_since(Instant::now());
+                    match found.recv_timeout(wait.min(Duration::from_millis(200))) {
+                        Ok(path) => {
+                            if path.is_file() {
+                                (rules.found)(&tailer, &path);
+                            }
+                        }
+                        Err(RecvTimeoutError::Timeout) => {}
+                        Err(RecvTimeoutError::Disconnected) => {
+                            std::thread::sleep(wait.min(Duration::from_millis(200)))
+                        }
+                    }
+                    if Instant::now() >= next_scan {
+                        for dir in rules.dirs.clone() {
+                            for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+                                let path = entry.path();
+                                if path.is_file() {
+                                    (rules.found)(&tailer, &path);
+                                }
+                            }
+                        }
+                        next_scan = Instant::now() + rules.rescan;
+                    }
+                }
+            });
+        let handle = match handle {
+            Ok(handle) => handle,
+            Err(e) => {
+                tracing::error!("cannot start the discovery thread ({e}); globs are not live");
+                std::thread::spawn(|| {})
+            }
+        };
+        Discovery { stop, wake, handle }
+    }
+
+    fn stop(self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = self.wake.try_send(PathBuf::new());
+        let _ = self.handle.join();
     }
 }
 
@@ -220,9 +344,22 @@ fn run_follower<S: TailSink>(
     follower.finish();
 }
 
-fn make_watcher(wake_map: WakeMap, drop_events: bool) -> Option<notify::RecommendedWatcher> {
-    let dirs: Vec<PathBuf> = wake_map.keys().cloned().collect();
-    let wake_map = Arc::new(Mutex::new(wake_map));
+fn make_watcher(
+    wake_map: &Arc<Mutex<WakeMap>>,
+    rule_dirs: &[PathBuf],
+    found: SyncSender<PathBuf>,
+    drop_events: bool,
+) -> Option<notify::RecommendedWatcher> {
+    let mut dirs: Vec<PathBuf> = match wake_map.lock() {
+        Ok(map) => map.keys().cloned().collect(),
+        Err(_) => Vec::new(),
+    };
+    for dir in rule_dirs {
+        if !dirs.contains(dir) {
+            dirs.push(dir.clone());
+        }
+    }
+    let rule_dirs: Vec<PathBuf> = rule_dirs.to_vec();
     let handler_map = wake_map.clone();
     let handler = move |event: notify::Result<notify::Event>| {
         if drop_events {
@@ -235,6 +372,22 @@ fn make_watcher(wake_map: WakeMap, drop_events: bool) -> Option<notify::Recommen
                     (event.kind, event.paths.as_slice())
                 {
                     pin_renamed(&map, from, to);
+                }
+                let appeared = matches!(
+                    event.kind,
+                    EventKind::Create(_)
+                        | EventKind::Modify(ModifyKind::Name(RenameMode::To | RenameMode::Both))
+                );
+                if appeared {
+                    for path in &event.paths {
+                        if path
+                            .parent()
+                            .is_some_and(|dir| rule_dirs.iter().any(|d| d == dir))
+                        {
+                            // Full: the next rescan finds it.
+                            let _ = found.try_send(path.clone());
+                        }
+                    }
                 }
                 for path in &event.paths {
                     wake_for_path(&map, path);
