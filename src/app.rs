@@ -5,7 +5,8 @@
 //! HTTP (HTTPS when `config.tls` is set) until the future completes, then fires the shutdown signal
 //! (sessions close with 1001, held polls answer), stops the HTTP server with a short grace period,
 //! and stops the followers. Standard input (`-`) is read by threads of its own
-//! ([`crate::tail::stdin`]), left running at shutdown.
+//! ([`crate::tail::stdin`]), left running at shutdown; `--exec` commands
+//! ([`crate::tail::exec`]) are started before serving and their process groups stopped last.
 
 use std::future::Future;
 use std::sync::atomic::Ordering::Relaxed;
@@ -20,7 +21,7 @@ use crate::http::conn::{tcp_socket, Connections, OutputLimits};
 use crate::http::ServerConfig;
 use crate::hub::{FileIx, Hub};
 use crate::stats::Stats;
-use crate::tail::{follow_stdin, FileState, LineBatch, TailSink, Tailer};
+use crate::tail::{follow_command, follow_stdin, FileState, LineBatch, TailSink, Tailer};
 use crate::{http, shutdown};
 
 /// Feeds one follower's output into the hub.
@@ -48,7 +49,11 @@ impl TailSink for HubSink {
         match state {
             FileState::Rotated => self.stats.rotations.fetch_add(1, Relaxed),
             FileState::Truncated => self.stats.truncations.fetch_add(1, Relaxed),
-            FileState::Created | FileState::Deleted | FileState::Ended => 0,
+            FileState::Created
+            | FileState::Deleted
+            | FileState::Ended
+            | FileState::Started
+            | FileState::Exited(_) => 0,
         };
         self.hub.set_state(self.file, state);
     }
@@ -90,6 +95,8 @@ pub async fn run(
     let stats = Arc::new(Stats::default());
 
     let mut sinks = Vec::new();
+    // Dropped on an early return: a command started here is stopped again.
+    let mut commands = Vec::new();
     for (ix, f) in config.files.iter().enumerate() {
         let sink = HubSink {
             hub: hub.clone(),
@@ -100,6 +107,10 @@ pub async fn run(
             // Its threads are detached, not stopped at shutdown: a read on a pipe whose writer
             // never ends would keep the process alive.
             follow_stdin(&config.tail.follow, sink)?;
+        } else if let Some(command) = &f.command {
+            let source = follow_command(&f.id, command, &config.exec, &config.tail.follow, sink)
+                .map_err(std::io::Error::other)?;
+            commands.push(source);
         } else {
             sinks.push((f.path.clone(), sink));
         }
@@ -190,7 +201,11 @@ pub async fn run(
     handle.stop(false).await;
     let _ = server_task.await;
     let _ = sweeper.await;
-    let _ = tokio::task::spawn_blocking(move || tailer.shutdown()).await;
+    let _ = tokio::task::spawn_blocking(move || {
+        tailer.shutdown();
+        commands.into_iter().for_each(|c| c.shutdown());
+    })
+    .await;
     Ok(())
 }
 

@@ -10,8 +10,10 @@
 //! follower ([`Follower::rotated_away`]), so a generation created and rotated away between two
 //! checks (a burst of rotations) is still read. [`splitter`] is the pure byte-to-line state
 //! machine; [`open`] opens paths without ever blocking on a FIFO, and regular files only;
-//! [`stdin`] follows standard input (`tailcast -`) with the same splitter and sink.
+//! [`stdin`] follows standard input (`tailcast -`) with the same splitter and sink; [`exec`] runs
+//! commands (`--exec`) and follows their output the same way.
 
+pub mod exec;
 pub mod follower;
 pub mod open;
 pub mod splitter;
@@ -30,6 +32,7 @@ use std::time::{Duration, Instant};
 use notify::event::{ModifyKind, RenameMode};
 use notify::{EventKind, RecursiveMode, Watcher};
 
+pub use exec::{follow_command, ExecCommand, ExecConfig, ExecSource};
 pub use follower::{
     FileState, FileStatus, FollowConfig, Follower, TailSink, DEFAULT_READ_CHUNK_BYTES,
 };
