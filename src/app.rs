@@ -203,7 +203,7 @@ pub async fn run(
     let _ = sweeper.await;
     let _ = tokio::task::spawn_blocking(move || {
         tailer.shutdown();
-        commands.into_iter().for_each(|c| c.shutdown());
+        crate::tail::ExecSource::shutdown_all(commands);
     })
     .await;
     Ok(())

@@ -59,7 +59,13 @@ pub struct Cli {
 
     /// When an --exec command that exited is started again: never, always, or on-failure (a
     /// non-zero status or a signal).
-    #[arg(long, env = "TAILCAST_EXEC_RESTART", value_enum, default_value_t = Restart::OnFailure)]
+    #[arg(
+        long,
+        env = "TAILCAST_EXEC_RESTART",
+        value_name = "WHEN",
+        value_enum,
+        default_value_t = Restart::OnFailure
+    )]
     pub exec_restart: Restart,
 
     /// The first wait before an --exec command is restarted; it doubles at each restart, up to

@@ -1,7 +1,8 @@
 //! Commands as sources (`--exec`), on the real binary: a command that fails is restarted and
 //! every run's lines arrive once, between its `started` and `exited` states; `--exec-restart
 //! never` runs it once; stderr joins with `--exec-stderr`; `--exec-shell` runs a pipeline; what a
-//! command leaves running when it exits is stopped, and SIGTERM to tailcast leaves no process of
+//! command leaves running when it exits is stopped (SIGKILL after `--exec-grace` for what ignores
+//! SIGTERM), and SIGTERM to tailcast leaves no process of
 //! any command's group behind (one that ignores SIGTERM gets SIGKILL after `--exec-grace`); a
 //! program that does not exist or may not run is a clear error at start.
 //!
@@ -223,18 +224,31 @@ async fn exec_shell_runs_a_pipeline_and_polls_see_its_lines() {
 #[tokio::test]
 async fn what_a_command_leaves_running_is_stopped_when_it_exits() {
     let dir = temp_dir();
+    // One holds the command's stdout open; the other does not, and ignores SIGTERM.
     let body = r#"
 sleep 1000 &
 echo "$!" > "$1/left"
+(trap '' TERM; exec sleep 1000) > /dev/null &
+echo "$!" > "$1/stubborn"
 exit 0
 "#;
     let exec = script(&dir, "leaves", body, &path_str(dir.path()));
     let mut server = TestServer::new()
-        .args(&["--exec", &exec, "--exec-restart", "never"])
+        .args(&[
+            "--exec",
+            &exec,
+            "--exec-restart",
+            "never",
+            "--exec-grace",
+            "500ms",
+        ])
         .start();
-    let left = read_pid(&join(&dir, "left"));
+    let pids = [
+        read_pid(&join(&dir, "left")),
+        read_pid(&join(&dir, "stubborn")),
+    ];
     server.wait_log("not restarted", 1, LONG);
-    wait_gone(&[left], Duration::from_secs(5)).await;
+    wait_gone(&pids, Duration::from_secs(5)).await;
     assert!(server.running(), "tailcast runs on");
 }
 

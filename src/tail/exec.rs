@@ -34,6 +34,9 @@ use super::splitter::{LineBatch, LineSplitter};
 /// Chunks read ahead of the splitter: a little slack for bursts; beyond it the readers wait.
 const CHUNKS_AHEAD: usize = 8;
 
+/// How often a command's process group is looked for while what it left running ends.
+const GROUP_CHECK_INTERVAL: Duration = Duration::from_millis(20);
+
 /// The program `--exec-shell` runs commands with.
 const SHELL: &str = "/bin/sh";
 
@@ -289,6 +292,8 @@ enum Event {
 struct Control {
     /// Shutdown has begun: start nothing more.
     stopping: bool,
+    /// When shutdown began (the SIGTERM), for the grace period.
+    stop_began: Option<Instant>,
     /// The running command's process group (its leader's pid), while the leader is not reaped.
     group: Option<i32>,
     /// The supervisor has finished.
@@ -383,21 +388,40 @@ impl ExecSource {
         self.stop();
     }
 
-    fn stop(&mut self) {
-        let Some(handle) = self.supervisor.take() else {
-            return;
-        };
+    /// Stops every command at once: all groups get SIGTERM together, so that shutting down
+    /// takes one grace period at most, not one per command.
+    pub fn shutdown_all(sources: Vec<ExecSource>) {
+        sources.iter().for_each(ExecSource::begin_stop);
+        sources.into_iter().for_each(ExecSource::shutdown);
+    }
+
+    /// Tells the supervisor to start nothing more and sends SIGTERM to the group (once).
+    fn begin_stop(&self) {
         let mut control = self.shared.lock();
+        if control.stopping {
+            return;
+        }
         control.stopping = true;
+        control.stop_began = Some(Instant::now());
         if let Some(group) = control.group {
             tracing::debug!(file = %self.name, group, "stopping the command: SIGTERM");
             kill_group(group, libc::SIGTERM);
         }
         self.shared.changed.notify_all();
+    }
+
+    fn stop(&mut self) {
+        let Some(handle) = self.supervisor.take() else {
+            return;
+        };
+        self.begin_stop();
+        let control = self.shared.lock();
+        let began = control.stop_began.unwrap_or_else(Instant::now);
+        let left = (began + self.grace).saturating_duration_since(Instant::now());
         let (mut control, _) = self
             .shared
             .changed
-            .wait_timeout_while(control, self.grace, |c| !c.finished)
+            .wait_timeout_while(control, left, |c| !c.finished)
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         if !control.finished {
             if let Some(group) = control.group {
@@ -609,12 +633,24 @@ impl Supervisor {
         if let Err(e) = wait_exited_unreaped(pid) {
             tracing::warn!(file = %self.name, "cannot wait for pid {pid}: {e}");
         }
-        // What the leader left in its group goes with it; the pipes then end (bytes already in
-        // them are still read).
+        // What the leader left in its group goes with it (bytes already in the pipes are still
+        // read): SIGTERM, and SIGKILL to what is still there once the grace period is over.
         kill_group(pid, libc::SIGTERM);
-        if !wait_readers(&done_rx, &mut readers, self.exec.grace) {
+        let deadline = Instant::now() + self.exec.grace;
+        let drained = wait_readers(&done_rx, &mut readers, deadline);
+        let mut alive = group_alive(pid);
+        while alive && Instant::now() < deadline {
+            std::thread::sleep(GROUP_CHECK_INTERVAL);
+            alive = group_alive(pid);
+        }
+        if !drained || alive {
+            tracing::info!(
+                file = %self.name,
+                "what the command left running did not end within {:?} of SIGTERM: SIGKILL",
+                self.exec.grace
+            );
             kill_group(pid, libc::SIGKILL);
-            if !wait_readers(&done_rx, &mut readers, self.exec.grace) {
+            if !wait_readers(&done_rx, &mut readers, Instant::now() + self.exec.grace) {
                 tracing::warn!(
                     file = %self.name,
                     "a process that left the command's group still holds its output open; not \
@@ -667,9 +703,8 @@ impl Supervisor {
     }
 }
 
-/// Waits up to `within` for `readers` reader threads to finish; true when all have.
-fn wait_readers(done: &Receiver<()>, readers: &mut usize, within: Duration) -> bool {
-    let deadline = Instant::now() + within;
+/// Waits until `deadline` for `readers` reader threads to finish; true when all have.
+fn wait_readers(done: &Receiver<()>, readers: &mut usize, deadline: Instant) -> bool {
     while *readers > 0 {
         match done.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
             Ok(()) => *readers -= 1,
@@ -679,6 +714,34 @@ fn wait_readers(done: &Receiver<()>, readers: &mut usize, within: Duration) -> b
         }
     }
     true
+}
+
+/// Whether a live process (not a zombie) is in the process group `group`, from `/proc`. A
+/// process that left the group (`setsid`) is not looked for: it is no longer the command's.
+fn group_alive(group: i32) -> bool {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return false;
+    };
+    entries.filter_map(Result::ok).any(|entry| {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
+        else {
+            return false;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            return false;
+        };
+        // After the command name (which may hold anything) come state, ppid and pgrp.
+        let Some(rest) = stat.rfind(')').map(|at| &stat[at + 1..]) else {
+            return false;
+        };
+        let mut fields = rest.split_whitespace();
+        let state = fields.next();
+        let pgrp = fields.nth(1).and_then(|f| f.parse::<i32>().ok());
+        pgrp == Some(group) && !matches!(state, Some("Z" | "X"))
+    })
 }
 
 fn read_pipe<R: Read>(
