@@ -1,6 +1,6 @@
 //! Commands as sources (`--exec`), on the real binary: a command that fails is restarted and
 //! every run's lines arrive once, between its `started` and `exited` states; `--exec-restart
-//! never` runs it once; stderr joins with `--exec-stderr`; `--exec-shell` runs a pipeline; what a
+//! never` runs it once; an exit by a signal says which; stderr joins with `--exec-stderr`; `--exec-shell` runs a pipeline; what a
 //! command leaves running when it exits is stopped (SIGKILL after `--exec-grace` for what ignores
 //! SIGTERM), and SIGTERM to tailcast leaves no process of
 //! any command's group behind (one that ignores SIGTERM gets SIGKILL after `--exec-grace`); a
@@ -15,6 +15,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::*;
+use futures_util::StreamExt as _;
 use serde_json::Value;
 
 const LONG: Duration = Duration::from_secs(60);
@@ -203,6 +204,39 @@ exit 3
     let runs = std::fs::read_to_string(join(&dir, "runs")).expect("runs");
     assert_eq!(runs.trim(), "1");
     assert_eq!(server.stderr_text().matches("state=\"started\"").count(), 1);
+}
+
+#[tokio::test]
+async fn an_exit_by_a_signal_is_told_on_follow() {
+    // Without a shell: `$$` reaches sh as it is, inside its quotes.
+    let server = TestServer::new()
+        .args(&[
+            "--exec",
+            "k=/bin/sh -c 'echo bye; kill -9 $$'",
+            "--exec-restart",
+            "never",
+        ])
+        .start();
+    let response = http_client()
+        .get(server.url("/follow?file=k&after=0"))
+        .send()
+        .await
+        .expect("follow");
+    let mut body = response.bytes_stream();
+    let mut text = String::new();
+    let read = async {
+        while !text.contains("exited with signal 9 <==") {
+            let chunk = body.next().await.expect("stream open").expect("chunk");
+            text.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    };
+    tokio::time::timeout(LONG, read)
+        .await
+        .unwrap_or_else(|_| panic!("no exit on /follow; got {text:?}"));
+    assert_eq!(
+        text,
+        "==> tailcast: k started <==\nbye\n==> tailcast: k exited with signal 9 <==\n"
+    );
 }
 
 #[tokio::test]

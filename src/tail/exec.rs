@@ -515,6 +515,42 @@ fn wait_exited_unreaped(pid: i32) -> io::Result<()> {
     }
 }
 
+/// The wait before a restart: `first`, doubled after each restart up to `max`, and `first`
+/// again after a run that lasted at least `max` (it was not failing in a loop).
+#[derive(Debug)]
+struct Backoff {
+    first: Duration,
+    max: Duration,
+    next: Duration,
+}
+
+impl Backoff {
+    fn new(first: Duration, max: Duration) -> Backoff {
+        Backoff {
+            first,
+            max: max.max(first),
+            next: first,
+        }
+    }
+
+    /// The wait before the next restart.
+    fn wait(&self) -> Duration {
+        self.next
+    }
+
+    /// A run ended after `lasted`.
+    fn ran(&mut self, lasted: Duration) {
+        if lasted >= self.max {
+            self.next = self.first;
+        }
+    }
+
+    /// The wait is over (a restart follows): the next one is longer.
+    fn waited(&mut self) {
+        self.next = self.next.saturating_mul(2).clamp(self.first, self.max);
+    }
+}
+
 struct Supervisor {
     name: String,
     command: ExecCommand,
@@ -527,26 +563,22 @@ struct Supervisor {
 impl Supervisor {
     fn run(&mut self, first: Child) {
         let mut child = Some(first);
-        let mut backoff = self.exec.backoff;
+        let mut backoff = Backoff::new(self.exec.backoff, self.exec.backoff_max);
         loop {
             if let Some(running) = child.take() {
                 let started = Instant::now();
                 let exit = self.follow_run(running);
-                if started.elapsed() >= self.exec.backoff_max {
-                    backoff = self.exec.backoff;
-                }
-                let (restart, error) = self.after_exit(exit, backoff);
+                backoff.ran(started.elapsed());
+                let (restart, error) = self.after_exit(exit, backoff.wait());
                 let _ = self.tx.send(Event::Exited { exit, error });
                 if !restart {
                     break;
                 }
             }
-            if !self.wait_backoff(backoff) {
+            if !self.wait_backoff(backoff.wait()) {
                 break;
             }
-            backoff = (backoff * 2)
-                .min(self.exec.backoff_max)
-                .max(self.exec.backoff);
+            backoff.waited();
             let mut control = self.shared.lock();
             if control.stopping {
                 break;
@@ -563,7 +595,7 @@ impl Supervisor {
                         "cannot start `{}`: {}; trying again in {}",
                         self.command.program(),
                         spawn_failure(self.command.program(), &e),
-                        humantime::format_duration(backoff)
+                        humantime::format_duration(backoff.wait())
                     );
                     tracing::warn!(file = %self.name, "{why}");
                     let _ = self.tx.send(Event::SpawnFailed(why));
@@ -883,6 +915,26 @@ mod tests {
         assert!(ExecCommand::parse("a='unbalanced", false).is_err());
         assert!(ExecCommand::parse("name=  ", false).is_err());
         assert!(ExecCommand::parse("", false).is_err());
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_its_cap_and_starts_again_after_a_long_run() {
+        let ms = Duration::from_millis;
+        let mut backoff = Backoff::new(ms(100), ms(350));
+        let mut waits = Vec::new();
+        for _ in 0..4 {
+            backoff.ran(ms(1));
+            waits.push(backoff.wait());
+            backoff.waited();
+        }
+        assert_eq!(waits, [ms(100), ms(200), ms(350), ms(350)]);
+        backoff.ran(ms(350));
+        assert_eq!(
+            backoff.wait(),
+            ms(100),
+            "a run as long as the cap resets it"
+        );
+        assert_eq!(Backoff::new(ms(0), ms(0)).wait(), ms(0));
     }
 
     #[test]
