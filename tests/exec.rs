@@ -111,23 +111,26 @@ fn state_text(msg: &Value) -> String {
     }
 }
 
+/// Fails twice (status 1), then succeeds: `on-failure` restarts it twice, then no more.
 const FAILING: &str = r#"
 n=$(cat "$1/runs" 2>/dev/null || echo 0)
 n=$((n + 1))
 echo "$n" > "$1/runs"
-i=1
-while [ "$i" -le 5 ]; do
-    echo "run $n line $i"
-    i=$((i + 1))
-done
-exit 1
+seq 1 "$2" | sed "s/^/run $n line /"
+[ "$n" -ge 3 ]
 "#;
 
 #[tokio::test]
 async fn a_failing_command_is_restarted_and_each_run_arrives_once_between_its_states() {
+    const LINES: usize = 3000;
     let dir = temp_dir();
-    let exec = script(&dir, "job", FAILING, &path_str(dir.path()));
-    let server = TestServer::new()
+    let exec = script(
+        &dir,
+        "job",
+        FAILING,
+        &format!("{} {LINES}", path_str(dir.path())),
+    );
+    let mut server = TestServer::new()
         .args(&[
             "--exec",
             &exec,
@@ -141,12 +144,15 @@ async fn a_failing_command_is_restarted_and_each_run_arrives_once_between_its_st
     let mut expected = Vec::new();
     for run in 1..=3 {
         expected.push("started".to_owned());
-        expected.extend((1..=5).map(|i| format!("run {run} line {i}")));
-        expected.push("exited 1".to_owned());
+        expected.extend((1..=LINES).map(|i| format!("run {run} line {i}")));
+        expected.push(format!("exited {}", if run < 3 { 1 } else { 0 }));
     }
-    assert_lines_eq(&seen[..expected.len()], &expected);
-
+    assert_lines_eq(&seen, &expected);
+    server.wait_log("not restarted (--exec-restart on-failure)", 1, LONG);
     let info = server.file_info("job").await;
+    assert_eq!(info["last_seq"], 3 * LINES, "{info}");
+    assert_eq!(info["exists"], false, "{info}");
+    assert!(info.get("error").is_none(), "a success is no error: {info}");
     assert!(
         info["path"]
             .as_str()
