@@ -1,6 +1,6 @@
 //! Commands as sources (`--exec`), on the real binary: a command that fails is restarted and
 //! every run's lines arrive once, between its `started` and `exited` states; `--exec-restart
-//! never` runs it once; an exit by a signal says which; stderr joins with `--exec-stderr`; `--exec-shell` runs a pipeline; what a
+//! never` runs it once; an exit by a signal says which; the token stays tailcast's; stderr joins with `--exec-stderr`; `--exec-shell` runs a pipeline; what a
 //! command leaves running when it exits is stopped (SIGKILL after `--exec-grace` for what ignores
 //! SIGTERM), and SIGTERM to tailcast leaves no process of
 //! any command's group behind (one that ignores SIGTERM gets SIGKILL after `--exec-grace`); a
@@ -259,6 +259,32 @@ async fn exec_shell_runs_a_pipeline_and_polls_see_its_lines() {
     let mut poll = PollFollower::new(&server, "pipe", 0);
     poll.until_count(2, LONG).await;
     assert_eq!(poll.lines, ["x", "y"]);
+}
+
+#[tokio::test]
+async fn a_command_does_not_inherit_the_token() {
+    let server = TestServer::new()
+        .env("TAILCAST_TOKEN", "s3cret")
+        .args(&[
+            "--exec",
+            "e=/bin/sh -c 'echo \"token=${TAILCAST_TOKEN:-none}\"'",
+            "--exec-restart",
+            "never",
+        ])
+        .start();
+    let answer: Value = http_client()
+        .get(server.url("/poll?file=e&after=0&timeout=30&token=s3cret"))
+        .send()
+        .await
+        .expect("poll")
+        .json()
+        .await
+        .expect("poll JSON");
+    assert_eq!(
+        answer["lines"],
+        serde_json::json!(["token=none"]),
+        "{answer}"
+    );
 }
 
 #[tokio::test]
