@@ -27,6 +27,16 @@ fn script(dir: &tempfile::TempDir, name: &str, body: &str, args: &str) -> String
     format!("{name}=/bin/sh '{}' {args}", path_str(&path))
 }
 
+/// A server running the script `body` (given `dir` as `$1`) as the source `name`, once
+/// (`--exec-restart never`), with `extra` options.
+fn run_once(dir: &tempfile::TempDir, name: &str, body: &str, extra: &[&str]) -> Server {
+    let exec = script(dir, name, body, &path_str(dir.path()));
+    TestServer::new()
+        .args(&["--exec", &exec, "--exec-restart", "never"])
+        .args(extra)
+        .start()
+}
+
 /// A process that is gone: no /proc entry, or a zombie waiting for whoever reaps orphans.
 fn gone(pid: u32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
@@ -171,18 +181,7 @@ echo out
 echo err >&2
 exit 3
 "#;
-    let exec = script(&dir, "once", body, &path_str(dir.path()));
-    let mut server = TestServer::new()
-        .args(&[
-            "--exec",
-            &exec,
-            "--exec-stderr",
-            "--exec-restart",
-            "never",
-            "--exec-backoff",
-            "10ms",
-        ])
-        .start();
+    let mut server = run_once(&dir, "once", body, &["--exec-stderr"]);
     let seen = transcript(&server, "once", 1).await;
     // The two pipes are read apart: their lines may come in either order.
     let mut middle = seen[1..seen.len() - 1].to_vec();
@@ -298,17 +297,7 @@ echo "$!" > "$1/left"
 echo "$!" > "$1/stubborn"
 exit 0
 "#;
-    let exec = script(&dir, "leaves", body, &path_str(dir.path()));
-    let mut server = TestServer::new()
-        .args(&[
-            "--exec",
-            &exec,
-            "--exec-restart",
-            "never",
-            "--exec-grace",
-            "500ms",
-        ])
-        .start();
+    let mut server = run_once(&dir, "leaves", body, &["--exec-grace", "500ms"]);
     let pids = [
         read_pid(&join(&dir, "left")),
         read_pid(&join(&dir, "stubborn")),
