@@ -5,7 +5,8 @@
 //! HTTP (HTTPS when `config.tls` is set) until the future completes, then fires the shutdown signal
 //! (sessions close with 1001, held polls answer), stops the HTTP server with a short grace period,
 //! and stops the followers. Standard input (`-`) is read by threads of its own
-//! ([`crate::tail::stdin`]), left running at shutdown.
+//! ([`crate::tail::stdin`]), left running at shutdown; `--exec` commands
+//! ([`crate::tail::exec`]) are started before serving and their process groups stopped last.
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
@@ -26,8 +27,8 @@ use crate::state::Checkpoint;
 use crate::state::{self, CheckpointSlot, Checkpointer, StateDir};
 use crate::stats::Stats;
 use crate::tail::{
-    follow_stdin, BatchOrigin, DiscoveryRules, FileState, LineBatch, Resume, TailSink, Tailer,
-    TailerHandle,
+    follow_command, follow_stdin, BatchOrigin, DiscoveryRules, FileState, LineBatch, Resume,
+    TailSink, Tailer, TailerHandle,
 };
 use crate::{http, shutdown};
 
@@ -81,7 +82,11 @@ impl TailSink for HubSink {
         match state {
             FileState::Rotated => self.stats.rotations.fetch_add(1, Relaxed),
             FileState::Truncated => self.stats.truncations.fetch_add(1, Relaxed),
-            FileState::Created | FileState::Deleted | FileState::Ended => 0,
+            FileState::Created
+            | FileState::Deleted
+            | FileState::Ended
+            | FileState::Started
+            | FileState::Exited(_) => 0,
         };
         self.hub.set_state(self.file, state);
     }
@@ -231,18 +236,26 @@ pub async fn run(
         slots: slots.clone(),
     };
     let mut followed = Vec::new();
+    // Dropped on an early return: a command started here is stopped again.
+    let mut commands = Vec::new();
     for (ix, f) in config.files.iter().enumerate() {
+        // Streams (standard input, commands) cannot be read again: no checkpoint.
+        let stream_sink = || HubSink {
+            hub: hub.clone(),
+            file: ix,
+            stats: stats.clone(),
+            checkpoint: None,
+            appended: None,
+        };
         if f.is_stdin() {
             // Its threads are detached, not stopped at shutdown: a read on a pipe whose writer
             // never ends would keep the process alive.
-            let sink = HubSink {
-                hub: hub.clone(),
-                file: ix,
-                stats: stats.clone(),
-                checkpoint: None,
-                appended: None,
-            };
-            follow_stdin(&config.tail.follow, sink)?;
+            follow_stdin(&config.tail.follow, stream_sink())?;
+        } else if let Some(command) = &f.command {
+            let sink = stream_sink();
+            let source = follow_command(&f.id, command, &config.exec, &config.tail.follow, sink)
+                .map_err(std::io::Error::other)?;
+            commands.push(source);
         } else {
             let (sink, resume) = sinks.make(ix, &f.path, None);
             followed.push((f.path.clone(), sink, resume));
@@ -367,6 +380,7 @@ pub async fn run(
         if let Some(checkpointer) = checkpointer {
             checkpointer.shutdown();
         }
+        crate::tail::ExecSource::shutdown_all(commands);
     })
     .await;
     Ok(())

@@ -11,18 +11,19 @@ use std::time::Duration;
 use clap::Parser;
 
 use crate::error::ConfigError;
-use crate::files::{resolve_sources, LiveRule, WatchedFile};
+use crate::files::{add_commands, resolve_sources, LiveRule, WatchedFile};
 use crate::http::ServerConfig;
 use crate::hub::HubConfig;
 use crate::net::IpRange;
-use crate::tail::{FollowConfig, TailConfig, WatchMode};
+use crate::tail::exec::Restart;
+use crate::tail::{ExecConfig, FollowConfig, TailConfig, WatchMode};
 use crate::tls::{self, TlsFiles};
 
 /// Follow growing log files and stream every new line, live, to browsers (WebSocket) and to
 /// curl (HTTP long-poll).
 ///
 /// With no PATH, serves a demo: copies of `sample-logs/` that keep growing. `-` follows standard
-/// input (`journalctl -f | tailcast -`).
+/// input (`journalctl -f | tailcast -`); `--exec` runs a command and follows its output.
 #[derive(Debug, Parser)]
 #[command(name = "tailcast", version, about, long_about, max_term_width = 100)]
 pub struct Cli {
@@ -36,6 +37,51 @@ pub struct Cli {
     /// The name clients use for standard input (a `-` PATH): `?file=NAME`. Default: stdin.
     #[arg(long, env = "TAILCAST_NAME", value_name = "NAME")]
     pub name: Option<String>,
+
+    /// Run a command and follow its output as a source (repeatable): `--exec 'journalctl -f'`.
+    /// `NAME=` before it names the source (`--exec 'sys=journalctl -f'`), else its program does.
+    /// Split into words like a shell (quotes, backslashes) but run without one: no pipes,
+    /// variables or globs (see --exec-shell). It runs in a process group of its own, which is
+    /// stopped with tailcast; each start and exit is told to clients as the states `started` and
+    /// `exited`. Only the command line names commands, never a client.
+    #[arg(long = "exec", value_name = "[NAME=]COMMAND")]
+    pub exec: Vec<String>,
+
+    /// Run every --exec command with `/bin/sh -c COMMAND` (pipes, variables, globs), instead of
+    /// splitting it into words.
+    #[arg(long, env = "TAILCAST_EXEC_SHELL")]
+    pub exec_shell: bool,
+
+    /// Follow the --exec commands' stderr too, in the same source as their stdout (without it,
+    /// their stderr goes to tailcast's).
+    #[arg(long, env = "TAILCAST_EXEC_STDERR")]
+    pub exec_stderr: bool,
+
+    /// When an --exec command that exited is started again: never, always, or on-failure (a
+    /// non-zero status or a signal).
+    #[arg(
+        long,
+        env = "TAILCAST_EXEC_RESTART",
+        value_name = "WHEN",
+        value_enum,
+        default_value_t = Restart::OnFailure
+    )]
+    pub exec_restart: Restart,
+
+    /// The first wait before an --exec command is restarted; it doubles at each restart, up to
+    /// --exec-backoff-max.
+    #[arg(long, env = "TAILCAST_EXEC_BACKOFF", default_value = "1s", value_parser = parse_duration)]
+    pub exec_backoff: Duration,
+
+    /// The longest wait before a restart; a run that lasted at least this long starts the
+    /// backoff again from --exec-backoff.
+    #[arg(long, env = "TAILCAST_EXEC_BACKOFF_MAX", default_value = "1m", value_parser = parse_duration)]
+    pub exec_backoff_max: Duration,
+
+    /// At shutdown (and after an --exec command exits, for what it left running), its process
+    /// group gets SIGTERM, then SIGKILL after this long.
+    #[arg(long, env = "TAILCAST_EXEC_GRACE", default_value = "5s", value_parser = parse_duration)]
+    pub exec_grace: Duration,
 
     /// Address to listen on. Use 0.0.0.0:7070 to listen on every interface (then set --token).
     #[arg(long, env = "TAILCAST_BIND", default_value = "127.0.0.1:7070")]
@@ -84,9 +130,9 @@ pub struct Cli {
     #[arg(long, env = "TAILCAST_PARTIAL_LINE_TIMEOUT", default_value = "200ms", value_parser = parse_duration)]
     pub partial_line_timeout: Duration,
 
-    /// Most files followed at once: those named, and those live globs and directories find
-    /// later (each is followed from its first line). Past it, new matches are refused with one
-    /// warning and counted in the metrics.
+    /// Most files followed at once, counting those live globs and directories find after start
+    /// (each followed from its first line); past it, new matches are refused with one warning
+    /// and counted in the metrics. Files named on the command line are always followed.
     #[arg(long, env = "TAILCAST_MAX_FILES", default_value_t = 1024)]
     pub max_files: usize,
 
@@ -227,6 +273,8 @@ pub struct Config {
     pub tls_reload: Option<tls::TlsReload>,
     /// Tailing settings.
     pub tail: TailConfig,
+    /// How `--exec` commands run.
+    pub exec: ExecConfig,
     /// History and fan-out bounds.
     pub hub: HubConfig,
     /// Transport settings.
@@ -267,9 +315,11 @@ impl Cli {
             Some(paths) if self.paths.is_empty() => paths,
             _ => self.paths,
         };
-        if paths.is_empty() {
+        if paths.is_empty() && self.exec.is_empty() {
             return Err(ConfigError::Invalid(
-                "no file to follow: name at least one PATH (or - for standard input)".into(),
+                "no file to follow: name at least one PATH (or - for standard input, or --exec \
+                 COMMAND)"
+                    .into(),
             ));
         }
         let name = self.name.filter(|n| !n.is_empty());
@@ -279,18 +329,14 @@ impl Cli {
             ));
         }
         let sources = resolve_sources(&paths, name.as_deref().unwrap_or("stdin"))?;
-        let files = sources.files;
-        if files.len() > self.max_files {
-            return Err(ConfigError::Invalid(format!(
-                "{} files to follow, more than --max-files {}: raise --max-files or name fewer",
-                files.len(),
-                self.max_files
-            )));
-        }
+        let mut files = sources.files;
+        add_commands(&mut files, &self.exec, self.exec_shell)?;
+        // Files named on the command line are bounded by it; --max-files bounds what live globs
+        // and directories add to them.
         let more_files = if sources.rules.is_empty() {
             0
         } else {
-            self.max_files - files.len()
+            self.max_files.saturating_sub(files.len())
         };
         let max_line_bytes = self.max_line_bytes.clamp(1, 64 << 20) as usize;
         let history_bytes = self.history_bytes.max(1) as usize;
@@ -318,6 +364,13 @@ impl Cli {
                 },
                 stat_interval: self.stat_interval.max(Duration::from_millis(10)),
                 watch_mode,
+            },
+            exec: ExecConfig {
+                restart: self.exec_restart,
+                backoff: self.exec_backoff,
+                backoff_max: self.exec_backoff_max.max(self.exec_backoff),
+                grace: self.exec_grace,
+                stderr: self.exec_stderr,
             },
             hub: HubConfig {
                 history_lines: self.history,

@@ -5,7 +5,8 @@
 //! names a file by its id, which the hub looks up in a table; no client string is ever joined to
 //! a path. An id is the file name, with parent directories added where two would collide.
 //! A `-` PATH is standard input: a source named by `--name` (`stdin` unless given), shown with
-//! the path `-`.
+//! the path `-`. An `--exec` command is a source named by its `NAME=` or its program, shown with
+//! the path `!COMMAND` ([`add_commands`]).
 //!
 //! A glob whose wildcards are in its last component (`/var/log/app/*.log`) and a directory
 //! (`/var/log/app/`) are also [`LiveRule`]s: standing rules that files appearing later are
@@ -24,8 +25,10 @@ use crate::tail;
 pub struct WatchedFile {
     /// Short stable name used by clients.
     pub id: String,
-    /// Absolute path.
+    /// Absolute path (`-` for standard input, `!COMMAND` for a command).
     pub path: PathBuf,
+    /// The command run for an `--exec` source.
+    pub command: Option<tail::ExecCommand>,
 }
 
 /// A standing rule from a glob or directory argument: which names in `dir` it takes.
@@ -122,6 +125,52 @@ impl WatchedFile {
     }
 }
 
+/// Adds the `--exec` commands (`[NAME=]COMMAND` each) after the files. A command's id is its
+/// NAME, which no other source may have; else its program's file name, with `-2`, `-3`, ...
+/// added when another source already has it (as a file's id gets more of its path).
+pub fn add_commands(
+    files: &mut Vec<WatchedFile>,
+    commands: &[String],
+    shell: bool,
+) -> Result<(), ConfigError> {
+    let mut parsed = Vec::with_capacity(commands.len());
+    for value in commands {
+        let (name, command) =
+            tail::ExecCommand::parse(value, shell).map_err(ConfigError::Invalid)?;
+        if let Some(name) = &name {
+            check_name(name, "an --exec command", "--exec 'sys=journalctl -f'")?;
+        }
+        parsed.push((name, command));
+    }
+    let explicit: HashSet<String> = parsed.iter().filter_map(|(n, _)| n.clone()).collect();
+    for (name, command) in parsed {
+        let taken = |id: &str, files: &[WatchedFile]| files.iter().any(|f| f.id == id);
+        let id = match name {
+            Some(name) if taken(&name, files) => {
+                return Err(ConfigError::Invalid(format!(
+                    "two sources would be named `{name}`: give the --exec command `{}` another                      NAME=",
+                    command.text
+                )))
+            }
+            Some(name) => name,
+            None => {
+                let base = command.default_name();
+                let free = |id: &String| !taken(id, files) && !explicit.contains(id);
+                std::iter::once(base.clone())
+                    .chain((2..).map(|n| format!("{base}-{n}")))
+                    .find(free)
+                    .unwrap_or(base)
+            }
+        };
+        files.push(WatchedFile {
+            id,
+            path: PathBuf::from(format!("!{}", command.text)),
+            command: Some(command),
+        });
+    }
+    Ok(())
+}
+
 /// Expands globs, checks that every directory exists and every existing path is a readable
 /// regular file (not a FIFO, socket or device), and assigns ids. A `-` (at most one) is standard
 /// input, with the id `stdin_name`. Order follows the command line; a file named twice is
@@ -178,10 +227,14 @@ pub fn resolve_sources(args: &[String], stdin_name: &str) -> Result<Sources, Con
     let mut files: Vec<WatchedFile> = paths
         .into_iter()
         .zip(ids)
-        .map(|(path, id)| WatchedFile { id, path })
+        .map(|(path, id)| WatchedFile {
+            id,
+            path,
+            command: None,
+        })
         .collect();
     if let Some(at) = stdin_at {
-        check_stdin_name(stdin_name)?;
+        check_name(stdin_name, "standard input", "--name app")?;
         if files.iter().any(|f| f.id == stdin_name) {
             return Err(ConfigError::Invalid(format!(
                 "standard input and a file would both be named `{stdin_name}`; give standard \
@@ -193,6 +246,7 @@ pub fn resolve_sources(args: &[String], stdin_name: &str) -> Result<Sources, Con
             WatchedFile {
                 id: stdin_name.to_owned(),
                 path: PathBuf::from(STDIN_PATH),
+                command: None,
             },
         );
     }
@@ -249,12 +303,11 @@ fn existing_matches(rule: &LiveRule) -> Vec<PathBuf> {
 }
 
 /// A source name goes into URLs (`?file=NAME`) and terminals: keep it to plain characters.
-fn check_stdin_name(name: &str) -> Result<(), ConfigError> {
-    let plain = |c: char| c.is_ascii_alphanumeric() || "-._~/".contains(c);
-    if name.is_empty() || name.len() > 128 || !name.chars().all(plain) {
+fn check_name(name: &str, what: &str, example: &str) -> Result<(), ConfigError> {
+    if name.is_empty() || name.len() > 128 || !name.chars().all(tail::exec::plain_char) {
         return Err(ConfigError::Invalid(format!(
-            "`{name}` cannot name standard input: use 1 to 128 letters, digits, - . _ ~ or /, \
-             like --name app"
+            "`{name}` cannot name {what}: use 1 to 128 letters, digits, - . _ ~ or /, like \
+             {example}"
         )));
     }
     Ok(())
@@ -403,6 +456,34 @@ mod tests {
         assert!(resolve_files(&["-".into(), "-".into()], "stdin").is_err());
         assert!(resolve_files(&["-".into()], "a b").is_err());
         assert!(resolve_files(&["-".into()], "").is_err());
+    }
+
+    #[test]
+    fn commands_are_named_by_name_or_program_without_collisions() {
+        let mut files = resolve_files(&["/var/log/journalctl".into()], "stdin").expect("resolves");
+        let commands = [
+            "journalctl -f".to_owned(),
+            "journalctl -u nginx -f".to_owned(),
+            "journalctl-3=journalctl -k".to_owned(),
+            "/usr/bin/tail -F x".to_owned(),
+        ];
+        add_commands(&mut files, &commands, false).expect("adds");
+        let ids: Vec<&str> = files.iter().map(|f| f.id.as_str()).collect();
+        assert_eq!(
+            ids,
+            [
+                "journalctl",
+                "journalctl-2",
+                "journalctl-4",
+                "journalctl-3",
+                "tail"
+            ]
+        );
+        assert_eq!(files[1].path, PathBuf::from("!journalctl -f"));
+        assert!(files[1].command.is_some() && files[0].command.is_none());
+        let twice = ["a=x".to_owned(), "a=y".to_owned()];
+        assert!(add_commands(&mut Vec::new(), &twice, false).is_err());
+        assert!(add_commands(&mut Vec::new(), &["a b=x".to_owned()], false).is_ok());
     }
 
     #[test]

@@ -44,7 +44,7 @@ fn real_main() -> anyhow::Result<()> {
         logger.init();
     }
 
-    let demo = if cli.paths.is_empty() {
+    let demo = if cli.paths.is_empty() && cli.exec.is_empty() {
         Some(demo::Demo::start().context("cannot start the demo logs")?)
     } else {
         None

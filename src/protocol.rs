@@ -106,8 +106,14 @@ pub enum ServerMessage<'a> {
     File {
         /// File id.
         file: &'a str,
-        /// `created`, `truncated`, `rotated` or `deleted`.
+        /// `created`, `truncated`, `rotated`, `deleted`, `ended`, `started` or `exited`.
         state: &'a str,
+        /// For `exited`: the command's exit status, when it exited by itself.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        code: Option<i32>,
+        /// For `exited`: the signal that ended the command.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        signal: Option<i32>,
     },
     /// The file's unfinished last line so far: it becomes line `seq` once its newline comes
     /// (then a `lines` message carries it, whole). `text` null: there is none any more.

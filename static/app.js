@@ -794,11 +794,14 @@
     if (following) scrollToEnd();
   }
 
-  function onFileState(f, state) {
-    const words = { created: 'was created', truncated: 'was truncated', rotated: 'was rotated', deleted: 'was deleted', ended: 'ended (end of input)' };
-    // An ended stream (standard input) reads no more; its lines stay.
-    if (state === 'deleted' || state === 'ended') f.exists = false;
-    if (state === 'created' || state === 'rotated' || state === 'truncated') f.exists = true;
+  function onFileState(f, state, m) {
+    const words = { created: 'was created', truncated: 'was truncated', rotated: 'was rotated', deleted: 'was deleted', ended: 'ended (end of input)', started: 'started (command)' };
+    if (state === 'exited') {
+      words.exited = m && m.signal != null ? `exited on signal ${m.signal}` : `exited with status ${m && m.code != null ? m.code : '?'}`;
+    }
+    // An ended stream (standard input) reads no more, nor an exited command until it starts again; their lines stay.
+    if (state === 'deleted' || state === 'ended' || state === 'exited') f.exists = false;
+    if (state === 'created' || state === 'rotated' || state === 'truncated' || state === 'started') f.exists = true;
     if (viewIds.includes(f.id)) notice('file', `${f.id} ${words[state] || state}`);
     renderFileItem(f);
   }
@@ -1083,7 +1086,7 @@
         if (f) onReset(f, m.epoch);
         break;
       case 'file':
-        if (f) onFileState(f, m.state);
+        if (f) onFileState(f, m.state, m);
         break;
       case 'files':
         // A live glob or directory found a file.

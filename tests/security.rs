@@ -97,22 +97,28 @@ async fn only_configured_files_can_be_read_by_any_id() {
     let log = LogFile::new(&dir, "app.log");
     log.append_numbered("app", 0..3);
     std::fs::write(join(&dir, "secret.txt"), format!("{SECRET}\n")).unwrap();
-    // A glob: the directory is watched, and what appears in it later is still not served.
+    // A live glob: the directory is watched and files that appear in it are followed, but a
+    // symlink planted there (to a file outside, or to one the glob does not name) never is.
     let server = Server::start(&[format!("{}/*.log", dir.path().display())]);
     // Planted after start, in the watched directory, with a name the glob matches.
     std::os::unix::fs::symlink("/etc/passwd", join(&dir, "evil.log")).unwrap();
     std::os::unix::fs::symlink(join(&dir, "secret.txt"), join(&dir, "secret.log")).unwrap();
-    // The planted names get events and stat checks; let them pass.
-    tokio::time::sleep(Duration::from_millis(300)).await;
-
-    let files = server.get_json("/api/files").await;
+    // A real log created after them: once it is listed, discovery has seen the links too.
+    std::fs::write(join(&dir, "real.log"), "real\n").unwrap();
+    let files = wait_for(Duration::from_secs(30), || async {
+        let files = server.get_json("/api/files").await;
+        let listed = files.as_array()?.iter().any(|f| f["id"] == "real.log");
+        listed.then_some(files)
+    })
+    .await
+    .expect("real.log is followed");
     let ids: Vec<&str> = files
         .as_array()
         .unwrap()
         .iter()
         .map(|f| f["id"].as_str().unwrap())
         .collect();
-    assert_eq!(ids, ["app.log"], "only the configured file is listed");
+    assert_eq!(ids, ["app.log", "real.log"], "no planted link is listed");
 
     let mut ids = hostile_ids(dir.path());
     ids.push("secret.log".into());

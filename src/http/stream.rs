@@ -135,7 +135,13 @@ impl Format for Sse {
     }
 
     fn state(&self, file: &str, state: FileState, out: &mut Vec<u8>) {
-        let data = serde_json::json!({"file": file, "state": state.as_str()});
+        let mut data = serde_json::json!({"file": file, "state": state.as_str()});
+        if let Some(code) = state.exit_code() {
+            data["code"] = code.into();
+        }
+        if let Some(signal) = state.exit_signal() {
+            data["signal"] = signal.into();
+        }
         out.extend_from_slice(format!("event: file\ndata: {data}\n\n").as_bytes());
     }
 
@@ -213,7 +219,7 @@ impl Format for PlainText {
     }
 
     fn state(&self, file: &str, state: FileState, out: &mut Vec<u8>) {
-        self.push(&format!("==> tailcast: {file} {} <==", state.as_str()), out);
+        self.push(&format!("==> tailcast: {file} {state} <=="), out);
         out.push(b'\n');
     }
 

@@ -475,6 +475,8 @@ impl WsSession {
                     let frame = ServerMessage::File {
                         file,
                         state: state.as_str(),
+                        code: state.exit_code(),
+                        signal: state.exit_signal(),
                     }
                     .to_json();
                     self.send(frame.into()).await?

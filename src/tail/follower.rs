@@ -56,6 +56,10 @@ pub enum FileState {
     /// A stream source (standard input) reached the end of its input: no line will follow; its
     /// history stays readable.
     Ended,
+    /// A command source (`--exec`) started (again): its output follows.
+    Started,
+    /// A command source's process exited, with its status; it may be started again.
+    Exited(super::exec::Exit),
 }
 
 impl FileState {
@@ -67,6 +71,8 @@ impl FileState {
             FileState::Rotated => "rotated",
             FileState::Deleted => "deleted",
             FileState::Ended => "ended",
+            FileState::Started => "started",
+            FileState::Exited(_) => "exited",
         }
     }
 }

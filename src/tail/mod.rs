@@ -10,8 +10,10 @@
 //! follower ([`Follower::rotated_away`]), so a generation created and rotated away between two
 //! checks (a burst of rotations) is still read. [`splitter`] is the pure byte-to-line state
 //! machine; [`open`] opens paths without ever blocking on a FIFO, and regular files only;
-//! [`stdin`] follows standard input (`tailcast -`) with the same splitter and sink.
+//! [`stdin`] follows standard input (`tailcast -`) with the same splitter and sink; [`exec`] runs
+//! commands (`--exec`) and follows their output the same way.
 
+pub mod exec;
 pub mod follower;
 pub mod open;
 pub mod splitter;
@@ -30,6 +32,7 @@ use std::time::{Duration, Instant};
 use notify::event::{ModifyKind, RenameMode};
 use notify::{EventKind, RecursiveMode, Watcher};
 
+pub use exec::{follow_command, ExecCommand, ExecConfig, ExecSource};
 pub use follower::{
     BatchOrigin, FileIdentity, FileState, FileStatus, FollowConfig, Follower, Resume, ResumePoint,
     TailSink, DEFAULT_READ_CHUNK_BYTES,
@@ -239,6 +242,12 @@ impl TailerHandle {
     }
 }
 
+/// True for a regular file that is not a symlink: a link planted in a watched directory (to
+/// `/etc/passwd`, to a file the glob does not name) is never followed as a new log.
+fn is_plain_file(path: &Path) -> bool {
+    std::fs::symlink_metadata(path).is_ok_and(|meta| meta.file_type().is_file())
+}
+
 /// Most file-creation events queued for discovery; past it they are dropped and the next rescan
 /// finds the files.
 const FOUND_QUEUE: usize = 4096;
@@ -265,7 +274,7 @@ impl Discovery {
                     let wait = next_scan.saturating_duration_since(Instant::now());
                     match found.recv_timeout(wait.min(Duration::from_millis(200))) {
                         Ok(path) => {
-                            if path.is_file() {
+                            if is_plain_file(&path) {
                                 (rules.found)(&tailer, &path);
                             }
                         }
@@ -278,7 +287,7 @@ impl Discovery {
                         for dir in rules.dirs.clone() {
                             for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
                                 let path = entry.path();
-                                if path.is_file() {
+                                if is_plain_file(&path) {
                                     (rules.found)(&tailer, &path);
                                 }
                             }
