@@ -16,6 +16,7 @@ use tokio::sync::Notify;
 use tokio::time::{sleep_until, Instant};
 
 use super::error::ApiError;
+use super::filter::{self, LineFilter};
 use crate::hub::{Delivery, FileIx, HistoryRead, LiveCursor, Start};
 
 use super::encode::{PollFormat, PollMeta, PollPieces};
@@ -40,16 +41,18 @@ struct PollParams {
     text: bool,
     /// Text lines byte for byte, control characters included.
     raw: bool,
+    grep: Option<String>,
+    grep_invert: bool,
 }
 
 impl PollParams {
     fn parse(query: &str) -> Result<PollParams, ApiError> {
         let mut own = PollParams::default();
-        let shared = query::parse(query, |key, value| {
+        let shared = query::parse(query, &["max", "timeout", "format"], |key, value| {
             match key {
                 "max" => own.max = Some(query::number("max", value)?.max(1) as usize),
                 "timeout" => own.timeout = Some(seconds(value)?),
-                "format" => {
+                _ => {
                     own.text = match value {
                         "text" => true,
                         "json" => false,
@@ -61,15 +64,16 @@ impl PollParams {
                         }
                     }
                 }
-                _ => return Ok(false),
             }
-            Ok(true)
+            Ok(())
         })?;
         Ok(PollParams {
             file: shared.file,
             after: shared.after,
             backlog: shared.backlog,
             raw: shared.raw,
+            grep: shared.grep,
+            grep_invert: shared.grep_invert,
             ..own
         })
     }
@@ -93,6 +97,8 @@ struct Answer {
     read: HistoryRead,
     last_seq: u64,
     reset: Option<Reset>,
+    /// The lines were filtered (`grep`): the answer lists their seqs.
+    filtered: bool,
 }
 
 /// Why an answer is a reset: the client's cursor means nothing in this numbering.
@@ -118,6 +124,12 @@ impl Reset {
 pub async fn poll(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     access::check(&req, &state)?;
     let params = PollParams::parse(req.query_string())?;
+    let filter = filter::from_query(
+        params.grep.as_deref(),
+        params.grep_invert,
+        state.config.max_grep_bytes,
+    )?;
+    let filter = filter.as_ref();
     let ix = state
         .hub
         .lookup(&params.file)
@@ -127,7 +139,7 @@ pub async fn poll(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRe
     let max = params.max.unwrap_or(DEFAULT_MAX).min(cap);
     let resume = params.after.map(|cursor| cursor.resolve(state.hub.epoch()));
     let answer = match resume {
-        None => backlog_answer(&state, ix, params.backlog, max, None),
+        None => backlog_answer(&state, ix, params.backlog, max, None, filter),
         // Another numbering: the client is told, and gets what it would without a cursor.
         Some(Resume::Reset { from_epoch }) => {
             tracing::debug!(
@@ -135,14 +147,14 @@ pub async fn poll(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRe
                 from_epoch,
                 "poll: cursor from another epoch, reset"
             );
-            backlog_answer(&state, ix, params.backlog, max, Some(Reset::Epoch))
+            backlog_answer(&state, ix, params.backlog, max, Some(Reset::Epoch), filter)
         }
         Some(Resume::After(after)) => {
             let timeout = params
                 .timeout
                 .unwrap_or(DEFAULT_TIMEOUT)
                 .min(state.config.max_poll_timeout);
-            wait_after(&state, ix, after, max, timeout).await?
+            wait_after(&state, ix, after, max, timeout, filter).await?
         }
     };
     state
@@ -165,6 +177,7 @@ fn backlog_answer(
     backlog: Option<usize>,
     max: usize,
     reset: Option<Reset>,
+    filter: Option<&LineFilter>,
 ) -> Answer {
     let backlog = backlog.unwrap_or(state.config.default_backlog);
     // A backlog is read like a resume from where it starts, so it has the same byte bound.
@@ -174,15 +187,19 @@ fn backlog_answer(
         .subscribe(ix, Start::Backlog(backlog.min(max)), wake)
     {
         Ok(mut cursor) => {
-            let read = read_bounded(&mut cursor, max, state.config.client_buffer);
+            let read = read_bounded(&mut cursor, max, state.config.client_buffer, filter);
             Answer {
                 file: ix,
-                // Without lines the cursor is just before where the backlog would have started.
-                last_seq: read
-                    .last_seq()
-                    .unwrap_or_else(|| cursor.next_seq().saturating_sub(1)),
+                // Without lines the cursor is just before where the backlog would have started;
+                // a filtered answer's is past every line it looked at.
+                last_seq: match filter {
+                    None => read.last_seq(),
+                    Some(_) => None,
+                }
+                .unwrap_or_else(|| cursor.next_seq().saturating_sub(1)),
                 read,
                 reset,
+                filtered: filter.is_some(),
             }
         }
         // A backlog has no cursor that could be ahead.
@@ -191,25 +208,37 @@ fn backlog_answer(
             read: HistoryRead::default(),
             last_seq: ahead.last_seq,
             reset,
+            filtered: filter.is_some(),
         },
     }
 }
 
-/// Lines after `after`, waiting up to `timeout` for the first one.
+/// Lines after `after`, waiting up to `timeout` for the first one. With a filter, lines that it
+/// drops are read past without an answer (the next cursor is past them); the request is answered
+/// once a read keeps a line, or at the timeout.
 async fn wait_after(
     state: &AppState,
     ix: FileIx,
     after: u64,
     max: usize,
     timeout: Duration,
+    filter: Option<&LineFilter>,
 ) -> Result<Answer, ApiError> {
-    let answer = |read: HistoryRead| {
-        let last_seq = read.last_seq().or(read.gap.map(|g| g.to)).unwrap_or(after);
+    let filtered = filter.is_some();
+    // Where a filtered read has looked up to: every line to there was kept or dropped.
+    let mut scanned = after;
+    let answer = |read: HistoryRead, scanned: u64| {
+        let last_seq = if filtered {
+            scanned
+        } else {
+            read.last_seq().or(read.gap.map(|g| g.to)).unwrap_or(after)
+        };
         Answer {
             file: ix,
             read,
             last_seq,
             reset: None,
+            filtered,
         }
     };
     let wake = Arc::new(Notify::new());
@@ -223,6 +252,7 @@ async fn wait_after(
                 read: HistoryRead::default(),
                 last_seq: ahead.last_seq,
                 reset: Some(Reset::CursorAhead),
+                filtered,
             });
         }
     };
@@ -230,9 +260,19 @@ async fn wait_after(
     let mut held = None;
     let mut shutdown = state.shutdown.clone();
     loop {
-        let read = read_bounded(&mut cursor, max, state.config.client_buffer);
+        let read = read_bounded(&mut cursor, max, state.config.client_buffer, filter);
+        scanned = scanned.max(cursor.next_seq().saturating_sub(1));
         if read.line_count() > 0 || read.gap.is_some() || timeout.is_zero() {
-            return Ok(answer(read));
+            return Ok(answer(read, scanned));
+        }
+        if filtered && cursor.has_news() {
+            // A filter dropped every line of that read, and there is more: read on, one
+            // bounded read per turn of the worker.
+            tokio::task::yield_now().await;
+            if Instant::now() >= deadline {
+                return Ok(answer(HistoryRead::default(), scanned));
+            }
+            continue;
         }
         if held.is_none() {
             // Nothing yet: the request is held, which counts against --max-polls.
@@ -243,17 +283,22 @@ async fn wait_after(
         }
         tokio::select! {
             _ = wake.notified() => {}
-            _ = sleep_until(deadline) => return Ok(answer(HistoryRead::default())),
-            _ = shutdown.fired() => return Ok(answer(HistoryRead::default())),
+            _ = sleep_until(deadline) => return Ok(answer(HistoryRead::default(), scanned)),
+            _ = shutdown.fired() => return Ok(answer(HistoryRead::default(), scanned)),
         }
     }
 }
 
 /// What follows the cursor: at most `max` lines and `max_bytes` of text (the rest comes on the
-/// next poll).
-fn read_bounded(cursor: &mut LiveCursor, max: usize, max_bytes: usize) -> HistoryRead {
+/// next poll), of which only those the filter keeps.
+fn read_bounded(
+    cursor: &mut LiveCursor,
+    max: usize,
+    max_bytes: usize,
+    filter: Option<&LineFilter>,
+) -> HistoryRead {
     let mut read = HistoryRead::default();
-    for delivery in cursor.read(max, max_bytes) {
+    for delivery in filter::apply(filter, cursor.read(max, max_bytes)) {
         match delivery {
             Delivery::Gap(gap) => read.gap = Some(gap),
             Delivery::Lines(slice) => read.slices.push(slice),
@@ -308,6 +353,7 @@ fn respond(state: &AppState, answer: Answer, text: bool, raw: bool) -> HttpRespo
         cursor,
         gap: answer.read.gap,
         reset: answer.reset.map(Reset::as_str),
+        with_seqs: answer.filtered,
     };
     // A large answer is encoded as the client takes it (see PollPieces); one that fits in a
     // piece, the usual case, goes out whole with its Content-Length.

@@ -1,6 +1,7 @@
 //! Query parameters of the reading transports (`/poll`, `/sse`, `/follow`): the ones they share
-//! (`file`, `after`, `backlog`, `raw`) parsed in one place, each bad value named in the error;
-//! a transport's own parameters are handed to it. The cursor grammar (`SEQ` or `EPOCH-SEQ`,
+//! (`file`, `after`, `backlog`, `raw`, `grep`, `grep_invert`) parsed in one place, each bad value
+//! named in the error; a transport's own parameters are handed to it, and a key no one knows (or
+//! one given twice) is refused, named. The cursor grammar (`SEQ` or `EPOCH-SEQ`,
 //! [`Cursor`]) lives here too, for every transport: the query's `after`, SSE's `Last-Event-ID`
 //! and the WebSocket's `subscribe`.
 
@@ -19,33 +20,135 @@ pub struct ReadParams {
     pub backlog: Option<usize>,
     /// Text byte for byte (`raw=1`), not terminal-safe.
     pub raw: bool,
+    /// Only the lines this pattern matches (`grep=REGEX`), compiled by the transport.
+    pub grep: Option<String>,
+    /// With `grep`: only the lines it does not match (`grep_invert=1`).
+    pub grep_invert: bool,
 }
 
-/// Parses `query`; keys that are not shared go to `own(key, value)`, which returns whether it
-/// knew the key. Keys nobody knows are ignored, as on the web (`token` is read by the access
-/// check).
+/// The keys [`parse`] reads itself, `token` (read by the access check) included.
+pub const SHARED_KEYS: &[&str] = &[
+    "file",
+    "after",
+    "backlog",
+    "raw",
+    "grep",
+    "grep_invert",
+    "token",
+];
+
+/// Parses `query`; a transport's own keys (`own_keys`) go to `own(key, value)`. A key nobody
+/// knows, or one given twice, is refused with an error that names it and lists the known ones:
+/// a typo (`grpe=`) must not silently change what the client gets.
 pub fn parse(
     query: &str,
-    mut own: impl FnMut(&str, &str) -> Result<bool, ApiError>,
+    own_keys: &[&'static str],
+    mut own: impl FnMut(&'static str, &str) -> Result<(), ApiError>,
 ) -> Result<ReadParams, ApiError> {
     let mut params = ReadParams::default();
     let mut file = None;
+    let mut seen: Vec<&'static str> = Vec::new();
     for (key, value) in form_urlencoded_pairs(query) {
-        match key.as_str() {
+        let Some(key) = known_key(&key, own_keys) else {
+            return Err(unknown(&key, own_keys));
+        };
+        if seen.contains(&key) {
+            return Err(repeated(key));
+        }
+        seen.push(key);
+        match key {
             "file" => file = Some(value),
             "after" => params.after = Some(Cursor::parse("after", &value)?),
             "backlog" => params.backlog = Some(number("backlog", &value)? as usize),
             "raw" => params.raw = terminal::parse_raw(&value)?,
-            other => {
-                own(other, &value)?;
-            }
+            "grep" => params.grep = Some(value),
+            "grep_invert" => params.grep_invert = switch("grep_invert", &value)?,
+            "token" => {}
+            own_key => own(own_key, &value)?,
         }
+    }
+    if params.grep_invert && params.grep.is_none() {
+        return Err(ApiError::BadParam {
+            name: "grep_invert",
+            message: "has no pattern to invert: give grep=REGEX too".into(),
+        });
     }
     params.file = file.ok_or(ApiError::BadParam {
         name: "file",
         message: "missing: say which file, e.g. ?file=app.log (GET api/files lists ids)".into(),
     })?;
     Ok(params)
+}
+
+/// Refuses a query with any key but `keys` (and `token`), or one given twice: for the endpoints
+/// that take no parameters of their own (`/ws`, `/api/files`, `/api/stats`).
+pub fn only(query: &str, keys: &[&'static str]) -> Result<(), ApiError> {
+    let mut seen: Vec<&'static str> = Vec::new();
+    for (key, _) in form_urlencoded_pairs(query) {
+        let known = keys
+            .iter()
+            .chain(std::iter::once(&"token"))
+            .find(|k| **k == key)
+            .copied();
+        let Some(key) = known else {
+            let mut names: Vec<&str> = keys.to_vec();
+            names.push("token");
+            return Err(ApiError::UnknownParam {
+                name: shown(&key),
+                known: names.join(", "),
+            });
+        };
+        if seen.contains(&key) {
+            return Err(repeated(key));
+        }
+        seen.push(key);
+    }
+    Ok(())
+}
+
+/// The static name of a key the transport knows.
+fn known_key(key: &str, own_keys: &[&'static str]) -> Option<&'static str> {
+    SHARED_KEYS
+        .iter()
+        .chain(own_keys)
+        .find(|k| **k == key)
+        .copied()
+}
+
+fn unknown(key: &str, own_keys: &[&'static str]) -> ApiError {
+    let known: Vec<&str> = SHARED_KEYS.iter().chain(own_keys).copied().collect();
+    ApiError::UnknownParam {
+        name: shown(key),
+        known: known.join(", "),
+    }
+}
+
+fn repeated(key: &'static str) -> ApiError {
+    ApiError::BadParam {
+        name: key,
+        message: "given twice: give it once".into(),
+    }
+}
+
+/// A client's key as an error names it: at most 64 characters.
+fn shown(key: &str) -> String {
+    const MOST: usize = 64;
+    match key.char_indices().nth(MOST) {
+        Some((cut, _)) => format!("{}...", &key[..cut]),
+        None => key.to_owned(),
+    }
+}
+
+/// An on/off parameter: `1`, `true`, `yes` or `0`, `false`, `no`.
+pub fn switch(name: &'static str, value: &str) -> Result<bool, ApiError> {
+    match value {
+        "1" | "true" | "yes" => Ok(true),
+        "0" | "false" | "no" => Ok(false),
+        _ => Err(ApiError::BadParam {
+            name,
+            message: format!("`{value}` is not a switch: use {name}=1 or {name}=0"),
+        }),
+    }
 }
 
 /// A client's cursor: the seq of the last line it has, in a numbering.
@@ -139,19 +242,43 @@ mod tests {
     #[test]
     fn shared_parameters_are_parsed_and_the_rest_handed_over() {
         let mut seen = Vec::new();
-        let params = parse("file=a%2Elog&after=5&raw=1&max=3&zzz", |k, v| {
-            seen.push(format!("{k}={v}"));
-            Ok(true)
-        })
+        let params = parse(
+            "file=a%2Elog&after=5&raw=1&max=3&zzz&token=t&grep=x%7Cy",
+            &["max", "zzz"],
+            |k, v| {
+                seen.push(format!("{k}={v}"));
+                Ok(())
+            },
+        )
         .unwrap();
         assert_eq!(params.file, "a.log");
         assert_eq!(params.after, Some(Cursor::Seq(5)));
         assert!(params.raw);
+        assert_eq!(params.grep.as_deref(), Some("x|y"));
         assert_eq!(seen, ["max=3", "zzz="]);
-        let err = parse("file=a&backlog=-1", |_, _| Ok(false)).unwrap_err();
+        let err = parse("file=a&backlog=-1", &[], |_, _| Ok(())).unwrap_err();
         assert!(err.to_string().contains("`backlog`"), "{err}");
-        let err = parse("after=1", |_, _| Ok(false)).unwrap_err();
+        let err = parse("after=1", &[], |_, _| Ok(())).unwrap_err();
         assert!(err.to_string().contains("`file`"), "{err}");
+    }
+
+    #[test]
+    fn unknown_and_repeated_parameters_are_refused_by_name() {
+        let err = parse("file=a&grpe=x", &["max"], |_, _| Ok(())).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("`grpe`"), "{text}");
+        assert!(text.contains("known: file, after"), "{text}");
+        assert!(text.contains("max"), "{text}");
+        let err = parse("file=a&file=b", &[], |_, _| Ok(())).unwrap_err();
+        assert!(err.to_string().contains("`file`: given twice"), "{err}");
+        let err = parse("file=a&grep_invert=1", &[], |_, _| Ok(())).unwrap_err();
+        assert!(err.to_string().contains("`grep_invert`"), "{err}");
+        let long = "k".repeat(500);
+        let err = parse(&format!("file=a&{long}=1"), &[], |_, _| Ok(())).unwrap_err();
+        assert!(err.to_string().len() < 300, "{err}");
+        assert!(only("token=t", &[]).is_ok());
+        let err = only("token=t&x=1", &[]).unwrap_err();
+        assert!(err.to_string().contains("`x`; known: token"), "{err}");
     }
 
     #[test]

@@ -23,6 +23,7 @@ use tokio::time::Instant;
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::error::ApiError;
+use super::filter::{self, LineFilter};
 use crate::hub::{BatchSlice, Delivery, Gap, LiveCursor, Start};
 use crate::stats::Gauge;
 use crate::tail::FileState;
@@ -67,6 +68,9 @@ trait Format: Send + 'static {
     fn state(&self, file: &str, state: FileState, out: &mut Vec<u8>);
     /// Something harmless to send on the heartbeat, if the format has one.
     fn keepalive(&self) -> Option<&'static [u8]>;
+    /// Moves the client's resume point to `seq` without a line (a filter dropped the lines up
+    /// to it), if the format has resume points.
+    fn advance(&self, _seq: u64, _out: &mut Vec<u8>) {}
     fn preamble(&self) -> &'static [u8] {
         b""
     }
@@ -138,6 +142,12 @@ impl Format for Sse {
 
     fn keepalive(&self) -> Option<&'static [u8]> {
         Some(b": ping\n\n")
+    }
+
+    fn advance(&self, seq: u64, out: &mut Vec<u8>) {
+        // An event with an id and no data sets the client's Last-Event-ID and dispatches
+        // nothing (EventSource drops events without data).
+        let _ = write!(out, "id: {}-{seq}\n\n", self.epoch);
     }
 
     fn preamble(&self) -> &'static [u8] {
@@ -218,10 +228,12 @@ struct StreamParams {
     after: Option<Cursor>,
     backlog: Option<usize>,
     raw: bool,
+    filter: Option<LineFilter>,
 }
 
-fn parse(req: &HttpRequest) -> Result<StreamParams, ApiError> {
-    let params = query::parse(req.query_string(), |_, _| Ok(false))?;
+fn parse(req: &HttpRequest, max_grep_bytes: usize) -> Result<StreamParams, ApiError> {
+    let params = query::parse(req.query_string(), &[], |_, _| Ok(()))?;
+    let filter = filter::from_query(params.grep.as_deref(), params.grep_invert, max_grep_bytes)?;
     let mut after = params.after;
     // A reconnecting EventSource says where it stopped; that wins.
     if let Some(last) = req.headers().get("last-event-id") {
@@ -233,6 +245,7 @@ fn parse(req: &HttpRequest) -> Result<StreamParams, ApiError> {
         after,
         backlog: params.backlog,
         raw: params.raw,
+        filter,
     })
 }
 
@@ -257,7 +270,7 @@ async fn open_stream<F: Format>(
     format: impl FnOnce(bool) -> F,
 ) -> Result<HttpResponse, ApiError> {
     access::check(&req, &state)?;
-    let params = parse(&req)?;
+    let params = parse(&req, state.config.max_grep_bytes)?;
     let format = format(params.raw);
     let ix = state
         .hub
@@ -330,7 +343,7 @@ async fn open_stream<F: Format>(
             tx,
             conn,
         };
-        let reason = pump(&out, format, cursor, wake, first).await;
+        let reason = pump(&out, format, cursor, wake, first, params.filter).await;
         if reason == TOO_SLOW {
             // Nothing more gets through: reset the connection, so its buffers go too.
             out.conn.kill();
@@ -409,8 +422,9 @@ async fn pump(
     cursor: LiveCursor,
     wake: Arc<Notify>,
     first: Vec<u8>,
+    filter: Option<LineFilter>,
 ) -> &'static str {
-    match stream_chunks(out, &format, cursor, &wake, first).await {
+    match stream_chunks(out, &format, cursor, &wake, first, filter.as_ref()).await {
         Ok(()) => "shutdown",
         Err(reason) => reason,
     }
@@ -422,8 +436,13 @@ async fn stream_chunks(
     mut cursor: LiveCursor,
     wake: &Notify,
     first: Vec<u8>,
+    filter: Option<&LineFilter>,
 ) -> Result<(), &'static str> {
     let state = &out.state;
+    // With a filter: the last seq read, and the last the client was given as its resume point
+    // (a line's, or one moved on the heartbeat past the lines the filter dropped).
+    let mut scanned = cursor.next_seq().saturating_sub(1);
+    let mut resume_point = scanned;
     out.put(out.room(first.len()).await?, first);
     let id = state.hub.id(cursor.file()).to_owned();
     let heartbeat = state.config.heartbeat;
@@ -436,20 +455,33 @@ async fn stream_chunks(
             _ = shutdown.fired() => return Ok(()),
             _ = out.tx.closed() => return Err("client gone"),
             _ = tick.tick() => {
-                if let Some(keepalive) = format.keepalive() {
-                    out.put(out.room(keepalive.len()).await?, keepalive.to_vec());
+                let mut beat = Vec::new();
+                if filter.is_some() && scanned > resume_point {
+                    // Once per heartbeat at most: a reconnect does not read again what the
+                    // filter dropped before it.
+                    format.advance(scanned, &mut beat);
+                    resume_point = scanned;
+                }
+                beat.extend_from_slice(format.keepalive().unwrap_or_default());
+                if !beat.is_empty() {
+                    out.put(out.room(beat.len()).await?, beat);
                 }
             }
             _ = wake.notified() => {
                 let slot = out.room(BYTES_PER_CHUNK).await?;
                 let mut chunk = Vec::new();
-                for delivery in cursor.read(LINES_PER_CHUNK, BYTES_PER_CHUNK) {
+                let read = cursor.read(LINES_PER_CHUNK, BYTES_PER_CHUNK);
+                scanned = cursor.next_seq().saturating_sub(1);
+                for delivery in filter::apply(filter, read) {
                     match delivery {
                         Delivery::Gap(gap) => {
                             state.stats.gaps.fetch_add(1, Relaxed);
                             format.gap(&id, gap, &mut chunk);
                         }
-                        Delivery::Lines(slice) => format.lines(&slice, &mut chunk),
+                        Delivery::Lines(slice) => {
+                            resume_point = (slice.first_seq() + slice.len() as u64).saturating_sub(1);
+                            format.lines(&slice, &mut chunk);
+                        }
                         Delivery::State(file_state) => format.state(&id, file_state, &mut chunk),
                     }
                 }

@@ -995,6 +995,34 @@ pub async fn upgrade_status(url: &str, headers: &[(&str, &str)]) -> u16 {
     }
 }
 
+/// Reads a streaming response (`/sse`, `/follow`) until its text holds `needle`, failing the
+/// test if it does not within `within`; returns the text read.
+pub async fn stream_until(
+    within: Duration,
+    url: &str,
+    headers: &[(&str, &str)],
+    needle: &str,
+) -> String {
+    let mut request = http_client().get(url);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = request.send().await.expect("stream request");
+    assert_eq!(response.status(), 200, "{url}");
+    let mut body = response.bytes_stream();
+    let mut text = String::new();
+    let read = async {
+        while !text.contains(needle) {
+            let chunk = body.next().await.expect("stream open").expect("chunk");
+            text.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    };
+    if tokio::time::timeout(within, read).await.is_err() {
+        panic!("no {needle:?} within {within:?} from {url}; got {text:?}");
+    }
+    text
+}
+
 /// A temp dir that is removed at the end of the test.
 pub fn temp_dir() -> tempfile::TempDir {
     tempfile::Builder::new()
