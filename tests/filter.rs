@@ -8,7 +8,6 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
-use futures_util::StreamExt as _;
 use serde_json::{json, Value};
 
 const LONG: Duration = Duration::from_secs(60);
@@ -145,11 +144,7 @@ async fn poll_with_grep_returns_what_grep_e_returns_with_the_real_seqs_and_resum
         "/poll?file=app.log&after={LINES}&timeout=30&grep=needle"
     ));
     let held = tokio::spawn(client.get(url).send());
-    wait_for(LONG, || async {
-        (server.stats().await["polls_waiting"] == 1).then_some(())
-    })
-    .await
-    .expect("poll held");
+    wait_polls_held(&server, 1, LONG).await;
     append(&log, b"hay 1\nhay 2\n");
     server
         .wait_last_seq("app.log", LINES as u64 + 2, LONG)
@@ -193,11 +188,7 @@ async fn a_filter_that_matches_nothing_holds_the_poll_and_still_moves_the_cursor
         client.get(url).send()
     };
     let first = tokio::spawn(held(LINES as u64));
-    wait_for(LONG, || async {
-        (server.stats().await["polls_waiting"] == 1).then_some(())
-    })
-    .await
-    .expect("poll held");
+    wait_polls_held(&server, 1, LONG).await;
     append_numbered(&log, "noise", 0..20_000);
     let total = LINES as u64 + 20_000;
     let mut response = first.await.unwrap().unwrap();
@@ -217,14 +208,8 @@ async fn a_filter_that_matches_nothing_holds_the_poll_and_still_moves_the_cursor
 
 /// The (seq, data) of the SSE line events in `text`, checking their ids' epoch.
 async fn sse_lines(text: &str, epoch: u64) -> Vec<(u64, String)> {
-    use eventsource_stream::Eventsource as _;
-    let chunks = futures_util::stream::iter([Ok::<_, std::io::Error>(text.as_bytes().to_vec())]);
-    let events: Vec<eventsource_stream::Event> = chunks
-        .eventsource()
-        .filter_map(|e| async move { e.ok() })
-        .collect()
-        .await;
-    events
+    sse_events(text)
+        .await
         .into_iter()
         .filter(|e| e.event == "message" && !e.data.is_empty())
         .map(|e| {
@@ -401,7 +386,7 @@ async fn unknown_and_repeated_parameters_and_bad_patterns_are_refused_naming_the
     let long = "a".repeat(65);
     for endpoint in ["/poll", "/sse", "/follow"] {
         for (query, needles) in [
-            ("file=app.log&file=app.log", &["`file`: given twice"][..]),
+            ("file=app.log&file=app.log", &["`file`", "given twice"][..]),
             ("file=app.log&grep=a(b", &["`grep`", "unclosed group"][..]),
             (
                 &format!("file=app.log&grep={long}"),
