@@ -240,6 +240,14 @@ async fn poll_of_two_files_answers_once_for_both_and_resumes_with_the_combined_c
     .await;
     assert_eq!(got, expected(10..15, 0..0));
 
+    // One request is one answered poll, however many files it names.
+    let before = server.stats().await["polls_answered"].as_u64().unwrap();
+    server
+        .get_json("/poll?file=a.log&file=b.log&backlog=0")
+        .await;
+    let after = server.stats().await["polls_answered"].as_u64().unwrap();
+    assert_eq!(after - before, 1);
+
     // Bounded, and a cursor that does not fit is refused, named.
     let many: String = (0..17).map(|i| format!("&file=f{i}")).collect();
     let response = client

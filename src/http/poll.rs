@@ -175,7 +175,7 @@ pub async fn poll(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRe
             wait_after(&state, ix, after, max, params.timeout(&state), filter).await?
         }
     };
-    count(&state, &answer);
+    count(&state, [&answer]);
     Ok(respond(&state, answer, text, params.raw))
 }
 
@@ -188,17 +188,18 @@ impl PollParams {
     }
 }
 
-/// Counts an answer (of one file) in the stats.
-fn count(state: &AppState, answer: &Answer) {
+/// Counts an answered poll in the stats, with the gaps of its files' answers.
+fn count<'a>(state: &AppState, answers: impl IntoIterator<Item = &'a Answer>) {
     state
         .stats
         .polls_answered
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    if answer.read.gap.is_some() {
+    let gaps = answers.into_iter().filter(|a| a.read.gap.is_some()).count();
+    if gaps > 0 {
         state
             .stats
             .gaps
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            .fetch_add(gaps as u64, std::sync::atomic::Ordering::Relaxed);
     }
 }
 
@@ -325,8 +326,8 @@ async fn poll_many(
     let mut body = serde_json::to_vec(&head).unwrap_or_default();
     body.pop(); // the closing brace
     body.extend_from_slice(b",\"files\":[");
+    count(state, parts.iter().map(|p| &p.answer));
     for (i, part) in parts.into_iter().enumerate() {
-        count(state, &part.answer);
         if i > 0 {
             body.push(b',');
         }
