@@ -322,10 +322,9 @@ async fn poll_many(
             .iter()
             .map(|p| (state.hub.id(p.answer.file), p.answer.last_seq)),
     );
-    let head = serde_json::json!({"epoch": epoch, "cursor": cursor});
-    let mut body = serde_json::to_vec(&head).unwrap_or_default();
-    body.pop(); // the closing brace
-    body.extend_from_slice(b",\"files\":[");
+    // The cursor is digits, ids and punctuation; serialized all the same.
+    let quoted = serde_json::to_string(&cursor).unwrap_or_default();
+    let mut body = format!("{{\"epoch\":{epoch},\"cursor\":{quoted},\"files\":[").into_bytes();
     count(state, parts.iter().map(|p| &p.answer));
     for (i, part) in parts.into_iter().enumerate() {
         if i > 0 {
