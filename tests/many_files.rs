@@ -110,6 +110,18 @@ async fn sse_lines(text: &str) -> Vec<(String, u64, String, String)> {
         .collect()
 }
 
+/// The (file, seq, line) of a many-file SSE stream's line events.
+async fn sse_lines_without_ids(text: &str) -> Vec<(String, u64, String)> {
+    let lines = sse_lines(text).await;
+    lines.into_iter().map(|(f, s, l, _)| (f, s, l)).collect()
+}
+
+/// The server's epoch.
+async fn epoch(server: &Server) -> u64 {
+    let answer = server.get_json("/poll?file=a.log&backlog=0").await;
+    answer["epoch"].as_u64().expect("epoch")
+}
+
 fn expected(a: std::ops::Range<usize>, b: std::ops::Range<usize>) -> Vec<(String, u64, String)> {
     let mut all: Vec<_> = a
         .map(|i| ("a.log".to_owned(), i as u64 + 1, format!("a-{i}")))
@@ -121,9 +133,7 @@ fn expected(a: std::ops::Range<usize>, b: std::ops::Range<usize>) -> Vec<(String
 #[tokio::test]
 async fn sse_of_two_files_names_each_line_s_file_and_resumes_with_the_combined_id() {
     let (_dir, a, b, server) = two_files(20).await;
-    let epoch = server.get_json("/poll?file=a.log&backlog=0").await["epoch"]
-        .as_u64()
-        .unwrap();
+    let epoch = epoch(&server).await;
     let url = server.url("/sse?file=a.log&file=b.log&backlog=100");
     let mut reader = Reader::open(&url, &[]).await;
     reader.until("\"line\":\"b-19\"").await;
@@ -152,11 +162,7 @@ async fn sse_of_two_files_names_each_line_s_file_and_resumes_with_the_combined_i
     let url = server.url("/sse?file=a.log&file=b.log");
     let mut reader = Reader::open(&url, &[("Last-Event-ID", mid)]).await;
     let text = reader.until("\"line\":\"b-20\"").await.to_owned();
-    let got: Vec<_> = sse_lines(&text)
-        .await
-        .into_iter()
-        .map(|(f, s, l, _)| (f, s, l))
-        .collect();
+    let got = sse_lines_without_ids(&text).await;
     assert_eq!(got, expected(10..21, 0..21));
 }
 
@@ -202,9 +208,7 @@ async fn poll_both(
 #[tokio::test]
 async fn poll_of_two_files_answers_once_for_both_and_resumes_with_the_combined_cursor() {
     let (_dir, a, b, server) = two_files(10).await;
-    let epoch = server.get_json("/poll?file=a.log&backlog=0").await["epoch"]
-        .as_u64()
-        .unwrap();
+    let epoch = epoch(&server).await;
     let start = format!("{epoch}-a.log:0,b.log:0");
     let (mut got, cursor) = poll_both(&server, Some(start), 20).await;
     got.sort();
@@ -268,4 +272,33 @@ async fn poll_of_two_files_answers_once_for_both_and_resumes_with_the_combined_c
         .await
         .unwrap()
         .contains("EPOCH-ID:SEQ,ID:SEQ"));
+}
+
+#[tokio::test]
+async fn a_combined_cursor_from_another_epoch_resets_each_file() {
+    let (_dir, _a, _b, server) = two_files(5).await;
+    let epoch = epoch(&server).await;
+    let old = "1-a.log:3,b.log:4";
+    let answer = server
+        .get_json(&format!(
+            "/poll?file=a.log&file=b.log&backlog=2&after={old}"
+        ))
+        .await;
+    for (i, id) in ["a.log", "b.log"].iter().enumerate() {
+        let file = &answer["files"][i];
+        assert_eq!(file["file"], *id, "{answer}");
+        assert_eq!(file["reset"], true, "{answer}");
+        assert_eq!(file["reset_reason"], "epoch", "{answer}");
+        assert_eq!(file["first_seq"], 4, "the backlog of 2: {answer}");
+    }
+    assert_eq!(answer["cursor"], format!("{epoch}-a.log:5,b.log:5"));
+
+    let url = server.url("/sse?file=a.log&file=b.log&backlog=1");
+    let text = stream_until(LONG, &url, &[("Last-Event-ID", old)], "\"line\":\"b-4\"").await;
+    let events = sse_events(&text).await;
+    let resets: Vec<_> = events.iter().filter(|e| e.event == "reset").collect();
+    assert_eq!(resets.len(), 2, "{text}");
+    assert_eq!(resets[0].id, format!("{epoch}-a.log:4,b.log:4"), "{text}");
+    let got = sse_lines_without_ids(&text).await;
+    assert_eq!(got, expected(4..5, 4..5));
 }
