@@ -176,6 +176,11 @@ pub struct Cli {
     #[arg(long, env = "TAILCAST_MAX_MESSAGE_BYTES", default_value = "65536", value_parser = parse_size)]
     pub max_message_bytes: u64,
 
+    /// Longest `grep=` pattern a client may give (server-side filtering); a longer one is refused
+    /// with 400 (a WebSocket `bad_grep` error).
+    #[arg(long, env = "TAILCAST_MAX_GREP_BYTES", default_value = "1024", value_parser = parse_size)]
+    pub max_grep_bytes: u64,
+
     /// Most streaming clients (WebSocket, SSE and /follow together) at once; more are refused
     /// with 503.
     #[arg(long, env = "TAILCAST_MAX_CONNECTIONS", default_value_t = 10_000)]
@@ -394,6 +399,7 @@ impl Cli {
                 no_websocket: self.no_websocket,
                 default_backlog: self.lines,
                 max_backlog: self.history,
+                max_grep_bytes: self.max_grep_bytes.min(64 << 10) as usize,
                 workers: self.workers,
                 base_path: self.base_path,
                 loopback_only: self.bind.ip().is_loopback(),

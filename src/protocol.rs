@@ -47,6 +47,12 @@ pub enum ClientMessage {
         /// `reset` and the backlog, never lines picked by a seq of another numbering.
         #[serde(default)]
         epoch: Option<u64>,
+        /// Only the lines this regular expression matches (their `lines` messages carry `seqs`).
+        #[serde(default)]
+        grep: Option<String>,
+        /// With `grep`: only the lines it does not match.
+        #[serde(default)]
+        grep_invert: Option<bool>,
     },
     /// Stop receiving a file.
     Unsubscribe {
@@ -171,6 +177,10 @@ pub struct LinesMessage<'a, L: Serialize> {
     pub seq: u64,
     /// The lines.
     pub lines: L,
+    /// Each line's seq, when the lines are filtered (`grep`) and so not consecutive; absent
+    /// otherwise (line `i` is then `seq + i`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seqs: Option<Vec<u64>>,
     /// Seqs of lines cut at the length cap.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub truncated: Vec<u64>,
@@ -203,6 +213,9 @@ pub struct PollAnswer<'a, L: Serialize> {
     pub cursor: &'a str,
     /// Lines that will never come, if the cursor was older than the history.
     pub gap: Option<GapRange>,
+    /// Each line's seq, when the lines are filtered (`grep`); absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seqs: Option<Vec<u64>>,
     /// Seqs of lines cut at the length cap.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub truncated: Vec<u64>,
@@ -239,6 +252,8 @@ mod tests {
                 backlog: None,
                 after: Some(WireCursor::Seq(3)),
                 epoch: None,
+                grep: None,
+                grep_invert: None,
             }
         );
         let m: ClientMessage =

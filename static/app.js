@@ -1174,49 +1174,75 @@
   function startPolling() {
     stopPolling();
     const gen = pollGen;
-    for (const id of viewIds) pollLoop(files.get(id), gen);
+    // One held request for every file of the view (the server answers once for all).
+    const fs = viewIds.map((id) => files.get(id)).filter(Boolean);
+    if (fs.length) pollLoop(fs, gen);
   }
   const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-  async function pollLoop(f, gen) {
+  /** Where to resume a file: the seq of its last line, or none (its backlog). */
+  function resumeSeq(f) {
+    if (f.cursor != null) return f.cursor;
+    if (f.subscribed && f.baseline != null) return Math.max(0, f.baseline - options.backlog);
+    return null;
+  }
+
+  /** The poll URL for the files `fs`: one file's cursor `EPOCH-SEQ`, several files' combined
+   * `EPOCH-ID:SEQ,ID:SEQ` (ids with `%` and `,` escaped); files without a cursor get the backlog. */
+  function pollUrl(fs, wait) {
+    const params = { backlog: options.backlog };
+    const seqs = fs.map(resumeSeq);
+    for (let i = 0; i < fs.length; i++) if (seqs[i] == null) fs[i].baseline = fs[i].last_seq || 0;
+    if (fs.length === 1 && seqs[0] != null) {
+      // Qualified with the epoch, so a restarted server answers `reset` instead of using our seq.
+      params.after = epoch != null ? `${epoch}-${seqs[0]}` : String(seqs[0]);
+    } else if (fs.length > 1 && epoch != null && seqs.some((s) => s != null)) {
+      const esc = (id) => id.replace(/%/g, '%25').replace(/,/g, '%2C');
+      params.after = `${epoch}-` + fs.map((f, i) => (seqs[i] == null ? null : `${esc(f.id)}:${seqs[i]}`)).filter(Boolean).join(',');
+    }
+    if (params.after != null) params.timeout = wait;
+    const u = new URL(apiUrl('poll', params));
+    for (const f of fs) u.searchParams.append('file', f.id);
+    return { url: u.toString(), resuming: params.after != null, held: params.after != null && wait > 0 && seqs.every((s) => s != null) };
+  }
+
+  async function pollLoop(fs, gen) {
     let fails = 0;
     while (gen === pollGen && transport === 'poll') {
-      const params = { file: f.id };
       // After a failure the first request must not be held: it tells at once whether the server
       // is back, and its epoch whether it restarted.
-      const wait = fails > 0 ? 0 : 25;
-      // Qualified with the epoch, so a restarted server answers `reset` instead of using our seq.
-      const q = (seq) => (epoch != null ? `${epoch}-${seq}` : String(seq));
-      if (f.cursor != null) { params.after = q(f.cursor); params.timeout = wait; }
-      else if (f.subscribed && f.baseline != null) { params.after = q(Math.max(0, f.baseline - options.backlog)); params.timeout = wait; }
-      else { params.backlog = options.backlog; f.baseline = f.last_seq || 0; }
+      const { url, resuming, held } = pollUrl(fs, fails > 0 ? 0 : 25);
       const sentEpoch = epoch;
-      const resuming = params.after != null;
       const ac = new AbortController();
       pollAborts.add(ac);
       const timer = setTimeout(() => ac.abort(), 40000);
       const sentAt = now();
       try {
-        const r = await fetch(apiUrl('poll', params), { signal: ac.signal, cache: 'no-store' });
+        const r = await fetch(url, { signal: ac.signal, cache: 'no-store' });
         if (!r.ok) throw new Error('HTTP ' + r.status);
-        const j = await r.json();
+        const top = await r.json();
         if (gen !== pollGen) return;
         fails = 0;
         setStatus('long-poll');
-        f.subscribed = true;
-        if (j.epoch != null && sentEpoch != null && j.epoch !== sentEpoch) {
-          // The server restarted: our cursor meant nothing to it.
-          if (epoch === sentEpoch) onEpoch(j.epoch); else { f.cursor = null; f.subscribed = false; }
+        for (const f of fs) f.subscribed = true;
+        if (top.epoch != null && sentEpoch != null && top.epoch !== sentEpoch) {
+          // The server restarted: our cursors meant nothing to it.
+          if (epoch === sentEpoch) onEpoch(top.epoch); else for (const f of fs) { f.cursor = null; f.subscribed = false; }
           if (resuming) continue;   // the next request asks for a backlog
         }
-        if (j.epoch != null) epoch = j.epoch;
-        if (j.reset) { f.cursor = null; }
-        if (j.gap) onGap(f, j.gap.from, j.gap.to);
-        if (Array.isArray(j.lines) && j.lines.length && j.first_seq != null) deliver(f, j.first_seq, j.lines, j.truncated);
-        if (j.last_seq != null && (f.cursor == null || j.last_seq > f.cursor)) f.cursor = j.last_seq;
+        if (top.epoch != null) epoch = top.epoch;
+        let gotLines = false;
+        for (const j of Array.isArray(top.files) ? top.files : [top]) {
+          const f = files.get(j.file);
+          if (!f || !fs.includes(f)) continue;
+          if (j.reset) { f.cursor = null; }
+          if (j.gap) onGap(f, j.gap.from, j.gap.to);
+          if (Array.isArray(j.lines) && j.lines.length && j.first_seq != null) { gotLines = true; deliver(f, j.first_seq, j.lines, j.truncated); }
+          if (j.last_seq != null && (f.cursor == null || j.last_seq > f.cursor)) f.cursor = j.last_seq;
+        }
         // An empty answer to a held request that came back at once (a server shutting down, a
         // proxy cutting it short): do not spin.
-        if (params.timeout > 0 && !(j.lines && j.lines.length) && now() - sentAt < 500) await sleep(1000);
+        if (held && !gotLines && now() - sentAt < 500) await sleep(1000);
       } catch (err) {
         if (gen !== pollGen) return;
         fails++;

@@ -52,34 +52,12 @@ async fn restarted() -> Restarted {
     }
 }
 
-/// Reads a streaming response until its text holds `needle` (bounded by [`LONG`]).
-async fn stream_until(url: &str, headers: &[(&str, &str)], needle: &str) -> String {
-    let mut request = http_client().get(url);
-    for (name, value) in headers {
-        request = request.header(*name, *value);
-    }
-    let response = request.send().await.expect("stream request");
-    assert_eq!(response.status(), 200, "{url}");
-    let mut body = response.bytes_stream();
-    let mut text = String::new();
-    let read = async {
-        while !text.contains(needle) {
-            let chunk = body.next().await.expect("stream open").expect("chunk");
-            text.push_str(&String::from_utf8_lossy(&chunk));
-        }
-    };
-    if tokio::time::timeout(LONG, read).await.is_err() {
-        panic!("no {needle:?} within {LONG:?} from {url}; got {text:?}");
-    }
-    text
-}
-
 #[tokio::test]
 async fn sse_resume_from_an_old_epoch_gets_a_reset_then_the_backlog() {
     let r = restarted().await;
     let old = format!("{}-15", r.old_epoch);
     let url = r.server.url("/sse?file=e.log");
-    let text = stream_until(&url, &[("Last-Event-ID", &old)], "data: new-25\n").await;
+    let text = stream_until(LONG, &url, &[("Last-Event-ID", &old)], "data: new-25\n").await;
     let events: Vec<eventsource_stream::Event> = {
         use eventsource_stream::Eventsource as _;
         let chunks =
@@ -107,13 +85,13 @@ async fn sse_resume_from_an_old_epoch_gets_a_reset_then_the_backlog() {
 
     // The reset's backlog is the request's `backlog=`: a client that wants all the server has.
     let url = r.server.url("/sse?file=e.log&backlog=100");
-    let text = stream_until(&url, &[("Last-Event-ID", &old)], "data: new-25\n").await;
+    let text = stream_until(LONG, &url, &[("Last-Event-ID", &old)], "data: new-25\n").await;
     assert!(text.contains("event: reset\n"), "{text}");
     assert!(text.contains("data: new-1\n\n"), "{text}");
 
     // A qualified id of this epoch resumes exactly, without a reset.
     let now = format!("{}-23", r.epoch);
-    let text = stream_until(&url, &[("Last-Event-ID", &now)], "data: new-25\n").await;
+    let text = stream_until(LONG, &url, &[("Last-Event-ID", &now)], "data: new-25\n").await;
     assert!(!text.contains("reset"), "{text}");
     assert!(
         text.contains(&format!("id: {}-24\ndata: new-24\n\n", r.epoch)),
@@ -128,7 +106,7 @@ async fn follow_after_an_old_epoch_cursor_prints_a_reset_line_then_the_backlog()
     let url = r
         .server
         .url(&format!("/follow?file=e.log&after={}-15", r.old_epoch));
-    let text = stream_until(&url, &[], "new-25\n").await;
+    let text = stream_until(LONG, &url, &[], "new-25\n").await;
     let mut lines = text.lines();
     let marker = lines.next().unwrap();
     assert!(
@@ -254,7 +232,7 @@ async fn text_transports_mark_lines_cut_at_max_line_bytes() {
 
     let cut = format!("{} [tailcast: line cut at --max-line-bytes]", &long[..16]);
     let needle = format!("ok\n{cut}\n");
-    let text = stream_until(&server.url("/follow?file=app.log"), &[], &needle).await;
+    let text = stream_until(LONG, &server.url("/follow?file=app.log"), &[], &needle).await;
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(
         lines,
@@ -263,7 +241,13 @@ async fn text_transports_mark_lines_cut_at_max_line_bytes() {
     );
 
     let epoch = json["epoch"].as_u64().unwrap();
-    let sse = stream_until(&server.url("/sse?file=app.log"), &[], "data: {\"seq\":4}").await;
+    let sse = stream_until(
+        LONG,
+        &server.url("/sse?file=app.log"),
+        &[],
+        "data: {\"seq\":4}",
+    )
+    .await;
     assert!(
         sse.contains(&format!(
             "id: {epoch}-2\ndata: {}\n\nevent: truncated\ndata: {{\"seq\":2}}\n\n",

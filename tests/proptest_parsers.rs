@@ -562,6 +562,15 @@ fn oracle(m: &Map<String, Value>) -> Option<ClientMessage> {
             backlog: cursor(m.get("backlog"))?,
             after: after(m.get("after"))?,
             epoch: cursor(m.get("epoch"))?,
+            grep: match m.get("grep") {
+                None | Some(Value::Null) => None,
+                Some(Value::String(s)) => Some(s.clone()),
+                Some(_) => return None,
+            },
+            grep_invert: match m.get("grep_invert") {
+                None | Some(Value::Null) => None,
+                Some(v) => Some(v.as_bool()?),
+            },
         }),
         _ => None,
     }
@@ -596,6 +605,8 @@ fn known_message() -> impl Strategy<Value = (ClientMessage, Value)> {
                         backlog,
                         after: after.map(WireCursor::Seq),
                         epoch: None,
+                        grep: None,
+                        grep_invert: None,
                     },
                     v,
                 )

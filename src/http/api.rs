@@ -10,6 +10,7 @@ use super::{access, AppState};
 /// `GET /api/files`: every configured file.
 pub async fn files(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     access::check(&req, &state)?;
+    super::query::only(req.query_string(), &[])?;
     Ok(HttpResponse::Ok().json(super::encode::file_infos(&state.hub)))
 }
 
@@ -24,6 +25,7 @@ struct HistoryUsage<'a> {
 /// `GET /api/stats`: the counters, and each file's history size.
 pub async fn stats(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     access::check(&req, &state)?;
+    super::query::only(req.query_string(), &[])?;
     let hub = &state.hub;
     let files: Vec<_> = (0..hub.file_count())
         .map(|ix| {

@@ -38,6 +38,8 @@ pub struct ServerConfig {
     pub default_backlog: usize,
     /// Most lines in one answer or frame of backlog.
     pub max_backlog: usize,
+    /// Longest `grep` pattern a client may give.
+    pub max_grep_bytes: usize,
     /// Worker threads.
     pub workers: Option<usize>,
     /// Path prefix of every route ("" or "/something", no trailing slash).

@@ -56,6 +56,21 @@ pub fn lines_frame(file: &str, first_seq: u64, slices: &[BatchSlice]) -> String 
         file,
         seq: first_seq,
         lines: LinesOf(slices),
+        seqs: None,
+        truncated: truncated_seqs(slices),
+    };
+    serde_json::to_string(&message).unwrap_or_default()
+}
+
+/// The `lines` message of filtered lines (`grep`): not consecutive, so with each line's seq.
+pub fn filtered_lines_frame(file: &str, slices: &[BatchSlice]) -> String {
+    let seqs = super::filter::seqs_of(slices);
+    let message = LinesMessage {
+        kind: "lines",
+        file,
+        seq: seqs.first().copied().unwrap_or_default(),
+        lines: LinesOf(slices),
+        seqs: Some(seqs),
         truncated: truncated_seqs(slices),
     };
     serde_json::to_string(&message).unwrap_or_default()
@@ -83,6 +98,7 @@ fn batch_frame(file: &str, batch: &Batch) -> String {
         file,
         seq: batch.first_seq,
         lines: All(lines),
+        seqs: None,
         truncated: lines
             .truncated()
             .iter()
@@ -126,6 +142,8 @@ pub struct PollMeta<'a> {
     pub gap: Option<Gap>,
     /// Why the client's cursor was not taken (`epoch`, `cursor_ahead`), when it was not.
     pub reset: Option<&'static str>,
+    /// The lines were filtered (`grep`), so not consecutive: the answer lists their seqs.
+    pub with_seqs: bool,
 }
 
 /// The fields of a JSON poll answer before its lines (serialized, then opened up).
@@ -142,6 +160,8 @@ struct PollTail {
     last_seq: u64,
     cursor: String,
     gap: Option<GapRange>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    seqs: Option<Vec<u64>>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     truncated: Vec<u64>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
@@ -184,6 +204,7 @@ impl PollPieces {
                     last_seq: meta.last_seq,
                     cursor: meta.cursor,
                     gap: meta.gap.map(gap_range),
+                    seqs: meta.with_seqs.then(|| super::filter::seqs_of(&slices)),
                     truncated: truncated_seqs(&slices),
                     reset: meta.reset.is_some(),
                     reset_reason: meta.reset,
@@ -250,7 +271,13 @@ impl Iterator for PollPieces {
             self.lines_written += 1;
         }
         if out.len() < POLL_PIECE_BYTES && self.slice >= self.slices.len() {
-            if let Some(tail) = self.tail.take() {
+            if let Some(mut tail) = self.tail.take() {
+                // A filtered answer's tail lists every line's seq: it too goes out in pieces.
+                let room = POLL_PIECE_BYTES.saturating_sub(out.len()).max(1024);
+                if tail.len() > room {
+                    let rest = tail.split_off(room);
+                    self.tail = Some(rest);
+                }
                 out.extend_from_slice(&tail);
             }
         }
@@ -282,7 +309,10 @@ mod tests {
                 range: 2000..5000,
             },
         ];
-        for (gap, reset) in [(None, None), (Some(Gap { from: 2, to: 13 }), Some("epoch"))] {
+        for (gap, reset, with_seqs) in [
+            (None, None, false),
+            (Some(Gap { from: 2, to: 13 }), Some("epoch"), true),
+        ] {
             let meta = || PollMeta {
                 file: "a.log",
                 epoch: 77,
@@ -290,6 +320,7 @@ mod tests {
                 cursor: "77-5010".into(),
                 gap,
                 reset,
+                with_seqs,
             };
             let pieces: Vec<_> =
                 PollPieces::new(PollFormat::Json, slices.clone(), meta()).collect();
@@ -304,6 +335,7 @@ mod tests {
                 last_seq: 5010,
                 cursor: "77-5010",
                 gap: gap.map(gap_range),
+                seqs: with_seqs.then(|| super::super::filter::seqs_of(&slices)),
                 truncated: truncated_seqs(&slices),
                 reset: reset.is_some(),
                 reset_reason: reset,
@@ -322,6 +354,7 @@ mod tests {
             cursor: "1-9".into(),
             gap: None,
             reset: None,
+            with_seqs: false,
         };
         let empty: Vec<u8> = PollPieces::new(PollFormat::Json, Vec::new(), meta)
             .collect::<Vec<_>>()

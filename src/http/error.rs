@@ -32,6 +32,14 @@ pub enum ApiError {
         /// What is wrong.
         message: String,
     },
+    /// A query parameter the endpoint does not know.
+    #[error("unknown parameter `{name}`; known: {known}")]
+    UnknownParam {
+        /// The parameter as given (shortened).
+        name: String,
+        /// The parameters the endpoint knows, comma-separated.
+        known: String,
+    },
     /// A limit is reached.
     #[error("{0}")]
     Busy(String),
@@ -48,6 +56,7 @@ impl ApiError {
             ApiError::ForbiddenHost(_) => "forbidden_host",
             ApiError::UnknownFile(_) => "unknown_file",
             ApiError::BadParam { .. } => "bad_parameter",
+            ApiError::UnknownParam { .. } => "unknown_parameter",
             ApiError::Busy(_) => "busy",
             ApiError::Disabled(_) => "disabled",
         }
@@ -60,7 +69,7 @@ impl ResponseError for ApiError {
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::ForbiddenOrigin(_) | ApiError::ForbiddenHost(_) => StatusCode::FORBIDDEN,
             ApiError::UnknownFile(_) => StatusCode::NOT_FOUND,
-            ApiError::BadParam { .. } => StatusCode::BAD_REQUEST,
+            ApiError::BadParam { .. } | ApiError::UnknownParam { .. } => StatusCode::BAD_REQUEST,
             ApiError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Disabled(_) => StatusCode::NOT_FOUND,
         }

@@ -14,6 +14,7 @@ mod config;
 pub mod conn;
 pub mod encode;
 pub mod error;
+mod filter;
 mod metrics;
 mod poll;
 mod query;

@@ -16,13 +16,14 @@ use tokio::sync::Notify;
 use tokio::time::{sleep_until, Instant};
 
 use super::error::ApiError;
-use crate::hub::{Delivery, FileIx, HistoryRead, LiveCursor, Start};
+use super::filter::{self, LineFilter};
+use crate::hub::{BatchSlice, Delivery, FileIx, HistoryRead, LiveCursor, Start};
 
 use super::encode::{PollFormat, PollMeta, PollPieces};
 use crate::stats::Gauge;
 
 use super::access;
-use super::query::{self, Cursor, Resume};
+use super::query::{self, After, Cursor, Resume};
 use super::AppState;
 
 /// Held polls wait this long by default.
@@ -33,6 +34,10 @@ const DEFAULT_MAX: usize = 10_000;
 #[derive(Debug, Default)]
 struct PollParams {
     file: String,
+    /// Every file asked for (`file` first); several are answered together ([`poll_many`]).
+    files: Vec<String>,
+    /// The combined cursor of several files.
+    after_many: Option<After>,
     after: Option<Cursor>,
     backlog: Option<usize>,
     timeout: Option<Duration>,
@@ -40,16 +45,19 @@ struct PollParams {
     text: bool,
     /// Text lines byte for byte, control characters included.
     raw: bool,
+    grep: Option<String>,
+    grep_invert: bool,
 }
 
 impl PollParams {
     fn parse(query: &str) -> Result<PollParams, ApiError> {
         let mut own = PollParams::default();
-        let shared = query::parse(query, |key, value| {
+        let keys = ["max", "timeout", "format"];
+        let shared = query::parse(query, &keys, query::MAX_FILES, |key, value| {
             match key {
                 "max" => own.max = Some(query::number("max", value)?.max(1) as usize),
                 "timeout" => own.timeout = Some(seconds(value)?),
-                "format" => {
+                _ => {
                     own.text = match value {
                         "text" => true,
                         "json" => false,
@@ -61,15 +69,22 @@ impl PollParams {
                         }
                     }
                 }
-                _ => return Ok(false),
             }
-            Ok(true)
+            Ok(())
         })?;
+        let after = match &shared.after {
+            Some(after) if shared.files.len() == 1 => after.of(&shared.file, &shared.files)?,
+            _ => None,
+        };
         Ok(PollParams {
             file: shared.file,
-            after: shared.after,
+            after,
+            after_many: shared.after.filter(|_| shared.files.len() > 1),
+            files: shared.files,
             backlog: shared.backlog,
             raw: shared.raw,
+            grep: shared.grep,
+            grep_invert: shared.grep_invert,
             ..own
         })
     }
@@ -93,6 +108,8 @@ struct Answer {
     read: HistoryRead,
     last_seq: u64,
     reset: Option<Reset>,
+    /// The lines were filtered (`grep`): the answer lists their seqs.
+    filtered: bool,
 }
 
 /// Why an answer is a reset: the client's cursor means nothing in this numbering.
@@ -118,16 +135,33 @@ impl Reset {
 pub async fn poll(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     access::check(&req, &state)?;
     let params = PollParams::parse(req.query_string())?;
+    let filter = filter::from_query(
+        params.grep.as_deref(),
+        params.grep_invert,
+        state.config.max_grep_bytes,
+    )?;
+    let filter = filter.as_ref();
+    let text = params.text || wants_text(&req);
+    let cap = state.config.max_backlog;
+    let max = params.max.unwrap_or(DEFAULT_MAX).min(cap);
+    if params.files.len() > 1 {
+        if text {
+            return Err(ApiError::BadParam {
+                name: "format",
+                message: "text answers take one file: ask JSON for several, or \
+                          /follow?file=a&file=b for text"
+                    .into(),
+            });
+        }
+        return poll_many(&state, &params, max, filter).await;
+    }
     let ix = state
         .hub
         .lookup(&params.file)
         .ok_or_else(|| ApiError::UnknownFile(params.file.clone()))?;
-    let text = params.text || wants_text(&req);
-    let cap = state.config.max_backlog;
-    let max = params.max.unwrap_or(DEFAULT_MAX).min(cap);
     let resume = params.after.map(|cursor| cursor.resolve(state.hub.epoch()));
     let answer = match resume {
-        None => backlog_answer(&state, ix, params.backlog, max, None),
+        None => backlog_answer(&state, ix, params.backlog, max, None, filter),
         // Another numbering: the client is told, and gets what it would without a cursor.
         Some(Resume::Reset { from_epoch }) => {
             tracing::debug!(
@@ -135,27 +169,193 @@ pub async fn poll(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRe
                 from_epoch,
                 "poll: cursor from another epoch, reset"
             );
-            backlog_answer(&state, ix, params.backlog, max, Some(Reset::Epoch))
+            backlog_answer(&state, ix, params.backlog, max, Some(Reset::Epoch), filter)
         }
         Some(Resume::After(after)) => {
-            let timeout = params
-                .timeout
-                .unwrap_or(DEFAULT_TIMEOUT)
-                .min(state.config.max_poll_timeout);
-            wait_after(&state, ix, after, max, timeout).await?
+            wait_after(&state, ix, after, max, params.timeout(&state), filter).await?
         }
     };
+    count(&state, [&answer]);
+    Ok(respond(&state, answer, text, params.raw))
+}
+
+impl PollParams {
+    /// How long to hold the request.
+    fn timeout(&self, state: &AppState) -> Duration {
+        self.timeout
+            .unwrap_or(DEFAULT_TIMEOUT)
+            .min(state.config.max_poll_timeout)
+    }
+}
+
+/// Counts an answered poll in the stats, with the gaps of its files' answers.
+fn count<'a>(state: &AppState, answers: impl IntoIterator<Item = &'a Answer>) {
     state
         .stats
         .polls_answered
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    if answer.read.gap.is_some() {
+    let gaps = answers.into_iter().filter(|a| a.read.gap.is_some()).count();
+    if gaps > 0 {
         state
             .stats
             .gaps
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            .fetch_add(gaps as u64, std::sync::atomic::Ordering::Relaxed);
     }
-    Ok(respond(&state, answer, text, params.raw))
+}
+
+/// One file of a poll of several: its reader (none when its cursor was ahead) and its answer
+/// so far.
+struct Part {
+    cursor: Option<LiveCursor>,
+    answer: Answer,
+    /// What the file's answer is when nothing more is read: the cursor it was given, or where its
+    /// backlog starts.
+    at_once: bool,
+}
+
+/// `GET /poll?file=a&file=b...`: one answer for several files, `{"epoch","cursor","files":[...]}`
+/// with each file's answer as a one-file poll gives it and `cursor` the combined cursor
+/// (`EPOCH-ID:SEQ,ID:SEQ`) for the next request. Held until any file has a line (or a gap, a
+/// reset), answered at once when a file starts at its backlog.
+async fn poll_many(
+    state: &AppState,
+    params: &PollParams,
+    max: usize,
+    filter: Option<&LineFilter>,
+) -> Result<HttpResponse, ApiError> {
+    let epoch = state.hub.epoch();
+    let wake = Arc::new(Notify::new());
+    let mut parts = Vec::with_capacity(params.files.len());
+    for file in &params.files {
+        let ix = state
+            .hub
+            .lookup(file)
+            .ok_or_else(|| ApiError::UnknownFile(file.clone()))?;
+        let cursor = match &params.after_many {
+            Some(after) => after.of(file, &params.files)?,
+            None => None,
+        };
+        let backlog = params.backlog.unwrap_or(state.config.default_backlog);
+        let (start, reset) = match cursor.map(|c| c.resolve(epoch)) {
+            None => (Start::Backlog(backlog.min(max)), None),
+            Some(Resume::Reset { .. }) => (Start::Backlog(backlog.min(max)), Some(Reset::Epoch)),
+            Some(Resume::After(after)) => (Start::After(after), None),
+        };
+        let answer = |last_seq, reset| Answer {
+            file: ix,
+            read: HistoryRead::default(),
+            last_seq,
+            reset,
+            filtered: filter.is_some(),
+        };
+        parts.push(match state.hub.subscribe(ix, start, wake.clone()) {
+            Ok(cursor) => Part {
+                answer: answer(cursor.next_seq().saturating_sub(1), reset),
+                cursor: Some(cursor),
+                at_once: matches!(start, Start::Backlog(_)),
+            },
+            Err(ahead) => Part {
+                cursor: None,
+                answer: answer(ahead.last_seq, Some(Reset::CursorAhead)),
+                at_once: true,
+            },
+        });
+    }
+    let timeout = params.timeout(state);
+    let mut hold = Hold::new(state, timeout);
+    loop {
+        // The files share the answer's bounds, in the order asked.
+        let mut lines = 0;
+        let mut bytes = 0;
+        let mut news = false;
+        let mut more = false;
+        for part in &mut parts {
+            let Some(cursor) = part.cursor.as_mut() else {
+                continue;
+            };
+            if lines >= max || bytes >= state.config.client_buffer {
+                break;
+            }
+            let read = read_bounded(
+                cursor,
+                max - lines,
+                state.config.client_buffer - bytes,
+                filter,
+            );
+            lines += read.line_count();
+            bytes += read
+                .slices
+                .iter()
+                .map(BatchSlice::text_bytes)
+                .sum::<usize>();
+            let scanned = cursor.next_seq().saturating_sub(1);
+            let answer = &mut part.answer;
+            answer.last_seq = match filter {
+                Some(_) => scanned,
+                None => read
+                    .last_seq()
+                    .or(read.gap.map(|g| g.to))
+                    .unwrap_or(answer.last_seq),
+            };
+            news |= read.line_count() > 0 || read.gap.is_some();
+            more |= filter.is_some() && cursor.has_news();
+            if !read.slices.is_empty() || read.gap.is_some() {
+                answer.read = read;
+            }
+        }
+        let at_once = parts.iter().any(|p| p.at_once || p.answer.reset.is_some());
+        if news || at_once || timeout.is_zero() || Instant::now() >= hold.deadline {
+            break;
+        }
+        if more {
+            // A filter dropped every line read, and there is more: read on.
+            tokio::task::yield_now().await;
+            continue;
+        }
+        if !hold.wait(state, &wake).await? {
+            break;
+        }
+    }
+    let cursor = query::qualified_many(
+        epoch,
+        parts
+            .iter()
+            .map(|p| (state.hub.id(p.answer.file), p.answer.last_seq)),
+    );
+    // The cursor is digits, ids and punctuation; serialized all the same.
+    let quoted = serde_json::to_string(&cursor).unwrap_or_default();
+    let mut body = format!("{{\"epoch\":{epoch},\"cursor\":{quoted},\"files\":[").into_bytes();
+    count(state, parts.iter().map(|p| &p.answer));
+    for (i, part) in parts.into_iter().enumerate() {
+        if i > 0 {
+            body.push(b',');
+        }
+        let meta = meta(state, &part.answer);
+        for piece in PollPieces::new(PollFormat::Json, part.answer.read.slices, meta) {
+            body.extend_from_slice(&piece);
+        }
+    }
+    body.extend_from_slice(b"]}");
+    Ok(HttpResponse::Ok()
+        .insert_header(("X-Tailcast-Cursor", cursor))
+        .insert_header(("X-Tailcast-Epoch", epoch.to_string()))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .content_type("application/json")
+        .body(body))
+}
+
+/// What a one-file answer says besides its lines.
+fn meta<'a>(state: &'a AppState, answer: &Answer) -> PollMeta<'a> {
+    let epoch = state.hub.epoch();
+    PollMeta {
+        file: state.hub.id(answer.file),
+        epoch,
+        last_seq: answer.last_seq,
+        cursor: query::qualified(epoch, answer.last_seq),
+        gap: answer.read.gap,
+        reset: answer.reset.map(Reset::as_str),
+        with_seqs: answer.filtered,
+    }
 }
 
 /// The newest `backlog` lines (default: the server's), at once.
@@ -165,6 +365,7 @@ fn backlog_answer(
     backlog: Option<usize>,
     max: usize,
     reset: Option<Reset>,
+    filter: Option<&LineFilter>,
 ) -> Answer {
     let backlog = backlog.unwrap_or(state.config.default_backlog);
     // A backlog is read like a resume from where it starts, so it has the same byte bound.
@@ -174,15 +375,19 @@ fn backlog_answer(
         .subscribe(ix, Start::Backlog(backlog.min(max)), wake)
     {
         Ok(mut cursor) => {
-            let read = read_bounded(&mut cursor, max, state.config.client_buffer);
+            let read = read_bounded(&mut cursor, max, state.config.client_buffer, filter);
             Answer {
                 file: ix,
-                // Without lines the cursor is just before where the backlog would have started.
-                last_seq: read
-                    .last_seq()
-                    .unwrap_or_else(|| cursor.next_seq().saturating_sub(1)),
+                // Without lines the cursor is just before where the backlog would have started;
+                // a filtered answer's is past every line it looked at.
+                last_seq: match filter {
+                    None => read.last_seq(),
+                    Some(_) => None,
+                }
+                .unwrap_or_else(|| cursor.next_seq().saturating_sub(1)),
                 read,
                 reset,
+                filtered: filter.is_some(),
             }
         }
         // A backlog has no cursor that could be ahead.
@@ -191,25 +396,37 @@ fn backlog_answer(
             read: HistoryRead::default(),
             last_seq: ahead.last_seq,
             reset,
+            filtered: filter.is_some(),
         },
     }
 }
 
-/// Lines after `after`, waiting up to `timeout` for the first one.
+/// Lines after `after`, waiting up to `timeout` for the first one. With a filter, lines that it
+/// drops are read past without an answer (the next cursor is past them); the request is answered
+/// once a read keeps a line, or at the timeout.
 async fn wait_after(
     state: &AppState,
     ix: FileIx,
     after: u64,
     max: usize,
     timeout: Duration,
+    filter: Option<&LineFilter>,
 ) -> Result<Answer, ApiError> {
-    let answer = |read: HistoryRead| {
-        let last_seq = read.last_seq().or(read.gap.map(|g| g.to)).unwrap_or(after);
+    let filtered = filter.is_some();
+    // Where a filtered read has looked up to: every line to there was kept or dropped.
+    let mut scanned = after;
+    let answer = |read: HistoryRead, scanned: u64| {
+        let last_seq = if filtered {
+            scanned
+        } else {
+            read.last_seq().or(read.gap.map(|g| g.to)).unwrap_or(after)
+        };
         Answer {
             file: ix,
             read,
             last_seq,
             reset: None,
+            filtered,
         }
     };
     let wake = Arc::new(Notify::new());
@@ -223,37 +440,76 @@ async fn wait_after(
                 read: HistoryRead::default(),
                 last_seq: ahead.last_seq,
                 reset: Some(Reset::CursorAhead),
+                filtered,
             });
         }
     };
-    let deadline = Instant::now() + timeout;
-    let mut held = None;
-    let mut shutdown = state.shutdown.clone();
+    let mut hold = Hold::new(state, timeout);
     loop {
-        let read = read_bounded(&mut cursor, max, state.config.client_buffer);
+        let read = read_bounded(&mut cursor, max, state.config.client_buffer, filter);
+        scanned = scanned.max(cursor.next_seq().saturating_sub(1));
         if read.line_count() > 0 || read.gap.is_some() || timeout.is_zero() {
-            return Ok(answer(read));
+            return Ok(answer(read, scanned));
         }
-        if held.is_none() {
-            // Nothing yet: the request is held, which counts against --max-polls.
-            held = Some((
-                state.take_slot(Gauge::PollsWaiting)?,
-                state.shutdown.guard(),
-            ));
+        if filtered && cursor.has_news() {
+            // A filter dropped every line of that read, and there is more: read on, one
+            // bounded read per turn of the worker.
+            tokio::task::yield_now().await;
+            if Instant::now() >= hold.deadline {
+                return Ok(answer(HistoryRead::default(), scanned));
+            }
+            continue;
         }
-        tokio::select! {
-            _ = wake.notified() => {}
-            _ = sleep_until(deadline) => return Ok(answer(HistoryRead::default())),
-            _ = shutdown.fired() => return Ok(answer(HistoryRead::default())),
+        if !hold.wait(state, &wake).await? {
+            return Ok(answer(HistoryRead::default(), scanned));
         }
     }
 }
 
+/// A request held until its files have news, its deadline or the shutdown.
+struct Hold {
+    deadline: Instant,
+    shutdown: crate::shutdown::Shutdown,
+    /// Once held: its place among --max-polls, and what keeps the shutdown's drain waiting.
+    held: Option<(crate::stats::Slot, Option<crate::shutdown::DrainGuard>)>,
+}
+
+impl Hold {
+    fn new(state: &AppState, timeout: Duration) -> Hold {
+        Hold {
+            deadline: Instant::now() + timeout,
+            shutdown: state.shutdown.clone(),
+            held: None,
+        }
+    }
+
+    /// Waits for `wake` (true), or the deadline or the shutdown (false).
+    async fn wait(&mut self, state: &AppState, wake: &Notify) -> Result<bool, ApiError> {
+        if self.held.is_none() {
+            // Nothing yet: the request is held, which counts against --max-polls.
+            self.held = Some((
+                state.take_slot(Gauge::PollsWaiting)?,
+                state.shutdown.guard(),
+            ));
+        }
+        Ok(tokio::select! {
+            _ = wake.notified() => true,
+            _ = sleep_until(self.deadline) => false,
+            _ = self.shutdown.fired() => false,
+        })
+    }
+}
+
 /// What follows the cursor: at most `max` lines and `max_bytes` of text (the rest comes on the
-/// next poll).
-fn read_bounded(cursor: &mut LiveCursor, max: usize, max_bytes: usize) -> HistoryRead {
+/// next poll), of which only those the filter keeps.
+fn read_bounded(
+    cursor: &mut LiveCursor,
+    max: usize,
+    max_bytes: usize,
+    filter: Option<&LineFilter>,
+) -> HistoryRead {
     let mut read = HistoryRead::default();
-    for delivery in cursor.read(max, max_bytes) {
+    for delivery in filter::apply(filter, cursor.read(max, max_bytes)) {
         match delivery {
             Delivery::Gap(gap) => read.gap = Some(gap),
             Delivery::Lines(slice) => read.slices.push(slice),
@@ -272,7 +528,6 @@ fn wants_text(req: &HttpRequest) -> bool {
 }
 
 fn respond(state: &AppState, answer: Answer, text: bool, raw: bool) -> HttpResponse {
-    let id = state.hub.id(answer.file);
     let read = &answer.read;
     let epoch = state.hub.epoch();
     let cursor = query::qualified(epoch, answer.last_seq);
@@ -302,14 +557,7 @@ fn respond(state: &AppState, answer: Answer, text: bool, raw: bool) -> HttpRespo
         response.content_type("application/json");
         PollFormat::Json
     };
-    let meta = PollMeta {
-        file: id,
-        epoch: state.hub.epoch(),
-        last_seq: answer.last_seq,
-        cursor,
-        gap: answer.read.gap,
-        reset: answer.reset.map(Reset::as_str),
-    };
+    let meta = meta(state, &answer);
     // A large answer is encoded as the client takes it (see PollPieces); one that fits in a
     // piece, the usual case, goes out whole with its Content-Length.
     let mut pieces = PollPieces::new(format, answer.read.slices, meta);

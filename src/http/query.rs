@@ -1,6 +1,7 @@
 //! Query parameters of the reading transports (`/poll`, `/sse`, `/follow`): the ones they share
-//! (`file`, `after`, `backlog`, `raw`) parsed in one place, each bad value named in the error;
-//! a transport's own parameters are handed to it. The cursor grammar (`SEQ` or `EPOCH-SEQ`,
+//! (`file`, `after`, `backlog`, `raw`, `grep`, `grep_invert`) parsed in one place, each bad value
+//! named in the error; a transport's own parameters are handed to it, and a key no one knows (or
+//! one given twice) is refused, named. The cursor grammar (`SEQ` or `EPOCH-SEQ`,
 //! [`Cursor`]) lives here too, for every transport: the query's `after`, SSE's `Last-Event-ID`
 //! and the WebSocket's `subscribe`.
 
@@ -8,44 +9,294 @@ use super::access::form_urlencoded_pairs;
 use super::error::ApiError;
 use super::terminal;
 
+/// Most files one request may follow (`file=a&file=b...`).
+pub const MAX_FILES: usize = 16;
+
 /// The parameters every reading transport takes.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct ReadParams {
-    /// File id (required).
+    /// The first file id (required).
     pub file: String,
-    /// Resume: every line after this cursor.
-    pub after: Option<Cursor>,
+    /// Every file id, `file` first, in the order given (one unless the transport takes more).
+    pub files: Vec<String>,
+    /// Resume: every line after this cursor (one file: `SEQ` or `EPOCH-SEQ`; several:
+    /// [`FileCursors`], `EPOCH-ID:SEQ,ID:SEQ`).
+    pub after: Option<After>,
     /// The newest N lines first.
     pub backlog: Option<usize>,
     /// Text byte for byte (`raw=1`), not terminal-safe.
     pub raw: bool,
+    /// Only the lines this pattern matches (`grep=REGEX`), compiled by the transport.
+    pub grep: Option<String>,
+    /// With `grep`: only the lines it does not match (`grep_invert=1`).
+    pub grep_invert: bool,
 }
 
-/// Parses `query`; keys that are not shared go to `own(key, value)`, which returns whether it
-/// knew the key. Keys nobody knows are ignored, as on the web (`token` is read by the access
-/// check).
+/// The keys [`parse`] reads itself, `token` (read by the access check) included.
+pub const SHARED_KEYS: &[&str] = &[
+    "file",
+    "after",
+    "backlog",
+    "raw",
+    "grep",
+    "grep_invert",
+    "token",
+];
+
+/// Parses `query`; a transport's own keys (`own_keys`) go to `own(key, value)`. A key nobody
+/// knows, or one given twice, is refused with an error that names it and lists the known ones:
+/// a typo (`grpe=`) must not silently change what the client gets.
+/// `max_files` is how many `file=` the transport takes (1: a second one is refused as given
+/// twice).
 pub fn parse(
     query: &str,
-    mut own: impl FnMut(&str, &str) -> Result<bool, ApiError>,
+    own_keys: &[&'static str],
+    max_files: usize,
+    mut own: impl FnMut(&'static str, &str) -> Result<(), ApiError>,
 ) -> Result<ReadParams, ApiError> {
     let mut params = ReadParams::default();
-    let mut file = None;
+    let mut seen: Vec<&'static str> = Vec::new();
     for (key, value) in form_urlencoded_pairs(query) {
-        match key.as_str() {
-            "file" => file = Some(value),
-            "after" => params.after = Some(Cursor::parse("after", &value)?),
+        let Some(key) = known_key(&key, own_keys) else {
+            return Err(unknown(&key, own_keys));
+        };
+        if key == "file" && max_files > 1 {
+            if params.files.contains(&value) {
+                return Err(ApiError::BadParam {
+                    name: "file",
+                    message: format!("`{value}` is given twice: name each file once"),
+                });
+            }
+            if params.files.len() == max_files {
+                return Err(ApiError::BadParam {
+                    name: "file",
+                    message: format!("at most {max_files} files per request"),
+                });
+            }
+            params.files.push(value);
+            continue;
+        }
+        if seen.contains(&key) {
+            return Err(repeated(key));
+        }
+        seen.push(key);
+        match key {
+            "file" => params.files.push(value),
+            "after" => params.after = Some(After::parse("after", &value)?),
             "backlog" => params.backlog = Some(number("backlog", &value)? as usize),
             "raw" => params.raw = terminal::parse_raw(&value)?,
-            other => {
-                own(other, &value)?;
-            }
+            "grep" => params.grep = Some(value),
+            "grep_invert" => params.grep_invert = switch("grep_invert", &value)?,
+            "token" => {}
+            own_key => own(own_key, &value)?,
         }
     }
-    params.file = file.ok_or(ApiError::BadParam {
+    if params.grep_invert && params.grep.is_none() {
+        return Err(ApiError::BadParam {
+            name: "grep_invert",
+            message: "has no pattern to invert: give grep=REGEX too".into(),
+        });
+    }
+    params.file = params.files.first().cloned().ok_or(ApiError::BadParam {
         name: "file",
         message: "missing: say which file, e.g. ?file=app.log (GET api/files lists ids)".into(),
     })?;
     Ok(params)
+}
+
+/// A resume cursor as a request gives it: one file's, or several files' at once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum After {
+    /// `SEQ` or `EPOCH-SEQ`.
+    One(Cursor),
+    /// `EPOCH-ID:SEQ,ID:SEQ`.
+    Many(FileCursors),
+}
+
+impl After {
+    /// Parses either form, naming `name` in the error.
+    pub fn parse(name: &'static str, value: &str) -> Result<After, ApiError> {
+        if value.contains(':') {
+            FileCursors::parse(name, value).map(After::Many)
+        } else {
+            Cursor::parse(name, value).map(After::One)
+        }
+    }
+
+    /// The cursor of `file`, one of `files` (`files[0]` takes a one-file cursor; a file the
+    /// combined cursor does not name has none: it starts at its backlog).
+    pub fn of(&self, file: &str, files: &[String]) -> Result<Option<Cursor>, ApiError> {
+        match self {
+            After::One(cursor) if files.len() == 1 => Ok(Some(*cursor)),
+            After::One(_) => Err(ApiError::BadParam {
+                name: "after",
+                message: "with several files, give the combined cursor the server sent, \
+                          EPOCH-ID:SEQ,ID:SEQ"
+                    .into(),
+            }),
+            After::Many(many) => Ok(many.of(file)),
+        }
+    }
+}
+
+/// The cursors of several files in one: `EPOCH-ID:SEQ,ID:SEQ,...`, as the
+/// many-file `/sse` ids and `/poll` cursors state it. In an id, `%` and `,` are written `%25` and
+/// `%2C`; the seq is what follows an id's last `:`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FileCursors {
+    /// The numbering.
+    pub epoch: u64,
+    /// (file id, last seq the client has), in order.
+    pub seqs: Vec<(String, u64)>,
+}
+
+impl FileCursors {
+    /// Parses `EPOCH-ID:SEQ,...`, naming `name` in the error.
+    pub fn parse(name: &'static str, value: &str) -> Result<FileCursors, ApiError> {
+        let bad = |why: &str| ApiError::BadParam {
+            name,
+            message: format!(
+                "`{}` is not a cursor of several files ({why}): use the \
+                 one the server sent, EPOCH-ID:SEQ,ID:SEQ",
+                shown(value)
+            ),
+        };
+        let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+        // The epoch is required: an id may itself begin with digits and a dash.
+        let (epoch, rest) = value
+            .trim()
+            .split_once('-')
+            .ok_or_else(|| bad("no EPOCH-"))?;
+        if !digits(epoch) {
+            return Err(bad("no EPOCH-"));
+        }
+        let mut cursors = FileCursors {
+            epoch: epoch.parse().map_err(|_| bad("epoch"))?,
+            seqs: Vec::new(),
+        };
+        for part in rest.split(',') {
+            let (id, seq) = part.rsplit_once(':').ok_or_else(|| bad("no `:`"))?;
+            if !digits(seq) {
+                return Err(bad("a seq is not a whole number"));
+            }
+            let id = unescape_id(id);
+            if cursors.of(&id).is_some() {
+                return Err(bad("a file is named twice"));
+            }
+            cursors
+                .seqs
+                .push((id, seq.parse().map_err(|_| bad("seq"))?));
+            if cursors.seqs.len() > MAX_FILES {
+                return Err(bad("too many files"));
+            }
+        }
+        Ok(cursors)
+    }
+
+    /// The cursor of one file, if named.
+    pub fn of(&self, file: &str) -> Option<Cursor> {
+        let (_, seq) = self.seqs.iter().find(|(id, _)| id == file)?;
+        Some(Cursor::Qualified {
+            epoch: self.epoch,
+            seq: *seq,
+        })
+    }
+}
+
+/// The qualified form of several files' cursors, `EPOCH-ID:SEQ,ID:SEQ`.
+pub fn qualified_many<'a>(epoch: u64, seqs: impl IntoIterator<Item = (&'a str, u64)>) -> String {
+    let mut out = format!("{epoch}-");
+    for (i, (id, seq)) in seqs.into_iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(&escape_id(id));
+        out.push(':');
+        out.push_str(&seq.to_string());
+    }
+    out
+}
+
+/// A file id as a combined cursor writes it (`%` and `,` escaped).
+pub fn escape_id(id: &str) -> String {
+    id.replace('%', "%25").replace(',', "%2C")
+}
+
+fn unescape_id(id: &str) -> String {
+    id.replace("%2C", ",")
+        .replace("%2c", ",")
+        .replace("%25", "%")
+}
+
+/// Refuses a query with any key but `keys` (and `token`), or one given twice: for the endpoints
+/// that take no parameters of their own (`/ws`, `/api/files`, `/api/stats`).
+pub fn only(query: &str, keys: &[&'static str]) -> Result<(), ApiError> {
+    let mut seen: Vec<&'static str> = Vec::new();
+    for (key, _) in form_urlencoded_pairs(query) {
+        let known = keys
+            .iter()
+            .chain(std::iter::once(&"token"))
+            .find(|k| **k == key)
+            .copied();
+        let Some(key) = known else {
+            let mut names: Vec<&str> = keys.to_vec();
+            names.push("token");
+            return Err(ApiError::UnknownParam {
+                name: shown(&key),
+                known: names.join(", "),
+            });
+        };
+        if seen.contains(&key) {
+            return Err(repeated(key));
+        }
+        seen.push(key);
+    }
+    Ok(())
+}
+
+/// The static name of a key the transport knows.
+fn known_key(key: &str, own_keys: &[&'static str]) -> Option<&'static str> {
+    SHARED_KEYS
+        .iter()
+        .chain(own_keys)
+        .find(|k| **k == key)
+        .copied()
+}
+
+fn unknown(key: &str, own_keys: &[&'static str]) -> ApiError {
+    let known: Vec<&str> = SHARED_KEYS.iter().chain(own_keys).copied().collect();
+    ApiError::UnknownParam {
+        name: shown(key),
+        known: known.join(", "),
+    }
+}
+
+fn repeated(key: &'static str) -> ApiError {
+    ApiError::BadParam {
+        name: key,
+        message: "given twice: give it once".into(),
+    }
+}
+
+/// A client's key as an error names it: at most 64 characters.
+fn shown(key: &str) -> String {
+    const MOST: usize = 64;
+    match key.char_indices().nth(MOST) {
+        Some((cut, _)) => format!("{}...", &key[..cut]),
+        None => key.to_owned(),
+    }
+}
+
+/// An on/off parameter: `1`, `true`, `yes` or `0`, `false`, `no`.
+pub fn switch(name: &'static str, value: &str) -> Result<bool, ApiError> {
+    match value {
+        "1" | "true" | "yes" => Ok(true),
+        "0" | "false" | "no" => Ok(false),
+        _ => Err(ApiError::BadParam {
+            name,
+            message: format!("`{value}` is not a switch: use {name}=1 or {name}=0"),
+        }),
+    }
 }
 
 /// A client's cursor: the seq of the last line it has, in a numbering.
@@ -139,19 +390,83 @@ mod tests {
     #[test]
     fn shared_parameters_are_parsed_and_the_rest_handed_over() {
         let mut seen = Vec::new();
-        let params = parse("file=a%2Elog&after=5&raw=1&max=3&zzz", |k, v| {
-            seen.push(format!("{k}={v}"));
-            Ok(true)
-        })
+        let params = parse(
+            "file=a%2Elog&after=5&raw=1&max=3&zzz&token=t&grep=x%7Cy",
+            &["max", "zzz"],
+            1,
+            |k, v| {
+                seen.push(format!("{k}={v}"));
+                Ok(())
+            },
+        )
         .unwrap();
         assert_eq!(params.file, "a.log");
-        assert_eq!(params.after, Some(Cursor::Seq(5)));
+        assert_eq!(params.after, Some(After::One(Cursor::Seq(5))));
         assert!(params.raw);
+        assert_eq!(params.grep.as_deref(), Some("x|y"));
         assert_eq!(seen, ["max=3", "zzz="]);
-        let err = parse("file=a&backlog=-1", |_, _| Ok(false)).unwrap_err();
+        let err = parse("file=a&backlog=-1", &[], 1, |_, _| Ok(())).unwrap_err();
         assert!(err.to_string().contains("`backlog`"), "{err}");
-        let err = parse("after=1", |_, _| Ok(false)).unwrap_err();
+        let err = parse("after=1", &[], 1, |_, _| Ok(())).unwrap_err();
         assert!(err.to_string().contains("`file`"), "{err}");
+    }
+
+    #[test]
+    fn unknown_and_repeated_parameters_are_refused_by_name() {
+        let err = parse("file=a&grpe=x", &["max"], 1, |_, _| Ok(())).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("`grpe`"), "{text}");
+        assert!(text.contains("known: file, after"), "{text}");
+        assert!(text.contains("max"), "{text}");
+        let err = parse("file=a&file=b", &[], 1, |_, _| Ok(())).unwrap_err();
+        assert!(err.to_string().contains("`file`: given twice"), "{err}");
+        let err = parse("file=a&grep_invert=1", &[], 1, |_, _| Ok(())).unwrap_err();
+        assert!(err.to_string().contains("`grep_invert`"), "{err}");
+        let long = "k".repeat(500);
+        let err = parse(&format!("file=a&{long}=1"), &[], 1, |_, _| Ok(())).unwrap_err();
+        assert!(err.to_string().len() < 300, "{err}");
+        assert!(only("token=t", &[]).is_ok());
+        let err = only("token=t&x=1", &[]).unwrap_err();
+        assert!(err.to_string().contains("`x`; known: token"), "{err}");
+    }
+
+    #[test]
+    fn several_files_have_one_combined_cursor() {
+        let p = parse("file=a&file=b%2Cc&after=7-a:3,b%252Cc:9", &[], 4, |_, _| {
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(p.files, ["a", "b,c"]);
+        let after = p.after.unwrap();
+        assert_eq!(
+            after.of("a", &p.files).unwrap(),
+            Some(Cursor::Qualified { epoch: 7, seq: 3 })
+        );
+        assert_eq!(
+            after.of("b,c", &p.files).unwrap(),
+            Some(Cursor::Qualified { epoch: 7, seq: 9 })
+        );
+        assert_eq!(after.of("d", &p.files).unwrap(), None);
+        assert_eq!(qualified_many(7, [("a", 3), ("b,c", 9)]), "7-a:3,b%2Cc:9");
+        let again = FileCursors::parse("after", "7-a:3,b%2Cc:9").unwrap();
+        assert_eq!(
+            again.of("b,c"),
+            Some(Cursor::Qualified { epoch: 7, seq: 9 })
+        );
+        let dashed = FileCursors::parse("after", "7-2024-x.log:4").unwrap();
+        assert_eq!(
+            dashed.of("2024-x.log"),
+            Some(Cursor::Qualified { epoch: 7, seq: 4 })
+        );
+        let err = parse("file=a&file=a", &[], 4, |_, _| Ok(())).unwrap_err();
+        assert!(err.to_string().contains("given twice"), "{err}");
+        let err = parse("file=a&file=b&file=c", &[], 2, |_, _| Ok(())).unwrap_err();
+        assert!(err.to_string().contains("at most 2 files"), "{err}");
+        let one = parse("file=a&file=b&after=5", &[], 2, |_, _| Ok(())).unwrap();
+        assert!(one.after.unwrap().of("a", &one.files).is_err());
+        for bad in ["a:1", "x-a:1", "7-a:", "7-a:x", "7-:1,", "7-a:1,a:2"] {
+            assert!(FileCursors::parse("after", bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -23,13 +23,14 @@ use tokio::time::Instant;
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::error::ApiError;
-use crate::hub::{BatchSlice, Delivery, Gap, LiveCursor, Start};
+use super::filter::{self, LineFilter};
+use crate::hub::{BatchSlice, Delivery, FileIx, Gap, LiveCursor, Start};
 use crate::stats::Gauge;
 use crate::tail::FileState;
 
 use super::access;
 use super::conn::{Conn, NoRoom};
-use super::query::{self, Cursor, Resume};
+use super::query::{self, After, Cursor, Resume};
 use super::{terminal, AppState};
 
 /// Chunks buffered per streaming client before sends wait.
@@ -58,11 +59,74 @@ struct ResetNotice {
     seq: u64,
 }
 
+/// Where the client is in each file of the stream: what an SSE `id:` states. One file's is
+/// `EPOCH-SEQ`; several files' `EPOCH-ID:SEQ,ID:SEQ` (see `query::FileCursors`).
+struct Positions {
+    epoch: u64,
+    /// The files' ids; empty for a one-file stream.
+    ids: Vec<String>,
+    /// Per file, the last seq the client has been given (or moved past).
+    seqs: Vec<u64>,
+}
+
+/// An event id with the seq of one file left out: `prefix`, the seq, `suffix`.
+struct IdParts {
+    prefix: String,
+    suffix: String,
+}
+
+impl IdParts {
+    fn write(&self, seq: u64, out: &mut Vec<u8>) {
+        let _ = writeln!(out, "id: {}{seq}{}", self.prefix, self.suffix);
+    }
+}
+
+impl Positions {
+    /// The id of a line of file `file` with seq `seq` (the other files at their positions).
+    fn parts(&self, file: usize) -> IdParts {
+        let epoch = self.epoch;
+        if self.ids.is_empty() {
+            return IdParts {
+                prefix: format!("{epoch}-"),
+                suffix: String::new(),
+            };
+        }
+        let mut prefix = format!("{epoch}-");
+        let mut suffix = String::new();
+        for (i, (id, seq)) in self.ids.iter().zip(&self.seqs).enumerate() {
+            let into = if i <= file { &mut prefix } else { &mut suffix };
+            if i > 0 {
+                into.push(',');
+            }
+            into.push_str(&query::escape_id(id));
+            into.push(':');
+            if i != file {
+                into.push_str(&seq.to_string());
+            }
+        }
+        IdParts { prefix, suffix }
+    }
+
+    /// The id of where the client is now.
+    fn id(&self) -> String {
+        if self.ids.is_empty() {
+            let seq = self.seqs.first().copied().unwrap_or_default();
+            return query::qualified(self.epoch, seq);
+        }
+        let seqs = self
+            .ids
+            .iter()
+            .map(String::as_str)
+            .zip(self.seqs.iter().copied());
+        query::qualified_many(self.epoch, seqs)
+    }
+}
+
 /// How one transport writes what the cursor delivers.
 trait Format: Send + 'static {
     fn content_type(&self) -> &'static str;
-    fn lines(&self, slice: &BatchSlice, out: &mut Vec<u8>);
-    fn reset(&self, file: &str, reset: ResetNotice, out: &mut Vec<u8>);
+    fn lines(&self, file: &str, slice: &BatchSlice, ids: &IdParts, out: &mut Vec<u8>);
+    fn reset(&self, file: &str, reset: ResetNotice, id: &str, out: &mut Vec<u8>);
     fn gap(&self, file: &str, gap: Gap, out: &mut Vec<u8>);
     fn state(&self, file: &str, state: FileState, out: &mut Vec<u8>);
     /// The file's unfinished last line (`None`: there is none any more). Plain text shows only
@@ -70,15 +134,53 @@ trait Format: Send + 'static {
     fn pending(&self, _file: &str, _seq: u64, _text: Option<&str>, _out: &mut Vec<u8>) {}
     /// Something harmless to send on the heartbeat, if the format has one.
     fn keepalive(&self) -> Option<&'static [u8]>;
+    /// Moves the client's resume point to `id` without a line (a filter dropped the lines up
+    /// to it), if the format has resume points.
+    fn advance(&self, _id: &str, _out: &mut Vec<u8>) {}
     fn preamble(&self) -> &'static [u8] {
         b""
     }
 }
 
-/// `raw`: lines byte for byte, else terminal-safe; `epoch` qualifies every event id.
+/// `raw`: lines byte for byte, else terminal-safe; `multi`: several files, so each line event
+/// is `event: line` with JSON data naming its file.
 struct Sse {
     raw: bool,
-    epoch: u64,
+    multi: bool,
+}
+
+impl Sse {
+    fn data_lines(&self, line: &str, out: &mut Vec<u8>) {
+        if !self.raw {
+            // Terminal-safe text has no `\r` (it shows as `^M`): one `data:` field.
+            out.extend_from_slice(b"data: ");
+            terminal::push_line(line, out);
+            out.extend_from_slice(b"\n\n");
+        } else {
+            // A lone `\r` would end an SSE field: each piece becomes its own `data:` line
+            // (the client joins them with `\n`).
+            for piece in line.split('\r') {
+                out.extend_from_slice(b"data: ");
+                out.extend_from_slice(piece.as_bytes());
+                out.push(b'\n');
+            }
+            out.push(b'\n');
+        }
+    }
+
+    /// A line of a many-file stream: `event: line`, data `{"file","seq","line"}` (the line
+    /// terminal-safe unless `raw`; JSON escapes every C0 control and `\r`).
+    fn json_line(&self, file: &str, seq: u64, line: &str, out: &mut Vec<u8>) {
+        let mut safe = Vec::new();
+        let text = if self.raw {
+            std::borrow::Cow::Borrowed(line)
+        } else {
+            terminal::push_line(line, &mut safe);
+            String::from_utf8_lossy(&safe)
+        };
+        let data = serde_json::json!({"file": file, "seq": seq, "line": text});
+        let _ = write!(out, "event: line\ndata: {data}\n\n");
+    }
 }
 
 impl Format for Sse {
@@ -86,37 +188,31 @@ impl Format for Sse {
         "text/event-stream; charset=utf-8"
     }
 
-    fn lines(&self, slice: &BatchSlice, out: &mut Vec<u8>) {
+    fn lines(&self, file: &str, slice: &BatchSlice, ids: &IdParts, out: &mut Vec<u8>) {
         let mut cut = slice.truncated_seqs().peekable();
         for (i, line) in slice.lines().enumerate() {
             let seq = slice.first_seq() + i as u64;
-            // Writing into a Vec cannot fail.
-            let _ = writeln!(out, "id: {}-{seq}", self.epoch);
-            if !self.raw {
-                // Terminal-safe text has no `\r` (it shows as `^M`): one `data:` field.
-                out.extend_from_slice(b"data: ");
-                terminal::push_line(line, out);
-                out.extend_from_slice(b"\n\n");
+            ids.write(seq, out);
+            if self.multi {
+                self.json_line(file, seq, line, out);
             } else {
-                // A lone `\r` would end an SSE field: each piece becomes its own `data:` line
-                // (the client joins them with `\n`).
-                for piece in line.split('\r') {
-                    out.extend_from_slice(b"data: ");
-                    out.extend_from_slice(piece.as_bytes());
-                    out.push(b'\n');
-                }
-                out.push(b'\n');
+                self.data_lines(line, out);
             }
             if cut.next_if_eq(&seq).is_some() {
                 // EventSource hands a program only `event`, `data` and `id`: an event of its own
                 // (without an id, so the resume point stays the line) is what a client can read;
                 // one listening only to `message` events sees the line as before.
-                let _ = write!(out, "event: truncated\ndata: {{\"seq\":{seq}}}\n\n");
+                if self.multi {
+                    let data = serde_json::json!({"file": file, "seq": seq});
+                    let _ = write!(out, "event: truncated\ndata: {data}\n\n");
+                } else {
+                    let _ = write!(out, "event: truncated\ndata: {{\"seq\":{seq}}}\n\n");
+                }
             }
         }
     }
 
-    fn reset(&self, file: &str, reset: ResetNotice, out: &mut Vec<u8>) {
+    fn reset(&self, file: &str, reset: ResetNotice, id: &str, out: &mut Vec<u8>) {
         let data = serde_json::json!({
             "file": file,
             "epoch": reset.epoch,
@@ -125,7 +221,6 @@ impl Format for Sse {
         });
         // Carries the id of where the stream starts, so a reconnect from here is not a reset
         // again even when no line follows.
-        let id = query::qualified(reset.epoch, reset.seq);
         out.extend_from_slice(format!("event: reset\nid: {id}\ndata: {data}\n\n").as_bytes());
     }
 
@@ -155,14 +250,24 @@ impl Format for Sse {
         Some(b": ping\n\n")
     }
 
+    fn advance(&self, id: &str, out: &mut Vec<u8>) {
+        // An event with an id and no data sets the client's Last-Event-ID and dispatches
+        // nothing (EventSource drops events without data).
+        let _ = write!(out, "id: {id}\n\n");
+    }
+
     fn preamble(&self) -> &'static [u8] {
         b"retry: 2000\n\n"
     }
 }
 
-/// `raw`: lines byte for byte, else terminal-safe.
+/// `raw`: lines byte for byte, else terminal-safe; `multi`: several files, so a `==> ID <==`
+/// header (as `tail` prints one) comes before lines of another file than the last ones.
 struct PlainText {
     raw: bool,
+    multi: bool,
+    /// The file of the last lines written (many-file streams).
+    last: std::sync::Mutex<Option<String>>,
 }
 
 impl PlainText {
@@ -173,6 +278,22 @@ impl PlainText {
             terminal::push_line(text, out);
         }
     }
+
+    /// `==> ID <==` when `file` is not the file of the last lines, blank line first as `tail`
+    /// writes it (but not before the first header).
+    fn header(&self, file: &str, out: &mut Vec<u8>) {
+        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        if last.as_deref() == Some(file) {
+            return;
+        }
+        if last.is_some() {
+            out.push(b'\n');
+        }
+        // The id is a file name: shown terminal-safe even with raw=1.
+        terminal::push_line(&format!("==> {file} <=="), out);
+        out.push(b'\n');
+        *last = Some(file.to_owned());
+    }
 }
 
 impl Format for PlainText {
@@ -180,7 +301,10 @@ impl Format for PlainText {
         "text/plain; charset=utf-8"
     }
 
-    fn lines(&self, slice: &BatchSlice, out: &mut Vec<u8>) {
+    fn lines(&self, file: &str, slice: &BatchSlice, _ids: &IdParts, out: &mut Vec<u8>) {
+        if self.multi && !slice.is_empty() {
+            self.header(file, out);
+        }
         let mut cut = slice.truncated_seqs().peekable();
         for (i, line) in slice.lines().enumerate() {
             self.push(line, out);
@@ -191,7 +315,7 @@ impl Format for PlainText {
         }
     }
 
-    fn reset(&self, file: &str, reset: ResetNotice, out: &mut Vec<u8>) {
+    fn reset(&self, file: &str, reset: ResetNotice, _id: &str, out: &mut Vec<u8>) {
         let why = match reset.reason {
             "epoch" => format!(
                 "the cursor is from another server run (epoch {}); lines are numbered anew \
@@ -229,66 +353,71 @@ impl Format for PlainText {
 }
 
 struct StreamParams {
-    file: String,
-    after: Option<Cursor>,
+    files: Vec<String>,
+    after: Option<After>,
     backlog: Option<usize>,
     raw: bool,
+    filter: Option<LineFilter>,
 }
 
-fn parse(req: &HttpRequest) -> Result<StreamParams, ApiError> {
-    let params = query::parse(req.query_string(), |_, _| Ok(false))?;
+fn parse(req: &HttpRequest, max_grep_bytes: usize) -> Result<StreamParams, ApiError> {
+    let params = query::parse(req.query_string(), &[], query::MAX_FILES, |_, _| Ok(()))?;
+    let filter = filter::from_query(params.grep.as_deref(), params.grep_invert, max_grep_bytes)?;
     let mut after = params.after;
     // A reconnecting EventSource says where it stopped; that wins.
     if let Some(last) = req.headers().get("last-event-id") {
         let text = last.to_str().unwrap_or("");
-        after = Some(Cursor::parse("Last-Event-ID", text)?);
+        after = Some(After::parse("Last-Event-ID", text)?);
     }
     Ok(StreamParams {
-        file: params.file,
+        files: params.files,
         after,
         backlog: params.backlog,
         raw: params.raw,
+        filter,
     })
 }
 
-/// `GET /sse?file=ID[&backlog=N|&after=SEQ][&raw=1]` (and `Last-Event-ID`).
+/// `GET /sse?file=ID[&file=ID...][&backlog=N|&after=CURSOR][&raw=1][&grep=RE]` (and
+/// `Last-Event-ID`).
 pub async fn sse(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let epoch = state.hub.epoch();
-    open_stream(req, state, |raw| Sse { raw, epoch }).await
+    open_stream(req, state, |raw, multi| Sse { raw, multi }).await
 }
 
-/// `GET /follow?file=ID[&backlog=N|&after=SEQ][&raw=1]`: lines as text, as they come.
+/// `GET /follow?file=ID[&file=ID...][&backlog=N|&after=CURSOR][&raw=1][&grep=RE]`: lines as
+/// text, as they come (several files as `tail -F a b` prints them).
 pub async fn follow(
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    open_stream(req, state, |raw| PlainText { raw }).await
+    open_stream(req, state, |raw, multi| PlainText {
+        raw,
+        multi,
+        last: Default::default(),
+    })
+    .await
 }
 
-/// `format` makes the transport's writer, given whether the client asked for `raw=1`.
-async fn open_stream<F: Format>(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    format: impl FnOnce(bool) -> F,
-) -> Result<HttpResponse, ApiError> {
-    access::check(&req, &state)?;
-    let params = parse(&req)?;
-    let format = format(params.raw);
-    let ix = state
-        .hub
-        .lookup(&params.file)
-        .ok_or_else(|| ApiError::UnknownFile(params.file.clone()))?;
-    let slot = state.take_slot(Gauge::StreamClients)?;
-    let max = state.config.max_backlog;
+/// One file of a stream: its reader, and how far it has read.
+struct Source {
+    id: String,
+    cursor: LiveCursor,
+    /// The last seq read (kept or dropped by the filter).
+    scanned: u64,
+}
+
+/// A reader of `ix` from `cursor` (or the backlog), woken through `wake`; and the reset to tell
+/// the client of, if the stream does not start where it asked.
+fn open_source(
+    state: &AppState,
+    ix: FileIx,
+    cursor: Option<Cursor>,
+    backlog: Start,
+    wake: &Arc<Notify>,
+) -> Result<(LiveCursor, Option<ResetNotice>), ApiError> {
     let epoch = state.hub.epoch();
-    let backlog = Start::Backlog(
-        params
-            .backlog
-            .unwrap_or(state.config.default_backlog)
-            .min(max),
-    );
     let mut from_epoch = None;
-    let start = match params.after.map(|cursor| cursor.resolve(epoch)) {
+    let start = match cursor.map(|cursor| cursor.resolve(epoch)) {
         Some(Resume::After(after)) => Start::After(after),
         // Another numbering: the client is told, then gets what it would without a cursor.
         Some(Resume::Reset { from_epoch: e }) => {
@@ -297,8 +426,7 @@ async fn open_stream<F: Format>(
         }
         None => backlog,
     };
-    let wake = Arc::new(Notify::new());
-    let (cursor, reset) = match state.hub.subscribe(ix, start, wake.clone()) {
+    match state.hub.subscribe(ix, start, wake.clone()) {
         Ok(cursor) => {
             let reset = from_epoch.map(|from_epoch| ResetNotice {
                 epoch,
@@ -306,7 +434,7 @@ async fn open_stream<F: Format>(
                 reason: "epoch",
                 seq: cursor.next_seq().saturating_sub(1),
             });
-            (cursor, reset)
+            Ok((cursor, reset))
         }
         // Beyond the newest line (a bare seq from another server run, or made up): start at
         // the live edge, and say so.
@@ -321,17 +449,72 @@ async fn open_stream<F: Format>(
                 reason: "cursor_ahead",
                 seq: ahead.last_seq,
             };
-            (cursor, Some(reset))
+            Ok((cursor, Some(reset)))
         }
-    };
-    if let Some(reset) = reset {
-        tracing::debug!(file = %params.file, reason = reset.reason, from_epoch = reset.from_epoch, "stream: reset");
     }
+}
+
+/// `format` makes the transport's writer, given whether the client asked for `raw=1` and
+/// whether the stream has several files.
+async fn open_stream<F: Format>(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    format: impl FnOnce(bool, bool) -> F,
+) -> Result<HttpResponse, ApiError> {
+    access::check(&req, &state)?;
+    let params = parse(&req, state.config.max_grep_bytes)?;
+    let multi = params.files.len() > 1;
+    let format = format(params.raw, multi);
+    let mut files = Vec::with_capacity(params.files.len());
+    for file in &params.files {
+        let ix = state
+            .hub
+            .lookup(file)
+            .ok_or_else(|| ApiError::UnknownFile(file.clone()))?;
+        let cursor = match &params.after {
+            Some(after) => after.of(file, &params.files)?,
+            None => None,
+        };
+        files.push((ix, file, cursor));
+    }
+    let slot = state.take_slot(Gauge::StreamClients)?;
+    let max = state.config.max_backlog;
+    let epoch = state.hub.epoch();
+    let backlog = Start::Backlog(
+        params
+            .backlog
+            .unwrap_or(state.config.default_backlog)
+            .min(max),
+    );
+    let wake = Arc::new(Notify::new());
+    let mut sources = Vec::with_capacity(files.len());
+    let mut resets = Vec::new();
+    for (ix, file, cursor) in files {
+        let (cursor, reset) = open_source(&state, ix, cursor, backlog, &wake)?;
+        if let Some(reset) = reset {
+            tracing::debug!(%file, reason = reset.reason, from_epoch = reset.from_epoch, "stream: reset");
+            resets.push((sources.len(), reset));
+        }
+        sources.push(Source {
+            id: file.clone(),
+            scanned: cursor.next_seq().saturating_sub(1),
+            cursor,
+        });
+    }
+    let positions = Positions {
+        epoch,
+        ids: if multi {
+            sources.iter().map(|s| s.id.clone()).collect()
+        } else {
+            Vec::new()
+        },
+        seqs: sources.iter().map(|s| s.scanned).collect(),
+    };
     let (tx, rx) = mpsc::channel::<Result<Bytes, std::convert::Infallible>>(CHUNKS_IN_FLIGHT);
     let content_type = format.content_type();
     let mut first = format.preamble().to_vec();
-    if let Some(reset) = reset {
-        format.reset(state.hub.id(ix), reset, &mut first);
+    for (i, reset) in resets {
+        format.reset(&sources[i].id, reset, &positions.id(), &mut first);
     }
     let task_state = state.get_ref().clone();
     let conn = state.conn(&req);
@@ -345,7 +528,12 @@ async fn open_stream<F: Format>(
             tx,
             conn,
         };
-        let reason = pump(&out, format, cursor, wake, first).await;
+        let stream = Stream {
+            sources,
+            positions,
+            filter: params.filter,
+        };
+        let reason = pump(&out, format, stream, wake, first).await;
         if reason == TOO_SLOW {
             // Nothing more gets through: reset the connection, so its buffers go too.
             out.conn.kill();
@@ -418,14 +606,21 @@ impl Out {
     }
 }
 
+/// What a stream task reads and where its client is.
+struct Stream {
+    sources: Vec<Source>,
+    positions: Positions,
+    filter: Option<LineFilter>,
+}
+
 async fn pump(
     out: &Out,
     format: impl Format,
-    cursor: LiveCursor,
+    stream: Stream,
     wake: Arc<Notify>,
     first: Vec<u8>,
 ) -> &'static str {
-    match stream_chunks(out, &format, cursor, &wake, first).await {
+    match stream_chunks(out, &format, stream, &wake, first).await {
         Ok(()) => "shutdown",
         Err(reason) => reason,
     }
@@ -434,13 +629,12 @@ async fn pump(
 async fn stream_chunks(
     out: &Out,
     format: &impl Format,
-    mut cursor: LiveCursor,
+    mut stream: Stream,
     wake: &Notify,
     first: Vec<u8>,
 ) -> Result<(), &'static str> {
     let state = &out.state;
     out.put(out.room(first.len()).await?, first);
-    let id = state.hub.id(cursor.file()).to_owned();
     let heartbeat = state.config.heartbeat;
     let mut tick = tokio::time::interval_at(Instant::now() + heartbeat, heartbeat);
     let mut shutdown = state.shutdown.clone();
@@ -451,37 +645,70 @@ async fn stream_chunks(
             _ = shutdown.fired() => return Ok(()),
             _ = out.tx.closed() => return Err("client gone"),
             _ = tick.tick() => {
-                if let Some(keepalive) = format.keepalive() {
-                    out.put(out.room(keepalive.len()).await?, keepalive.to_vec());
+                let mut beat = Vec::new();
+                if stream.filter.is_some() {
+                    // Once per heartbeat at most: a reconnect does not read again what the
+                    // filter dropped before it.
+                    let mut moved = false;
+                    for (source, seq) in stream.sources.iter().zip(&mut stream.positions.seqs) {
+                        if source.scanned > *seq {
+                            *seq = source.scanned;
+                            moved = true;
+                        }
+                    }
+                    if moved {
+                        format.advance(&stream.positions.id(), &mut beat);
+                    }
+                }
+                beat.extend_from_slice(format.keepalive().unwrap_or_default());
+                if !beat.is_empty() {
+                    out.put(out.room(beat.len()).await?, beat);
                 }
             }
             _ = wake.notified() => {
-                let slot = out.room(BYTES_PER_CHUNK).await?;
-                let mut chunk = Vec::new();
-                for delivery in cursor.read(LINES_PER_CHUNK, BYTES_PER_CHUNK) {
-                    match delivery {
-                        Delivery::Gap(gap) => {
-                            state.stats.gaps.fetch_add(1, Relaxed);
-                            format.gap(&id, gap, &mut chunk);
-                        }
-                        Delivery::Lines(slice) => format.lines(&slice, &mut chunk),
-                        Delivery::State(file_state) => format.state(&id, file_state, &mut chunk),
-                        Delivery::Pending { seq, text } => {
-                            format.pending(&id, seq, text.as_deref(), &mut chunk)
-                        }
+                let mut more = false;
+                for i in 0..stream.sources.len() {
+                    if stream.sources[i].cursor.has_news() {
+                        let slot = out.room(BYTES_PER_CHUNK).await?;
+                        let chunk = read_chunk(state, format, &mut stream, i);
+                        out.put(slot, chunk);
+                        more |= stream.sources[i].cursor.has_news();
                     }
                 }
-                let more = cursor.has_news();
                 if more {
                     wake.notify_one();
-                }
-                out.put(slot, chunk);
-                if more {
-                    // A client catching up takes one chunk per turn of the worker: the other
-                    // connections on this thread get theirs in between.
+                    // A client catching up takes one chunk per file per turn of the worker: the
+                    // other connections on this thread get theirs in between.
                     tokio::task::yield_now().await;
                 }
             }
         }
     }
+}
+
+/// Reads one chunk of file `i` of the stream and writes it as the client gets it.
+fn read_chunk(state: &AppState, format: &impl Format, stream: &mut Stream, i: usize) -> Vec<u8> {
+    let source = &mut stream.sources[i];
+    let read = source.cursor.read(LINES_PER_CHUNK, BYTES_PER_CHUNK);
+    source.scanned = source.cursor.next_seq().saturating_sub(1);
+    let id = &source.id;
+    let mut chunk = Vec::new();
+    for delivery in filter::apply(stream.filter.as_ref(), read) {
+        match delivery {
+            Delivery::Gap(gap) => {
+                state.stats.gaps.fetch_add(1, Relaxed);
+                format.gap(id, gap, &mut chunk);
+            }
+            Delivery::Lines(slice) => {
+                let ids = stream.positions.parts(i);
+                format.lines(id, &slice, &ids, &mut chunk);
+                stream.positions.seqs[i] = (slice.first_seq() + slice.len() as u64)
+                    .saturating_sub(1)
+                    .max(stream.positions.seqs[i]);
+            }
+            Delivery::State(file_state) => format.state(id, file_state, &mut chunk),
+            Delivery::Pending { seq, text } => format.pending(id, seq, text.as_deref(), &mut chunk),
+        }
+    }
+    chunk
 }

@@ -88,14 +88,7 @@ fn sgr_len(bytes: &[u8]) -> Option<usize> {
 /// The `raw` query parameter: `1` (or `true`, `yes`) sends lines byte for byte, control
 /// characters included; `0` (or `false`, `no`) is the default, terminal-safe text.
 pub fn parse_raw(value: &str) -> Result<bool, ApiError> {
-    match value {
-        "1" | "true" | "yes" => Ok(true),
-        "0" | "false" | "no" => Ok(false),
-        _ => Err(ApiError::BadParam {
-            name: "raw",
-            message: format!("`{value}` is not a switch: use raw=1 (or raw=0, the default)"),
-        }),
-    }
+    super::query::switch("raw", value)
 }
 
 #[cfg(test)]

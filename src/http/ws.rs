@@ -20,18 +20,29 @@ use tokio::sync::Notify;
 use tokio::time::{sleep_until, Instant};
 
 use super::error::ApiError;
-use crate::hub::{Delivery, FileIx, Gap, LiveCursor, Start};
+use super::filter::{self, LineFilter};
+use crate::hub::{BatchSlice, Delivery, FileIx, Gap, LiveCursor, Start};
 use crate::protocol::{self, ClientMessage, ServerMessage, WireCursor};
 use crate::stats::Gauge;
 
 use super::conn::{Conn, NoRoom};
 use super::encode;
-use super::query::{Cursor, Resume};
+use super::query::{self, Cursor, Resume};
 use super::ws_guard::{self, FrameGuard, Verdict, Violation};
 use super::{access, AppState};
 
 /// Most files one client may subscribe to at once.
 const MAX_SUBSCRIPTIONS: usize = 1024;
+
+/// Most distinct `grep` patterns one client's subscriptions may use at once (subscriptions with
+/// the same pattern share its compiled form), so that what its patterns take stays bounded.
+const MAX_FILTERS: usize = 16;
+
+/// One subscription: where it reads, and what it keeps.
+struct Sub {
+    cursor: LiveCursor,
+    filter: Option<LineFilter>,
+}
 
 /// Most lines, and about the most bytes, read from one file per turn of the session loop
 /// (client messages, the heartbeat and shutdown are seen between turns; the rest is read on the
@@ -50,6 +61,8 @@ pub async fn connect(
         return Err(ApiError::Disabled("the WebSocket endpoint is disabled; use /poll").into());
     }
     access::check(&req, &state)?;
+    // Files are chosen in `subscribe` messages: the query has only the token.
+    query::only(req.query_string(), &[])?;
     let slot = state.take_slot(Gauge::WsClients)?;
     let max = state.config.max_message_bytes;
     // actix checks a frame's size only once it has all of it: judge each frame by its header
@@ -110,7 +123,7 @@ struct WsSession {
     verdict: Verdict,
     /// Woken by the hub when a subscribed file has news (one wake-up for all subscriptions).
     wake: Arc<Notify>,
-    subs: BTreeMap<FileIx, LiveCursor>,
+    subs: BTreeMap<FileIx, Sub>,
     idle_deadline: Instant,
 }
 
@@ -322,6 +335,8 @@ impl WsSession {
                 backlog,
                 after,
                 epoch,
+                grep,
+                grep_invert,
             } => {
                 let after = match after {
                     None => None,
@@ -332,9 +347,53 @@ impl WsSession {
                         Err(e) => return self.send_error("bad_message", &e.to_string()).await,
                     },
                 };
-                self.subscribe(&file, backlog, after).await
+                let filter = match grep {
+                    Some(pattern) => {
+                        match self.filter(&file, &pattern, grep_invert.unwrap_or(false)) {
+                            Ok(filter) => Some(filter),
+                            Err((code, message)) => return self.send_error(code, &message).await,
+                        }
+                    }
+                    None => None,
+                };
+                self.subscribe(&file, backlog, after, filter).await
             }
         }
+    }
+
+    /// The compiled `grep` of a subscription to `file`: shared with another subscription that
+    /// uses the same pattern, else compiled, within [`MAX_FILTERS`]; or the error to send.
+    fn filter(
+        &self,
+        file: &str,
+        pattern: &str,
+        invert: bool,
+    ) -> Result<LineFilter, (&'static str, String)> {
+        let in_use = |ix: &FileIx| self.state.hub.id(*ix) != file;
+        let mut distinct: Vec<&str> = Vec::new();
+        for (ix, sub) in &self.subs {
+            let Some(filter) = &sub.filter else { continue };
+            if filter.pattern() == pattern {
+                // Shared, inverted or not: the compiled pattern is the same.
+                let mut shared = filter.clone();
+                shared.set_inverted(invert);
+                return Ok(shared);
+            }
+            if in_use(ix) && !distinct.contains(&filter.pattern()) {
+                distinct.push(filter.pattern());
+            }
+        }
+        if distinct.len() >= MAX_FILTERS {
+            return Err((
+                "too_many_filters",
+                format!(
+                    "at most {MAX_FILTERS} distinct grep patterns per connection; subscribe with \
+                     one of those in use, or unsubscribe first"
+                ),
+            ));
+        }
+        LineFilter::new(pattern, invert, self.state.config.max_grep_bytes)
+            .map_err(|e| ("bad_grep", format!("subscribe to `{file}`: grep: {e}")))
     }
 
     async fn unknown_file(&mut self, file: &str) -> Result<(), End> {
@@ -347,6 +406,7 @@ impl WsSession {
         file: &str,
         backlog: Option<u64>,
         after: Option<Cursor>,
+        filter: Option<LineFilter>,
     ) -> Result<(), End> {
         let Some(ix) = self.state.hub.lookup(file) else {
             return self.unknown_file(file).await;
@@ -396,17 +456,18 @@ impl WsSession {
             }
         };
         // The backlog (or what follows the cursor) goes out now; the rest as it comes.
-        let deliveries = cursor.read(max, BYTES_PER_TURN);
-        if self.subs.insert(ix, cursor).is_none() {
+        let deliveries = filter::apply(filter.as_ref(), cursor.read(max, BYTES_PER_TURN));
+        let filtered = filter.is_some();
+        if self.subs.insert(ix, Sub { cursor, filter }).is_none() {
             self.state.stats.subscriptions.fetch_add(1, Relaxed);
         }
-        self.deliver(ix, deliveries).await?;
+        self.deliver(ix, deliveries, filtered).await?;
         self.wake.notify_one();
         Ok(())
     }
 
     /// Sends lines: the hub's shared frame for a whole batch, a fresh one for part of a batch.
-    async fn send_slice(&mut self, ix: FileIx, slice: &crate::hub::BatchSlice) -> Result<(), End> {
+    async fn send_slice(&mut self, ix: FileIx, slice: &BatchSlice) -> Result<(), End> {
         let id = self.state.hub.id(ix);
         let frame = if slice.is_whole() {
             encode::whole_batch_frame(id, &slice.batch)
@@ -442,16 +503,18 @@ impl WsSession {
         let files: Vec<FileIx> = self
             .subs
             .iter()
-            .filter(|(_, cursor)| cursor.has_news())
+            .filter(|(_, sub)| sub.cursor.has_news())
             .map(|(ix, _)| *ix)
             .collect();
         for ix in files {
-            let Some(cursor) = self.subs.get_mut(&ix) else {
+            let Some(sub) = self.subs.get_mut(&ix) else {
                 continue;
             };
-            let deliveries = cursor.read(LINES_PER_TURN, BYTES_PER_TURN);
-            let more = cursor.has_news();
-            self.deliver(ix, deliveries).await?;
+            let read = sub.cursor.read(LINES_PER_TURN, BYTES_PER_TURN);
+            let deliveries = filter::apply(sub.filter.as_ref(), read);
+            let filtered = sub.filter.is_some();
+            let more = sub.cursor.has_news();
+            self.deliver(ix, deliveries, filtered).await?;
             if more {
                 self.wake.notify_one();
                 more_later = true;
@@ -465,11 +528,28 @@ impl WsSession {
         Ok(())
     }
 
-    async fn deliver(&mut self, ix: FileIx, deliveries: Vec<Delivery>) -> Result<(), End> {
+    /// Sends what a read delivered. Filtered lines (not consecutive) go out together, in one
+    /// `lines` message with their `seqs` per stretch between gaps and file states.
+    async fn deliver(
+        &mut self,
+        ix: FileIx,
+        deliveries: Vec<Delivery>,
+        filtered: bool,
+    ) -> Result<(), End> {
+        let mut kept = Vec::new();
         for delivery in deliveries {
+            if let Delivery::Lines(slice) = delivery {
+                if filtered {
+                    kept.push(slice);
+                } else {
+                    self.send_slice(ix, &slice).await?;
+                }
+                continue;
+            }
+            self.send_kept(ix, &mut kept).await?;
             match delivery {
                 Delivery::Gap(gap) => self.send_gap(ix, gap).await?,
-                Delivery::Lines(slice) => self.send_slice(ix, &slice).await?,
+                Delivery::Lines(_) => {}
                 Delivery::State(state) => {
                     let file = self.state.hub.id(ix);
                     let frame = ServerMessage::File {
@@ -493,7 +573,17 @@ impl WsSession {
                 }
             }
         }
-        Ok(())
+        self.send_kept(ix, &mut kept).await
+    }
+
+    /// Sends filtered lines gathered by [`WsSession::deliver`], if any.
+    async fn send_kept(&mut self, ix: FileIx, kept: &mut Vec<BatchSlice>) -> Result<(), End> {
+        if kept.is_empty() {
+            return Ok(());
+        }
+        let frame = encode::filtered_lines_frame(self.state.hub.id(ix), kept);
+        kept.clear();
+        self.send(frame.into()).await
     }
 }
 

@@ -72,6 +72,7 @@ async function main() {
     ['socket-drop-resume', checkSocketDrop],
     ['restart', checkRestart],
     ['long-poll-fallback', checkLongPoll],
+    ['long-poll-merged', checkLongPollMerged],
     ['gap', checkGap],
     ['file-events', checkFileEvents],
     ['heartbeat', checkHeartbeat],
@@ -701,6 +702,41 @@ async function checkRestart(ctx) {
   await context.close();
   await server.stop();
   return `showed "${downState}", live again ${reconnectMs} ms after restart, notice shown, new lines flow`;
+}
+
+// A merged view over long-poll holds one request for all its files, not one per file.
+async function checkLongPollMerged(ctx) {
+  if (!cfg.bin) return 'skip: needs TAILCAST_BIN to start a server with --no-websocket';
+  if (ctx.ids.length < 2) return 'skip: needs two files';
+  const server = new Server(cfg.bin, cfg.files, { extraArgs: ['--no-websocket', ...cfg.serverArgs] });
+  owned.push(server);
+  const url = await server.start();
+  const view = ctx.ids.slice(0, 2);
+  const hash = view.map((id) => 'file=' + encodeURIComponent(id)).join('&');
+  const { page, context, problems } = await openPage({ ...ctx, baseUrl: url }, { url, hash, waitStatus: ['long-poll'] });
+  await waitFor(page, 'merged view of two files', (w) => JSON.stringify(window.tailcast.view()) === JSON.stringify(w), view);
+  const polls = [];
+  const inFlight = new Set(); // (one held before these listeners may end after: not counted)
+  let most = 0;
+  const isPoll = (r) => new URL(r.url()).pathname.endsWith('/poll');
+  page.on('request', (r) => { if (!isPoll(r)) return; polls.push(new URL(r.url()).searchParams.getAll('file')); inFlight.add(r); most = Math.max(most, inFlight.size); });
+  const done = (r) => { inFlight.delete(r); };
+  page.on('requestfinished', done);
+  page.on('requestfailed', done);
+  const tag = `lpm${RUN}`;
+  for (let i = 0; i < 3; i++) {
+    append(cfg.files[0], [`${tag} first ${i}`]);
+    await waitText(page, `${tag} first ${i}`, 10000);
+    append(cfg.files[1], [`${tag} second ${i}`]);
+    await waitText(page, `${tag} second ${i}`, 10000);
+  }
+  assert(polls.length >= 3, `${polls.length} polls`);
+  assert(polls.every((f) => JSON.stringify(f) === JSON.stringify(view)), `polls named ${JSON.stringify(polls)}`);
+  assert(most === 1, `${most} polls held at once`);
+  assert(problems.length === 0, problems.join(' | '));
+  await context.close();
+  await server.stop();
+  return `${polls.length} polls, each for both files, one at a time`;
 }
 
 async function checkLongPoll(ctx) {

@@ -995,6 +995,54 @@ pub async fn upgrade_status(url: &str, headers: &[(&str, &str)]) -> u16 {
     }
 }
 
+/// The events of an SSE stream's text.
+pub async fn sse_events(text: &str) -> Vec<eventsource_stream::Event> {
+    use eventsource_stream::Eventsource as _;
+    let chunks = futures_util::stream::iter([Ok::<_, std::io::Error>(text.as_bytes().to_vec())]);
+    chunks
+        .eventsource()
+        .filter_map(|e| async move { e.ok() })
+        .collect()
+        .await
+}
+
+/// Waits until `n` polls are held by the server (so that what is appended next is theirs).
+pub async fn wait_polls_held(server: &Server, n: u64, within: Duration) {
+    wait_for(within, || async {
+        (server.stats().await["polls_waiting"] == n).then_some(())
+    })
+    .await
+    .unwrap_or_else(|| panic!("{n} polls not held within {within:?}"));
+}
+
+/// Reads a streaming response (`/sse`, `/follow`) until its text holds `needle`, failing the
+/// test if it does not within `within`; returns the text read.
+pub async fn stream_until(
+    within: Duration,
+    url: &str,
+    headers: &[(&str, &str)],
+    needle: &str,
+) -> String {
+    let mut request = http_client().get(url);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = request.send().await.expect("stream request");
+    assert_eq!(response.status(), 200, "{url}");
+    let mut body = response.bytes_stream();
+    let mut text = String::new();
+    let read = async {
+        while !text.contains(needle) {
+            let chunk = body.next().await.expect("stream open").expect("chunk");
+            text.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    };
+    if tokio::time::timeout(within, read).await.is_err() {
+        panic!("no {needle:?} within {within:?} from {url}; got {text:?}");
+    }
+    text
+}
+
 /// A temp dir that is removed at the end of the test.
 pub fn temp_dir() -> tempfile::TempDir {
     tempfile::Builder::new()
