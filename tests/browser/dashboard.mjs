@@ -705,16 +705,21 @@ async function checkRestart(ctx) {
 }
 
 // A merged view over long-poll holds one request for all its files, not one per file.
+/** Twelve files in one view over long-poll (`--no-websocket`): one held request for all of
+ * them at a time (a browser allows six connections per host), and every file's lines live. */
 async function checkLongPollMerged(ctx) {
   if (!cfg.bin) return 'skip: needs TAILCAST_BIN to start a server with --no-websocket';
-  if (ctx.ids.length < 2) return 'skip: needs two files';
-  const server = new Server(cfg.bin, cfg.files, { extraArgs: ['--no-websocket', ...cfg.serverArgs] });
+  const FILES = 12;
+  const dir = fs.mkdtempSync(path.join(cfg.tmpDir || os.tmpdir(), 'tailcast-twelve-'));
+  const paths = Array.from({ length: FILES }, (_, i) => path.join(dir, `svc${String(i).padStart(2, '0')}.log`));
+  for (const p of paths) fs.writeFileSync(p, '');
+  const server = new Server(cfg.bin, paths, { extraArgs: ['--no-websocket', ...cfg.serverArgs] });
   owned.push(server);
   const url = await server.start();
-  const view = ctx.ids.slice(0, 2);
+  const view = await fileIds(url, paths);
   const hash = view.map((id) => 'file=' + encodeURIComponent(id)).join('&');
   const { page, context, problems } = await openPage({ ...ctx, baseUrl: url }, { url, hash, waitStatus: ['long-poll'] });
-  await waitFor(page, 'merged view of two files', (w) => JSON.stringify(window.tailcast.view()) === JSON.stringify(w), view);
+  await waitFor(page, `merged view of ${FILES} files`, (w) => JSON.stringify(window.tailcast.view()) === JSON.stringify(w), view);
   const polls = [];
   const inFlight = new Set(); // (one held before these listeners may end after: not counted)
   let most = 0;
@@ -724,19 +729,20 @@ async function checkLongPollMerged(ctx) {
   page.on('requestfinished', done);
   page.on('requestfailed', done);
   const tag = `lpm${RUN}`;
-  for (let i = 0; i < 3; i++) {
-    append(cfg.files[0], [`${tag} first ${i}`]);
-    await waitText(page, `${tag} first ${i}`, 10000);
-    append(cfg.files[1], [`${tag} second ${i}`]);
-    await waitText(page, `${tag} second ${i}`, 10000);
+  for (let round = 0; round < 2; round++) {
+    for (let i = 0; i < FILES; i++) {
+      append(paths[i], [`${tag} file ${i} round ${round}`]);
+      await waitText(page, `${tag} file ${i} round ${round}`, 10000);
+    }
   }
   assert(polls.length >= 3, `${polls.length} polls`);
-  assert(polls.every((f) => JSON.stringify(f) === JSON.stringify(view)), `polls named ${JSON.stringify(polls)}`);
+  assert(polls.every((f) => JSON.stringify(f) === JSON.stringify(view)), `polls named ${JSON.stringify(polls.slice(0, 3))}`);
   assert(most === 1, `${most} polls held at once`);
   assert(problems.length === 0, problems.join(' | '));
   await context.close();
   await server.stop();
-  return `${polls.length} polls, each for both files, one at a time`;
+  fs.rmSync(dir, { recursive: true, force: true });
+  return `${FILES} files live, ${polls.length} polls, each for all of them, one at a time`;
 }
 
 async function checkLongPoll(ctx) {
