@@ -9,7 +9,10 @@
 //! in its directory, the watcher opens the file under its new name at once and hands it to the
 //! follower ([`Follower::rotated_away`]), so a generation created and rotated away between two
 //! checks (a burst of rotations) is still read. [`splitter`] is the pure byte-to-line state
-//! machine; [`open`] opens paths without ever blocking on a FIFO, and regular files only;
+//! machine; [`open`] opens paths without ever blocking on a FIFO, and regular files only.
+//! Live globs and directories: a discovery thread hands every regular file (never a symlink) that
+//! appears in their directories (a create or rename event, or a rescan every `stat_interval`) to
+//! a callback, which starts a follower for it through a [`TailerHandle`];
 //! [`stdin`] follows standard input (`tailcast -`) with the same splitter and sink; [`exec`] runs
 //! commands (`--exec`) and follows their output the same way.
 
@@ -255,32 +258,32 @@ const FOUND_QUEUE: usize = 4096;
 /// The thread that looks for new files in the discovery directories.
 struct Discovery {
     stop: Arc<AtomicBool>,
-    wake: SyncSender<PathBuf>,
     handle: JoinHandle<()>,
 }
+
+/// Longest the discovery thread waits before it looks at its stop flag again.
+const DISCOVERY_TICK: Duration = Duration::from_millis(200);
 
 impl Discovery {
     fn start(tailer: TailerHandle, mut rules: DiscoveryRules, found: Receiver<PathBuf>) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let thread_stop = stop.clone();
-        // Only to wake the thread for stopping.
-        let (wake, wake_rx) = sync_channel::<PathBuf>(1);
         let handle = std::thread::Builder::new()
             .name("tail discovery".into())
             .spawn(move || {
-                let _wake_rx = wake_rx;
                 let mut next_scan = Instant::now();
                 while !thread_stop.load(Ordering::SeqCst) {
                     let wait = next_scan.saturating_duration_since(Instant::now());
-                    match found.recv_timeout(wait.min(Duration::from_millis(200))) {
+                    match found.recv_timeout(wait.min(DISCOVERY_TICK)) {
                         Ok(path) => {
                             if is_plain_file(&path) {
                                 (rules.found)(&tailer, &path);
                             }
                         }
                         Err(RecvTimeoutError::Timeout) => {}
+                        // No watcher (stat timer only): rescans alone find files.
                         Err(RecvTimeoutError::Disconnected) => {
-                            std::thread::sleep(wait.min(Duration::from_millis(200)))
+                            std::thread::sleep(wait.min(DISCOVERY_TICK))
                         }
                     }
                     if Instant::now() >= next_scan {
@@ -303,12 +306,12 @@ impl Discovery {
                 std::thread::spawn(|| {})
             }
         };
-        Discovery { stop, wake, handle }
+        Discovery { stop, handle }
     }
 
+    /// Stops the thread (within [`DISCOVERY_TICK`]) and waits for it.
     fn stop(self) {
         self.stop.store(true, Ordering::SeqCst);
-        let _ = self.wake.try_send(PathBuf::new());
         let _ = self.handle.join();
     }
 }
