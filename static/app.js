@@ -24,7 +24,7 @@
  *   #opt-rows #opt-keep #opt-backlog #opt-seq #opt-theme   settings
  *   #status          status pill, data-state = connecting | live | reconnecting | long-poll | offline
  *                    | locked (401: a token is needed or was refused) | forbidden (403: Host/Origin)
- *   #access          shown on a 401/403: #access-title #access-text #access-error, #access-form
+ *   #access          shown on a 401/403: #access-title #access-text #access-fix #access-error, #access-form
  *                    (#access-token) for a token, #access-retry; data-kind = token | forbidden
  *   #count-received #count-rows #count-cap #count-trimmed   counters
  *   #log             scroll container;  #rows > div.chunk (up to 64 rows each) > div.row: a line
@@ -1243,6 +1243,7 @@
       $('access-text').textContent = 'It was started with --token (or TAILCAST_TOKEN). Enter that token to see its logs. ' +
         'It is kept for this tab only and never put in the page address.';
       form.hidden = false;
+      $('access-fix').hidden = true;
       $('access-retry').hidden = true;
       err.hidden = !hadToken;
       err.textContent = hadToken ? 'The token was refused: it is not the one the server was started with.' : '';
@@ -1250,12 +1251,11 @@
       $('access-token').value = '';
       $('access-token').focus();
     } else {
-      const host = location.host;
       $('access-title').textContent = 'This server does not answer to this address';
       $('access-text').textContent = (denied.message ? 'The server said: ' + denied.message + '. ' : '') +
-        `The operator must start tailcast with --allow-origin ${location.protocol}//${host} ` +
-        '(the address this page was opened with), or this page must be opened through a name the server accepts ' +
-        '(see docs/security.md, "Host check" and "Origin check").';
+        'To open it here, the operator must add this option (the address of this page; see docs/security.md, "Host check" and "Origin check"):';
+      $('access-fix-code').textContent = `--allow-origin ${location.protocol}//${location.host}`;
+      $('access-fix').hidden = false;
       form.hidden = true;
       err.hidden = true;
       $('access-retry').hidden = false;

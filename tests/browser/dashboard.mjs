@@ -1082,8 +1082,8 @@ async function checkForbiddenHost(ctx) {
   await new Promise((r) => proxy.listen(0, '127.0.0.1', r));
   try {
     const { page, context, problems } = await openPage(ctx, { url: `http://127.0.0.1:${proxy.address().port}/`, waitStatus: ['forbidden'] });
-    const shown = await page.evaluate(() => ({ hidden: document.getElementById('access').hidden, title: document.getElementById('access-title').textContent, text: document.getElementById('access-text').textContent, form: !document.getElementById('access-form').hidden }));
-    assert(!shown.hidden && !shown.form && /--allow-origin https?:\/\//.test(shown.text) && /logs\.example\.com/.test(shown.text), `403 screen: ${JSON.stringify(shown)}`);
+    const shown = await page.evaluate(() => ({ hidden: document.getElementById('access').hidden, title: document.getElementById('access-title').textContent, text: document.getElementById('access-text').textContent, fix: document.getElementById('access-fix').hidden ? '' : document.getElementById('access-fix').textContent, form: !document.getElementById('access-form').hidden }));
+    assert(!shown.hidden && !shown.form && /^--allow-origin http:\/\/127\.0\.0\.1:\d+$/.test(shown.fix) && /logs\.example\.com.*--allow-origin https:\/\/NAME/.test(shown.text), `403 screen: ${JSON.stringify(shown)}`);
     const rest = problems.filter((p) => !/status of 403/.test(p));
     assert(rest.length === 0, rest.join(' | '));
     await context.close();
