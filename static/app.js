@@ -9,7 +9,7 @@
  * version 1"), the bounded line store, rendering, filter/highlight (user regexes run in
  * regex-worker.js, under a time budget), the URL hash, the UI.
  * What it does not: anything on the server. All URLs are relative (api/files, ws, poll) so the
- * page works under a reverse-proxy path prefix; a ?token= on the page URL is passed on.
+ * page works under a reverse-proxy path prefix. The token (--token): see "basics" and "access".
  *
  * Stable element ids (tests and docs rely on them):
  *   #files           file list (li.file[data-id], with input.pick checkbox, .dot activity, .meta)
@@ -23,6 +23,9 @@
  *   #wrap #copy #download #theme #settings-btn #settings #help-btn #help
  *   #opt-rows #opt-keep #opt-backlog #opt-seq #opt-theme   settings
  *   #status          status pill, data-state = connecting | live | reconnecting | long-poll | offline
+ *                    | locked (401: a token is needed or was refused) | forbidden (403: Host/Origin)
+ *   #access          shown on a 401/403: #access-title #access-text #access-fix #access-error, #access-form
+ *                    (#access-token) for a token, #access-retry; data-kind = token | forbidden
  *   #count-received #count-rows #count-cap #count-trimmed   counters
  *   #log             scroll container;  #rows > div.chunk (up to 64 rows each) > div.row: a line
  *                    (span.ln seq, span.fl file label in merged view, span.tx text, span.cut if
@@ -34,7 +37,7 @@
  *   (C = colour 0..5; PATTERN in slashes is a regex; several file= is the merged view)
  *
  * Test hooks: window.tailcast (see the bottom of this file):
- *   received, trimmed, dropped, held, duplicates, missing, status, transport, paused, following,
+ *   received, trimmed, dropped, held, duplicates, missing, status, transport, paused, following, denied,
  *   epoch, rows(), lineRows(), texts(), notices(), lines(id), seqs(id), view(), files(), options,
  *   setView(ids), setFilter({q,regex,caseSensitive,invert}), addHighlight(p,c), clearHighlights(),
  *   setOption(k,v), pause(), resume(), jumpToEnd(), debugDropSocket(), cspViolations, errors.
@@ -44,21 +47,38 @@
 (() => {
   // ---------------------------------------------------------------- basics
   const $ = (id) => document.getElementById(id);
-  const pageParams = new URLSearchParams(location.search);
-  const TOKEN = pageParams.get('token');
+  // The token (a server started with --token) is kept for this tab only (sessionStorage) and never
+  // left in the page URL: a ?token= the page was opened with moves there and leaves the address
+  // bar. HTTP requests carry it as `Authorization: Bearer`; the WebSocket, which cannot send
+  // headers from a browser, as ?token= on the ws URL (what /ws accepts, docs/protocol.md).
+  const TOKEN_KEY = 'tailcast.token';
+  let TOKEN = (() => { try { return sessionStorage.getItem(TOKEN_KEY); } catch { return null; } })();
+  (() => {
+    const u = new URL(location.href);
+    if (!u.searchParams.has('token')) return;
+    setToken(u.searchParams.get('token'));
+    u.searchParams.delete('token');
+    history.replaceState(history.state, '', u.pathname + u.search + u.hash);
+  })();
+  function setToken(t) {
+    TOKEN = t || null;
+    try { if (TOKEN) sessionStorage.setItem(TOKEN_KEY, TOKEN); else sessionStorage.removeItem(TOKEN_KEY); } catch { /* private mode */ }
+  }
+  /** Headers of every data request: the token, if there is one. */
+  const authHeaders = () => (TOKEN ? { Authorization: 'Bearer ' + TOKEN } : {});
 
-  /** A URL relative to the page, with the page's token passed on. */
+  /** A URL relative to the page (so it works under a reverse-proxy path prefix). */
   function apiUrl(rel, params) {
     const u = new URL(rel, location.href);
     u.hash = '';
     u.search = '';
     if (params) for (const [k, v] of Object.entries(params)) if (v != null) u.searchParams.set(k, String(v));
-    if (TOKEN != null) u.searchParams.set('token', TOKEN);
     return u.toString();
   }
   function wsUrl() {
     const u = new URL(apiUrl('ws'));
     u.protocol = u.protocol === 'https:' ? 'wss:' : 'ws:';
+    if (TOKEN) u.searchParams.set('token', TOKEN);
     return u.toString();
   }
   const now = () => performance.now();
@@ -83,8 +103,21 @@
   const options = Object.assign({}, DEFAULTS, (() => {
     try { return JSON.parse(localStorage.getItem('tailcast.options') || '{}'); } catch { return {}; }
   })());
+  // The numeric settings and their bounds. A value typed in the settings is stored as entered or
+  // refused with a message (#opt-error), never silently replaced; "1 000" and "1,000" are 1000.
+  const LIMITS = {
+    maxRows: { lo: 100, hi: 100000, label: 'Rows on screen' },
+    keep: { lo: 1000, hi: 500000, label: 'Lines kept in memory' },
+    backlog: { lo: 0, hi: 10000, label: 'Backlog lines' },
+  };
+  /** A whole number as typed, with thousands separators (spaces, commas, _ or ') allowed; else NaN. */
+  function parseCount(v) {
+    if (typeof v === 'number') return Number.isInteger(v) ? v : NaN;
+    const t = String(v == null ? '' : v).trim().replace(/[\s\u00a0\u202f,_']/g, '');
+    return /^[0-9]{1,9}$/.test(t) ? Number(t) : NaN;
+  }
   function clampOptions() {
-    const int = (v, lo, hi, d) => { v = Math.round(Number(v)); return Number.isFinite(v) ? Math.min(hi, Math.max(lo, v)) : d; };
+    const int = (v, lo, hi, d) => { v = parseCount(v); return Number.isFinite(v) ? Math.min(hi, Math.max(lo, v)) : d; };
     options.maxRows = int(options.maxRows, 100, 100000, DEFAULTS.maxRows);
     options.keep = Math.max(int(options.keep, 1000, 500000, DEFAULTS.keep), options.maxRows);
     options.backlog = int(options.backlog, 0, 10000, DEFAULTS.backlog);
@@ -611,7 +644,7 @@
     lastUi = t;
     uiDirty = false;
     $('count-received').textContent = fmt(stats.received);
-    $('count-rows').textContent = fmt(domRows);
+    $('count-rows').textContent = fmt(domLines); // lines, as received and trimmed count (notices apart)
     $('count-cap').textContent = fmt(options.maxRows);
     $('count-trimmed').textContent = fmt(stats.trimmed);
     const jump = $('jump');
@@ -802,23 +835,55 @@
     // An ended stream (standard input) reads no more, nor an exited command until it starts again; their lines stay.
     if (state === 'deleted' || state === 'ended' || state === 'exited') f.exists = false;
     if (state === 'created' || state === 'rotated' || state === 'truncated' || state === 'started') f.exists = true;
-    if (viewIds.includes(f.id)) notice('file', `${f.id} ${words[state] || state}`);
+    // The marker says what the lines after it are: where they come from is not on every row.
+    const next = {
+      rotated: `: the lines below are from the new file at ${f.path || f.id} (and from the old one, renamed away, while it is still written to)`,
+      truncated: ': the lines below are from its start again',
+      created: `: the lines below are from the new file at ${f.path || f.id}`,
+    }[state] || '';
+    if (viewIds.includes(f.id)) notice('file', `${f.id} ${words[state] || state}${next}`);
     renderFileItem(f);
   }
 
   /** The server did not take our cursor for f (another numbering): its backlog follows. */
   function onReset(f, newEpoch) {
-    if (viewIds.includes(f.id)) notice('restart', `${f.id}: the server numbers lines anew; showing its recent lines`);
-    f.cursor = null; f.baseline = null;
     if (newEpoch != null && newEpoch !== epoch) onEpoch(newEpoch);
+    if (viewIds.includes(f.id) && f.cursor != null) {
+      dropLinesOf([f.id]);
+      notice('restart', `${f.id}: the server numbers lines anew; its earlier lines here are replaced by its recent lines`);
+    }
+    f.cursor = null; f.baseline = null;
   }
 
   function onEpoch(newEpoch) {
     if (epoch != null && newEpoch !== epoch) {
-      notice('restart', 'server restarted: line numbers start again; showing its recent lines');
+      // The backlog that follows repeats lines we hold, under new numbers: drop ours (no line is
+      // shown twice), and say so where they were.
+      const had = viewIds.filter((id) => files.get(id) && files.get(id).cursor != null);
+      dropLinesOf(had);
+      notice('restart', 'server restarted: line numbers start again; ' +
+        (had.length ? `the earlier lines of ${had.join(', ')} are replaced by its recent lines` : 'showing its recent lines'));
       for (const f of files.values()) { f.cursor = null; f.subscribed = false; }
     }
     epoch = newEpoch;
+  }
+
+  /** Forget the lines of these files (a numbering that is gone) and redraw; counters follow. */
+  function dropLinesOf(ids) {
+    if (!ids.length) return;
+    const set = new Set(ids);
+    let onScreen = 0;
+    for (const r of allRows()) if (!r.tcEntry.kind && set.has(r.tcEntry.f)) onScreen++;
+    const old = store;
+    store = new Ring(options.keep);
+    let gone = 0;
+    for (let i = 0; i < old.len; i++) { const e = old.at(i); if (!e.kind && set.has(e.f)) gone++; else store.push(e); }
+    // received = rows + trimmed (+ filtered out) holds on: the lines gone leave both sides.
+    stats.received = Math.max(0, stats.received - gone);
+    stats.trimmed = Math.max(0, stats.trimmed - (gone - onScreen));
+    for (const id of ids) pendingText.delete(id);
+    renderPending();
+    rebuild();
   }
 
   // ---------------------------------------------------------------- files
@@ -899,7 +964,8 @@
   // Keep sizes, missing state and activity of every file fresh (the view's files also get it live).
   async function refreshFiles() {
     try {
-      const r = await fetch(apiUrl('api/files'), { cache: 'no-store' });
+      const r = await fetch(apiUrl('api/files'), { cache: 'no-store', headers: authHeaders() });
+      if (r.status === 401 || r.status === 403) { await accessDenied(r); return false; }
       if (!r.ok) return false;
       const list = await r.json();
       if (Array.isArray(list)) {
@@ -916,7 +982,7 @@
       return true;
     } catch { return false; }
   }
-  setInterval(() => { if (!document.hidden && status !== 'offline') refreshFiles(); }, 3000);
+  setInterval(() => { if (!document.hidden && status !== 'offline' && !denied) refreshFiles(); }, 3000);
   // Sizes of the files being watched go stale as lines arrive: refresh soon, at most every 2 s.
   let lastRefresh = 0, refreshTimer = 0;
   function refreshSoon() {
@@ -949,7 +1015,10 @@
     store = new Ring(options.keep);
     for (let i = 0; i < oldStore.len; i++) { const e = oldStore.at(i); if (!e.kind && stay.has(e.f)) store.push(e); }
     pending = []; pendingHead = 0; ingestedN = nextN - 1; heldCount = 0; dropNoticeDue = 0;
-    stats.received = 0; stats.trimmed = 0; stats.dropped = 0; stats.duplicates = 0; stats.missing = 0;
+    // The counters describe this view: the kept lines count as received, those past the cap as
+    // trimmed (the redraw shows the newest options.maxRows).
+    stats.received = store.len; stats.trimmed = Math.max(0, store.len - options.maxRows);
+    stats.dropped = 0; stats.duplicates = 0; stats.missing = 0;
     following = true;
     setPaused(false);
     const maxLen = Math.max(4, ...ids.map((id) => id.length));
@@ -982,10 +1051,11 @@
     status = s;
     const el = $('status');
     el.dataset.state = s;
-    $('status-label').textContent = s;
+    $('status-label').textContent = { locked: 'token needed' }[s] || s;
     el.title = {
       live: 'Live over WebSocket', 'long-poll': 'Live over HTTP long-poll (WebSocket unavailable)',
       reconnecting: 'Connection lost; reconnecting', offline: 'Server unreachable; retrying', connecting: 'Connecting',
+      locked: 'The server needs a token', forbidden: 'The server refuses this address (Host or Origin)',
     }[s] || s;
   }
 
@@ -1113,7 +1183,7 @@
 
   /** A socket ended (hadHello: it had been live) or never came up. */
   async function onWsFailed(hadHello) {
-    if (transport === 'poll') return;
+    if (transport === 'poll' || denied) return;
     wsReady = false;
     if (hadHello) {
       attempt = 1;
@@ -1126,6 +1196,7 @@
     attempt++;
     // Is the server there at all? If plain HTTP works, WebSocket itself is refused.
     const httpOk = await refreshFiles();
+    if (denied) return; // a token is needed or the address is refused: the access screen says so
     if (httpOk) {
       wsRefusals++;
       if (wsRefusals >= 2) { startPollMode(); return; }
@@ -1150,8 +1221,65 @@
   }, 1000);
 
   window.addEventListener('online', () => {
-    if (transport !== 'poll' && !wsReady) { attempt = 0; connectWs(false); }
+    if (transport !== 'poll' && !wsReady && !denied) { attempt = 0; connectWs(false); }
   });
+
+  // ---------------------------------------------------------------- access (token, Host, Origin)
+  // A 401 (no or wrong token) or 403 (a Host or Origin the server refuses) stops the connection
+  // attempts and shows #access instead of an empty page: a token field, or what the operator must
+  // set. The answer's JSON body ({error, message}, src/http/error.rs) says which.
+  let denied = null; // null | {status, code, message}
+  async function accessDenied(r) {
+    let body = {};
+    try { body = await r.json(); } catch { /* not JSON: a proxy's page */ }
+    const hadToken = !!TOKEN;
+    denied = { status: r.status, code: body.error || '', message: body.message || '' };
+    clearTimeout(reconnectTimer);
+    stopPolling();
+    if (sock) dropSocket();
+    setStatus(r.status === 401 ? 'locked' : 'forbidden');
+    const box = $('access'), form = $('access-form'), err = $('access-error');
+    box.hidden = false;
+    box.dataset.kind = r.status === 401 ? 'token' : 'forbidden';
+    if (r.status === 401) {
+      $('access-title').textContent = 'This server needs a token';
+      $('access-text').textContent = 'It was started with --token (or TAILCAST_TOKEN). Enter that token to see its logs. ' +
+        'It is kept for this tab only and never put in the page address.';
+      form.hidden = false;
+      $('access-fix').hidden = true;
+      $('access-retry').hidden = true;
+      err.hidden = !hadToken;
+      err.textContent = hadToken ? 'The token was refused: it is not the one the server was started with.' : '';
+      if (hadToken) setToken(null);
+      $('access-token').value = '';
+      $('access-token').focus();
+    } else {
+      $('access-title').textContent = 'This server does not answer to this address';
+      $('access-text').textContent = (denied.message ? 'The server said: ' + denied.message + '. ' : '') +
+        'To open it here, the operator must add this option (the address of this page; see docs/security.md, "Host check" and "Origin check"):';
+      $('access-fix-code').textContent = `--allow-origin ${location.protocol}//${location.host}`;
+      $('access-fix').hidden = false;
+      form.hidden = true;
+      err.hidden = true;
+      $('access-retry').hidden = false;
+    }
+  }
+  function accessRetry() {
+    denied = null;
+    $('access').hidden = true;
+    attempt = 0; wsRefusals = 0; transport = null;
+    setStatus('connecting');
+    connectWs(false);
+  }
+  $('access-form').addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    const t = $('access-token').value.trim();
+    if (!t) { $('access-error').hidden = false; $('access-error').textContent = 'Enter the token.'; return; }
+    setToken(t);
+    $('access-token').value = '';
+    accessRetry();
+  });
+  $('access-retry').addEventListener('click', accessRetry);
 
   // ---------------------------------------------------------------- long-poll transport
   let pollGen = 0;
@@ -1218,7 +1346,8 @@
       const timer = setTimeout(() => ac.abort(), 40000);
       const sentAt = now();
       try {
-        const r = await fetch(url, { signal: ac.signal, cache: 'no-store' });
+        const r = await fetch(url, { signal: ac.signal, cache: 'no-store', headers: authHeaders() });
+        if (r.status === 401 || r.status === 403) { if (gen === pollGen) { stopPolling(); await accessDenied(r); } return; }
         if (!r.ok) throw new Error('HTTP ' + r.status);
         const top = await r.json();
         if (gen !== pollGen) return;
@@ -1235,7 +1364,7 @@
         for (const j of Array.isArray(top.files) ? top.files : [top]) {
           const f = files.get(j.file);
           if (!f || !fs.includes(f)) continue;
-          if (j.reset) { f.cursor = null; }
+          if (j.reset) { if (f.cursor != null) dropLinesOf([f.id]); f.cursor = null; }
           if (j.gap) onGap(f, j.gap.from, j.gap.to);
           if (Array.isArray(j.lines) && j.lines.length && j.first_seq != null) { gotLines = true; deliver(f, j.first_seq, j.lines, j.truncated); }
           if (j.last_seq != null && (f.cursor == null || j.last_seq > f.cursor)) f.cursor = j.last_seq;
@@ -1486,7 +1615,32 @@
     $('opt-theme').value = options.theme;
     logEl.classList.toggle('noseq', !options.seq);
   }
+  /** Why value v (as typed) cannot be setting k, or null. */
+  function optionError(k, v) {
+    const lim = LIMITS[k];
+    if (!lim) return null;
+    const n = parseCount(v);
+    if (!Number.isFinite(n)) return `${lim.label}: "${String(v).slice(0, 20)}" is not a whole number. Not saved.`;
+    if (n < lim.lo || n > lim.hi) return `${lim.label} must be between ${fmt(lim.lo)} and ${fmt(lim.hi)}. Not saved.`;
+    if (k === 'maxRows' && n > options.keep) return `Rows on screen (${fmt(n)}) cannot exceed the lines kept in memory (${fmt(options.keep)}): raise that first. Not saved.`;
+    if (k === 'keep' && n < options.maxRows) return `Lines kept in memory (${fmt(n)}) cannot be fewer than the rows on screen (${fmt(options.maxRows)}). Not saved.`;
+    return null;
+  }
+  const OPT_FIELDS = { maxRows: 'opt-rows', keep: 'opt-keep', backlog: 'opt-backlog' };
+  /** Set option k to v; a refused value is said in #opt-error, left in its field, and not stored. */
   function setOption(k, v) {
+    const why = optionError(k, v);
+    const err = $('opt-error');
+    for (const id of Object.values(OPT_FIELDS)) $(id).removeAttribute('aria-invalid');
+    if (why) {
+      err.textContent = why;
+      err.hidden = false;
+      if (OPT_FIELDS[k]) $(OPT_FIELDS[k]).setAttribute('aria-invalid', 'true');
+      return false;
+    }
+    err.hidden = true;
+    err.textContent = '';
+    if (LIMITS[k]) v = parseCount(v);
     const prevKeep = options.keep;
     options[k] = v;
     clampOptions();
@@ -1499,6 +1653,8 @@
       for (let i = Math.max(0, old.len - options.keep); i < old.len; i++) store.push(old.at(i));
     }
     if (k === 'maxRows') { trimDom(); schedule(); }
+    updateUi(true);
+    return true;
   }
   $('opt-rows').addEventListener('change', (ev) => setOption('maxRows', ev.target.value));
   $('opt-keep').addEventListener('change', (ev) => setOption('keep', ev.target.value));
@@ -1512,7 +1668,17 @@
     sidebar.classList.toggle('collapsed');
     $('sidebar-toggle').setAttribute('aria-expanded', String(!sidebar.classList.contains('collapsed')));
   });
-  if (window.innerWidth < 820) { sidebar.classList.add('collapsed'); $('sidebar-toggle').setAttribute('aria-expanded', 'false'); }
+  // Up to 820 px wide the file list is a drawer over the lines: closed at first, closed again once
+  // a file is picked or the lines are tapped.
+  const narrow = window.matchMedia('(max-width: 820px)');
+  function closeDrawer() {
+    if (!narrow.matches || sidebar.classList.contains('collapsed')) return;
+    sidebar.classList.add('collapsed');
+    $('sidebar-toggle').setAttribute('aria-expanded', 'false');
+  }
+  closeDrawer();
+  narrow.addEventListener('change', closeDrawer);
+  $('viewer').addEventListener('pointerdown', closeDrawer);
   $('files').addEventListener('click', (ev) => {
     const li = ev.target.closest('li.file');
     if (!li) return;
@@ -1522,14 +1688,14 @@
       if (ev.target.checked) set.add(id); else set.delete(id);
       if (set.size === 0) { ev.target.checked = true; return; }
       setView([...set]);
-    } else setView([id]);
+    } else { setView([id]); closeDrawer(); }
   });
   $('view-all').addEventListener('click', () => setView(fileOrder.slice()));
 
   // JSON pretty-print on click
   rowsEl.addEventListener('click', (ev) => {
     const tx = ev.target.closest('.tx');
-    if (!tx) return;
+    if (!tx || ev.target.closest('.json')) return; // a click in the pretty-printed block selects, not closes
     const row = tx.parentElement;
     if (!row.classList.contains('js')) return;
     const sel = window.getSelection();
@@ -1542,7 +1708,7 @@
     pre.className = 'json';
     pre.textContent = pretty;
     row.classList.add('open');
-    row.appendChild(pre);
+    tx.appendChild(pre); // in the text's column, beside the line number
   });
 
   // keyboard
@@ -1580,6 +1746,7 @@
     get duplicates() { return stats.duplicates; },
     get missing() { return stats.missing; },
     get status() { return status; },
+    get denied() { return denied && Object.assign({}, denied); },
     get transport() { return transport; },
     get paused() { return paused; },
     get following() { return following; },

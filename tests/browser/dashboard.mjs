@@ -68,6 +68,9 @@ async function main() {
     ['merged', checkMerged],
     ['copy-download', checkCopyDownload],
     ['keyboard', checkKeyboard],
+    ['layout', checkLayout],
+    ['counters', checkCounters],
+    ['settings', checkSettings],
     ['xss', checkXss],
     ['socket-drop-resume', checkSocketDrop],
     ['restart', checkRestart],
@@ -77,6 +80,7 @@ async function main() {
     ['file-events', checkFileEvents],
     ['heartbeat', checkHeartbeat],
     ['token', checkToken],
+    ['forbidden-host', checkForbiddenHost],
     ['path-prefix', checkPathPrefix],
   ];
   for (const [name, fn] of checks) {
@@ -688,6 +692,9 @@ async function checkRestart(ctx) {
   await server.stop();
   await waitFor(page, 'status reconnecting/offline after the server stopped', () => ['reconnecting', 'offline'].includes(window.tailcast.status), null, 40000);
   const downState = await page.evaluate(() => window.tailcast.status);
+  // Offline: the page retries every second or more, so the new server has read the file (and has
+  // "before" in its history, under its own numbering) by the time the page is back.
+  await waitFor(page, 'status offline', () => window.tailcast.status === 'offline', null, 20000);
   await server.start();
   assert(new URL(server.url).port === new URL(url).port, `restarted on ${server.url}, not ${url}`);
   const t0 = Date.now();
@@ -698,10 +705,18 @@ async function checkRestart(ctx) {
   await waitFor(page, '"server restarted" notice', () => [...document.querySelectorAll('#rows .note-restart')].some((r) => /server restarted/.test(r.textContent)));
   append(cfg.files[0], [`${tag} after`]);
   await waitText(page, `${tag} after`, 5000);
+  // The new server's backlog repeats lines the page held under the old numbering: none twice.
+  const dup = await page.evaluate(() => {
+    const seen = new Map();
+    for (const t of window.tailcast.texts()) seen.set(t, (seen.get(t) || 0) + 1);
+    const twice = [...seen].filter(([, n]) => n > 1).map(([t]) => t.slice(0, 60)).slice(0, 5);
+    return { twice, before: window.tailcast.texts().filter((t) => /before$/.test(t)).length, stored: window.tailcast.lines().length, unique: new Set(window.tailcast.lines()).size };
+  });
+  assert(dup.twice.length === 0 && dup.stored === dup.unique, `lines shown twice after the restart: ${JSON.stringify(dup)}`);
   assert(problems.length === 0, problems.join(' | '));
   await context.close();
   await server.stop();
-  return `showed "${downState}", live again ${reconnectMs} ms after restart, notice shown, new lines flow`;
+  return `showed "${downState}", live again ${reconnectMs} ms after restart, notice shown, no line twice ("before" ${dup.before}x), new lines flow`;
 }
 
 // A merged view over long-poll holds one request for all its files, not one per file.
@@ -820,6 +835,18 @@ async function checkFileEvents(ctx) {
     append(a, ['after truncation']);
     await waitFor(page, 'a "truncated" notice', () => [...document.querySelectorAll('#rows .note-file')].some((r) => /truncated/.test(r.textContent)), null, 8000);
     await waitText(page, 'after truncation');
+    // rotation (rename + create): the marker says what the lines after it are
+    fs.renameSync(a, a + '.1');
+    fs.writeFileSync(a, '');
+    append(a, ['after rotation']);
+    await waitText(page, 'after rotation', 8000);
+    const rot = await page.evaluate(() => {
+      const rows = [...document.querySelectorAll('#rows .row')];
+      const marker = rows.findIndex((r) => r.classList.contains('note-file') && /rotated/.test(r.textContent));
+      const line = rows.findIndex((r) => r.querySelector('.tx') && r.querySelector('.tx').textContent === 'after rotation');
+      return { marker, line, text: marker >= 0 ? rows[marker].textContent : '' };
+    });
+    assert(rot.marker >= 0 && rot.marker < rot.line && /lines below are from the new file at .*events\.log/.test(rot.text), `rotation marker: ${JSON.stringify(rot)}`);
     fs.writeFileSync(b, 'hello from later\n');
     await waitFor(page, `${ids[1]} no longer missing`, (id) => !document.querySelector(`#files li.file[data-id="${CSS.escape(id)}"]`).classList.contains('missing'), ids[1], 10000);
     assert(problems.length === 0, problems.join(' | '));
@@ -828,7 +855,7 @@ async function checkFileEvents(ctx) {
     await server.stop();
     fs.rmSync(dir, { recursive: true, force: true });
   }
-  return 'truncation notice shown; a missing file turns present when created';
+  return 'truncation notice shown; the rotation marker names the file the lines below come from; a missing file turns present when created';
 }
 
 async function checkHeartbeat(ctx) {
@@ -872,6 +899,136 @@ async function checkHeartbeat(ctx) {
   return `${frames.ping} pings / ${frames.pong} pongs, silence noticed after ${silentMs} ms (timeout 3 s), resumed`;
 }
 
+async function checkLayout(ctx) {
+  // From a phone to a large screen: nothing outside the viewport, the status and the tools
+  // reachable, the file list a drawer on a phone, a pretty-printed JSON row in its columns.
+  const tag = `lay${RUN}`;
+  append(cfg.files[0], [`{"tag":"${tag}","level":"info","msg":"${'a long message '.repeat(12)}","nested":{"a":[1,2,3]}}`]);
+  const seen = [];
+  for (const width of [360, 768, 900, 1280, 2560]) {
+    const { page, context, problems } = await openPage(ctx, { hash: 'file=' + encodeURIComponent(ctx.ids[0]), contextOptions: { viewport: { width, height: width < 600 ? 740 : 900 } } });
+    await waitText(page, tag);
+    const m = await page.evaluate(() => {
+      const W = window.innerWidth;
+      const off = [];
+      for (const el of document.querySelectorAll('#topbar *')) {
+        if (el.closest('.popover')) continue;
+        const r = el.getBoundingClientRect();
+        if (r.width === 0 && r.height === 0) continue;
+        if (r.left < -0.5 || r.right > W + 0.5) off.push(`${el.id || el.getAttribute('class') || el.tagName} ${Math.round(r.left)}..${Math.round(r.right)}`);
+      }
+      const unreachable = ['status', 'theme', 'settings-btn', 'help-btn', 'pause', 'filter', 'sidebar-toggle', 'hl-btn'].filter((id) => {
+        const r = document.getElementById(id).getBoundingClientRect();
+        return !(r.width > 0 && r.left >= 0 && r.right <= W && r.top >= 0);
+      });
+      const st = document.getElementById('status');
+      return { W, scroll: document.documentElement.scrollWidth, bodyScroll: document.body.scrollWidth, off, unreachable, statusClipped: st.scrollWidth > st.clientWidth + 1, bar: Math.round(document.getElementById('topbar').getBoundingClientRect().height) };
+    });
+    assert(m.scroll <= m.W && m.bodyScroll <= m.W, `${width} px: page ${m.scroll}/${m.bodyScroll} px wide`);
+    assert(m.off.length === 0, `${width} px: top bar elements outside the viewport: ${m.off.join(', ')}`);
+    assert(m.unreachable.length === 0 && !m.statusClipped, `${width} px: unreachable ${m.unreachable.join(', ')}, status clipped ${m.statusClipped}`);
+    // the pretty-printed JSON keeps its columns
+    await page.locator('#rows .row.js .tx', { hasText: tag }).first().click();
+    const g = await page.evaluate(() => {
+      const row = document.querySelector('#rows .row.open');
+      const box = (el) => el.getBoundingClientRect();
+      const ln = box(row.querySelector('.ln')), tx = box(row.querySelector('.tx')), pre = box(row.querySelector('pre.json')), log = box(document.getElementById('log'));
+      return { lnTop: ln.top, txTop: tx.top, lnRight: ln.right, txLeft: tx.left, preLeft: pre.left, preRight: pre.right, logRight: log.right, preTop: pre.top };
+    });
+    assert(Math.abs(g.lnTop - g.txTop) < 2 && g.lnRight <= g.txLeft + 0.5, `${width} px: line number not beside the text: ${JSON.stringify(g)}`);
+    assert(g.preLeft >= g.txLeft - 0.5 && g.preRight <= g.logRight + 0.5 && g.preTop > g.txTop, `${width} px: JSON outside the text column: ${JSON.stringify(g)}`);
+    // a popover stays inside the viewport
+    await page.click('#settings-btn');
+    const pop = await page.evaluate(() => { const r = document.getElementById('settings').getBoundingClientRect(); return { l: r.left, r: r.right, W: window.innerWidth }; });
+    assert(pop.l >= 0 && pop.r <= pop.W + 0.5, `${width} px: settings popover ${Math.round(pop.l)}..${Math.round(pop.r)} of ${pop.W}`);
+    await page.keyboard.press('Escape');
+    if (width <= 820) {
+      // the file list: a drawer, closed at first, over the lines, closed again once a file is picked
+      const closed = await page.evaluate(() => getComputedStyle(document.getElementById('sidebar')).display === 'none');
+      await page.click('#sidebar-toggle');
+      const open = await page.evaluate(() => { const r = document.getElementById('sidebar').getBoundingClientRect(); return { w: r.width, l: r.left, r: r.right, W: window.innerWidth, pos: getComputedStyle(document.getElementById('sidebar')).position }; });
+      assert(closed && open.w > 0 && open.l >= 0 && open.r <= open.W && open.pos === 'absolute', `${width} px: drawer closed ${closed}, open ${JSON.stringify(open)}`);
+      await page.click(`#files li.file[data-id="${ctx.ids[1]}"] .name`);
+      await waitFor(page, 'the drawer to close after picking a file', () => getComputedStyle(document.getElementById('sidebar')).display === 'none');
+    }
+    assert(problems.length === 0, problems.join(' | '));
+    seen.push(`${width}: bar ${m.bar} px`);
+    await context.close();
+  }
+  return seen.join(', ');
+}
+
+async function checkCounters(ctx) {
+  // The counters agree after a change of view: received = line rows + trimmed (no filter).
+  const [a, b] = ctx.ids;
+  const tag = `cnt${RUN}`;
+  append(cfg.files[0], Array.from({ length: 60 }, (_, i) => `${tag} a ${i}`));
+  append(cfg.files[1], Array.from({ length: 4 }, (_, i) => `${tag} b ${i}`));
+  const { page, context, problems } = await openPage(ctx, { hash: 'file=' + encodeURIComponent(a) });
+  await waitText(page, `${tag} a 59`);
+  const agree = (what) => waitFor(page, `counters to agree (${what})`, () => {
+    const t = window.tailcast;
+    const shown = (id) => Number(document.getElementById(id).textContent.replace(/\D/g, ''));
+    return t.received === t.lineRows() + t.trimmed && shown('count-received') === t.received && shown('count-rows') === t.lineRows() && shown('count-trimmed') === t.trimmed;
+  }, null, 3000).catch(async (e) => { throw new Error(e.message.split('; page state')[0] + ': ' + JSON.stringify(await page.evaluate(() => ({ r: window.tailcast.received, rows: window.tailcast.lineRows(), t: window.tailcast.trimmed, shown: document.getElementById('counters').textContent })))); });
+  await agree('one file');
+  await page.evaluate((ids) => window.tailcast.setView(ids), [a, b]);
+  await waitText(page, `${tag} b 3`);
+  await agree('merged');
+  await page.evaluate((id) => window.tailcast.setView([id]), a);
+  await agree('back to one file');
+  await page.evaluate(() => window.tailcast.setOption('maxRows', 100));
+  append(cfg.files[0], Array.from({ length: 150 }, (_, i) => `${tag} more ${i}`));
+  await waitText(page, `${tag} more 149`);
+  await agree('past the cap');
+  await page.evaluate((ids) => window.tailcast.setView(ids), [a, b]);
+  await waitText(page, `${tag} b 3`);
+  await agree('merged past the cap');
+  const st = await page.evaluate(() => document.getElementById('counters').textContent.replace(/\s+/g, ' ').trim());
+  assert(problems.length === 0, problems.join(' | '));
+  await context.close();
+  return `counters agree across view changes and the cap: "${st}"`;
+}
+
+async function checkSettings(ctx) {
+  // A setting is stored as entered, or refused visibly; never silently replaced.
+  const { page, context, problems } = await openPage(ctx);
+  await page.click('#settings-btn');
+  const set = async (value) => { await page.fill('#opt-rows', value); await page.press('#opt-rows', 'Tab'); };
+  const state = () => page.evaluate(() => ({
+    maxRows: window.tailcast.options.maxRows,
+    stored: JSON.parse(localStorage.getItem('tailcast.options') || '{}').maxRows,
+    cap: document.getElementById('count-cap').textContent,
+    field: document.getElementById('opt-rows').value,
+    invalid: document.getElementById('opt-rows').getAttribute('aria-invalid'),
+    error: document.getElementById('opt-error').hidden ? '' : document.getElementById('opt-error').textContent,
+  }));
+  await set('1 000');
+  let s = await state();
+  assert(s.maxRows === 1000 && s.stored === 1000 && s.cap === '1,000' && !s.error && s.invalid == null, `"1 000": ${JSON.stringify(s)}`);
+  await set('1000');
+  s = await state();
+  assert(s.maxRows === 1000 && s.stored === 1000, `"1000": ${JSON.stringify(s)}`);
+  for (const [bad, why] of [['abc', /not a whole number/], ['50', /between 100 and 100,000/], ['60000', /cannot exceed the lines kept/]]) {
+    await set(bad);
+    s = await state();
+    assert(s.maxRows === 1000 && s.stored === 1000 && s.invalid === 'true' && why.test(s.error) && s.field === bad, `"${bad}" not refused visibly: ${JSON.stringify(s)}`);
+  }
+  await set('2500');
+  s = await state();
+  assert(s.maxRows === 2500 && s.stored === 2500 && !s.error && s.invalid == null, `"2500" after a refusal: ${JSON.stringify(s)}`);
+  // a stored "1 000" (hand-edited or from an older page) is read as 1000, not the default
+  await page.evaluate(() => localStorage.setItem('tailcast.options', JSON.stringify({ maxRows: '1 000' })));
+  await page.reload({ waitUntil: 'load' });
+  await waitFor(page, 'live after a reload', () => window.tailcast && window.tailcast.status === 'live', null, 10000);
+  s = await state();
+  assert(s.maxRows === 1000 && s.field === '1000', `stored "1 000" read back as ${JSON.stringify(s)}`);
+  assert(problems.length === 0, problems.join(' | '));
+  await context.close();
+  return '"1 000" stored as 1000; "abc", 50 and 60 000 refused with a message, nothing stored';
+}
+
+
 async function checkToken(ctx) {
   if (!cfg.bin) return 'skip: needs TAILCAST_BIN to start a server with a token';
   const token = `tok-${RUN}`;
@@ -879,11 +1036,58 @@ async function checkToken(ctx) {
   owned.push(server);
   const url = await server.start();
   const noTok = await fetch(new URL('api/files', url));
-  const { page, context, problems } = await openPage({ ...ctx, baseUrl: url }, { url: url + '?token=' + encodeURIComponent(token) });
+  // A 401 is the answer these pages expect; the browser logs it as a failed resource.
+  const expected = (list) => list.filter((p) => !/status of 40[13]/.test(p));
+  // 1. ?token= on the page URL: moved to sessionStorage and out of the address; HTTP requests carry
+  //    it as Authorization: Bearer, only the WebSocket URL as ?token=.
+  const context = await ctx.browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const page = await context.newPage();
+  const problems = [];
+  page.on('pageerror', (e) => problems.push('page error: ' + e.message));
+  const leaks = [], bearer = [], sockets = [];
+  page.on('request', (rq) => {
+    const u = new URL(rq.url());
+    if (u.searchParams.has('token') && u.pathname !== '/ws' && !rq.isNavigationRequest()) leaks.push(rq.url());
+    if (/\/(api\/files|poll)$/.test(u.pathname)) bearer.push(rq.headers().authorization === 'Bearer ' + token);
+  });
+  page.on('websocket', (ws) => sockets.push(ws.url()));
+  await page.goto(url + '?token=' + encodeURIComponent(token) + '#q=', { waitUntil: 'load' });
+  await waitFor(page, 'live with the ?token= of the page URL', () => window.tailcast && window.tailcast.status === 'live', null, 10000);
+  const where = await page.evaluate(() => ({ search: location.search, hash: location.hash, stored: sessionStorage.getItem('tailcast.token') }));
+  assert(where.search === '' && where.stored === token, `token left in the URL or not kept: ${JSON.stringify(where)}`);
   const tag = `tok${RUN}`;
   append(cfg.files[0], [`${tag} line`]);
   await waitText(page, `${tag} line`);
+  if (!bearer.length) await page.waitForRequest((rq) => new URL(rq.url()).pathname.endsWith('/api/files'), { timeout: 6000 });
+  assert(leaks.length === 0, `token in HTTP request URLs: ${leaks.join(', ')}`);
+  assert(bearer.length > 0 && bearer.every(Boolean), `api/poll requests without the Bearer header: ${JSON.stringify(bearer)}`);
+  assert(sockets.length > 0 && sockets.every((u) => new URL(u).searchParams.get('token') === token), `ws URLs: ${sockets.join(', ')}`);
+  // a reload in the same tab keeps it (sessionStorage), without putting it back in the URL
+  await page.reload({ waitUntil: 'load' });
+  await waitFor(page, 'live again after a reload', () => window.tailcast && window.tailcast.status === 'live', null, 10000);
+  assert(await page.evaluate(() => location.search === ''), 'token back in the URL after a reload');
   await context.close();
+  // 2. no token: the token screen, not an empty page; a wrong token is refused; the right one works
+  const p1 = await openPage({ ...ctx, baseUrl: url }, { url, waitStatus: ['locked'] });
+  const screen = await p1.page.evaluate(() => ({ shown: !document.getElementById('access').hidden, title: document.getElementById('access-title').textContent, error: document.getElementById('access-error').hidden ? '' : document.getElementById('access-error').textContent, field: !document.getElementById('access-form').hidden }));
+  assert(screen.shown && /needs a token/.test(screen.title) && screen.field && !screen.error, `token screen: ${JSON.stringify(screen)}`);
+  await p1.page.fill('#access-token', 'wrong-' + token);
+  await p1.page.click('#access-submit');
+  await waitFor(p1.page, '"the token was refused"', () => !document.getElementById('access-error').hidden && /token was refused/.test(document.getElementById('access-error').textContent) && window.tailcast.status === 'locked', null, 10000);
+  await p1.page.fill('#access-token', token);
+  await p1.page.press('#access-token', 'Enter');
+  await waitFor(p1.page, 'live once the right token is entered', () => window.tailcast.status === 'live' && document.getElementById('access').hidden, null, 10000);
+  const after = await p1.page.evaluate(() => ({ search: location.search, stored: sessionStorage.getItem('tailcast.token') }));
+  assert(after.search === '' && after.stored === token, `entered token: ${JSON.stringify(after)}`);
+  append(cfg.files[0], [`${tag} entered`]);
+  await waitText(p1.page, `${tag} entered`);
+  assert(expected(p1.problems).length === 0, expected(p1.problems).join(' | '));
+  await p1.context.close();
+  // 3. a wrong ?token= says it was refused
+  const p3 = await openPage({ ...ctx, baseUrl: url }, { url: url + '?token=nope', waitStatus: ['locked'] });
+  const refused = await p3.page.evaluate(() => ({ err: document.getElementById('access-error').textContent, search: location.search }));
+  assert(/token was refused/.test(refused.err) && refused.search === '', `wrong ?token=: ${JSON.stringify(refused)}`);
+  await p3.context.close();
   // and over long-poll
   await server.stop();
   const lp = new Server(cfg.bin, cfg.files, { extraArgs: ['--no-websocket', ...cfg.serverArgs], env: { TAILCAST_TOKEN: token } });
@@ -893,9 +1097,43 @@ async function checkToken(ctx) {
   append(cfg.files[0], [`${tag} polled`]);
   await waitText(p2.page, `${tag} polled`);
   await p2.context.close();
+  const p4 = await openPage({ ...ctx, baseUrl: url2 }, { url: url2, waitStatus: ['locked'] });
+  await p4.page.fill('#access-token', token);
+  await p4.page.click('#access-submit');
+  await waitFor(p4.page, 'long-poll once the token is entered', () => window.tailcast.status === 'long-poll', null, 15000);
+  append(cfg.files[0], [`${tag} polled-entered`]);
+  await waitText(p4.page, `${tag} polled-entered`);
+  await p4.context.close();
   await lp.stop();
-  assert(problems.length === 0 && p2.problems.length === 0, [...problems, ...p2.problems].join(' | '));
-  return `api without token: HTTP ${noTok.status}; page with ?token= live over WebSocket and long-poll`;
+  assert(problems.length === 0 && expected(p2.problems).length === 0 && expected(p4.problems).length === 0, [...problems, ...p2.problems, ...p4.problems].join(' | '));
+  return `api without token: HTTP ${noTok.status}; ?token= moved to sessionStorage and out of the URL, Bearer on HTTP, ?token= only on ws; token screen, "refused" for a wrong one, live over WebSocket and long-poll`;
+}
+
+async function checkForbiddenHost(ctx) {
+  // A proxy that passes on a public name the loopback server does not answer to (no --allow-origin).
+  const http = await import('node:http');
+  const up = new URL(ctx.baseUrl);
+  const proxy = http.createServer((req, res) => {
+    const r = http.request({ host: up.hostname, port: up.port, method: req.method, path: req.url, headers: { ...req.headers, host: 'logs.example.com' } }, (ur) => {
+      res.writeHead(ur.statusCode, ur.headers);
+      ur.pipe(res);
+    });
+    r.on('error', () => { res.writeHead(502); res.end(); });
+    req.pipe(r);
+  });
+  await new Promise((r) => proxy.listen(0, '127.0.0.1', r));
+  try {
+    const { page, context, problems } = await openPage(ctx, { url: `http://127.0.0.1:${proxy.address().port}/`, waitStatus: ['forbidden'] });
+    const shown = await page.evaluate(() => ({ hidden: document.getElementById('access').hidden, title: document.getElementById('access-title').textContent, text: document.getElementById('access-text').textContent, fix: document.getElementById('access-fix').hidden ? '' : document.getElementById('access-fix').textContent, form: !document.getElementById('access-form').hidden }));
+    assert(!shown.hidden && !shown.form && /^--allow-origin http:\/\/127\.0\.0\.1:\d+$/.test(shown.fix) && /logs\.example\.com.*--allow-origin https:\/\/NAME/.test(shown.text), `403 screen: ${JSON.stringify(shown)}`);
+    const rest = problems.filter((p) => !/status of 403/.test(p));
+    assert(rest.length === 0, rest.join(' | '));
+    await context.close();
+    return `403 screen: "${shown.title}"`;
+  } finally {
+    proxy.closeAllConnections?.();
+    await new Promise((r) => proxy.close(r));
+  }
 }
 
 async function checkPathPrefix(ctx) {

@@ -8,7 +8,7 @@
 // deterministic lines into them while the page watches (so the merged view interleaves them),
 // adds two highlight rules, opens one JSON line, and shoots the same state in both themes.
 // Environment: TAILCAST_BIN (required), TAILCAST_SHOTS_DIR (default: docs/ of this repository),
-// TAILCAST_CHROMIUM (/usr/bin/chromium). Prints "ok - screenshot PATH" per picture; exit 0 on success.
+// TAILCAST_CHROMIUM (/usr/bin/chromium), TAILCAST_SHOT_WIDTHS (also these widths, see below). Prints "ok - screenshot PATH" per picture; exit 0 on success.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -128,6 +128,18 @@ try {
   };
   await shoot('light');
   await shoot('dark');
+  // TAILCAST_SHOT_WIDTHS=360,768,1280,2560: the same view at these widths too (light), as
+  // screenshot-width-W.png, to look at the layout from a phone to a large screen.
+  for (const w of (process.env.TAILCAST_SHOT_WIDTHS || '').split(',').map(Number).filter((x) => x > 0)) {
+    await page.emulateMedia({ colorScheme: 'light' });
+    await page.setViewportSize({ width: w, height: w < 600 ? 780 : Math.min(1200, Math.round(w * 0.6)) });
+    // narrowed to a phone: the file list becomes a closed drawer
+    await waitFor(page, 'the drawer closed', (x) => x > 820 || document.getElementById('sidebar').classList.contains('collapsed'), w, 3000);
+    await waitFor(page, 'at the bottom', () => { const l = document.getElementById('log'); return l.scrollHeight - l.scrollTop - l.clientHeight < 6; });
+    const out = path.join(outDir, `screenshot-width-${w}.png`);
+    await page.screenshot({ path: out });
+    console.log(`ok - screenshot ${out}`);
+  }
   await context.close();
 } catch (e) {
   console.log(`not ok - screenshot: ${e && e.message ? e.message : e}`);
