@@ -23,7 +23,7 @@ use crate::files::{self, LiveRule};
 use crate::http::conn::{tcp_socket, Connections, OutputLimits};
 use crate::http::ServerConfig;
 use crate::hub::{FileIx, Hub};
-use crate::state::Checkpoint;
+use crate::state::SavedFile;
 use crate::state::{self, CheckpointSlot, Checkpointer, StateDir};
 use crate::stats::Stats;
 use crate::tail::{
@@ -52,6 +52,10 @@ impl TailSink for HubSink {
         let lines = batch.len() as u64;
         let first = self.hub.append(self.file, batch);
         self.appended = Some((first, first + lines - 1));
+        if let Some(slot) = &self.checkpoint {
+            // A file's checkpoint moves on with the batch's origin; a stream has only this.
+            slot.numbered(first + lines - 1);
+        }
     }
 
     fn origin(&mut self, origin: &BatchOrigin) {
@@ -101,7 +105,7 @@ struct SinkMaker {
     hub: Hub,
     stats: Arc<Stats>,
     /// With `--state-dir`: what the previous run saved.
-    saved: Option<HashMap<PathBuf, Option<Checkpoint>>>,
+    saved: Option<HashMap<PathBuf, SavedFile>>,
     slots: state::Slots,
 }
 
@@ -118,11 +122,8 @@ impl SinkMaker {
         let mut resume = otherwise;
         let checkpoint = self.saved.as_ref().map(|saved| {
             let saved = saved.get(path);
-            let slot = Arc::new(CheckpointSlot::new(saved.copied().flatten()));
-            if let Ok(mut slots) = self.slots.lock() {
-                slots.push((path.to_path_buf(), slot.clone()));
-            }
-            resume = match saved {
+            let slot = self.slot(path, saved);
+            resume = match saved.map(|s| s.checkpoint) {
                 Some(Some(c)) => Some(Resume::At(c.resume_point())),
                 // None of its lines was numbered: from its start, not its tail.
                 Some(None) => Some(Resume::FromStart),
@@ -138,6 +139,34 @@ impl SinkMaker {
             appended: None,
         };
         (sink, resume)
+    }
+
+    /// The sink of a stream (standard input, a command), which cannot be read again: with a
+    /// state dir only its numbering is kept, and goes on after the previous run's last seq, so
+    /// that a cursor from that run never names one of this run's lines.
+    fn make_stream(&self, ix: FileIx, path: &Path) -> HubSink {
+        let checkpoint = self.saved.as_ref().map(|saved| {
+            let saved = saved.get(path);
+            if let Some(saved) = saved {
+                self.hub.continue_numbering(ix, saved.last_seq + 1);
+            }
+            self.slot(path, saved)
+        });
+        HubSink {
+            hub: self.hub.clone(),
+            file: ix,
+            stats: self.stats.clone(),
+            checkpoint,
+            appended: None,
+        }
+    }
+
+    fn slot(&self, path: &Path, saved: Option<&SavedFile>) -> Arc<CheckpointSlot> {
+        let slot = Arc::new(CheckpointSlot::new(saved));
+        if let Ok(mut slots) = self.slots.lock() {
+            slots.push((path.to_path_buf(), slot.clone()));
+        }
+        slot
     }
 }
 
@@ -239,14 +268,7 @@ pub async fn run(
     // Dropped on an early return: a command started here is stopped again.
     let mut commands = Vec::new();
     for (ix, f) in config.files.iter().enumerate() {
-        // Streams (standard input, commands) cannot be read again: no checkpoint.
-        let stream_sink = || HubSink {
-            hub: hub.clone(),
-            file: ix,
-            stats: stats.clone(),
-            checkpoint: None,
-            appended: None,
-        };
+        let stream_sink = || sinks.make_stream(ix, &f.path);
         if f.is_stdin() {
             // Its threads are detached, not stopped at shutdown: a read on a pipe whose writer
             // never ends would keep the process alive.

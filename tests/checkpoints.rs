@@ -517,3 +517,49 @@ async fn a_file_longer_than_the_history_resumes_with_its_own_numbers() {
     assert!(first > 1, "only the history's worth is read again: {first}");
     assert_eq!(backlog["lines"][0], line(first), "{}", backlog["lines"][0]);
 }
+
+#[tokio::test]
+async fn a_stream_numbers_on_after_a_restart_so_an_old_cursor_never_names_a_new_line() {
+    // Standard input cannot be read again; what is kept is its numbering.
+    let dir = temp_dir();
+    let state = join(&dir, "state").to_string_lossy().into_owned();
+    let run = |lines: std::ops::Range<usize>| {
+        let mut server = TestServer::new()
+            .stdin_piped()
+            .args(&["--state-dir", &state, "-"])
+            .start();
+        let mut stdin = server.child.stdin.take().expect("stdin piped");
+        let text: String = numbered("in", lines)
+            .iter()
+            .map(|l| format!("{l}\n"))
+            .collect();
+        stdin.write_all(text.as_bytes()).unwrap();
+        drop(stdin);
+        server
+    };
+    let mut first = run(0..5);
+    first.wait_last_seq("stdin", 5, LONG).await;
+    let epoch = first.get_json("/poll?file=stdin&backlog=0").await["epoch"].clone();
+    first.terminate(LONG);
+    let second = run(5..8);
+    second.wait_last_seq("stdin", 8, LONG).await;
+    let answer = second
+        .get_json(&format!("/poll?file=stdin&after={epoch}-5&timeout=5"))
+        .await;
+    assert_eq!(answer["epoch"], epoch, "{answer}");
+    assert_eq!(answer["first_seq"], 6, "{answer}");
+    assert_eq!(
+        answer["lines"],
+        serde_json::json!(numbered("in", 5..8)),
+        "{answer}"
+    );
+    // A cursor inside the first run's lines: they are gone, and that is said.
+    let answer = second
+        .get_json(&format!("/poll?file=stdin&after={epoch}-2&timeout=5"))
+        .await;
+    assert_eq!(
+        answer["gap"],
+        serde_json::json!({"from": 3, "to": 5}),
+        "{answer}"
+    );
+}

@@ -126,18 +126,35 @@ pub struct CheckpointSlot {
 #[derive(Debug, Default)]
 struct SlotState {
     checkpoint: Option<Checkpoint>,
+    /// The newest seq: the checkpoint's, or, for a stream (standard input, a command), which
+    /// has no position to keep, the only thing kept.
+    last_seq: u64,
     changed: bool,
 }
 
 impl CheckpointSlot {
     /// A slot holding what the previous run saved, if anything.
-    pub fn new(saved: Option<Checkpoint>) -> Self {
+    pub fn new(saved: Option<&SavedFile>) -> Self {
         CheckpointSlot {
             inner: Mutex::new(SlotState {
-                checkpoint: saved,
+                checkpoint: saved.and_then(|s| s.checkpoint),
+                last_seq: saved.map_or(0, |s| s.last_seq),
                 changed: false,
             }),
         }
+    }
+
+    /// The newest seq recorded.
+    pub fn last_seq(&self) -> u64 {
+        self.lock().last_seq
+    }
+
+    /// Records that lines up to `last_seq` were numbered (a stream's whole checkpoint: its
+    /// numbering goes on after a restart, so no seq is ever given twice in an epoch).
+    pub fn numbered(&self, last_seq: u64) {
+        let mut state = self.lock();
+        state.last_seq = last_seq;
+        state.changed = true;
     }
 
     /// The checkpoint held.
@@ -170,14 +187,22 @@ impl CheckpointSlot {
             first_seq,
             last_seq,
         ));
+        state.last_seq = last_seq;
         state.changed = true;
     }
 
-    /// The checkpoint, and whether it changed since the last call.
-    fn take_changed(&self) -> (Option<Checkpoint>, bool) {
-        let mut state = self.lock();
-        let changed = std::mem::take(&mut state.changed);
-        (state.checkpoint, changed)
+    /// Whether it changed since the last call.
+    fn take_changed(&self) -> bool {
+        std::mem::take(&mut self.lock().changed)
+    }
+
+    /// What the state file keeps of it.
+    fn saved(&self) -> SavedFile {
+        let state = self.lock();
+        SavedFile {
+            checkpoint: state.checkpoint,
+            last_seq: state.checkpoint.map_or(state.last_seq, |c| c.last_seq),
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, SlotState> {
@@ -199,7 +224,8 @@ struct StateFile {
 }
 
 /// One file's checkpoint in the state file; `position` is absent for a file that had no file
-/// to read yet (its numbering starts with the first line of whatever appears at the path).
+/// to read yet (its numbering starts with the first line of whatever appears at the path), and
+/// for a stream (only its `last_seq` is kept).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct FileRecord {
     path: PathBuf,
@@ -223,21 +249,24 @@ struct PositionRecord {
 const FORMAT_NAME: &str = "tailcast-state";
 
 impl FileRecord {
-    fn of(path: &Path, c: Option<&Checkpoint>) -> FileRecord {
+    fn of(path: &Path, saved: &SavedFile) -> FileRecord {
         FileRecord {
             path: path.to_path_buf(),
-            position: c.map(PositionRecord::of),
-            last_seq: c.map_or(0, |c| c.last_seq),
+            position: saved.checkpoint.as_ref().map(PositionRecord::of),
+            last_seq: saved.last_seq,
         }
     }
 
-    /// The checkpoint (`Ok(None)`: the file was to be read from its start); `Err` when invalid.
-    fn checkpoint(&self) -> Result<Option<Checkpoint>, ()> {
-        match &self.position {
-            None if self.last_seq == 0 => Ok(None),
-            None => Err(()),
-            Some(position) => position.checkpoint(self.last_seq).map(Some).ok_or(()),
-        }
+    /// What it says; `Err` when invalid.
+    fn saved(&self) -> Result<SavedFile, ()> {
+        let checkpoint = match &self.position {
+            None => None,
+            Some(position) => Some(position.checkpoint(self.last_seq).ok_or(())?),
+        };
+        Ok(SavedFile {
+            checkpoint,
+            last_seq: self.last_seq,
+        })
     }
 }
 
@@ -278,14 +307,24 @@ impl PositionRecord {
     }
 }
 
+/// One file's part of the state: where it was read to, if it is a file that had lines, and
+/// its newest seq.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SavedFile {
+    /// The checkpoint; `None` for a file with nothing read yet (read it from its start) and for
+    /// a stream.
+    pub checkpoint: Option<Checkpoint>,
+    /// Its newest seq.
+    pub last_seq: u64,
+}
+
 /// What the state directory held at start.
 #[derive(Debug)]
 pub struct Saved {
     /// The numbering's epoch, kept from the previous run; `None` to start a fresh one.
     pub epoch: Option<u64>,
-    /// Checkpoints by absolute path; `None` for a file that had nothing to read yet (it is read
-    /// from its start: no line of it was numbered).
-    pub files: HashMap<PathBuf, Option<Checkpoint>>,
+    /// By absolute path (a stream by its shown path: `-`, `!COMMAND`).
+    pub files: HashMap<PathBuf, SavedFile>,
 }
 
 /// An open, locked state directory.
@@ -425,10 +464,10 @@ fn parse_state(text: &str) -> Result<Saved, String> {
     }
     let mut files = HashMap::new();
     for record in &state.files {
-        let checkpoint = record
-            .checkpoint()
+        let saved = record
+            .saved()
             .map_err(|()| format!("the checkpoint of {} is invalid", record.path.display()))?;
-        files.insert(record.path.clone(), checkpoint);
+        files.insert(record.path.clone(), saved);
     }
     Ok(Saved {
         epoch: Some(state.epoch),
@@ -450,12 +489,12 @@ impl Checkpointer {
         dir: StateDir,
         epoch: u64,
         slots: Slots,
-        carried: HashMap<PathBuf, Option<Checkpoint>>,
+        carried: HashMap<PathBuf, SavedFile>,
         interval: Duration,
     ) -> io::Result<Checkpointer> {
         let mut carried: Vec<FileRecord> = carried
             .iter()
-            .map(|(path, c)| FileRecord::of(path, c.as_ref()))
+            .map(|(path, saved)| FileRecord::of(path, saved))
             .collect();
         carried.truncate(MAX_CARRIED);
         let writer = Writer {
@@ -537,7 +576,7 @@ impl Writer {
     fn write_if_changed(&self) -> io::Result<()> {
         let mut changed = false;
         for (_, slot) in &self.slots() {
-            changed |= slot.take_changed().1;
+            changed |= slot.take_changed();
         }
         if changed {
             self.write()?;
@@ -556,7 +595,7 @@ impl Writer {
         files.extend(
             slots
                 .iter()
-                .map(|(path, slot)| FileRecord::of(path, slot.get().as_ref())),
+                .map(|(path, slot)| FileRecord::of(path, &slot.saved())),
         );
         self.dir.save(self.epoch, files)
     }
@@ -644,8 +683,8 @@ mod tests {
         checkpointer.shutdown();
         let saved = StateDir::open(dir.path()).unwrap().load();
         assert_eq!(saved.epoch, Some(42));
-        assert_eq!(saved.files[&path], slot.get());
-        assert_eq!(saved.files[&path].unwrap().last_seq, 8);
+        assert_eq!(saved.files[&path].checkpoint, slot.get());
+        assert_eq!(saved.files[&path].last_seq, 8);
     }
 
     #[test]
