@@ -48,11 +48,15 @@ const MAX_STATE_BYTES: u64 = 64 << 20;
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
     /// The directory cannot be made or opened.
-    #[error("cannot use the state directory {dir}: {source}")]
+    #[error(
+        "cannot use the state directory {dir} (give --state-dir a directory tailcast's user can \
+         create or write)"
+    )]
     Dir {
         /// The directory.
         dir: PathBuf,
         /// What failed.
+        #[source]
         source: io::Error,
     },
     /// Another tailcast holds the directory.
