@@ -71,10 +71,15 @@ impl TailSink for HubSink {
     }
 
     fn resumed(&mut self, lines_before: u64) {
-        if let Some(saved) = self.checkpoint.as_ref().and_then(|slot| slot.get()) {
-            let next = (saved.last_seq + 1).saturating_sub(lines_before).max(1);
-            self.hub.continue_numbering(self.file, next);
-        }
+        let Some(slot) = &self.checkpoint else { return };
+        let newest = slot.last_seq();
+        let next = match slot.get() {
+            // The lines read again end with the checkpoint's line.
+            Some(c) if newest <= c.last_seq => (c.last_seq + 1).saturating_sub(lines_before),
+            // Nothing is read again (see `SavedFile`): on after the newest seq.
+            _ => newest + 1,
+        };
+        self.hub.continue_numbering(self.file, next.max(1));
     }
 
     fn state(&mut self, state: FileState) {
@@ -123,10 +128,8 @@ impl SinkMaker {
         let checkpoint = self.saved.as_ref().map(|saved| {
             let saved = saved.get(path);
             let slot = self.slot(path, saved);
-            resume = match saved.map(|s| s.checkpoint) {
-                Some(Some(c)) => Some(Resume::At(c.resume_point())),
-                // None of its lines was numbered: from its start, not its tail.
-                Some(None) => Some(Resume::FromStart),
+            resume = match saved {
+                Some(saved) => Some(saved.resume()),
                 None => otherwise,
             };
             slot

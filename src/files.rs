@@ -80,10 +80,12 @@ pub fn is_rotated_generation(name: &str) -> bool {
             return true;
         }
     }
-    name.len() > 11 && {
-        // `app.log-2026-12-01`
-        let tail = &name[name.len() - 10..];
-        tail.as_bytes()[4] == b'-' && tail.as_bytes()[7] == b'-' && digits(&tail.replace('-', ""))
+    // `app.log-2026-12-01` (bytes, not chars: a name may hold any UTF-8).
+    let bytes = name.as_bytes();
+    bytes.len() > 11 && {
+        let tail = &bytes[bytes.len() - 10..];
+        let date_digit = |i: usize| tail[i].is_ascii_digit();
+        tail[4] == b'-' && tail[7] == b'-' && [0, 1, 2, 3, 5, 6, 8, 9].into_iter().all(date_digit)
     }
 }
 
@@ -296,7 +298,11 @@ fn existing_matches(rule: &LiveRule) -> Vec<PathBuf> {
         .flatten()
         .flatten()
         .map(|entry| entry.path())
-        .filter(|path| rule.matches(path) && path.is_file())
+        // A symlink is never taken by a rule, at start as later (see `tail::Discovery`).
+        .filter(|path| {
+            rule.matches(path)
+                && std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_file())
+        })
         .collect();
     found.sort();
     found
@@ -431,6 +437,28 @@ fn assign_ids(paths: &[PathBuf]) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rotated_generations_are_told_from_logs_whatever_the_name() {
+        for old in [
+            "app.log.1",
+            "app.log.2.gz",
+            "app.log-20261201",
+            "app.log-2026-12-01",
+            "x.zst",
+        ] {
+            assert!(is_rotated_generation(old), "{old}");
+        }
+        for live in [
+            "app.log",
+            "app-2026-12-01.log",
+            "syslog",
+            "aé123456789",
+            "日本語のログファイル名.log",
+        ] {
+            assert!(!is_rotated_generation(live), "{live}");
+        }
+    }
 
     #[test]
     fn ids_are_file_names_until_two_collide() {

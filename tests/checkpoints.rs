@@ -563,3 +563,40 @@ async fn a_stream_numbers_on_after_a_restart_so_an_old_cursor_never_names_a_new_
         "{answer}"
     );
 }
+
+#[tokio::test]
+async fn a_restart_after_lines_of_a_rotated_file_repeats_none_of_the_new_file() {
+    // The application still writes to the rotated file after the new one has lines: those come
+    // last, and the restart must neither read the new file again nor reuse their seqs.
+    let mut durable = Durable::new();
+    durable.start();
+    durable.log.append_numbered("old", 0..10);
+    durable.server().wait_last_seq("app.log", 10, LONG).await;
+    let rotated = durable.log.rotate_to("app.log.1");
+    durable.log.append_numbered("new", 0..5);
+    durable.server().wait_last_seq("app.log", 15, LONG).await;
+    append_numbered(&rotated, "late", 0..3);
+    durable.server().wait_last_seq("app.log", 18, LONG).await;
+    let epoch = durable
+        .server()
+        .get_json("/poll?file=app.log&backlog=0")
+        .await["epoch"]
+        .clone();
+    durable.server.take().unwrap().terminate(LONG);
+    durable.start();
+    durable.log.append_numbered("new", 5..7);
+    durable.server().wait_last_seq("app.log", 20, LONG).await;
+    let answer = durable
+        .server()
+        .get_json(&format!("/poll?file=app.log&after={epoch}-18&timeout=5"))
+        .await;
+    assert_eq!(answer["epoch"], epoch, "{answer}");
+    assert_eq!(answer["first_seq"], 19, "{answer}");
+    assert_eq!(
+        answer["lines"],
+        serde_json::json!(numbered("new", 5..7)),
+        "{answer}"
+    );
+    let info = durable.server().file_info("app.log").await;
+    assert_eq!(info["last_seq"], 20, "nothing read twice: {info}");
+}

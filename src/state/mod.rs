@@ -30,7 +30,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-use crate::tail::{BatchOrigin, FileIdentity, ResumePoint};
+use crate::tail::{BatchOrigin, FileIdentity, Resume, ResumePoint};
 
 /// The state file's name in the state directory.
 pub const STATE_FILE: &str = "checkpoints.json";
@@ -171,7 +171,11 @@ impl CheckpointSlot {
     /// then still resumes in that file, from there.
     pub fn start_at(&self, origin: &BatchOrigin, last_seq: u64) {
         let mut state = self.lock();
-        if state.checkpoint.is_none() {
+        let elsewhere = !state
+            .checkpoint
+            .is_some_and(|c| same_generation(&c.file, &origin.file));
+        // A new file at the path (after a rotation) is where reading goes on from now.
+        if origin.current && elsewhere {
             state.checkpoint = Some(Checkpoint {
                 file: origin.file,
                 run_start: origin.start,
@@ -183,15 +187,19 @@ impl CheckpointSlot {
     }
 
     /// Records that lines `first_seq..=last_seq` from `origin` were handed to the hub.
+    /// Only the current file's lines move the position; lines a rotated-away file still gets
+    /// only move the newest seq (a restart then numbers on after it, see [`SavedFile`]).
     pub fn advance(&self, origin: &BatchOrigin, first_seq: u64, last_seq: u64) {
         let mut state = self.lock();
-        state.checkpoint = Some(Checkpoint::after(
-            state.checkpoint,
-            origin,
-            first_seq,
-            last_seq,
-        ));
-        state.last_seq = last_seq;
+        if origin.current || state.checkpoint.is_none() {
+            state.checkpoint = Some(Checkpoint::after(
+                state.checkpoint,
+                origin,
+                first_seq,
+                last_seq,
+            ));
+        }
+        state.last_seq = state.last_seq.max(last_seq);
         state.changed = true;
     }
 
@@ -205,7 +213,9 @@ impl CheckpointSlot {
         let state = self.lock();
         SavedFile {
             checkpoint: state.checkpoint,
-            last_seq: state.checkpoint.map_or(state.last_seq, |c| c.last_seq),
+            last_seq: state
+                .last_seq
+                .max(state.checkpoint.map_or(0, |c| c.last_seq)),
         }
     }
 
@@ -248,6 +258,9 @@ struct PositionRecord {
     head: String,
     run_start: u64,
     end: u64,
+    /// Seq of the line that ends at `end` (the file's newest seq, `last_seq`, may be later:
+    /// lines a rotated file got after it).
+    end_seq: u64,
 }
 
 const FORMAT_NAME: &str = "tailcast-state";
@@ -287,10 +300,15 @@ impl PositionRecord {
             head: hex(c.file.head()),
             run_start: c.run_start,
             end: c.end,
+            end_seq: c.last_seq,
         }
     }
 
     fn checkpoint(&self, last_seq: u64) -> Option<Checkpoint> {
+        if self.end_seq > last_seq {
+            return None;
+        }
+        let last_seq = self.end_seq;
         let head = unhex(&self.head)?;
         let born = match self.born_ns {
             Some(ns) => {
@@ -312,7 +330,10 @@ impl PositionRecord {
 }
 
 /// One file's part of the state: where it was read to, if it is a file that had lines, and
-/// its newest seq.
+/// its newest seq. When lines of a rotated-away file were numbered after the checkpoint's last
+/// line (`last_seq` > the checkpoint's), a restart reads on from the checkpoint's end without
+/// reading its run again, numbering after `last_seq`: the seqs between belong to lines that
+/// cannot be placed again, and readers are told of a gap, never given another line under them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SavedFile {
     /// The checkpoint; `None` for a file with nothing read yet (read it from its start) and for
@@ -320,6 +341,21 @@ pub struct SavedFile {
     pub checkpoint: Option<Checkpoint>,
     /// Its newest seq.
     pub last_seq: u64,
+}
+
+impl SavedFile {
+    /// Where a follower of this file starts.
+    pub fn resume(&self) -> Resume {
+        match self.checkpoint {
+            // None of its lines was numbered: from its start, not its tail.
+            None => Resume::FromStart,
+            Some(c) if self.last_seq > c.last_seq => Resume::At(ResumePoint {
+                run_start: c.end,
+                ..c.resume_point()
+            }),
+            Some(c) => Resume::At(c.resume_point()),
+        }
+    }
 }
 
 /// What the state directory held at start.
@@ -648,6 +684,7 @@ mod tests {
             file: FileIdentity::new(1, ino, None, b"head"),
             start,
             end,
+            current: true,
         }
     }
 
@@ -662,6 +699,29 @@ mod tests {
         assert_eq!((c.run_start, c.end), (300, 350));
         let d = Checkpoint::after(Some(c), &origin(8, 0, 10), 31, 31);
         assert_eq!((d.run_start, d.end, d.file.ino), (0, 10, 8));
+    }
+
+    #[test]
+    fn lines_of_a_rotated_file_move_only_the_newest_seq_and_a_restart_numbers_after_it() {
+        let slot = CheckpointSlot::new(None);
+        slot.advance(&origin(7, 0, 100), 1, 10);
+        // The new file at the path, then late lines of the rotated one.
+        slot.start_at(&origin(8, 0, 0), 10);
+        slot.advance(&origin(8, 0, 30), 11, 13);
+        let late = BatchOrigin {
+            current: false,
+            ..origin(7, 100, 120)
+        };
+        slot.advance(&late, 14, 15);
+        let saved = slot.saved();
+        let c = saved.checkpoint.unwrap();
+        assert_eq!((c.file.ino, c.run_start, c.end, c.last_seq), (8, 0, 30, 13));
+        assert_eq!(saved.last_seq, 15);
+        // Reading file 8 again would give its lines 11..13 again: on from its end instead.
+        match saved.resume() {
+            Resume::At(point) => assert_eq!((point.run_start, point.end), (30, 30)),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -174,6 +174,10 @@ pub struct BatchOrigin {
     pub start: u64,
     /// Offset just past the last line.
     pub end: u64,
+    /// The lines are from the file opened at the path last (not from a rotated-away one still
+    /// read, nor from a generation missed in a burst): only such lines move a checkpoint's
+    /// position, the others only its newest seq.
+    pub current: bool,
 }
 
 /// How a follower restarted with a state directory starts, instead of at its file's tail.
@@ -313,6 +317,8 @@ struct OpenFile {
     skip_to_newline: bool,
     /// Why the last read failed (for clients), until a read reaches the end again.
     read_error: Option<String>,
+    /// Which opening at the path this is (0: never opened there); the newest is the current file.
+    serial: u64,
 }
 
 impl OpenFile {
@@ -642,7 +648,8 @@ impl<S: TailSink> Follower<S> {
             _ => 0,
         };
         let created = matches!(self.state, PathState::Missing | PathState::Unreadable(_));
-        let open = self.open_file(file, &meta, offset, offset > 0, now);
+        let mut open = self.open_file(file, &meta, offset, offset > 0, now);
+        self.reader.now_at_path(&mut open);
         if offset == 0 {
             self.reader.starts_at(&open);
         }
@@ -714,6 +721,7 @@ impl<S: TailSink> Follower<S> {
             head: Head::default(),
             skip_to_newline: mid_line,
             read_error: None,
+            serial: 0,
         };
         open.head.refresh(&open.file, open.offset);
         open
@@ -775,14 +783,18 @@ impl<S: TailSink> Follower<S> {
                     let (start, before) =
                         resume_start(&file, &point, self.config.initial_tail_bytes);
                     self.reader.sink.resumed(before);
-                    self.state = PathState::Open(self.open_file(file, &meta, start, false, now));
+                    let mut open = self.open_file(file, &meta, start, false, now);
+                    self.reader.now_at_path(&mut open);
+                    self.state = PathState::Open(open);
                 } else {
                     tracing::warn!(
                         "{} was rewritten while tailcast was stopped; reading it from its start",
                         self.path.display()
                     );
                     self.reader.sink.resumed(0);
-                    self.state = PathState::Open(self.open_file(file, &meta, 0, false, now));
+                    let mut open = self.open_file(file, &meta, 0, false, now);
+                    self.reader.now_at_path(&mut open);
+                    self.state = PathState::Open(open);
                     self.reader.announce(FileState::Truncated);
                 }
                 return;
@@ -821,7 +833,12 @@ fn resume_start(file: &File, point: &ResumePoint, budget: u64) -> (u64, u64) {
     if start > point.run_start && !byte_at_is_newline(file, start - 1) {
         start = next_line_start(file, start, point.end);
     }
-    (start, count_newlines(file, start, point.end))
+    let mut lines = count_newlines(file, start, point.end);
+    if point.end > start && !byte_at_is_newline(file, point.end - 1) {
+        // The run ends with a line flushed without its newline (rotation, truncation).
+        lines += 1;
+    }
+    (start, lines)
 }
 
 fn byte_at_is_newline(file: &File, at: u64) -> bool {
@@ -884,7 +901,9 @@ fn find_generation(path: &Path, point: &ResumePoint) -> Option<(File, Metadata)>
         if Generation::of(&meta) != point.file.generation() {
             continue;
         }
-        let (file, meta) = open_regular(&candidate).ok()?;
+        let Ok((file, meta)) = open_regular(&candidate) else {
+            continue;
+        };
         if meta.len() >= point.end && point.file.matches(&file, &meta) {
             tracing::info!(
                 "{} was rotated to {} while tailcast was stopped; reading it on from byte {}",
@@ -932,6 +951,8 @@ struct Reader<S> {
     /// Where the lines of `batch` lie in their file (a batch holds lines of one file only);
     /// after a batch is handed over, where the next one of that file would start.
     origin: Option<BatchOrigin>,
+    /// The serial of the file opened at the path last ([`OpenFile::serial`]).
+    current_serial: u64,
     errors: ErrorLog,
 }
 
@@ -948,6 +969,7 @@ impl<S: TailSink> Reader<S> {
             emits: 0,
             hold_until: None,
             origin: None,
+            current_serial: 0,
             errors: ErrorLog::default(),
         }
     }
@@ -957,17 +979,31 @@ impl<S: TailSink> Reader<S> {
     fn lines_from(&mut self, open: &OpenFile) {
         let start = open.line_start();
         let identity = open.identity();
-        let continues = self
-            .origin
-            .is_some_and(|o| o.file.generation() == identity.generation() && o.end == start);
+        let current = self.is_current(open);
+        let continues = self.origin.is_some_and(|o| {
+            o.file.generation() == identity.generation() && o.end == start && o.current == current
+        });
         if !continues {
             self.emit_now();
             self.origin = Some(BatchOrigin {
                 file: identity,
                 start,
                 end: start,
+                current,
             });
         }
+    }
+
+    fn is_current(&self, open: &OpenFile) -> bool {
+        open.serial != 0 && open.serial == self.current_serial
+    }
+
+    /// `open` was just opened at the path: it is the current file from now on (what was read of
+    /// the previous one goes out first, as the previous one's).
+    fn now_at_path(&mut self, open: &mut OpenFile) {
+        self.emit_now();
+        self.current_serial += 1;
+        open.serial = self.current_serial;
     }
 
     /// The batch now holds the lines of `open` up to its unfinished one.
@@ -987,6 +1023,7 @@ impl<S: TailSink> Reader<S> {
             file: open.identity(),
             start,
             end: start,
+            current: self.is_current(open),
         });
     }
 
