@@ -27,8 +27,8 @@ use crate::state::SavedFile;
 use crate::state::{self, CheckpointSlot, Checkpointer, StateDir};
 use crate::stats::Stats;
 use crate::tail::{
-    follow_command, follow_stdin, BatchOrigin, DiscoveryRules, FileState, LineBatch, Resume,
-    TailSink, Tailer, TailerHandle,
+    follow_command, follow_stdin, BatchOrigin, DiscoveryRules, FileState, Followed, LineBatch,
+    Resume, TailSink, Tailer, TailerHandle,
 };
 use crate::{http, shutdown};
 
@@ -198,7 +198,7 @@ fn live_rules(
                 tracing::info!(file = id, path = %path.display(), "new file followed");
                 known.insert(path.to_path_buf());
                 let (sink, resume) = sinks.make(ix, path, Some(Resume::FromStart));
-                tailer.follow(path.to_path_buf(), sink, resume);
+                tailer.follow_found(path.to_path_buf(), sink, resume);
             }
             None => {
                 if refused.is_empty() {
@@ -283,7 +283,12 @@ pub async fn run(
             commands.push(source);
         } else {
             let (sink, resume) = sinks.make(ix, &f.path, None);
-            followed.push((f.path.clone(), sink, resume));
+            followed.push(Followed {
+                path: f.path.clone(),
+                sink,
+                resume,
+                found: config.rules.iter().any(|rule| rule.matches(&f.path)),
+            });
         }
     }
     let discovery = (!config.rules.is_empty()).then(|| {

@@ -366,6 +366,7 @@ impl Cli {
                     rotate_wait: self.rotate_wait,
                     initial_tail_bytes: history_bytes as u64,
                     coalesce: self.coalesce,
+                    no_symlinks: false,
                 },
                 stat_interval: self.stat_interval.max(Duration::from_millis(10)),
                 watch_mode,

@@ -327,6 +327,7 @@ fn config(read_chunk_bytes: usize) -> FollowConfig {
         rotate_wait: Duration::from_secs(60),
         initial_tail_bytes: u64::MAX,
         coalesce: Duration::ZERO,
+        no_symlinks: false,
     }
 }
 

@@ -119,6 +119,30 @@ async fn only_configured_files_can_be_read_by_any_id() {
         .map(|f| f["id"].as_str().unwrap())
         .collect();
     assert_eq!(ids, ["app.log", "real.log"], "no planted link is listed");
+    // A found file swapped for a link (`ln -s secret t; mv -T t real.log`) is not read through
+    // it: the follower refuses the link, and says so.
+    let link = join(&dir, "swap.tmp");
+    std::os::unix::fs::symlink(join(&dir, "secret.txt"), &link).unwrap();
+    std::fs::rename(&link, join(&dir, "real.log")).unwrap();
+    let refused = wait_for(Duration::from_secs(30), || async {
+        let info = server.file_info("real.log").await;
+        info["error"].is_string().then_some(info)
+    })
+    .await
+    .expect("the swapped link is refused with a reason");
+    assert_eq!(refused["exists"], false, "{refused}");
+    let text = http_client()
+        .get(server.url("/poll?file=real.log&after=0&format=text"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        !text.contains(SECRET),
+        "the link's target was served: {text}"
+    );
 
     let mut ids = hostile_ids(dir.path());
     ids.push("secret.log".into());

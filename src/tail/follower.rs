@@ -22,7 +22,7 @@ use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
-use super::open::{kind, not_regular, open_regular};
+use super::open::{kind, not_regular, open_regular, open_regular_no_symlink};
 use super::splitter::{LineBatch, LineSplitter};
 
 /// Bytes read per `read` call by default: small enough that the batches (and frames) a stalled
@@ -219,6 +219,8 @@ pub struct FollowConfig {
     /// Lines read less than this after the previous batch was handed over wait (at most this
     /// long) for more to join them: one batch, one frame to every client, instead of many.
     pub coalesce: Duration,
+    /// Never open the path through a symlink (files found by live globs and directories).
+    pub no_symlinks: bool,
 }
 
 impl Default for FollowConfig {
@@ -230,6 +232,7 @@ impl Default for FollowConfig {
             rotate_wait: Duration::from_secs(5),
             initial_tail_bytes: 1024 * 1024,
             coalesce: Duration::ZERO,
+            no_symlinks: false,
         }
     }
 }
@@ -628,7 +631,7 @@ impl<S: TailSink> Follower<S> {
     fn open_path(&mut self, now: Instant) -> bool {
         // Identity and type from the descriptor, not the earlier stat: the path may have changed
         // between (into a FIFO, even, which this open does not wait on).
-        let (file, meta) = match open_regular(&self.path) {
+        let (file, meta) = match self.open_at_path() {
             Ok(opened) => opened,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 // Gone between the stat and the open: the next check sees what comes.
@@ -658,6 +661,14 @@ impl<S: TailSink> Follower<S> {
             self.reader.announce(FileState::Created);
         }
         true
+    }
+
+    fn open_at_path(&self) -> io::Result<(File, Metadata)> {
+        if self.config.no_symlinks {
+            open_regular_no_symlink(&self.path)
+        } else {
+            open_regular(&self.path)
+        }
     }
 
     /// Puts `next` in place of what the path named, and tells clients what became of the file
@@ -777,7 +788,7 @@ impl<S: TailSink> Follower<S> {
     /// the sink how many lines before the point are read again. What the path names now is
     /// looked at by the check that follows.
     fn resume_from(&mut self, point: ResumePoint, now: Instant) {
-        if let Ok((file, meta)) = open_regular(&self.path) {
+        if let Ok((file, meta)) = self.open_at_path() {
             if Generation::of(&meta) == point.file.generation() {
                 if meta.len() >= point.end && point.file.matches(&file, &meta) {
                     let (start, before) =

@@ -74,6 +74,19 @@ pub struct Tailer {
     _watcher: Option<notify::RecommendedWatcher>,
 }
 
+/// A file to follow from the start.
+pub struct Followed<S> {
+    /// Its absolute path.
+    pub path: PathBuf,
+    /// Where its lines go.
+    pub sink: S,
+    /// Where it picks up (`None`: at its tail).
+    pub resume: Option<Resume>,
+    /// Taken by a live glob or directory: never opened through a symlink
+    /// ([`TailerHandle::follow_found`]).
+    pub found: bool,
+}
+
 /// Starts followers on a running [`Tailer`] (cheap to clone; what discovery uses).
 #[derive(Clone)]
 pub struct TailerHandle {
@@ -109,6 +122,8 @@ struct WakeEntry {
     wake: SyncSender<()>,
     draining: Arc<AtomicBool>,
     rotated: RotatedQueue,
+    /// The follower never opens its path through a symlink (nor what is renamed away from it).
+    no_symlinks: bool,
 }
 
 /// Files renamed away from a followed name, opened by the watcher, waiting for the follower.
@@ -129,7 +144,7 @@ impl Tailer {
     /// checkpoint on) is in its sink.
     pub fn start<S: TailSink>(
         config: &TailConfig,
-        files: Vec<(PathBuf, S, Option<Resume>)>,
+        files: Vec<Followed<S>>,
         discovery: Option<DiscoveryRules>,
     ) -> Tailer {
         let handle = TailerHandle {
@@ -137,8 +152,12 @@ impl Tailer {
             threads: Arc::default(),
             wake_map: Arc::default(),
         };
-        for (path, sink, resume) in files {
-            handle.follow(path, sink, resume);
+        for file in files {
+            if file.found {
+                handle.follow_found(file.path, file.sink, file.resume);
+            } else {
+                handle.follow(file.path, file.sink, file.resume);
+            }
         }
         let (found_tx, found_rx) = sync_channel::<PathBuf>(FOUND_QUEUE);
         let rule_dirs = discovery
@@ -196,6 +215,27 @@ impl Drop for Tailer {
 impl TailerHandle {
     /// Starts following `path` (its first check runs before this returns).
     pub fn follow<S: TailSink>(&self, path: PathBuf, sink: S, resume: Option<Resume>) {
+        self.follow_with(path, sink, resume, self.config.follow.clone());
+    }
+
+    /// [`follow`](Self::follow) for a file a live glob or directory found: it is never opened
+    /// through a symlink, then or after a rotation (whoever can write the directory could
+    /// otherwise point the name at any file tailcast's user can read).
+    pub fn follow_found<S: TailSink>(&self, path: PathBuf, sink: S, resume: Option<Resume>) {
+        let follow = FollowConfig {
+            no_symlinks: true,
+            ..self.config.follow.clone()
+        };
+        self.follow_with(path, sink, resume, follow);
+    }
+
+    fn follow_with<S: TailSink>(
+        &self,
+        path: PathBuf,
+        sink: S,
+        resume: Option<Resume>,
+        follow: FollowConfig,
+    ) {
         let config = &self.config;
         let (wake_tx, wake_rx) = sync_channel::<()>(1);
         let stop = Arc::new(AtomicBool::new(false));
@@ -208,10 +248,11 @@ impl TailerHandle {
                     wake: wake_tx.clone(),
                     draining: draining.clone(),
                     rotated: rotated.clone(),
+                    no_symlinks: follow.no_symlinks,
                 });
             }
         }
-        let mut follower = Follower::new(path.clone(), config.follow.clone(), sink);
+        let mut follower = Follower::new(path.clone(), follow, sink);
         if let Some(resume) = resume {
             follower.resume_at(resume);
         }
@@ -465,7 +506,12 @@ fn pin_renamed(map: &WakeMap, from: &Path, to: &Path) {
     };
     for entry in entries.iter().filter(|entry| entry.name == name) {
         // Not a plain open: a FIFO renamed here would block the watcher thread for good.
-        let Ok((file, _)) = open_regular(to) else {
+        let opened = if entry.no_symlinks {
+            open::open_regular_no_symlink(to)
+        } else {
+            open_regular(to)
+        };
+        let Ok((file, _)) = opened else {
             continue;
         };
         if let Ok(mut queue) = entry.rotated.lock() {

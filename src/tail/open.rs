@@ -17,9 +17,20 @@ use std::path::Path;
 /// FIFO; returns the file and its metadata from the descriptor. Anything else is an error that
 /// says what the path is.
 pub fn open_regular(path: &Path) -> io::Result<(File, Metadata)> {
+    open_with(path, 0)
+}
+
+/// [`open_regular`], but a symlink at `path` itself is refused (`ELOOP`): for files that a live
+/// glob or directory found, where whoever can write the directory could otherwise point a name
+/// at any file tailcast's user can read.
+pub fn open_regular_no_symlink(path: &Path) -> io::Result<(File, Metadata)> {
+    open_with(path, libc::O_NOFOLLOW)
+}
+
+fn open_with(path: &Path, flags: libc::c_int) -> io::Result<(File, Metadata)> {
     let file = OpenOptions::new()
         .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY | flags)
         .open(path)?;
     let meta = file.metadata()?;
     if meta.is_file() {
