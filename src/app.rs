@@ -112,6 +112,8 @@ struct SinkMaker {
     /// With `--state-dir`: what the previous run saved.
     saved: Option<HashMap<PathBuf, SavedFile>>,
     slots: state::Slots,
+    /// Every id of the epoch and the path it names.
+    ids: state::Ids,
 }
 
 impl SinkMaker {
@@ -164,6 +166,18 @@ impl SinkMaker {
         }
     }
 
+    /// True when `id` named a file other than `path` earlier in the epoch.
+    fn id_names_another(&self, id: &str, path: &Path) -> bool {
+        let ids = self.ids.lock().unwrap_or_else(|e| e.into_inner());
+        ids.get(id).is_some_and(|named| named != path)
+    }
+
+    fn note_id(&self, id: &str, path: &Path) {
+        if let Ok(mut ids) = self.ids.lock() {
+            ids.insert(id.to_owned(), path.to_path_buf());
+        }
+    }
+
     fn slot(&self, path: &Path, saved: Option<&SavedFile>) -> Arc<CheckpointSlot> {
         let slot = Arc::new(CheckpointSlot::new(saved));
         if let Ok(mut slots) = self.slots.lock() {
@@ -192,11 +206,15 @@ fn live_rules(
             return;
         }
         let hub = &sinks.hub;
-        let id = files::id_for_new_file(path, |id| hub.lookup(id).is_some());
+        // Not an id that named another file earlier in the epoch: old cursors carry it.
+        let id = files::id_for_new_file(path, |id| {
+            hub.lookup(id).is_some() || sinks.id_names_another(id, path)
+        });
         match hub.add_file(id.clone(), path.to_path_buf()) {
             Some(ix) => {
                 tracing::info!(file = id, path = %path.display(), "new file followed");
                 known.insert(path.to_path_buf());
+                sinks.note_id(&id, path);
                 let (sink, resume) = sinks.make(ix, path, Some(Resume::FromStart));
                 tailer.follow_found(path.to_path_buf(), sink, resume);
             }
@@ -219,6 +237,27 @@ fn live_rules(
         dirs,
         rescan,
         found: Box::new(found),
+    }
+}
+
+/// The saved state, unless a file id of this run named another file in its epoch (the command
+/// line changed so): a cursor names its file by id, so then the numbering starts afresh.
+fn same_ids_or_fresh(saved: state::Saved, files: &[crate::files::WatchedFile]) -> state::Saved {
+    let moved = files
+        .iter()
+        .find(|f| saved.ids.get(&f.id).is_some_and(|path| *path != f.path));
+    match moved {
+        Some(f) => {
+            tracing::warn!(
+                "file id `{}` named {} before and names {} now: starting a fresh numbering \
+                 (clients are told to reset their cursors)",
+                f.id,
+                saved.ids[&f.id].display(),
+                f.path.display()
+            );
+            state::Saved::default()
+        }
+        None => saved,
     }
 }
 
@@ -245,7 +284,15 @@ pub async fn run(
         Some(dir) => Some(StateDir::open(dir).map_err(std::io::Error::other)?),
         None => None,
     };
-    let saved = state_dir.as_ref().map(StateDir::load);
+    let saved = state_dir
+        .as_ref()
+        .map(|dir| same_ids_or_fresh(dir.load(), &config.files));
+    // Every id of the epoch and its path: the saved ones, and this run's (which may add).
+    let ids = state::Ids::default();
+    if let Ok(mut ids) = ids.lock() {
+        ids.extend(saved.iter().flat_map(|s| s.ids.clone()));
+        ids.extend(config.files.iter().map(|f| (f.id.clone(), f.path.clone())));
+    }
     let epoch = saved
         .as_ref()
         .and_then(|saved| saved.epoch)
@@ -266,6 +313,7 @@ pub async fn run(
             .is_some()
             .then(|| saved.as_ref().map(|s| s.files.clone()).unwrap_or_default()),
         slots: slots.clone(),
+        ids: ids.clone(),
     };
     let mut followed = Vec::new();
     // Dropped on an early return: a command started here is stopped again.
@@ -314,6 +362,7 @@ pub async fn run(
                 epoch,
                 slots,
                 carried,
+                ids,
                 config.checkpoint_interval,
             )?)
         }

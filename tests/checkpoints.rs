@@ -600,3 +600,33 @@ async fn a_restart_after_lines_of_a_rotated_file_repeats_none_of_the_new_file() 
     let info = durable.server().file_info("app.log").await;
     assert_eq!(info["last_seq"], 20, "nothing read twice: {info}");
 }
+
+#[tokio::test]
+async fn an_id_that_names_another_file_after_a_restart_starts_a_fresh_numbering() {
+    let dir = temp_dir();
+    let state = join(&dir, "state").to_string_lossy().into_owned();
+    for sub in ["nginx", "apache"] {
+        std::fs::create_dir(join(&dir, sub)).unwrap();
+        append_numbered(&join(&dir, &format!("{sub}/access.log")), sub, 0..5);
+    }
+    let start = |sub: &str| {
+        let log = join(&dir, &format!("{sub}/access.log"))
+            .to_string_lossy()
+            .into_owned();
+        TestServer::new()
+            .args(&["--state-dir", &state, &log])
+            .start()
+    };
+    let mut first = start("nginx");
+    first.wait_last_seq("access.log", 5, LONG).await;
+    let epoch = first.get_json("/poll?file=access.log&backlog=0").await["epoch"].clone();
+    first.terminate(LONG);
+    // The same id, `access.log`, now names another file: old cursors must not resume in it.
+    let mut second = start("apache");
+    second.wait_log("starting a fresh numbering", 1, LONG);
+    let answer = second
+        .get_json(&format!("/poll?file=access.log&after={epoch}-3&timeout=0"))
+        .await;
+    assert_ne!(answer["epoch"], epoch, "{answer}");
+    assert_eq!(answer["reset"], true, "{answer}");
+}

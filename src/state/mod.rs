@@ -19,7 +19,7 @@
 //! the generation at the path is checkpointed), and lines of a generation deleted or compressed
 //! while tailcast was down.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::os::fd::AsRawFd;
@@ -235,7 +235,14 @@ struct StateFile {
     host: String,
     epoch: u64,
     files: Vec<FileRecord>,
+    /// Which path each file id named in this epoch: a cursor names a file by its id, so an id
+    /// may never name another file within one epoch.
+    #[serde(default)]
+    ids: BTreeMap<String, PathBuf>,
 }
+
+/// Every file id of the epoch and the path it names (see [`StateFile`]'s `ids`).
+pub type Ids = Arc<Mutex<BTreeMap<String, PathBuf>>>;
 
 /// One file's checkpoint in the state file; `position` is absent for a file that had no file
 /// to read yet (its numbering starts with the first line of whatever appears at the path), and
@@ -359,12 +366,14 @@ impl SavedFile {
 }
 
 /// What the state directory held at start.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct Saved {
     /// The numbering's epoch, kept from the previous run; `None` to start a fresh one.
     pub epoch: Option<u64>,
     /// By absolute path (a stream by its shown path: `-`, `!COMMAND`).
     pub files: HashMap<PathBuf, SavedFile>,
+    /// The path each file id named in the epoch.
+    pub ids: BTreeMap<String, PathBuf>,
 }
 
 /// An open, locked state directory.
@@ -412,10 +421,7 @@ impl StateDir {
     /// warned about once, kept aside, and the run starts afresh.
     pub fn load(&self) -> Saved {
         let path = self.dir.join(STATE_FILE);
-        let fresh = Saved {
-            epoch: None,
-            files: HashMap::new(),
-        };
+        let fresh = Saved::default();
         let text = match read_bounded(&path) {
             Ok(text) => text,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return fresh,
@@ -448,13 +454,19 @@ impl StateDir {
 
     /// Writes the state atomically: a temporary file, fsync, rename over the old one, fsync of
     /// the directory (so the rename itself survives a power cut).
-    fn save(&self, epoch: u64, files: Vec<FileRecord>) -> io::Result<()> {
+    fn save(
+        &self,
+        epoch: u64,
+        files: Vec<FileRecord>,
+        ids: BTreeMap<String, PathBuf>,
+    ) -> io::Result<()> {
         let state = StateFile {
             format: FORMAT_NAME.to_owned(),
             version: STATE_VERSION,
             host: host_name(),
             epoch,
             files,
+            ids,
         };
         let bytes = serde_json::to_vec(&state).map_err(io::Error::other)?;
         let tmp = self.dir.join(format!("{STATE_FILE}.tmp"));
@@ -512,6 +524,7 @@ fn parse_state(text: &str) -> Result<Saved, String> {
     Ok(Saved {
         epoch: Some(state.epoch),
         files,
+        ids: state.ids,
     })
 }
 
@@ -530,6 +543,7 @@ impl Checkpointer {
         epoch: u64,
         slots: Slots,
         carried: HashMap<PathBuf, SavedFile>,
+        ids: Ids,
         interval: Duration,
     ) -> io::Result<Checkpointer> {
         let mut carried: Vec<FileRecord> = carried
@@ -542,6 +556,7 @@ impl Checkpointer {
             epoch,
             slots,
             carried,
+            ids,
         };
         writer.write()?;
         let stop = Arc::new((Mutex::new(false), Condvar::new()));
@@ -581,6 +596,7 @@ struct Writer {
     epoch: u64,
     slots: Slots,
     carried: Vec<FileRecord>,
+    ids: Ids,
 }
 
 impl Writer {
@@ -637,7 +653,8 @@ impl Writer {
                 .iter()
                 .map(|(path, slot)| FileRecord::of(path, &slot.saved())),
         );
-        self.dir.save(self.epoch, files)
+        let ids = self.ids.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        self.dir.save(self.epoch, files, ids)
     }
 }
 
@@ -740,6 +757,7 @@ mod tests {
             42,
             Arc::new(Mutex::new(vec![(path.clone(), slot.clone())])),
             HashMap::new(),
+            Ids::default(),
             Duration::from_secs(60),
         )
         .unwrap();
