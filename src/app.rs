@@ -41,6 +41,9 @@ struct HubSink {
     checkpoint: Option<Arc<CheckpointSlot>>,
     /// The seqs of the batch appended last (its origin comes right after).
     appended: Option<(u64, u64)>,
+    /// A stream (standard input, a command): no origin follows its batches, so its checkpoint
+    /// (its numbering alone) moves with each append.
+    stream: bool,
 }
 
 impl TailSink for HubSink {
@@ -52,8 +55,7 @@ impl TailSink for HubSink {
         let lines = batch.len() as u64;
         let first = self.hub.append(self.file, batch);
         self.appended = Some((first, first + lines - 1));
-        if let Some(slot) = &self.checkpoint {
-            // A file's checkpoint moves on with the batch's origin; a stream has only this.
+        if let Some(slot) = self.checkpoint.as_ref().filter(|_| self.stream) {
             slot.numbered(first + lines - 1);
         }
     }
@@ -142,6 +144,7 @@ impl SinkMaker {
             stats: self.stats.clone(),
             checkpoint,
             appended: None,
+            stream: false,
         };
         (sink, resume)
     }
@@ -163,6 +166,7 @@ impl SinkMaker {
             stats: self.stats.clone(),
             checkpoint,
             appended: None,
+            stream: true,
         }
     }
 

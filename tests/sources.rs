@@ -60,7 +60,7 @@ async fn a_glob_follows_files_that_appear_later_from_their_first_line() {
     assert_lines_eq(&follower.lines, &numbered("b", 0..50));
     later.append_line("live");
     assert!(follower.until_line("live", LONG).await);
-    // A rescan later, still only the two.
+    // Only the two: the other names appeared before b.log, so discovery saw them first.
     assert_eq!(
         ids(&server.get_json("/api/files").await),
         ["a.log", "b.log"]

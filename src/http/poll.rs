@@ -226,15 +226,8 @@ async fn poll_many(
     let epoch = state.hub.epoch();
     let wake = Arc::new(Notify::new());
     let mut parts = Vec::with_capacity(params.files.len());
-    for file in &params.files {
-        let ix = state
-            .hub
-            .lookup(file)
-            .ok_or_else(|| ApiError::UnknownFile(file.clone()))?;
-        let cursor = match &params.after_many {
-            Some(after) => after.of(file, &params.files)?,
-            None => None,
-        };
+    let files = query::files_with_cursors(&state.hub, &params.files, params.after_many.as_ref())?;
+    for (ix, _, cursor) in files {
         let backlog = params.backlog.unwrap_or(state.config.default_backlog);
         let (start, reset) = match cursor.map(|c| c.resolve(epoch)) {
             None => (Start::Backlog(backlog.min(max)), None),

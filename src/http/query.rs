@@ -104,6 +104,30 @@ pub fn parse(
     Ok(params)
 }
 
+/// A file a request names: its index, its id, and the cursor the request gives it.
+pub type RequestedFile<'a> = (crate::hub::FileIx, &'a str, Option<Cursor>);
+
+/// Each of a request's `files` (ids), looked up, with its cursor from `after`, in request order.
+pub fn files_with_cursors<'a>(
+    hub: &crate::hub::Hub,
+    files: &'a [String],
+    after: Option<&After>,
+) -> Result<Vec<RequestedFile<'a>>, ApiError> {
+    files
+        .iter()
+        .map(|file| {
+            let ix = hub
+                .lookup(file)
+                .ok_or_else(|| ApiError::UnknownFile(file.clone()))?;
+            let cursor = match after {
+                Some(after) => after.of(file, files)?,
+                None => None,
+            };
+            Ok((ix, file.as_str(), cursor))
+        })
+        .collect()
+}
+
 /// A resume cursor as a request gives it: one file's, or several files' at once.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum After {

@@ -465,18 +465,7 @@ async fn open_stream<F: Format>(
     let params = parse(&req, state.config.max_grep_bytes)?;
     let multi = params.files.len() > 1;
     let format = format(params.raw, multi);
-    let mut files = Vec::with_capacity(params.files.len());
-    for file in &params.files {
-        let ix = state
-            .hub
-            .lookup(file)
-            .ok_or_else(|| ApiError::UnknownFile(file.clone()))?;
-        let cursor = match &params.after {
-            Some(after) => after.of(file, &params.files)?,
-            None => None,
-        };
-        files.push((ix, file, cursor));
-    }
+    let files = query::files_with_cursors(&state.hub, &params.files, params.after.as_ref())?;
     let slot = state.take_slot(Gauge::StreamClients)?;
     let max = state.config.max_backlog;
     let epoch = state.hub.epoch();
@@ -496,7 +485,7 @@ async fn open_stream<F: Format>(
             resets.push((sources.len(), reset));
         }
         sources.push(Source {
-            id: file.clone(),
+            id: file.to_owned(),
             scanned: cursor.next_seq().saturating_sub(1),
             cursor,
         });

@@ -100,7 +100,7 @@ impl Checkpoint {
     ) -> Checkpoint {
         let run_start = match previous {
             Some(p)
-                if same_generation(&p.file, &origin.file)
+                if p.file.same_file(&origin.file)
                     && p.end == origin.start
                     && p.last_seq + 1 == first_seq =>
             {
@@ -115,10 +115,6 @@ impl Checkpoint {
             last_seq,
         }
     }
-}
-
-fn same_generation(a: &FileIdentity, b: &FileIdentity) -> bool {
-    (a.dev, a.ino, a.born) == (b.dev, b.ino, b.born)
 }
 
 /// One file's latest checkpoint, shared by its sink (which updates it) and the checkpointer.
@@ -173,7 +169,7 @@ impl CheckpointSlot {
         let mut state = self.lock();
         let elsewhere = !state
             .checkpoint
-            .is_some_and(|c| same_generation(&c.file, &origin.file));
+            .is_some_and(|c| c.file.same_file(&origin.file));
         // A new file at the path (after a rotation) is where reading goes on from now.
         if origin.current && elsewhere {
             state.checkpoint = Some(Checkpoint {
@@ -557,6 +553,7 @@ impl Checkpointer {
             slots,
             carried,
             ids,
+            unwritten: false,
         };
         writer.write()?;
         let stop = Arc::new((Mutex::new(false), Condvar::new()));
@@ -597,10 +594,12 @@ struct Writer {
     slots: Slots,
     carried: Vec<FileRecord>,
     ids: Ids,
+    /// The last write failed: the next tick writes whatever changed.
+    unwritten: bool,
 }
 
 impl Writer {
-    fn run(self, stop: &(Mutex<bool>, Condvar), interval: Duration) {
+    fn run(mut self, stop: &(Mutex<bool>, Condvar), interval: Duration) {
         let (stopped, wake) = stop;
         let mut guard = stopped.lock().unwrap_or_else(|e| e.into_inner());
         loop {
@@ -629,13 +628,17 @@ impl Writer {
         self.slots.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    fn write_if_changed(&self) -> io::Result<()> {
-        let mut changed = false;
+    /// Writes when a slot changed since the last write, or the last write failed.
+    fn write_if_changed(&mut self) -> io::Result<()> {
+        let mut changed = std::mem::take(&mut self.unwritten);
         for (_, slot) in &self.slots() {
             changed |= slot.take_changed();
         }
         if changed {
+            // Until it succeeds, every tick tries again.
+            self.unwritten = true;
             self.write()?;
+            self.unwritten = false;
         }
         Ok(())
     }

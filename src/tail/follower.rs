@@ -145,6 +145,11 @@ impl FileIdentity {
         &self.head[..self.head_len as usize]
     }
 
+    /// True when both name the same file generation (whatever their first bytes read so far).
+    pub fn same_file(&self, other: &FileIdentity) -> bool {
+        self.generation() == other.generation()
+    }
+
     fn generation(&self) -> Generation {
         Generation {
             dev: self.dev,
@@ -991,9 +996,9 @@ impl<S: TailSink> Reader<S> {
         let start = open.line_start();
         let identity = open.identity();
         let current = self.is_current(open);
-        let continues = self.origin.is_some_and(|o| {
-            o.file.generation() == identity.generation() && o.end == start && o.current == current
-        });
+        let continues = self
+            .origin
+            .is_some_and(|o| o.file.same_file(&identity) && o.end == start && o.current == current);
         if !continues {
             self.emit_now();
             self.origin = Some(BatchOrigin {
@@ -1040,10 +1045,7 @@ impl<S: TailSink> Reader<S> {
 
     /// True when the batch holds lines of `file`.
     fn holds_lines_of(&self, file: &FileIdentity) -> bool {
-        !self.batch.is_empty()
-            && self
-                .origin
-                .is_some_and(|o| o.file.generation() == file.generation())
+        !self.batch.is_empty() && self.origin.is_some_and(|o| o.file.same_file(file))
     }
 
     /// Takes the batch and its origin out (to let other lines go first).

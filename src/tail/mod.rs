@@ -306,7 +306,12 @@ struct Discovery {
 const DISCOVERY_TICK: Duration = Duration::from_millis(200);
 
 impl Discovery {
-    fn start(tailer: TailerHandle, mut rules: DiscoveryRules, found: Receiver<PathBuf>) -> Self {
+    fn start(tailer: TailerHandle, rules: DiscoveryRules, appeared: Receiver<PathBuf>) -> Self {
+        let DiscoveryRules {
+            dirs,
+            rescan,
+            mut found,
+        } = rules;
         let stop = Arc::new(AtomicBool::new(false));
         let thread_stop = stop.clone();
         let handle = std::thread::Builder::new()
@@ -315,10 +320,10 @@ impl Discovery {
                 let mut next_scan = Instant::now();
                 while !thread_stop.load(Ordering::SeqCst) {
                     let wait = next_scan.saturating_duration_since(Instant::now());
-                    match found.recv_timeout(wait.min(DISCOVERY_TICK)) {
+                    match appeared.recv_timeout(wait.min(DISCOVERY_TICK)) {
                         Ok(path) => {
                             if is_plain_file(&path) {
-                                (rules.found)(&tailer, &path);
+                                found(&tailer, &path);
                             }
                         }
                         Err(RecvTimeoutError::Timeout) => {}
@@ -328,15 +333,15 @@ impl Discovery {
                         }
                     }
                     if Instant::now() >= next_scan {
-                        for dir in rules.dirs.clone() {
-                            for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
-                                let path = entry.path();
-                                if is_plain_file(&path) {
-                                    (rules.found)(&tailer, &path);
+                        for dir in &dirs {
+                            for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+                                // The entry's own type (no symlink followed, no stat per file).
+                                if entry.file_type().is_ok_and(|t| t.is_file()) {
+                                    found(&tailer, &entry.path());
                                 }
                             }
                         }
-                        next_scan = Instant::now() + rules.rescan;
+                        next_scan = Instant::now() + rescan;
                     }
                 }
             });
