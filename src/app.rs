@@ -12,11 +12,12 @@ use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actix_web::{web, App, HttpServer};
 
+use crate::archive::{Archive, Positions, RunLog};
 use crate::cli::Config;
 use crate::descriptors;
 use crate::files::{self, LiveRule};
@@ -44,6 +45,8 @@ struct HubSink {
     /// A stream (standard input, a command): no origin follows its batches, so its checkpoint
     /// (its numbering alone) moves with each append.
     stream: bool,
+    /// Where the file's numbered lines are on disk (for pages that start at a seq).
+    runs: Option<Arc<Mutex<RunLog>>>,
 }
 
 impl TailSink for HubSink {
@@ -61,7 +64,15 @@ impl TailSink for HubSink {
     }
 
     fn origin(&mut self, origin: &BatchOrigin) {
-        let Some(slot) = &self.checkpoint else { return };
+        if let (Some(runs), Some((first, last))) = (&self.runs, self.appended) {
+            runs.lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .record(origin, first, last);
+        }
+        let Some(slot) = &self.checkpoint else {
+            self.appended = None;
+            return;
+        };
         match self.appended.take() {
             Some((first, last)) => slot.advance(origin, first, last),
             None => slot.start_at(origin, self.hub.last_seq(self.file)),
@@ -110,6 +121,8 @@ impl TailSink for HubSink {
 /// Makes the sink of each followed file, with its checkpoint slot when there is a state dir.
 struct SinkMaker {
     hub: Hub,
+    /// Every file's runs of numbered lines on disk.
+    positions: Positions,
     stats: Arc<Stats>,
     /// With `--state-dir`: what the previous run saved.
     saved: Option<HashMap<PathBuf, SavedFile>>,
@@ -145,6 +158,7 @@ impl SinkMaker {
             checkpoint,
             appended: None,
             stream: false,
+            runs: Some(self.positions.log(ix)),
         };
         (sink, resume)
     }
@@ -167,6 +181,7 @@ impl SinkMaker {
             checkpoint,
             appended: None,
             stream: true,
+            runs: None,
         }
     }
 
@@ -310,8 +325,10 @@ pub async fn run(
     let stats = Arc::new(Stats::default());
 
     let slots = state::Slots::default();
+    let positions = Positions::default();
     let sinks = SinkMaker {
         hub: hub.clone(),
+        positions: positions.clone(),
         stats: stats.clone(),
         saved: state_dir
             .is_some()
@@ -387,11 +404,12 @@ pub async fn run(
         keepalive: server_config.heartbeat,
     });
     let state = http::AppState {
-        hub,
+        hub: hub.clone(),
         config: Arc::new(server_config),
         stats,
         shutdown: shutdown.clone(),
         conns: conns.clone(),
+        archive: Archive::new(hub, positions, config.archive),
     };
     let sweeper = tokio::spawn(conns.clone().run_sweeper(shutdown));
     let tls = config.tls.clone();

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use clap::Parser;
 
+use crate::archive::ArchiveLimits;
 use crate::error::ConfigError;
 use crate::files::{add_commands, resolve_sources, LiveRule, WatchedFile};
 use crate::http::ServerConfig;
@@ -181,6 +182,24 @@ pub struct Cli {
     #[arg(long, env = "TAILCAST_MAX_GREP_BYTES", default_value = "1024", value_parser = parse_size)]
     pub max_grep_bytes: u64,
 
+    /// Most hits one `/api/search` may return (its `max=` is at most this; the default is 1000
+    /// or this, whichever is less).
+    #[arg(long, env = "TAILCAST_SEARCH_MAX_HITS", default_value_t = 10_000)]
+    pub search_max_hits: usize,
+
+    /// Most searches of files on disk running at once; more are refused with 503.
+    #[arg(long, env = "TAILCAST_MAX_SEARCHES", default_value_t = 4)]
+    pub max_searches: usize,
+
+    /// Longest a search (or a page read) of files on disk may take; a search that reaches it
+    /// ends with what it found and says it stopped.
+    #[arg(long, env = "TAILCAST_SEARCH_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub search_timeout: Duration,
+
+    /// Most lines in one `/api/page` answer.
+    #[arg(long, env = "TAILCAST_PAGE_MAX_LINES", default_value_t = 1000)]
+    pub page_max_lines: usize,
+
     /// Most streaming clients (WebSocket, SSE and /follow together) at once; more are refused
     /// with 503.
     #[arg(long, env = "TAILCAST_MAX_CONNECTIONS", default_value_t = 10_000)]
@@ -290,6 +309,8 @@ pub struct Config {
     pub state_dir: Option<PathBuf>,
     /// How often they are written.
     pub checkpoint_interval: Duration,
+    /// Bounds of reads of the files' past on disk.
+    pub archive: ArchiveLimits,
 }
 
 impl Cli {
@@ -408,6 +429,16 @@ impl Cli {
             rules: sources.rules,
             state_dir: self.state_dir.filter(|d| !d.as_os_str().is_empty()),
             checkpoint_interval: self.checkpoint_interval.max(Duration::from_millis(10)),
+            archive: ArchiveLimits {
+                page_max_lines: self.page_max_lines.max(1),
+                page_max_bytes: client_buffer.max(max_line_bytes),
+                max_line: max_line_bytes,
+                search_max_hits: self.search_max_hits.max(1),
+                max_searches: self.max_searches,
+                search_timeout: self.search_timeout.max(Duration::from_millis(10)),
+                regex_size: 1 << 20,
+                max_context: 10,
+            },
         })
     }
 }

@@ -10,6 +10,8 @@
 //!   client reads by cursor, batches serialized once, and pacing of the tailer during bursts. The one piece of shared state; a cheap-clone handle.
 //! - [`http`]: actix-web routes: WebSocket sessions (actix-ws), long-poll, the embedded dashboard,
 //!   token and Origin checks, the JSON API.
+//! - [`archive`]: a file's past on disk: its rotated generations, pages of lines before or after
+//!   a position, and search with ripgrep's crates. Knows files, not HTTP.
 //! - [`protocol`]: every wire message, in one place.
 //! - [`state`]: checkpoints for `--state-dir`, so numbering and read positions survive restarts
 //!   and crashes.
@@ -19,6 +21,7 @@
 //!   wires it all; [`demo`]: the sample logs that grow when no path is given.
 
 pub mod app;
+pub mod archive;
 pub mod cli;
 pub mod demo;
 pub mod descriptors;

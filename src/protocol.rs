@@ -270,3 +270,97 @@ mod tests {
         );
     }
 }
+
+/// One generation of a file on disk, as `GET /api/generations` lists it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct GenerationInfo {
+    /// Its key: what `gen=` takes; it stays when `app.log` becomes `app.log.1` and then
+    /// `app.log.2.gz`.
+    pub gen: String,
+    /// Its file name today.
+    pub name: String,
+    /// The file at the configured path (the newest generation).
+    pub current: bool,
+    /// Read through gzip (offsets are in the decompressed text).
+    pub compressed: bool,
+    /// Bytes on disk.
+    pub size: u64,
+    /// Last modification, Unix milliseconds.
+    pub modified_ms: u64,
+}
+
+/// One line read back from disk (`GET /api/page`), or found by a search.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct DiskLine<'a> {
+    /// The file id (search results only; a page is of one file).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<&'a str>,
+    /// The generation's key.
+    pub gen: &'a str,
+    /// Byte offset of the line in the generation.
+    pub offset: u64,
+    /// Its line number in the generation (1 = first), where known.
+    pub line: Option<u64>,
+    /// Its seq, where the server still knows which one it is (pages only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u64>,
+    /// The text.
+    pub text: &'a str,
+    /// The line was longer than the server's cap and is cut.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub truncated: bool,
+}
+
+/// The answer of `GET /api/page`.
+#[derive(Debug, Clone, Serialize)]
+pub struct PageAnswer<'a> {
+    /// The file id.
+    pub file: &'a str,
+    /// The server's numbering, for the `seq`s.
+    pub epoch: u64,
+    /// The lines, oldest first.
+    pub lines: Vec<DiskLine<'a>>,
+    /// `before=` value of the page above (`GEN:OFFSET`), or null at the oldest line on disk.
+    pub before: Option<String>,
+    /// `after=` value of the page below: at the end of the file, where its next lines will be.
+    pub after: Option<String>,
+}
+
+/// One record of a `GET /api/search` answer (newline-delimited JSON, one per line).
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum SearchRecord<'a> {
+    /// The search of a generation begins.
+    Generation {
+        /// The file id.
+        file: &'a str,
+        /// The generation's key.
+        gen: &'a str,
+        /// Its file name.
+        name: &'a str,
+    },
+    /// A matching line.
+    Match(DiskLine<'a>),
+    /// A line around a match (`context=N`).
+    Context(DiskLine<'a>),
+    /// A generation could not be read to its end.
+    Error {
+        /// The file id.
+        file: &'a str,
+        /// The generation's key.
+        gen: &'a str,
+        /// What went wrong.
+        message: String,
+    },
+    /// The last record.
+    End {
+        /// Matching lines sent.
+        hits: usize,
+        /// Bytes searched.
+        scanned_bytes: u64,
+        /// How long it took.
+        elapsed_ms: u64,
+        /// Why it ended early: `max_hits`, `time_limit`; null when it searched everything.
+        stopped: Option<&'static str>,
+    },
+}

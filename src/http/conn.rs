@@ -435,6 +435,19 @@ impl Conn {
         });
     }
 
+    /// True when the client has gone: the connection was reset or ended, or the peer closed
+    /// its side (a read would see the end; what it sent is not read). For work that writes
+    /// nothing for a while, a search say, and must stop when nobody waits for it.
+    pub fn peer_closed(&self) -> bool {
+        if self.inner.closed.load(Relaxed) || self.inner.killed.load(Relaxed) {
+            return true;
+        }
+        self.inner
+            .socket
+            .as_ref()
+            .is_some_and(SocketId::peer_closed)
+    }
+
     /// True once [`Conn::kill`] was called.
     pub fn is_killed(&self) -> bool {
         self.inner.killed.load(Relaxed)
@@ -528,6 +541,38 @@ impl SocketId {
         match self.cookie {
             Some(cookie) => socket_cookie(self.fd) == Some(cookie),
             None => same(sock.local_addr(), self.local) && same(sock.peer_addr(), self.peer),
+        }
+    }
+
+    /// True when the descriptor is still ours and the peer has closed its sending side or reset
+    /// the connection (a peeked read sees the end, or fails with a connection error).
+    fn peer_closed(&self) -> bool {
+        // SAFETY: as in `reset`.
+        let fd = unsafe { BorrowedFd::borrow_raw(self.fd) };
+        let sock = socket2::SockRef::from(&fd);
+        if !self.is_ours(&sock) {
+            return true;
+        }
+        let mut byte = [0u8; 1];
+        // SAFETY: recv writes at most one byte into `byte`; MSG_PEEK leaves it in the socket.
+        let got = unsafe {
+            libc::recv(
+                self.fd,
+                byte.as_mut_ptr().cast(),
+                1,
+                libc::MSG_PEEK | libc::MSG_DONTWAIT,
+            )
+        };
+        match got {
+            0 => true,
+            n if n > 0 => false,
+            _ => {
+                let error = std::io::Error::last_os_error();
+                !matches!(
+                    error.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted
+                )
+            }
         }
     }
 

@@ -4,6 +4,7 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 
+use crate::archive::ArchiveError;
 use crate::protocol::ErrorBody;
 
 /// A refused HTTP request.
@@ -43,6 +44,9 @@ pub enum ApiError {
     /// A limit is reached.
     #[error("{0}")]
     Busy(String),
+    /// A read of a file's past on disk failed.
+    #[error(transparent)]
+    Past(#[from] crate::archive::ArchiveError),
     /// The endpoint is switched off.
     #[error("{0}")]
     Disabled(&'static str),
@@ -59,6 +63,13 @@ impl ApiError {
             ApiError::UnknownParam { .. } => "unknown_parameter",
             ApiError::Busy(_) => "busy",
             ApiError::Disabled(_) => "disabled",
+            ApiError::Past(e) => match e {
+                ArchiveError::NotAFile(_) => "not_a_file",
+                ArchiveError::UnknownGeneration { .. } => "unknown_generation",
+                ArchiveError::UnknownSeq { .. } => "unknown_seq",
+                ArchiveError::Read { .. } => "read_failed",
+                ArchiveError::TooSlow { .. } => "too_slow",
+            },
         }
     }
 }
@@ -72,6 +83,14 @@ impl ResponseError for ApiError {
             ApiError::BadParam { .. } | ApiError::UnknownParam { .. } => StatusCode::BAD_REQUEST,
             ApiError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Disabled(_) => StatusCode::NOT_FOUND,
+            ApiError::Past(e) => match e {
+                ArchiveError::NotAFile(_) => StatusCode::BAD_REQUEST,
+                ArchiveError::UnknownGeneration { .. } | ArchiveError::UnknownSeq { .. } => {
+                    StatusCode::NOT_FOUND
+                }
+                ArchiveError::Read { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+                ArchiveError::TooSlow { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            },
         }
     }
 

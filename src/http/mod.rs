@@ -4,11 +4,13 @@
 //! files only through the hub, by id. Routes:
 //! `GET /` and assets (dashboard), `GET /ws` (WebSocket), `GET /poll` (long-poll),
 //! `GET /sse` (Server-Sent Events), `GET /follow` (plain text stream),
-//! `GET /api/files`, `GET /api/stats`, `GET /healthz`, `GET /metrics`. All of them live under
+//! `GET /api/files`, `GET /api/stats`, `GET /api/generations`, `GET /api/page` and
+//! `GET /api/search` (a file's past on disk), `GET /healthz`, `GET /metrics`. All of them live under
 //! `--base-path` when one is given.
 
 mod access;
 mod api;
+mod archive;
 mod assets;
 mod config;
 pub mod conn;
@@ -51,6 +53,8 @@ pub struct AppState {
     pub shutdown: Shutdown,
     /// Every connection's output budget.
     pub conns: conn::Connections,
+    /// The files' past on disk.
+    pub archive: crate::archive::Archive,
 }
 
 impl AppState {
@@ -138,6 +142,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/follow", web::get().to(stream::follow))
         .route("/api/files", get_or_head().to(api::files))
         .route("/api/stats", get_or_head().to(api::stats))
+        .route("/api/generations", get_or_head().to(archive::generations))
+        .route("/api/page", get_or_head().to(archive::page))
+        .route("/api/search", web::get().to(archive::search))
         .route("/healthz", get_or_head().to(api::healthz))
         .route("/metrics", get_or_head().to(metrics::metrics))
         .route("/{path:.*}", get_or_head().to(assets::serve));

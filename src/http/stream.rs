@@ -538,8 +538,8 @@ async fn open_stream<F: Format>(
         .streaming(ReceiverStream::new(rx)))
 }
 
-type Tx = mpsc::Sender<Result<Bytes, std::convert::Infallible>>;
-type Permit<'a> = mpsc::Permit<'a, Result<Bytes, std::convert::Infallible>>;
+pub(super) type Tx = mpsc::Sender<Result<Bytes, std::convert::Infallible>>;
+pub(super) type Permit<'a> = mpsc::Permit<'a, Result<Bytes, std::convert::Infallible>>;
 
 /// Why a stream ends when its client does not keep up.
 const TOO_SLOW: &str = "client too slow";
@@ -547,10 +547,10 @@ const TOO_SLOW: &str = "client too slow";
 const SERVER_BUSY: &str = "server busy";
 
 /// Where one client's chunks go: the response body, within the connection's output budget.
-struct Out {
-    state: AppState,
-    tx: Tx,
-    conn: Conn,
+pub(super) struct Out {
+    pub(super) state: AppState,
+    pub(super) tx: Tx,
+    pub(super) conn: Conn,
 }
 
 impl Out {
@@ -558,7 +558,7 @@ impl Out {
     /// `Conn::make_room`) and the body can take one more chunk, noticing a client that goes
     /// meanwhile. Everything is sent through such a slot, so nothing is read from the hub for a
     /// client that cannot take it.
-    async fn room(&self, bytes: usize) -> Result<Permit<'_>, &'static str> {
+    pub(super) async fn room(&self, bytes: usize) -> Result<Permit<'_>, &'static str> {
         let made = tokio::select! {
             made = self.conn.make_room(bytes) => made,
             _ = self.tx.closed() => return Err("client gone"),
@@ -583,7 +583,7 @@ impl Out {
 
     /// Sends a chunk through a slot taken with [`Out::room`] (an empty chunk just gives the slot
     /// back).
-    fn put(&self, slot: Permit<'_>, chunk: Vec<u8>) {
+    pub(super) fn put(&self, slot: Permit<'_>, chunk: Vec<u8>) {
         if chunk.is_empty() {
             return;
         }

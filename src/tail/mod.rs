@@ -41,7 +41,7 @@ pub use follower::{
     TailSink, DEFAULT_READ_CHUNK_BYTES,
 };
 pub use open::open_regular;
-pub use splitter::{LineBatch, LineSplitter};
+pub use splitter::{line_text, LineBatch, LineSplitter};
 pub use stdin::follow_stdin;
 
 /// How file-system events are used.

@@ -225,6 +225,17 @@ fn memchr_newline(bytes: &[u8]) -> Option<usize> {
     bytes.iter().position(|&b| b == b'\n')
 }
 
+/// A line read back from disk as the tail shows it: without its `\n` and `\r`, at most `max`
+/// bytes (no UTF-8 sequence cut), invalid UTF-8 as U+FFFD; true when it was cut.
+pub fn line_text(raw: &[u8], max: usize) -> (String, bool) {
+    let line = strip_cr(raw.strip_suffix(b"\n").unwrap_or(raw));
+    let capped = cap_utf8(line, max);
+    (
+        String::from_utf8_lossy(capped).into_owned(),
+        capped.len() < line.len(),
+    )
+}
+
 fn strip_cr(line: &[u8]) -> &[u8] {
     line.strip_suffix(b"\r").unwrap_or(line)
 }

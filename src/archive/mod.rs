@@ -1,0 +1,461 @@
+//! The files' past, read back from disk: every line of a followed file and of its rotated
+//! generations, by position (pages of lines before or after a place) and by search (ripgrep's
+//! own crates). Knows files and bytes; knows nothing of HTTP (the routes in `http/archive.rs`
+//! call it from blocking threads) and reads the hub only to name lines it still numbers.
+//!
+//! - [`generation`]: the file at the path and its rotated siblings, each named by a key that
+//!   survives renames and compression; the only place a generation is opened.
+//! - [`page`]: lines before or after a byte offset in one generation, backwards in chunks.
+//! - [`search`]: a search over generations, newest first, hits handed out as they are found.
+//! - [`positions`]: where the hub's numbered lines are on disk (runs of consecutive seqs per
+//!   generation), so a page can start at a seq and name the seqs of the lines it returns.
+
+pub mod generation;
+pub mod page;
+pub mod positions;
+pub mod search;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub use generation::Generation;
+pub use page::{PageBounds, RawLine};
+pub use positions::{Positions, RunLog};
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::hub::{FileIx, Hub};
+
+/// Why a read of the past failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ArchiveError {
+    /// The file is a stream (standard input, a command): it has no past on disk.
+    #[error("`{0}` is a stream (standard input or a command), not a file: its past is only what the history holds")]
+    NotAFile(String),
+    /// No generation has this key.
+    #[error("file `{file}` has no generation `{key}` (any more); GET api/generations?file={file} lists them")]
+    UnknownGeneration {
+        /// The file id.
+        file: String,
+        /// The key asked for.
+        key: String,
+    },
+    /// A seq the server can no longer place in a file.
+    #[error("line {seq} of `{file}` can no longer be placed on disk; page by position instead (gen=... and before=...)")]
+    UnknownSeq {
+        /// The file id.
+        file: String,
+        /// The seq asked for.
+        seq: u64,
+    },
+    /// Reading a generation failed.
+    #[error("cannot read {name}: {reason}")]
+    Read {
+        /// The generation's file name.
+        name: String,
+        /// The OS error.
+        reason: String,
+    },
+    /// The read took longer than the time limit.
+    #[error(
+        "reading {name} took longer than the time limit (--search-timeout); ask for a smaller page"
+    )]
+    TooSlow {
+        /// The generation's file name.
+        name: String,
+    },
+}
+
+/// The bounds of reads from disk.
+#[derive(Debug, Clone, Copy)]
+pub struct ArchiveLimits {
+    /// Most lines in one page.
+    pub page_max_lines: usize,
+    /// Most bytes of line text in one page.
+    pub page_max_bytes: usize,
+    /// Longest line shown (as the tail cuts it).
+    pub max_line: usize,
+    /// Most hits one search returns.
+    pub search_max_hits: usize,
+    /// Searches running at once.
+    pub max_searches: usize,
+    /// Longest a search or a page read may take.
+    pub search_timeout: Duration,
+    /// Compiled size limit of a search pattern.
+    pub regex_size: usize,
+    /// Most context lines around a hit.
+    pub max_context: usize,
+}
+
+/// Reads the past of the hub's files: the handle the HTTP routes hold.
+#[derive(Clone)]
+pub struct Archive {
+    hub: Hub,
+    positions: Positions,
+    limits: ArchiveLimits,
+    searches: Arc<Semaphore>,
+}
+
+impl std::fmt::Debug for Archive {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Archive")
+            .field("limits", &self.limits)
+            .finish()
+    }
+}
+
+/// Where a page starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Anchor {
+    /// The newest lines (before the end of the file at the path).
+    Newest,
+    /// The oldest lines (from the start of the oldest generation).
+    Oldest,
+    /// The lines before this offset of this generation (`None`: the current one).
+    Before(Option<String>, u64),
+    /// The lines from this offset of this generation on.
+    After(Option<String>, u64),
+    /// About half the page before the line at this offset, the rest from it on.
+    Around(Option<String>, u64),
+    /// The lines before the line numbered `seq` by the hub.
+    BeforeSeq(u64),
+}
+
+/// One line of a page.
+#[derive(Debug, Clone)]
+pub struct PageLine {
+    /// The generation's key.
+    pub gen: String,
+    /// Its offset there.
+    pub offset: u64,
+    /// Its line number there, where known.
+    pub number: Option<u64>,
+    /// Its seq, while the hub knows where that line is.
+    pub seq: Option<u64>,
+    /// The text as the tail shows it.
+    pub text: String,
+    /// The line was longer than the cap.
+    pub truncated: bool,
+}
+
+/// A position in the file's past: a generation and an offset there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Position {
+    /// The generation's key.
+    pub gen: String,
+    /// The offset.
+    pub offset: u64,
+}
+
+/// A page of lines.
+#[derive(Debug, Clone)]
+pub struct Page {
+    /// The lines, oldest first.
+    pub lines: Vec<PageLine>,
+    /// Where the page above starts (`before=`), or `None` at the oldest line there is.
+    pub before: Option<Position>,
+    /// Where the page below starts (`after=`): at the end of the file at the path, the place
+    /// its next lines will be.
+    pub after: Option<Position>,
+}
+
+impl Archive {
+    /// An archive over the hub's files, placing seqs through `positions`.
+    pub fn new(hub: Hub, positions: Positions, limits: ArchiveLimits) -> Archive {
+        Archive {
+            hub,
+            positions,
+            searches: Arc::new(Semaphore::new(limits.max_searches)),
+            limits,
+        }
+    }
+
+    /// A place among the searches running, if one is free (held by the search until it ends).
+    pub fn try_search(&self) -> Option<OwnedSemaphorePermit> {
+        self.searches.clone().try_acquire_owned().ok()
+    }
+
+    /// The bounds.
+    pub fn limits(&self) -> &ArchiveLimits {
+        &self.limits
+    }
+
+    /// The configured path of a file, when it is a file (not a stream).
+    fn path_of(&self, file: FileIx) -> Result<PathBuf, ArchiveError> {
+        let info = self.hub.info(file);
+        if info.path.starts_with('/') {
+            Ok(PathBuf::from(info.path))
+        } else {
+            Err(ArchiveError::NotAFile(info.id))
+        }
+    }
+
+    /// A file's generations, newest first.
+    pub fn generations(&self, file: FileIx) -> Result<Vec<Generation>, ArchiveError> {
+        Ok(generation::list(&self.path_of(file)?))
+    }
+
+    /// Reads a page of a file (blocking: call it from a blocking thread).
+    pub fn page(
+        &self,
+        file: FileIx,
+        anchor: &Anchor,
+        max_lines: usize,
+    ) -> Result<Page, ArchiveError> {
+        let gens = self.generations(file)?;
+        let bounds = PageBounds {
+            max_lines: max_lines.clamp(1, self.limits.page_max_lines),
+            max_bytes: self.limits.page_max_bytes,
+            max_line: self.limits.max_line,
+            deadline: Instant::now() + self.limits.search_timeout,
+        };
+        let id = self.hub.id(file).to_owned();
+        let find = |key: &Option<String>| -> Result<usize, ArchiveError> {
+            match key {
+                None => Ok(0),
+                Some(key) => gens.iter().position(|g| &g.key == key).ok_or_else(|| {
+                    ArchiveError::UnknownGeneration {
+                        file: id.clone(),
+                        key: key.clone(),
+                    }
+                }),
+            }
+        };
+        if gens.is_empty() {
+            return Ok(Page {
+                lines: Vec::new(),
+                before: None,
+                after: None,
+            });
+        }
+        let mut lines: Vec<(usize, RawLine)> = match anchor {
+            Anchor::Newest => {
+                let end = page::readable_end(&gens[0], &bounds)?;
+                self.read_before(&gens, 0, end, &bounds)?
+            }
+            Anchor::Oldest => self.read_after(&gens, gens.len() - 1, 0, &bounds)?,
+            Anchor::Before(key, offset) => self.read_before(&gens, find(key)?, *offset, &bounds)?,
+            Anchor::After(key, offset) => self.read_after(&gens, find(key)?, *offset, &bounds)?,
+            Anchor::Around(key, offset) => {
+                let ix = find(key)?;
+                let half = PageBounds {
+                    max_lines: bounds.max_lines / 2,
+                    max_bytes: bounds.max_bytes / 2,
+                    ..bounds
+                };
+                let mut lines = if half.max_lines > 0 {
+                    // Lines before the one `offset` falls in: those ending at its start.
+                    let start = self.line_start_at(&gens[ix], *offset, &bounds)?;
+                    self.read_before(&gens, ix, start, &half)?
+                } else {
+                    Vec::new()
+                };
+                let rest = PageBounds {
+                    max_lines: bounds.max_lines - lines.len(),
+                    ..half
+                };
+                let start = self.line_start_at(&gens[ix], *offset, &bounds)?;
+                lines.extend(self.read_after(&gens, ix, start, &rest)?);
+                lines
+            }
+            Anchor::BeforeSeq(seq) => {
+                let (ix, offset) = self.place(file, &gens, *seq, &bounds)?;
+                self.read_before(&gens, ix, offset, &bounds)?
+            }
+        };
+        self.number_lines(file, &gens, &mut lines, &bounds);
+        let before = match lines.first() {
+            Some((ix, first)) if first.offset > 0 || ix + 1 < gens.len() => Some(Position {
+                gen: gens[*ix].key.clone(),
+                offset: first.offset,
+            }),
+            Some(_) => None,
+            None => match anchor {
+                Anchor::Newest => Some(Position {
+                    gen: gens[0].key.clone(),
+                    offset: 0,
+                })
+                .filter(|_| gens.len() > 1),
+                _ => None,
+            },
+        };
+        let after = match lines.last() {
+            Some((ix, last)) => Some(Position {
+                gen: gens[*ix].key.clone(),
+                offset: last.end,
+            }),
+            None => Some(Position {
+                gen: gens[0].key.clone(),
+                offset: page::readable_end(&gens[0], &bounds)?,
+            }),
+        };
+        let max_line = self.limits.max_line;
+        Ok(Page {
+            lines: lines
+                .into_iter()
+                .map(|(ix, raw)| {
+                    let (text, truncated) = crate::tail::line_text(&raw.bytes, max_line);
+                    PageLine {
+                        gen: gens[ix].key.clone(),
+                        offset: raw.offset,
+                        number: raw.number,
+                        seq: None,
+                        text,
+                        truncated,
+                    }
+                })
+                .collect(),
+            before,
+            after,
+        })
+        .map(|mut page| {
+            self.positions
+                .name_seqs(file, &gens, &mut page.lines, &bounds);
+            page
+        })
+    }
+
+    /// The start of the line `offset` falls in (a plain generation; a gzip one counts from 0).
+    fn line_start_at(
+        &self,
+        generation: &Generation,
+        offset: u64,
+        bounds: &PageBounds,
+    ) -> Result<u64, ArchiveError> {
+        // The line ending at or after `offset + 1` that holds `offset` starts where the lines
+        // before `offset + 1` end minus the last of them.
+        let one = PageBounds {
+            max_lines: 1,
+            ..*bounds
+        };
+        let found = page::lines_before(generation, offset + 1, &one)?;
+        Ok(found.lines.first().map_or(0, |l| l.offset))
+    }
+
+    /// Up to a page of lines before `end` in generation `ix`, going on into older ones.
+    fn read_before(
+        &self,
+        gens: &[Generation],
+        ix: usize,
+        end: u64,
+        bounds: &PageBounds,
+    ) -> Result<Vec<(usize, RawLine)>, ArchiveError> {
+        let mut out: Vec<(usize, RawLine)> = Vec::new();
+        let mut ix = ix;
+        let mut end = end;
+        loop {
+            let left = PageBounds {
+                max_lines: bounds.max_lines - out.len(),
+                max_bytes: bounds
+                    .max_bytes
+                    .saturating_sub(out.iter().map(|(_, l)| (l.end - l.offset) as usize).sum()),
+                ..*bounds
+            };
+            let found = page::lines_before(&gens[ix], end, &left)?;
+            let mut older: Vec<(usize, RawLine)> =
+                found.lines.into_iter().map(|l| (ix, l)).collect();
+            older.append(&mut out);
+            out = older;
+            let full = out.len() >= bounds.max_lines
+                || out
+                    .iter()
+                    .map(|(_, l)| (l.end - l.offset) as usize)
+                    .sum::<usize>()
+                    >= bounds.max_bytes;
+            if !found.reached_edge || full || ix + 1 >= gens.len() {
+                return Ok(out);
+            }
+            ix += 1;
+            end = u64::MAX;
+        }
+    }
+
+    /// Up to a page of lines from `start` in generation `ix`, going on into newer ones.
+    fn read_after(
+        &self,
+        gens: &[Generation],
+        ix: usize,
+        start: u64,
+        bounds: &PageBounds,
+    ) -> Result<Vec<(usize, RawLine)>, ArchiveError> {
+        let mut out: Vec<(usize, RawLine)> = Vec::new();
+        let mut ix = ix;
+        let mut start = start;
+        loop {
+            let left = PageBounds {
+                max_lines: bounds.max_lines - out.len(),
+                max_bytes: bounds
+                    .max_bytes
+                    .saturating_sub(out.iter().map(|(_, l)| (l.end - l.offset) as usize).sum()),
+                ..*bounds
+            };
+            if left.max_lines == 0 || (left.max_bytes == 0 && !out.is_empty()) {
+                return Ok(out);
+            }
+            let found = page::lines_after(&gens[ix], start, u64::MAX, &left)?;
+            out.extend(found.lines.into_iter().map(|l| (ix, l)));
+            if !found.reached_edge || ix == 0 {
+                return Ok(out);
+            }
+            ix -= 1;
+            start = 0;
+        }
+    }
+
+    /// Fills in line numbers of plain generations' lines the read did not count: by counting
+    /// the newlines before the first one, when that is cheap (within [`COUNT_BYTES`]).
+    fn number_lines(
+        &self,
+        _file: FileIx,
+        gens: &[Generation],
+        lines: &mut [(usize, RawLine)],
+        bounds: &PageBounds,
+    ) {
+        let mut i = 0;
+        while i < lines.len() {
+            let ix = lines[i].0;
+            let run_end = lines[i..].iter().take_while(|(g, _)| *g == ix).count() + i;
+            if lines[i].1.number.is_none() && !gens[ix].compressed {
+                let offset = lines[i].1.offset;
+                if offset <= COUNT_BYTES {
+                    if let Ok(before) = page::count_lines(&gens[ix], 0, offset, bounds) {
+                        for (k, (_, line)) in lines[i..run_end].iter_mut().enumerate() {
+                            line.number = Some(before + 1 + k as u64);
+                        }
+                    }
+                }
+            } else if let Some(first) = lines[i].1.number {
+                for (k, (_, line)) in lines[i..run_end].iter_mut().enumerate() {
+                    line.number = Some(first + k as u64);
+                }
+            }
+            i = run_end;
+        }
+    }
+
+    /// The generation and offset of the line the hub numbered `seq`.
+    fn place(
+        &self,
+        file: FileIx,
+        gens: &[Generation],
+        seq: u64,
+        bounds: &PageBounds,
+    ) -> Result<(usize, u64), ArchiveError> {
+        self.positions
+            .place(file, gens, seq, bounds)
+            .ok_or_else(|| ArchiveError::UnknownSeq {
+                file: self.hub.id(file).to_owned(),
+                seq,
+            })
+    }
+
+    /// The hub (for ids).
+    pub fn hub(&self) -> &Hub {
+        &self.hub
+    }
+}
+
+/// Line numbers of a page are counted from the file's start when it begins within this many
+/// bytes of it (about 10 ms of counting on a warm page cache).
+pub const COUNT_BYTES: u64 = 64 * 1024 * 1024;
