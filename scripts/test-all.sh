@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs tailcast's whole test suite on a fresh machine: installs what the tests need and is
-# missing (Debian's logrotate, chromium, nginx, jq and curl; npm's playwright-core; PyPI's
+# missing (Debian's logrotate, chromium, nginx, jq, curl, ripgrep and gzip; npm's playwright-core; PyPI's
 # prometheus-client), checks formatting and lints,
 # then runs every test. A missing component makes the tests fail loudly, never skip.
 set -euo pipefail
@@ -11,6 +11,8 @@ command -v logrotate >/dev/null 2>&1 || [ -x /usr/sbin/logrotate ] || missing+=(
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v jq >/dev/null 2>&1 || missing+=(jq)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
+command -v rg >/dev/null 2>&1 || missing+=(ripgrep)
+command -v zcat >/dev/null 2>&1 || missing+=(gzip)
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "test-all: installing ${missing[*]}"

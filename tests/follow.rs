@@ -6,7 +6,6 @@
 mod common;
 
 use std::io::Write;
-use std::process::Command;
 use std::time::Duration;
 
 use common::*;
@@ -306,21 +305,7 @@ fn logrotate(conf_dir: &tempfile::TempDir, log: &std::path::Path, directive: &st
         ),
     )
     .unwrap();
-    let state = join(conf_dir, "logrotate.state");
-    let output = Command::new("logrotate")
-        .arg("-f")
-        .arg("-s")
-        .arg(&state)
-        .arg(&conf)
-        .output()
-        .unwrap_or_else(|e| {
-            panic!("cannot run logrotate ({e}): install it (Debian: apt-get install logrotate)")
-        });
-    assert!(
-        output.status.success(),
-        "logrotate failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    run_logrotate(&conf, &join(conf_dir, "logrotate.state"));
 }
 
 /// The start of each logrotate test: an application's log (kept open, like a daemon's), tailcast

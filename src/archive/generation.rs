@@ -92,11 +92,20 @@ pub fn list(path: &Path) -> Vec<Generation> {
                 .flatten()
         })
         .collect();
-    siblings.sort_by(|a, b| {
-        b.modified
-            .cmp(&a.modified)
-            .then_with(|| rotation_number(&a.name).cmp(&rotation_number(&b.name)))
-    });
+    // Numbered generations (`.1`, `.2.gz`) are in the order their numbers say; dated ones, or
+    // a mix, by modification time (logrotate keeps it when it compresses).
+    if siblings
+        .iter()
+        .all(|g| rotation_number(&g.name) != u64::MAX)
+    {
+        siblings.sort_by_key(|g| rotation_number(&g.name));
+    } else {
+        siblings.sort_by(|a, b| {
+            b.modified
+                .cmp(&a.modified)
+                .then_with(|| rotation_number(&a.name).cmp(&rotation_number(&b.name)))
+        });
+    }
     found.extend(siblings);
     // Two generations with the same first line (a fixed banner, say) keep apart by position.
     for i in 1..found.len() {

@@ -521,12 +521,16 @@ pub async fn search(
     let spawned = std::thread::Builder::new()
         .name("tailcast-search".into())
         .spawn(move || {
-            let _permit = permit;
             lower_priority();
+            // actix does not drop a streaming body when its client goes until something is
+            // written, and a scan with no hits writes nothing: the socket itself is asked.
             let gone = || events_tx.is_closed() || thread_conn.peer_closed();
             let sender = events_tx.clone();
             let mut emit = |event: Event| sender.blocking_send(Msg::Event(event)).is_ok();
             let summary = search::run(&thread_targets, &query, &matcher, &limits, &mut emit, &gone);
+            // Given back before the end is told, so a client that searches again at once finds
+            // the place free.
+            drop(permit);
             tracing::debug!(hits = summary.hits, scanned = summary.scanned_bytes, stopped = ?summary.stopped, "search done");
             let _ = events_tx.blocking_send(Msg::End(summary));
         });

@@ -1058,3 +1058,34 @@ pub fn path_str(p: &Path) -> String {
 pub fn join(dir: &tempfile::TempDir, name: &str) -> PathBuf {
     dir.path().join(name)
 }
+
+/// Runs the real `logrotate -f` with configuration `conf` and state file `state`; fails the
+/// test with what to install when logrotate is missing.
+pub fn run_logrotate(conf: &Path, state: &Path) {
+    let output = Command::new("logrotate")
+        .arg("-f")
+        .arg("-s")
+        .arg(state)
+        .arg(conf)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("cannot run logrotate ({e}): install it (Debian: apt-get install logrotate)")
+        });
+    assert!(
+        output.status.success(),
+        "logrotate failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// The body of `GET path` as text.
+pub async fn get_text(server: &Server, path: &str) -> String {
+    http_client()
+        .get(server.url(path))
+        .send()
+        .await
+        .expect("GET")
+        .text()
+        .await
+        .expect("body")
+}

@@ -1,0 +1,805 @@
+//! A file's past on disk: the generations the real `logrotate` leaves (plain and gzip), pages
+//! of lines read back by position (every boundary: first and last line, across generations, a
+//! line longer than a read chunk, CRLF, invalid UTF-8), pages that start at a seq, searches
+//! whose hits are exactly `grep -n`'s, searches stopped by a client that goes, and every bound
+//! of a search refused or reported clearly.
+
+mod common;
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::*;
+use futures_util::StreamExt as _;
+use serde_json::Value;
+
+/// One generation as the test wrote it: its file name and its decompressed bytes.
+struct Written {
+    name: String,
+    bytes: Vec<u8>,
+}
+
+fn logrotate(dir: &Path, log: &Path) {
+    let conf = dir.join("logrotate.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "{} {{\n  rotate 5\n  compress\n  delaycompress\n  missingok\n}}\n",
+            log.display()
+        ),
+    )
+    .unwrap();
+    run_logrotate(&conf, &dir.join("logrotate.state"));
+}
+
+fn decompressed(path: &Path) -> Vec<u8> {
+    let bytes = std::fs::read(path).unwrap();
+    if path.extension().is_some_and(|e| e == "gz") {
+        let out = Command::new("zcat").arg(path).output().expect("zcat");
+        assert!(out.status.success());
+        out.stdout
+    } else {
+        bytes
+    }
+}
+
+/// `app.log` and four rotations by the real logrotate (`compress`, `delaycompress`): the
+/// generations, oldest first, as they are on disk at the end. Phase 1 (now `app.log.3.gz`)
+/// holds the awkward lines: CRLF, invalid UTF-8, one line of 200 KiB (over the 64 KiB read
+/// chunk and the cap of 64 KiB).
+fn rotated_log(dir: &tempfile::TempDir) -> (PathBuf, Vec<Written>) {
+    let log = dir.path().join("app.log");
+    for phase in 0..4 {
+        let mut text = Vec::new();
+        for n in 0..(300 + phase * 50) {
+            writeln!(
+                text,
+                "phase {phase} line {n} request id={:05} ok",
+                n * 7 + phase
+            )
+            .unwrap();
+            if phase == 1 && n == 10 {
+                text.extend_from_slice(b"a CRLF line\r\n");
+                text.extend_from_slice(b"bad utf-8 \xff\xfe here\n");
+                text.extend_from_slice(&vec![b'L'; 200 * 1024]);
+                text.push(b'\n');
+            }
+        }
+        std::fs::write(&log, &text).unwrap();
+        logrotate(dir.path(), &log);
+    }
+    let mut text = Vec::new();
+    for n in 0..120 {
+        writeln!(text, "current line {n} request id={:05} ok", n * 3).unwrap();
+    }
+    std::fs::write(&log, &text).unwrap();
+    let names = [
+        "app.log.4.gz",
+        "app.log.3.gz",
+        "app.log.2.gz",
+        "app.log.1",
+        "app.log",
+    ];
+    let generations = names
+        .iter()
+        .map(|name| Written {
+            name: name.to_string(),
+            bytes: decompressed(&dir.path().join(name)),
+        })
+        .collect();
+    (log, generations)
+}
+
+/// What a page should say of each line: (generation name, offset, line number, text).
+fn expected_lines(generations: &[Written], max_line: usize) -> Vec<(String, u64, u64, String)> {
+    let mut out = Vec::new();
+    for generation in generations {
+        let mut offset = 0u64;
+        for (n, raw) in generation
+            .bytes
+            .split_inclusive(|b| *b == b'\n')
+            .enumerate()
+        {
+            let line = raw.strip_suffix(b"\n").unwrap_or(raw);
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            let shown = &line[..line.len().min(max_line)];
+            out.push((
+                generation.name.clone(),
+                offset,
+                n as u64 + 1,
+                String::from_utf8_lossy(shown).into_owned(),
+            ));
+            offset += raw.len() as u64;
+        }
+    }
+    out
+}
+
+async fn get(server: &Server, path: &str) -> (u16, Value) {
+    let response = reqwest::get(server.url(path)).await.expect("GET");
+    let status = response.status().as_u16();
+    let body = response.text().await.expect("body");
+    let value = serde_json::from_str(&body).unwrap_or(Value::String(body));
+    (status, value)
+}
+
+async fn gen_names(server: &Server, id: &str) -> HashMap<String, String> {
+    let (status, list) = get(server, &format!("/api/generations?file={id}")).await;
+    assert_eq!(status, 200, "{list}");
+    list["generations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| {
+            (
+                g["gen"].as_str().unwrap().to_owned(),
+                g["name"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// A page's lines as (generation name, offset, line number, text).
+fn page_lines(page: &Value, names: &HashMap<String, String>) -> Vec<(String, u64, u64, String)> {
+    page["lines"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no lines in {page}"))
+        .iter()
+        .map(|l| {
+            (
+                names[l["gen"].as_str().unwrap()].clone(),
+                l["offset"].as_u64().unwrap(),
+                l["line"]
+                    .as_u64()
+                    .unwrap_or_else(|| panic!("no line number: {l}")),
+                l["text"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn paging_back_from_the_newest_line_to_line_1_of_the_oldest_generation_reads_every_line_once()
+{
+    let dir = temp_dir();
+    let (log, generations) = rotated_log(&dir);
+    let server = Server::start(&[path_str(&log)]);
+    let names = gen_names(&server, "app.log").await;
+    let listed: Vec<&str> = {
+        let mut v: Vec<&str> = names.values().map(String::as_str).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(
+        listed,
+        [
+            "app.log",
+            "app.log.1",
+            "app.log.2.gz",
+            "app.log.3.gz",
+            "app.log.4.gz"
+        ]
+    );
+    let expected = expected_lines(&generations, 64 * 1024);
+
+    // Backwards, 7 lines a page (pages straddle every generation boundary).
+    let mut pages = Vec::new();
+    let mut query = "/api/page?file=app.log&max=7".to_owned();
+    loop {
+        let (status, page) = get(&server, &query).await;
+        assert_eq!(status, 200, "{page}");
+        pages.push(page_lines(&page, &names));
+        match page["before"].as_str() {
+            Some(before) => query = format!("/api/page?file=app.log&max=7&before={before}"),
+            None => break,
+        }
+        assert!(pages.len() < 10_000, "paging back does not end");
+    }
+    let newest = &pages[0];
+    assert_eq!(
+        newest.last(),
+        expected.last(),
+        "the newest page ends at the last line"
+    );
+    let back: Vec<_> = pages.into_iter().rev().flatten().collect();
+    assert_eq!(back.len(), expected.len());
+    for (got, want) in back.iter().zip(&expected) {
+        assert_eq!(got, want);
+    }
+    assert_eq!(
+        back[0],
+        (
+            "app.log.4.gz".into(),
+            0,
+            1,
+            "phase 0 line 0 request id=00000 ok".into()
+        )
+    );
+
+    // Forwards from the oldest line, 11 a page, to the end of the file at the path.
+    let mut forward = Vec::new();
+    let mut query = "/api/page?file=app.log&max=11&at=oldest".to_owned();
+    loop {
+        let (status, page) = get(&server, &query).await;
+        assert_eq!(status, 200, "{page}");
+        let lines = page_lines(&page, &names);
+        if lines.is_empty() {
+            break;
+        }
+        forward.extend(lines);
+        query = format!(
+            "/api/page?file=app.log&max=11&after={}",
+            page["after"].as_str().unwrap()
+        );
+        assert!(
+            forward.len() <= expected.len(),
+            "paging forward does not end"
+        );
+    }
+    assert_eq!(forward, expected);
+
+    // The awkward lines: CRLF without its \r, invalid UTF-8 as U+FFFD, the long line cut at the
+    // cap and marked, and the line after it at its true offset.
+    let awkward = |text: &str| {
+        back.iter()
+            .find(|l| l.3.starts_with(text))
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(awkward("a CRLF").3, "a CRLF line");
+    assert_eq!(awkward("bad utf-8").3, "bad utf-8 \u{fffd}\u{fffd} here");
+    let long = awkward("LLLL");
+    assert_eq!(long.3.len(), 64 * 1024);
+    let (_, page) = get(
+        &server,
+        &format!(
+            "/api/page?file=app.log&max=3&around={}:{}",
+            names.iter().find(|(_, n)| *n == "app.log.3.gz").unwrap().0,
+            long.1 + 100_000
+        ),
+    )
+    .await;
+    let lines = page["lines"].as_array().unwrap();
+    assert_eq!(lines[1]["truncated"], true, "{}", lines[1]["offset"]);
+    assert_eq!(lines[1]["offset"].as_u64(), Some(long.1));
+    assert_eq!(lines[2]["offset"].as_u64(), Some(long.1 + 200 * 1024 + 1));
+    assert!(lines[0].get("truncated").is_none());
+
+    // format=text: the lines, and the cursors in headers.
+    let response = reqwest::get(server.url("/api/page?file=app.log&max=3&format=text"))
+        .await
+        .unwrap();
+    let before = response.headers()["x-tailcast-before"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(response.headers().contains_key("x-tailcast-after"));
+    assert_eq!(
+        response.text().await.unwrap(),
+        "current line 117 request id=00351 ok\ncurrent line 118 request id=00354 ok\ncurrent line 119 request id=00357 ok\n"
+    );
+    let (_, above) = get(
+        &server,
+        &format!("/api/page?file=app.log&max=1&before={before}"),
+    )
+    .await;
+    assert_eq!(
+        above["lines"][0]["text"],
+        "current line 116 request id=00348 ok"
+    );
+}
+
+#[tokio::test]
+async fn the_page_above_the_oldest_line_in_memory_is_one_request_and_pages_name_seqs() {
+    let dir = temp_dir();
+    let log = LogFile::new(&dir, "app.log");
+    log.append_numbered("old", 0..1000);
+    let server = Server::start(&["--history".to_owned(), "100".to_owned(), log.path_str()]);
+    server
+        .wait_last_seq("app.log", 1000, Duration::from_secs(10))
+        .await;
+    let backlog = server.get_json("/poll?file=app.log&backlog=100").await;
+    let oldest = backlog["first_seq"].as_u64().unwrap();
+    assert_eq!(oldest, 901);
+    assert_eq!(backlog["lines"][0], "old-900");
+    let (status, page) = get(
+        &server,
+        &format!("/api/page?file=app.log&max=50&before_seq={oldest}"),
+    )
+    .await;
+    assert_eq!(status, 200, "{page}");
+    let lines = page["lines"].as_array().unwrap();
+    assert_eq!(lines.len(), 50);
+    for (k, line) in lines.iter().enumerate() {
+        assert_eq!(line["text"], format!("old-{}", 850 + k));
+        assert_eq!(line["seq"].as_u64(), Some(851 + k as u64), "{line}");
+        assert_eq!(line["line"].as_u64(), Some(851 + k as u64), "{line}");
+    }
+    // After a rotation, the lines of the old generation still in memory are placed too.
+    let rotated = log.rotate_to("app.log.1");
+    log.append_numbered("new", 0..10);
+    server
+        .wait_last_seq("app.log", 1010, Duration::from_secs(10))
+        .await;
+    let (status, page) = get(&server, "/api/page?file=app.log&max=12").await;
+    assert_eq!(status, 200, "{page}");
+    let texts: Vec<_> = page["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| (l["text"].clone(), l["seq"].clone()))
+        .collect();
+    assert_eq!(texts[0], (Value::from("old-998"), Value::from(999)));
+    assert_eq!(texts[11], (Value::from("new-9"), Value::from(1010)));
+    let (status, page) = get(&server, "/api/page?file=app.log&max=2&before_seq=1001").await;
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(page["lines"][1]["text"], "old-999");
+    assert_eq!(page["lines"][1]["seq"], 1000);
+    drop(rotated);
+    // A seq nobody can place is refused with what to do instead.
+    let (status, body) = get(&server, "/api/page?file=app.log&before_seq=5000").await;
+    assert_eq!(status, 404, "{body}");
+    assert_eq!(body["error"], "unknown_seq");
+}
+
+/// `grep -n ARGS` over one generation's text, each line prefixed with `label:` (or `label-`
+/// for context), as grep prints several files.
+fn grep(args: &[&str], pattern: &str, bytes: &[u8], label: Option<&str>) -> String {
+    let mut child = Command::new("grep")
+        .arg("-n")
+        .args(args)
+        .arg("--")
+        .arg(pattern)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("grep");
+    let mut stdin = child.stdin.take().unwrap();
+    let input = bytes.to_vec();
+    let writer = std::thread::spawn(move || stdin.write_all(&input));
+    let mut out = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    writer.join().unwrap().unwrap();
+    child.wait().unwrap();
+    match label {
+        None => out,
+        Some(label) => out
+            .lines()
+            .map(|line| {
+                if line == "--" {
+                    return "--\n".to_owned();
+                }
+                let digits = line.bytes().take_while(u8::is_ascii_digit).count();
+                format!("{label}{}{line}\n", &line[digits..digits + 1])
+            })
+            .collect(),
+    }
+}
+
+#[tokio::test]
+async fn search_hits_are_exactly_grep_n_hits_on_every_generation() {
+    let dir = temp_dir();
+    let (log, generations) = rotated_log(&dir);
+    let server = Server::start(&[path_str(&log)]);
+    // The awkward lines of phase 1 are not what grep prints byte for byte (tailcast strips
+    // the \r and shows invalid UTF-8 as U+FFFD), so the patterns keep away from them.
+    let cases: [(&str, &[&str], &str); 6] = [
+        ("q=line%2012&generations=all", &["-F"], "line 12"),
+        (
+            "q=id%3D0%5B0-4%5D%5B0-9%5D5&regex=1&generations=all",
+            &["-E"],
+            "id=0[0-4][0-9]5",
+        ),
+        (
+            "q=PHASE%202&case=insensitive&generations=all",
+            &["-F", "-i"],
+            "PHASE 2",
+        ),
+        ("q=line%202&word=1&generations=all", &["-F", "-w"], "line 2"),
+        (
+            "q=line%2033%20&context=2&generations=all",
+            &["-F", "-C", "2"],
+            "line 33 ",
+        ),
+        (
+            "q=current%20line%201&context=1",
+            &["-F", "-C", "1"],
+            "current line 1",
+        ),
+    ];
+    let newest_first: Vec<&Written> = generations.iter().rev().collect();
+    for (query, args, pattern) in cases {
+        let all = query.contains("generations=all");
+        let mut want = String::new();
+        for generation in if all {
+            &newest_first[..]
+        } else {
+            &newest_first[..1]
+        } {
+            let label = generation.name.as_str();
+            want.push_str(&grep(
+                args,
+                pattern,
+                &generation.bytes,
+                all.then_some(label),
+            ));
+        }
+        let url = format!("/api/search?file=app.log&{query}&format=text&line_number=1&max=10000");
+        let response = reqwest::get(server.url(&url)).await.unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(
+            response.headers()["content-type"],
+            "text/plain; charset=utf-8"
+        );
+        let got = response.text().await.unwrap();
+        assert!(!want.is_empty(), "{query}: grep finds nothing");
+        assert_eq!(got, want, "{query}");
+    }
+    // ripgrep's own syntax (its crates match), against the real `rg -n` on the current file.
+    for (query, pattern) in [
+        ("q=%5Cbline%20%5Cd%7B2%7D%5Cb&regex=1", r"\bline \d{2}\b"),
+        (
+            "q=id%3D(%3F%3A003%7C012)%5Cd%2B&regex=1",
+            r"id=(?:003|012)\d+",
+        ),
+    ] {
+        let out = Command::new("rg")
+            .args(["-n", "--no-heading", "--color", "never", "-e", pattern])
+            .arg(&log)
+            .output()
+            .expect("rg (Debian: apt-get install ripgrep; scripts/test-all.sh does it)");
+        let want = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(!want.is_empty(), "{pattern}: rg finds nothing");
+        let url = format!("/api/search?file=app.log&{query}&format=text&line_number=1");
+        let got = get_text(&server, &url).await;
+        assert_eq!(got, want, "{pattern}");
+    }
+
+    // Invert, on the current file only (as `grep -v -n`).
+    let want = grep(&["-F", "-v"], "line 1", &newest_first[0].bytes, None);
+    let got = reqwest::get(
+        server.url("/api/search?file=app.log&q=line%201&invert=1&format=text&line_number=1"),
+    )
+    .await
+    .unwrap()
+    .text()
+    .await
+    .unwrap();
+    assert_eq!(got, want);
+
+    // The JSON records: one per line, each hit with its generation, offset and line number.
+    let body = reqwest::get(
+        server.url("/api/search?file=app.log&q=phase%201%20line%2010%20&generations=all"),
+    )
+    .await
+    .unwrap()
+    .text()
+    .await
+    .unwrap();
+    let records: Vec<Value> = body
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let kinds: Vec<&str> = records
+        .iter()
+        .map(|r| r["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds.first(), Some(&"generation"));
+    assert_eq!(kinds.last(), Some(&"end"));
+    let hit = records.iter().find(|r| r["type"] == "match").unwrap();
+    let phase1 = &generations[1];
+    let offset = phase1
+        .bytes
+        .windows(b"phase 1 line 10 ".len())
+        .position(|w| w == b"phase 1 line 10 ")
+        .unwrap() as u64;
+    assert_eq!(hit["offset"].as_u64(), Some(offset), "{hit}");
+    assert_eq!(hit["line"].as_u64(), Some(11));
+    let names = gen_names(&server, "app.log").await;
+    assert_eq!(names[hit["gen"].as_str().unwrap()], "app.log.3.gz");
+    let end = records.last().unwrap();
+    assert_eq!(end["hits"], 1);
+    assert_eq!(end["stopped"], Value::Null);
+    // The hit's page: its context, from which the reader scrolls both ways.
+    let (_, page) = get(
+        &server,
+        &format!(
+            "/api/page?file=app.log&max=5&around={}:{}",
+            hit["gen"].as_str().unwrap(),
+            offset
+        ),
+    )
+    .await;
+    assert_eq!(page["lines"][2]["text"], hit["text"]);
+    assert_eq!(page["lines"][2]["line"], 11);
+}
+
+/// Writes `mib` MiB of distinct 100-byte lines to `path`.
+fn big_file(path: &Path, mib: usize) {
+    let mut file = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(path).unwrap());
+    let mut n = 0u64;
+    for _ in 0..mib {
+        let mut block = Vec::with_capacity(1 << 20);
+        while block.len() + 100 <= 1 << 20 {
+            let line = format!(
+                "{n:012} GET /api/v1/items?page={} status=200 bytes={} agent=curl/8.5.0 ",
+                n % 977,
+                n % 65_536
+            );
+            block.extend_from_slice(format!("{line:<99}\n").as_bytes());
+            n += 1;
+        }
+        file.write_all(&block).unwrap();
+    }
+    file.flush().unwrap();
+}
+
+/// Threads of `pid` named `tailcast-search`.
+fn search_threads(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|tasks| {
+            tasks
+                .flatten()
+                .filter(|t| {
+                    std::fs::read_to_string(t.path().join("comm"))
+                        .is_ok_and(|c| c.trim() == "tailcast-search")
+                })
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+async fn wait_threads(pid: u32, want: usize, within: Duration) -> Option<Duration> {
+    let started = Instant::now();
+    wait_for(within, || async {
+        (search_threads(pid) == want).then(|| started.elapsed())
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_client_that_goes_stops_its_search_at_once() {
+    let dir = temp_dir();
+    let log = dir.path().join("big.log");
+    big_file(&log, 400);
+    let server = Server::start(&[
+        "--search-timeout".to_owned(),
+        "120s".to_owned(),
+        path_str(&log),
+    ]);
+    let pid = server.pid();
+
+    // A scan with no hit writes nothing for a long while, yet the client's going is seen. First
+    // how long the whole scan takes (the pattern defeats the literal fast paths).
+    let url =
+        server.url("/api/search?file=big.log&q=(%3Fi)%5Cbagent%3Dwget%7C%5Cbpage%3Dx&regex=1");
+    let full = Instant::now();
+    let records = reqwest::get(url.clone())
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let whole = full.elapsed();
+    assert!(records.contains("\"type\":\"end\""), "{records}");
+    assert!(
+        whole > Duration::from_millis(400),
+        "the scan ({whole:?}) is too quick to stop midway: make the file bigger"
+    );
+    let response = reqwest::get(url).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let mut body = response.bytes_stream();
+    let first = body.next().await.unwrap().unwrap();
+    assert!(first.starts_with(b"{\"type\":\"generation\""), "{first:?}");
+    assert!(
+        wait_threads(pid, 1, Duration::from_secs(5)).await.is_some(),
+        "the search thread runs"
+    );
+    tokio::time::sleep(whole / 4).await;
+    assert_eq!(search_threads(pid), 1, "the scan is still running");
+    drop(body);
+    let stopped = wait_threads(pid, 0, Duration::from_secs(2))
+        .await
+        .expect("the search stops when its client goes");
+    eprintln!("a {whole:?} scan stopped {stopped:?} after its client went");
+    assert!(
+        stopped < whole / 2,
+        "stopped after {stopped:?}, the whole scan takes {whole:?}"
+    );
+
+    // A client that reads nothing while every line matches: the search waits, bounded, and
+    // ends when the client goes.
+    let mut stalled = std::net::TcpStream::connect(&server.addr).unwrap();
+    write!(
+        stalled,
+        "GET /api/search?file=big.log&q=status%3D200&max=10000 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+    )
+    .unwrap();
+    wait_threads(pid, 1, Duration::from_secs(5))
+        .await
+        .expect("the search runs");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let rss = server.rss_kib();
+    drop(stalled);
+    wait_threads(pid, 0, Duration::from_secs(2))
+        .await
+        .expect("a stalled search ends when its client goes");
+    assert!(
+        rss < 200 * 1024,
+        "RSS {rss} KiB while a search waits for its client"
+    );
+}
+
+#[tokio::test]
+async fn search_bounds_are_refused_or_reported_clearly() {
+    let dir = temp_dir();
+    let log = dir.path().join("app.log");
+    big_file(&log, 64);
+    std::os::unix::fs::symlink("/etc/passwd", dir.path().join("app.log.9")).unwrap();
+    let server = Server::start(&["--max-searches".to_owned(), "1".to_owned(), path_str(&log)]);
+    let refused = [
+        ("/api/search?file=app.log", 400, "`q`"),
+        ("/api/search?file=app.log&q=x&context=11", 400, "context"),
+        (
+            "/api/search?file=app.log&q=x&max=0",
+            400,
+            "--search-max-hits",
+        ),
+        (
+            "/api/search?file=app.log&q=x&max=10001",
+            400,
+            "--search-max-hits",
+        ),
+        ("/api/search?file=app.log&q=x&case=upper", 400, "case=smart"),
+        (
+            "/api/search?file=app.log&q=(%5Cw%7B100%7D)%7B100%7D&regex=1",
+            400,
+            "compile",
+        ),
+        ("/api/search?file=app.log&q=x&fuzzy=1", 400, "`fuzzy`"),
+        (
+            "/api/search?file=..%2F..%2Fetc%2Fpasswd&q=root",
+            404,
+            "no file",
+        ),
+        (
+            "/api/search?file=app.log&q=root&gen=..%2F..%2Fetc%2Fpasswd",
+            400,
+            "generation key",
+        ),
+        (
+            "/api/search?file=app.log&q=root&gen=app.log.9",
+            400,
+            "generation key",
+        ),
+        (
+            "/api/search?file=app.log&q=root&gen=0123456789abcdef",
+            404,
+            "no generation",
+        ),
+        (
+            "/api/page?file=app.log&gen=%2Fetc%2Fpasswd",
+            400,
+            "generation key",
+        ),
+        (
+            "/api/page?file=app.log&before=..%2Fx%3A5",
+            400,
+            "generation key",
+        ),
+        ("/api/page?file=app.log&before=1&after=2", 400, "one place"),
+        ("/api/page?file=%2Fetc%2Fpasswd", 404, "no file"),
+    ];
+    for (path, status, says) in refused {
+        let (got, body) = get(&server, path).await;
+        assert_eq!(got, status, "{path}: {body}");
+        assert!(
+            body["message"].as_str().unwrap_or_default().contains(says),
+            "{path}: {body}"
+        );
+    }
+    // The symlink beside the file is not one of its generations, and nothing of it is read.
+    let names = gen_names(&server, "app.log").await;
+    assert_eq!(names.values().collect::<Vec<_>>(), ["app.log"]);
+    let body = get_text(
+        &server,
+        "/api/search?file=app.log&q=root%3A&generations=all&format=text",
+    )
+    .await;
+    assert_eq!(body, "");
+
+    // max=3: three hits, then the end says why it stopped.
+    let body = get_text(&server, "/api/search?file=app.log&q=status%3D200&max=3").await;
+    assert_eq!(body.matches("\"type\":\"match\"").count(), 3);
+    assert!(
+        body.trim_end().ends_with(r#""stopped":"max_hits"}"#),
+        "{body}"
+    );
+
+    // One search at a time (--max-searches 1): a second is refused while the first waits for
+    // a client that reads nothing, and taken once it is gone.
+    let mut stalled = std::net::TcpStream::connect(&server.addr).unwrap();
+    write!(
+        stalled,
+        "GET /api/search?file=app.log&q=status%3D200&max=10000 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+    )
+    .unwrap();
+    wait_threads(server.pid(), 1, Duration::from_secs(5))
+        .await
+        .expect("the first search runs");
+    let (status, body) = get(&server, "/api/search?file=app.log&q=x").await;
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("--max-searches"),
+        "{body}"
+    );
+    drop(stalled);
+    let taken = wait_for(Duration::from_secs(5), || async {
+        let (status, _) = get(&server, "/api/search?file=app.log&q=nothing-like-this").await;
+        (status == 200).then_some(())
+    })
+    .await;
+    assert!(
+        taken.is_some(),
+        "the place is given back when the first client goes"
+    );
+
+    // A time limit: the search ends with what it found, and says so.
+    let server = Server::start(&[
+        "--search-timeout".to_owned(),
+        "10ms".to_owned(),
+        path_str(&log),
+    ]);
+    let body = reqwest::get(
+        server.url("/api/search?file=app.log&q=(%3Fi)%5Cbagent%3Dwget%7C%5Cbpage%3Dx&regex=1"),
+    )
+    .await
+    .unwrap()
+    .text()
+    .await
+    .unwrap();
+    assert!(
+        body.trim_end().ends_with(r#""stopped":"time_limit"}"#),
+        "{body}"
+    );
+    let text = get_text(
+        &server,
+        "/api/search?file=app.log&q=(%3Fi)%5Cbagent%3Dwget%7C%5Cbpage%3Dx&regex=1&format=text",
+    )
+    .await;
+    assert!(text.contains("--search-timeout"), "{text}");
+}
+
+#[tokio::test]
+async fn the_readme_curl_example_prints_like_grep() {
+    let dir = temp_dir();
+    let log = LogFile::new(&dir, "app.log");
+    log.append(b"GET / 200\nupstream timeout after 30s\nGET /health 200\nread timeout\n");
+    let server = Server::start(&[log.path_str()]);
+    let out = Command::new("curl")
+        .arg("-s")
+        .arg(server.url("/api/search?file=app.log&q=timeout&format=text"))
+        .output()
+        .expect("curl (Debian: apt-get install curl)");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "upstream timeout after 30s\nread timeout\n"
+    );
+    let out = Command::new("curl")
+        .arg("-s")
+        .arg(server.url("/api/search?file=app.log&q=timeout&format=text&line_number=1"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "2:upstream timeout after 30s\n4:read timeout\n"
+    );
+}
