@@ -435,6 +435,7 @@ impl Cli {
                 max_line: max_line_bytes,
                 search_max_hits: self.search_max_hits.max(1),
                 max_searches: self.max_searches,
+                max_page_reads: 16,
                 search_timeout: self.search_timeout.max(Duration::from_millis(10)),
                 regex_size: 1 << 20,
                 max_context: 10,

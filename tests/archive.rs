@@ -803,3 +803,46 @@ async fn the_readme_curl_example_prints_like_grep() {
         "2:upstream timeout after 30s\n4:read timeout\n"
     );
 }
+
+#[tokio::test]
+async fn line_numbers_deep_in_a_big_file_come_from_the_index() {
+    let dir = temp_dir();
+    let log = dir.path().join("big.log");
+    big_file(&log, 300);
+    let lines_per_mib = (1 << 20) / 100;
+    let total = 300 * lines_per_mib as u64;
+    let server = Server::start(&[path_str(&log)]);
+    // The first page far from the start may come without numbers; the index is then built in
+    // the background, and the numbers come.
+    let numbered = wait_for(Duration::from_secs(60), || async {
+        let (_, page) = get(&server, "/api/page?file=big.log&max=3").await;
+        page["lines"][2]["line"].as_u64().map(|n| (n, page))
+    })
+    .await;
+    let (last, page) = numbered.expect("line numbers within a minute");
+    assert_eq!(last, total, "{page}");
+    for offset in [0u64, 100 * 1_777_777, 100 * (total - 1)] {
+        let (_, page) = get(
+            &server,
+            &format!("/api/page?file=big.log&max=1&after={offset}"),
+        )
+        .await;
+        assert_eq!(
+            page["lines"][0]["line"].as_u64(),
+            Some(offset / 100 + 1),
+            "{page}"
+        );
+        let (_, page) = get(
+            &server,
+            &format!("/api/page?file=big.log&max=2&around={}", offset + 50),
+        )
+        .await;
+        let at = page["lines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["offset"] == offset)
+            .cloned();
+        assert_eq!(at.unwrap()["line"].as_u64(), Some(offset / 100 + 1));
+    }
+}

@@ -512,6 +512,9 @@ async fn the_token_from_the_environment_guards_data_routes_and_is_never_logged()
         "/api/stats",
         "/poll?file=app.log",
         "/poll?file=app.log&after=0&timeout=1",
+        "/api/generations?file=app.log",
+        "/api/page?file=app.log",
+        "/api/search?file=app.log&q=line",
     ] {
         let sep = if path.contains('?') { '&' } else { '?' };
         let (status, body) = get(path.to_owned(), None).await;
@@ -668,7 +671,12 @@ async fn a_dns_rebinding_page_cannot_read_a_loopback_server() {
     let port = server.addr.rsplit(':').next().unwrap();
     let host = format!("evil.example:{port}");
     let origin = format!("http://{host}");
-    for target in ["/poll?file=app.log", "/api/files"] {
+    for target in [
+        "/poll?file=app.log",
+        "/api/files",
+        "/api/page?file=app.log",
+        "/api/search?file=app.log&q=line",
+    ] {
         let (status, body) = raw_get_as(&server.addr, target, &host, &origin);
         assert!(
             status == 403 || status == 421 || status == 400,

@@ -67,11 +67,52 @@ impl Generation {
     }
 }
 
+/// Most rotated generations listed per file (the newest).
+pub const MAX_GENERATIONS: usize = 1000;
+
+/// Keys already computed, by (device, inode, size, modification time): a rotated generation
+/// does not change, so listing it again opens nothing. Bounded; emptied when full.
+#[derive(Debug, Default)]
+pub struct KeyCache {
+    keys: std::sync::Mutex<std::collections::HashMap<FileVersion, String>>,
+}
+
+/// (device, inode, size, modification seconds, nanoseconds).
+type FileVersion = (u64, u64, u64, i64, i64);
+
+/// Entries a [`KeyCache`] holds before it starts again.
+const KEY_CACHE_ENTRIES: usize = 16 * 1024;
+
+impl KeyCache {
+    fn key(&self, generation: &Generation, meta: &std::fs::Metadata) -> Option<String> {
+        let id = (
+            meta.dev(),
+            meta.ino(),
+            meta.len(),
+            meta.mtime(),
+            meta.mtime_nsec(),
+        );
+        let keys = self.keys.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(key) = keys.get(&id) {
+            return Some(key.clone());
+        }
+        drop(keys);
+        let key = key_of(generation).ok()?;
+        let mut keys = self.keys.lock().unwrap_or_else(|e| e.into_inner());
+        if keys.len() >= KEY_CACHE_ENTRIES {
+            keys.clear();
+        }
+        keys.insert(id, key.clone());
+        Some(key)
+    }
+}
+
 /// The generations of the file configured at `path`, newest first: the file at the path (when
-/// there is one), then its rotated siblings by modification time.
-pub fn list(path: &Path) -> Vec<Generation> {
+/// there is one), then its rotated siblings (numbered ones by number, others by modification
+/// time), at most [`MAX_GENERATIONS`] of them.
+pub fn list(path: &Path, cache: &KeyCache) -> Vec<Generation> {
     let mut found = Vec::new();
-    if let Some(current) = describe(path, true) {
+    if let Some(current) = describe(path, true, cache) {
         found.push(current);
     }
     let (Some(dir), Some(base)) = (path.parent(), path.file_name().and_then(|n| n.to_str())) else {
@@ -88,7 +129,7 @@ pub fn list(path: &Path) -> Vec<Generation> {
             // Only plain files and gzip: other compressions are listed by no one.
             let readable = !is_compressed_other(&name);
             (separated && readable && is_rotated_generation(&name))
-                .then(|| describe(&entry.path(), false))
+                .then(|| describe(&entry.path(), false, cache))
                 .flatten()
         })
         .collect();
@@ -106,6 +147,7 @@ pub fn list(path: &Path) -> Vec<Generation> {
                 .then_with(|| rotation_number(&a.name).cmp(&rotation_number(&b.name)))
         });
     }
+    siblings.truncate(MAX_GENERATIONS);
     found.extend(siblings);
     // Two generations with the same first line (a fixed banner, say) keep apart by position.
     for i in 1..found.len() {
@@ -133,7 +175,7 @@ fn rotation_number(name: &str) -> u64 {
 }
 
 /// A regular file's description (`None` for a symlink, a directory, or what cannot be read).
-fn describe(path: &Path, current: bool) -> Option<Generation> {
+fn describe(path: &Path, current: bool, cache: &KeyCache) -> Option<Generation> {
     let meta = std::fs::symlink_metadata(path).ok()?;
     if !meta.file_type().is_file() {
         return None;
@@ -150,7 +192,7 @@ fn describe(path: &Path, current: bool) -> Option<Generation> {
         dev_ino: (meta.dev(), meta.ino()),
         path: path.to_owned(),
     };
-    generation.key = key_of(&generation).ok()?;
+    generation.key = cache.key(&generation, &meta)?;
     Some(generation)
 }
 
@@ -217,7 +259,8 @@ mod tests {
             file.set_modified(now - std::time::Duration::from_secs(age))
                 .unwrap();
         }
-        let listed = list(&log);
+        let cache = KeyCache::default();
+        let listed = list(&log, &cache);
         let names: Vec<_> = listed.iter().map(|g| g.name.as_str()).collect();
         assert_eq!(names, ["app.log", "app.log.1", "app.log.2.gz"]);
         assert!(listed[0].current && !listed[1].current && listed[2].compressed);
@@ -229,7 +272,7 @@ mod tests {
         let mut enc = flate2::write::GzEncoder::new(gz, flate2::Compression::fast());
         enc.write_all(&plain).unwrap();
         enc.finish().unwrap();
-        let again = list(&log);
+        let again = list(&log, &cache);
         // The same text keeps its key renamed and compressed; the two copies stay apart.
         let mut keys: Vec<_> = again
             .iter()

@@ -6,11 +6,13 @@
 //! - [`generation`]: the file at the path and its rotated siblings, each named by a key that
 //!   survives renames and compression; the only place a generation is opened.
 //! - [`page`]: lines before or after a byte offset in one generation, backwards in chunks.
+//! - [`lines`]: line numbers of plain generations (a sparse index, built as pages need it).
 //! - [`search`]: a search over generations, newest first, hits handed out as they are found.
 //! - [`positions`]: where the hub's numbered lines are on disk (runs of consecutive seqs per
 //!   generation), so a page can start at a seq and name the seqs of the lines it returns.
 
 pub mod generation;
+pub mod lines;
 pub mod page;
 pub mod positions;
 pub mod search;
@@ -80,6 +82,8 @@ pub struct ArchiveLimits {
     pub search_max_hits: usize,
     /// Searches running at once.
     pub max_searches: usize,
+    /// Page reads (and generation lists) running at once.
+    pub max_page_reads: usize,
     /// Longest a search or a page read may take.
     pub search_timeout: Duration,
     /// Compiled size limit of a search pattern.
@@ -95,6 +99,9 @@ pub struct Archive {
     positions: Positions,
     limits: ArchiveLimits,
     searches: Arc<Semaphore>,
+    pages: Arc<Semaphore>,
+    keys: Arc<generation::KeyCache>,
+    line_index: lines::LineIndex,
 }
 
 impl std::fmt::Debug for Archive {
@@ -167,6 +174,9 @@ impl Archive {
             hub,
             positions,
             searches: Arc::new(Semaphore::new(limits.max_searches)),
+            pages: Arc::new(Semaphore::new(limits.max_page_reads)),
+            keys: Arc::default(),
+            line_index: lines::LineIndex::default(),
             limits,
         }
     }
@@ -174,6 +184,11 @@ impl Archive {
     /// A place among the searches running, if one is free (held by the search until it ends).
     pub fn try_search(&self) -> Option<OwnedSemaphorePermit> {
         self.searches.clone().try_acquire_owned().ok()
+    }
+
+    /// A place among the page reads running, if one is free.
+    pub fn try_page(&self) -> Option<OwnedSemaphorePermit> {
+        self.pages.clone().try_acquire_owned().ok()
     }
 
     /// The bounds.
@@ -193,7 +208,7 @@ impl Archive {
 
     /// A file's generations, newest first.
     pub fn generations(&self, file: FileIx) -> Result<Vec<Generation>, ArchiveError> {
-        Ok(generation::list(&self.path_of(file)?))
+        Ok(generation::list(&self.path_of(file)?, &self.keys))
     }
 
     /// Reads a page of a file (blocking: call it from a blocking thread).
@@ -264,7 +279,7 @@ impl Archive {
                 self.read_before(&gens, ix, offset, &bounds)?
             }
         };
-        self.number_lines(file, &gens, &mut lines, &bounds);
+        self.number_lines(&gens, &mut lines, &bounds);
         let before = match lines.first() {
             Some((ix, first)) if first.offset > 0 || ix + 1 < gens.len() => Some(Position {
                 gen: gens[*ix].key.clone(),
@@ -403,11 +418,10 @@ impl Archive {
         }
     }
 
-    /// Fills in line numbers of plain generations' lines the read did not count: by counting
-    /// the newlines before the first one, when that is cheap (within [`COUNT_BYTES`]).
+    /// Fills in the line numbers the read did not count (plain generations, read backwards or
+    /// from the middle) from the line index, where it knows them.
     fn number_lines(
         &self,
-        _file: FileIx,
         gens: &[Generation],
         lines: &mut [(usize, RawLine)],
         bounds: &PageBounds,
@@ -416,16 +430,13 @@ impl Archive {
         while i < lines.len() {
             let ix = lines[i].0;
             let run_end = lines[i..].iter().take_while(|(g, _)| *g == ix).count() + i;
-            if lines[i].1.number.is_none() && !gens[ix].compressed {
-                let offset = lines[i].1.offset;
-                if offset <= COUNT_BYTES {
-                    if let Ok(before) = page::count_lines(&gens[ix], 0, offset, bounds) {
-                        for (k, (_, line)) in lines[i..run_end].iter_mut().enumerate() {
-                            line.number = Some(before + 1 + k as u64);
-                        }
-                    }
-                }
-            } else if let Some(first) = lines[i].1.number {
+            let first = match lines[i].1.number {
+                Some(n) => Some(n),
+                None => self
+                    .line_index
+                    .number_at(&gens[ix], lines[i].1.offset, bounds.deadline),
+            };
+            if let Some(first) = first {
                 for (k, (_, line)) in lines[i..run_end].iter_mut().enumerate() {
                     line.number = Some(first + k as u64);
                 }
@@ -455,7 +466,3 @@ impl Archive {
         &self.hub
     }
 }
-
-/// Line numbers of a page are counted from the file's start when it begins within this many
-/// bytes of it (about 10 ms of counting on a warm page cache).
-pub const COUNT_BYTES: u64 = 64 * 1024 * 1024;

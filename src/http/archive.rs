@@ -148,14 +148,23 @@ fn generation_info(generation: &Generation) -> GenerationInfo {
     }
 }
 
-/// Runs blocking disk work off the async workers.
+/// Runs blocking disk work off the async workers, at most `max_page_reads` at once (a page
+/// far into a gzip generation decompresses up to it: a flood of them must not take every
+/// blocking thread).
 async fn blocking<T: Send + 'static>(
+    state: &AppState,
     work: impl FnOnce() -> Result<T, ArchiveError> + Send + 'static,
 ) -> Result<T, ApiError> {
-    web::block(work)
-        .await
-        .map_err(|_| ApiError::Busy("the server is shutting down".into()))?
-        .map_err(ApiError::Past)
+    let permit = state.archive.try_page().ok_or_else(|| {
+        ApiError::Busy("too many reads of files on disk at once; try again shortly".into())
+    })?;
+    web::block(move || {
+        let _permit = permit;
+        work()
+    })
+    .await
+    .map_err(|_| ApiError::Busy("the server is shutting down".into()))?
+    .map_err(ApiError::Past)
 }
 
 /// `GET /api/generations?file=ID`: the file at the path and its rotated siblings, newest first.
@@ -167,7 +176,7 @@ pub async fn generations(
     let pairs = pairs(req.query_string(), &["file"], false)?;
     let (ix, id) = one_file(&state, &pairs)?;
     let archive = state.archive.clone();
-    let gens = blocking(move || archive.generations(ix)).await?;
+    let gens = blocking(&state, move || archive.generations(ix)).await?;
     let list: Vec<GenerationInfo> = gens.iter().map(generation_info).collect();
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
@@ -262,7 +271,7 @@ pub async fn page(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRe
         },
     };
     let archive = state.archive.clone();
-    let page = blocking(move || archive.page(ix, &anchor, max)).await?;
+    let page = blocking(&state, move || archive.page(ix, &anchor, max)).await?;
     let place = |p: &Option<crate::archive::Position>| {
         p.as_ref().map(|p| format!("{}:{}", p.gen, p.offset))
     };
@@ -475,7 +484,7 @@ pub async fn search(
         ))
     })?;
     let archive = state.archive.clone();
-    let targets = blocking(move || {
+    let targets = blocking(&state, move || {
         let mut targets = Vec::new();
         for (ix, id) in files {
             let gens = archive.generations(ix)?;
