@@ -784,23 +784,20 @@ async fn the_readme_curl_example_prints_like_grep() {
     let log = LogFile::new(&dir, "app.log");
     log.append(b"GET / 200\nupstream timeout after 30s\nGET /health 200\nread timeout\n");
     let server = Server::start(&[log.path_str()]);
-    let out = Command::new("curl")
-        .arg("-s")
-        .arg(server.url("/api/search?file=app.log&q=timeout&format=text"))
+    let snippet = readme_snippet("search-example").replace("http://127.0.0.1:7070", &server.base);
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(&snippet)
         .output()
-        .expect("curl (Debian: apt-get install curl)");
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout),
-        "upstream timeout after 30s\nread timeout\n"
+        .expect("sh");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
     );
-    let out = Command::new("curl")
-        .arg("-s")
-        .arg(server.url("/api/search?file=app.log&q=timeout&format=text&line_number=1"))
-        .output()
-        .unwrap();
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
-        "2:upstream timeout after 30s\n4:read timeout\n"
+        "upstream timeout after 30s\nread timeout\n2:upstream timeout after 30s\n4:read timeout\n"
     );
 }
 

@@ -250,23 +250,6 @@ async fn backlog_without_a_cursor_is_like_tail() {
     assert_eq!(text.text().await.unwrap(), "line-28\nline-29\n");
 }
 
-/// The shell snippet between `<!-- NAME -->` and `<!-- /NAME -->` in the README.
-fn readme_snippet(name: &str) -> String {
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
-        .expect("README.md");
-    let start = readme
-        .find(&format!("<!-- {name} -->"))
-        .unwrap_or_else(|| panic!("README has no <!-- {name} --> snippet"));
-    let end = readme[start..]
-        .find(&format!("<!-- /{name} -->"))
-        .expect("snippet end")
-        + start;
-    let block = &readme[start..end];
-    let code_start = block.find("```sh\n").expect("```sh block") + 6;
-    let code_end = block[code_start..].find("```").expect("block end") + code_start;
-    block[code_start..code_end].to_owned()
-}
-
 /// A child process killed when the test ends, a failing one too: the README loops never end
 /// by themselves.
 struct KillOnDrop(std::process::Child);

@@ -1089,3 +1089,20 @@ pub async fn get_text(server: &Server, path: &str) -> String {
         .await
         .expect("body")
 }
+
+/// The shell snippet between `<!-- NAME -->` and `<!-- /NAME -->` in the README.
+pub fn readme_snippet(name: &str) -> String {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("README.md");
+    let start = readme
+        .find(&format!("<!-- {name} -->"))
+        .unwrap_or_else(|| panic!("README has no <!-- {name} --> snippet"));
+    let end = readme[start..]
+        .find(&format!("<!-- /{name} -->"))
+        .expect("snippet end")
+        + start;
+    let block = &readme[start..end];
+    let code_start = block.find("```sh\n").expect("```sh block") + 6;
+    let code_end = block[code_start..].find("```").expect("block end") + code_start;
+    block[code_start..code_end].to_owned()
+}
