@@ -39,6 +39,14 @@ pub struct Stats {
     pub drops: AtomicU64,
     /// Long-poll answers given.
     pub polls_answered: AtomicU64,
+    /// Searches of files on disk started.
+    pub searches: AtomicU64,
+    /// Searches refused because `--max-searches` were running.
+    pub searches_refused: AtomicU64,
+    /// Bytes searches read (decompressed).
+    pub search_bytes: AtomicU64,
+    /// Pages of lines read back from disk.
+    pub pages: AtomicU64,
 }
 
 /// A copy of the counters.

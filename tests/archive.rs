@@ -843,3 +843,23 @@ async fn line_numbers_deep_in_a_big_file_come_from_the_index() {
         assert_eq!(at.unwrap()["line"].as_u64(), Some(offset / 100 + 1));
     }
 }
+
+#[tokio::test]
+async fn a_configured_path_that_is_a_link_is_read_and_a_linked_sibling_is_not() {
+    let dir = temp_dir();
+    let real = dir.path().join("real-app.log");
+    std::fs::write(&real, "named through a link\n").unwrap();
+    let log = dir.path().join("app.log");
+    std::os::unix::fs::symlink(&real, &log).unwrap();
+    std::fs::write(dir.path().join("secret"), "SECRET-LINE\n").unwrap();
+    std::os::unix::fs::symlink(dir.path().join("secret"), dir.path().join("app.log.1")).unwrap();
+    let server = Server::start(&[path_str(&log)]);
+    let names = gen_names(&server, "app.log").await;
+    assert_eq!(names.values().collect::<Vec<_>>(), ["app.log"]);
+    let text = get_text(
+        &server,
+        "/api/search?file=app.log&q=(THROUGH|SECRET)&regex=1&case=insensitive&generations=all&format=text",
+    )
+    .await;
+    assert_eq!(text, "named through a link\n");
+}

@@ -1,8 +1,10 @@
 //! `tailcast-bench`: the benchmark harness of tailcast (see bench/README.md).
 //!
 //! `tailcast-bench suite [--quick] ...` runs everything and prints the table; the other
-//! subcommands are the client processes it starts (and `soak`, the long-running check).
+//! subcommands are the client processes it starts (and `soak`, the long-running check, and
+//! `archive`, search and pages on disk against ripgrep).
 
+mod archive;
 mod clients;
 mod common;
 mod procs;
@@ -12,13 +14,14 @@ mod suite;
 fn main() {
     let mut argv: Vec<String> = std::env::args().skip(1).collect();
     if argv.is_empty() {
-        eprintln!("usage: tailcast-bench suite|soak|ws|poll|pipe [options]  (see bench/README.md)");
+        eprintln!("usage: tailcast-bench suite|archive|soak|ws|poll|pipe [options]  (see bench/README.md)");
         std::process::exit(2);
     }
     let cmd = argv.remove(0);
     let args = common::Args(argv);
     match cmd.as_str() {
         "suite" => suite::suite_main(args),
+        "archive" => archive::archive_main(args),
         "soak" => soak::soak_main(args),
         "ws" => clients::ws_main(args),
         "poll" => clients::poll_main(args),

@@ -42,7 +42,7 @@ pub struct Generation {
 impl Generation {
     /// Opens the generation for reading from its start (decompressed when it is gzip).
     pub fn open(&self) -> Result<Box<dyn Read + Send>, ArchiveError> {
-        let file = open_no_symlink(&self.path).map_err(|e| self.error(e))?;
+        let file = open_regular(&self.path, self.current).map_err(|e| self.error(e))?;
         Ok(if self.compressed {
             Box::new(flate2::read::MultiGzDecoder::new(BufReader::with_capacity(
                 64 * 1024,
@@ -55,7 +55,7 @@ impl Generation {
 
     /// Opens a plain generation for positioned reads.
     pub fn open_plain(&self) -> Result<File, ArchiveError> {
-        open_no_symlink(&self.path).map_err(|e| self.error(e))
+        open_regular(&self.path, self.current).map_err(|e| self.error(e))
     }
 
     /// The generation's error for an I/O failure (the file name only, never the whole path).
@@ -176,7 +176,12 @@ fn rotation_number(name: &str) -> u64 {
 
 /// A regular file's description (`None` for a symlink, a directory, or what cannot be read).
 fn describe(path: &Path, current: bool, cache: &KeyCache) -> Option<Generation> {
-    let meta = std::fs::symlink_metadata(path).ok()?;
+    // The configured path may be a link the operator made; a sibling never is one.
+    let meta = if current {
+        std::fs::metadata(path).ok()?
+    } else {
+        std::fs::symlink_metadata(path).ok()?
+    };
     if !meta.file_type().is_file() {
         return None;
     }
@@ -211,12 +216,17 @@ fn key_of(generation: &Generation) -> Result<String, ArchiveError> {
     Ok(format!("{hash:016x}"))
 }
 
-/// Opens a file for reading, refusing a symbolic link (`O_NOFOLLOW`) and never blocking on a
-/// FIFO (`O_NONBLOCK`, which a regular file ignores).
-fn open_no_symlink(path: &Path) -> io::Result<File> {
+/// Opens a regular file for reading, never blocking on a FIFO (`O_NONBLOCK`, which a regular
+/// file ignores), and refusing a symbolic link (`O_NOFOLLOW`) unless it is the configured path.
+fn open_regular(path: &Path, configured: bool) -> io::Result<File> {
+    let flags = if configured {
+        libc::O_NONBLOCK
+    } else {
+        libc::O_NOFOLLOW | libc::O_NONBLOCK
+    };
     let file = std::fs::OpenOptions::new()
         .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .custom_flags(flags)
         .open(path)?;
     if !file.metadata()?.file_type().is_file() {
         return Err(io::Error::new(

@@ -259,9 +259,9 @@ impl Archive {
                     max_bytes: bounds.max_bytes / 2,
                     ..bounds
                 };
+                let start = self.line_start_at(&gens[ix], *offset, &bounds)?;
+                // Lines before the one `offset` falls in (those ending at its start), then it.
                 let mut lines = if half.max_lines > 0 {
-                    // Lines before the one `offset` falls in: those ending at its start.
-                    let start = self.line_start_at(&gens[ix], *offset, &bounds)?;
                     self.read_before(&gens, ix, start, &half)?
                 } else {
                     Vec::new()
@@ -270,7 +270,6 @@ impl Archive {
                     max_lines: bounds.max_lines - lines.len(),
                     ..half
                 };
-                let start = self.line_start_at(&gens[ix], *offset, &bounds)?;
                 lines.extend(self.read_after(&gens, ix, start, &rest)?);
                 lines
             }

@@ -5,6 +5,7 @@
 //! search on a thread of its own at a lower CPU priority, at most `--max-searches` at once.
 
 use std::fmt::Write as _;
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::UNIX_EPOCH;
 
 use actix_web::http::header;
@@ -270,6 +271,7 @@ pub async fn page(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRe
             None => Anchor::Newest,
         },
     };
+    state.stats.pages.fetch_add(1, Relaxed);
     let archive = state.archive.clone();
     let page = blocking(&state, move || archive.page(ix, &anchor, max)).await?;
     let place = |p: &Option<crate::archive::Position>| {
@@ -478,6 +480,7 @@ pub async fn search(
         labels: false,
     };
     let permit = state.archive.try_search().ok_or_else(|| {
+        state.stats.searches_refused.fetch_add(1, Relaxed);
         ApiError::Busy(format!(
             "too many searches running ({}); try again shortly, or raise --max-searches",
             limits.max_searches
@@ -522,11 +525,13 @@ pub async fn search(
         labels: targets.len() > 1,
         ..format
     };
+    state.stats.searches.fetch_add(1, Relaxed);
     let (events_tx, mut events) = mpsc::channel::<Msg>(64);
     let (tx, rx) = mpsc::channel(16);
     let conn = state.conn(&req);
     let thread_conn = conn.clone();
     let thread_targets = targets.clone();
+    let stats = state.stats.clone();
     let spawned = std::thread::Builder::new()
         .name("tailcast-search".into())
         .spawn(move || {
@@ -540,6 +545,7 @@ pub async fn search(
             // Given back before the end is told, so a client that searches again at once finds
             // the place free.
             drop(permit);
+            stats.search_bytes.fetch_add(summary.scanned_bytes, Relaxed);
             tracing::debug!(hits = summary.hits, scanned = summary.scanned_bytes, stopped = ?summary.stopped, "search done");
             let _ = events_tx.blocking_send(Msg::End(summary));
         });

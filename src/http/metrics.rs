@@ -106,6 +106,30 @@ impl Collector for TailcastCollector {
             "Long-poll answers given",
             s.polls_answered.load(Relaxed),
         )?;
+        counter(
+            &mut encoder,
+            "tailcast_searches",
+            "Searches of files on disk started (/api/search)",
+            s.searches.load(Relaxed),
+        )?;
+        counter(
+            &mut encoder,
+            "tailcast_searches_refused",
+            "Searches refused because --max-searches were running",
+            s.searches_refused.load(Relaxed),
+        )?;
+        counter(
+            &mut encoder,
+            "tailcast_search_scanned_bytes",
+            "Bytes read by searches (decompressed)",
+            s.search_bytes.load(Relaxed),
+        )?;
+        counter(
+            &mut encoder,
+            "tailcast_pages",
+            "Pages of lines read back from disk (/api/page)",
+            s.pages.load(Relaxed),
+        )?;
 
         counter(
             &mut encoder,
