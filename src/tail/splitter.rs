@@ -75,6 +75,11 @@ impl LineBatch {
         self.truncated.shrink_to_fit();
     }
 
+    /// Makes room for `additional` more bytes of text, so a read's lines are copied once.
+    pub fn reserve(&mut self, additional: usize) {
+        self.text.reserve(additional);
+    }
+
     /// Removes every line, keeping the allocations.
     pub fn clear(&mut self) {
         self.text.clear();
@@ -157,27 +162,50 @@ impl LineSplitter {
                 bytes = rest;
             }
         }
-        match bytes.iter().rposition(|&b| b == b'\n') {
-            Some(last) => self.pending_bytes = (bytes.len() - last - 1) as u64,
-            None => self.pending_bytes += bytes.len() as u64,
+        let Some(last) = memchr::memrchr(b'\n', bytes) else {
+            self.pending_bytes += bytes.len() as u64;
+            self.append_partial(bytes);
+            return;
+        };
+        self.pending_bytes = (bytes.len() - last - 1) as u64;
+        let (mut whole, rest) = bytes.split_at(last + 1);
+        if self.has_partial() {
+            // The first newline ends the line held from earlier reads.
+            let newline = memchr::memchr(b'\n', whole).unwrap_or(whole.len() - 1);
+            self.append_partial(&whole[..newline]);
+            self.emit_partial(out, true);
+            whole = &whole[newline + 1..];
         }
-        while let Some(newline) = memchr_newline(bytes) {
-            let (head, tail) = (&bytes[..newline], &bytes[newline + 1..]);
-            if self.partial.is_empty() && !self.partial_over_cap {
-                // Fast path: the whole line is in this read.
-                let line = strip_cr(head);
-                if line.len() > self.max_line_bytes {
-                    out.push_bytes(cap_utf8(line, self.max_line_bytes), true);
-                } else {
-                    out.push_bytes(line, false);
+        out.reserve(whole.len());
+        // The usual case, every line valid UTF-8, is checked once for the whole run of lines;
+        // lines are then cut at newlines, which are never inside a character.
+        match std::str::from_utf8(whole) {
+            Ok(text) => {
+                let mut start = 0;
+                for newline in memchr::memchr_iter(b'\n', whole) {
+                    let line = strip_cr_str(&text[start..newline]);
+                    if line.len() > self.max_line_bytes {
+                        out.push(cap_str(line, self.max_line_bytes), true);
+                    } else {
+                        out.push(line, false);
+                    }
+                    start = newline + 1;
                 }
-            } else {
-                self.append_partial(head);
-                self.emit_partial(out, true);
             }
-            bytes = tail;
+            Err(_) => {
+                let mut start = 0;
+                for newline in memchr::memchr_iter(b'\n', whole) {
+                    let line = strip_cr(&whole[start..newline]);
+                    if line.len() > self.max_line_bytes {
+                        out.push_bytes(cap_utf8(line, self.max_line_bytes), true);
+                    } else {
+                        out.push_bytes(line, false);
+                    }
+                    start = newline + 1;
+                }
+            }
         }
-        self.append_partial(bytes);
+        self.append_partial(rest);
     }
 
     /// Emits the unfinished line, if any, as a line of its own (idle timeout, rotation, EOF).
@@ -221,8 +249,17 @@ impl LineSplitter {
     }
 }
 
-fn memchr_newline(bytes: &[u8]) -> Option<usize> {
-    bytes.iter().position(|&b| b == b'\n')
+fn strip_cr_str(line: &str) -> &str {
+    line.strip_suffix('\r').unwrap_or(line)
+}
+
+/// The first `max` bytes of `line`, shortened to a character boundary.
+fn cap_str(line: &str, max: usize) -> &str {
+    let mut end = max.min(line.len());
+    while !line.is_char_boundary(end) {
+        end -= 1;
+    }
+    &line[..end]
 }
 
 /// A line read back from disk as the tail shows it: without its `\n` and `\r`, at most `max`
