@@ -324,6 +324,20 @@ pub struct PageAnswer<'a> {
     pub before: Option<String>,
     /// `after=` value of the page below: at the end of the file, where its next lines will be.
     pub after: Option<String>,
+    /// Generations passed over because they could not be read (a gzip file cut short, say).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<SkippedGeneration>,
+}
+
+/// A generation a page passed over.
+#[derive(Debug, Clone, Serialize)]
+pub struct SkippedGeneration {
+    /// Its key.
+    pub gen: String,
+    /// Its file name.
+    pub name: String,
+    /// Why it could not be read.
+    pub error: String,
 }
 
 /// One record of a `GET /api/search` answer (newline-delimited JSON, one per line).

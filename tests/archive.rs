@@ -729,7 +729,8 @@ async fn search_bounds_are_refused_or_reported_clearly() {
     let mut stalled = std::net::TcpStream::connect(&server.addr).unwrap();
     write!(
         stalled,
-        "GET /api/search?file=app.log&q=status%3D200&max=10000 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+        // 21 lines a hit: far more than every buffer on the way holds.
+        "GET /api/search?file=app.log&q=status%3D200&max=10000&context=10 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
     )
     .unwrap();
     wait_threads(server.pid(), 1, Duration::from_secs(5))
@@ -862,4 +863,253 @@ async fn a_configured_path_that_is_a_link_is_read_and_a_linked_sibling_is_not() 
     )
     .await;
     assert_eq!(text, "named through a link\n");
+}
+
+/// Every line of every generation, newest page first, by following `before` to the end.
+async fn page_back_all(server: &Server, id: &str) -> Vec<Value> {
+    let mut lines = Vec::new();
+    let mut query = format!("/api/page?file={id}&max=3");
+    for _ in 0..10_000 {
+        let (status, page) = get(server, &query).await;
+        assert_eq!(status, 200, "{query}: {page}");
+        let mut batch = page["lines"].as_array().unwrap().clone();
+        batch.extend(lines);
+        lines = batch;
+        match page["before"].as_str() {
+            Some(before) => query = format!("/api/page?file={id}&max=3&before={before}"),
+            None => return lines,
+        }
+    }
+    panic!("paging back does not end: {query}");
+}
+
+#[tokio::test]
+async fn generations_that_begin_alike_keep_apart_and_pages_name_their_own_seqs() {
+    let dir = temp_dir();
+    let log = LogFile::new(&dir, "app.log");
+    let server = Server::start(&[
+        "--rotate-wait".to_owned(),
+        "200ms".to_owned(),
+        log.path_str(),
+    ]);
+    // Three generations that begin with the same banner, rotated by hand while followed.
+    for (k, name) in [(0, "app.log.2"), (1, "app.log.1")] {
+        log.append(format!("=== start ===\ngen{k}-a\ngen{k}-b\n").as_bytes());
+        server
+            .wait_last_seq("app.log", 3 * (k + 1), Duration::from_secs(10))
+            .await;
+        log.rotate_to(name);
+        log.append(b"");
+    }
+    log.append(b"=== start ===\ngen2-a\n");
+    server
+        .wait_last_seq("app.log", 8, Duration::from_secs(10))
+        .await;
+    let names = gen_names(&server, "app.log").await;
+    assert_eq!(names.len(), 3, "{names:?}");
+    let lines = page_back_all(&server, "app.log").await;
+    let texts: Vec<&str> = lines.iter().map(|l| l["text"].as_str().unwrap()).collect();
+    assert_eq!(
+        texts,
+        [
+            "=== start ===",
+            "gen0-a",
+            "gen0-b",
+            "=== start ===",
+            "gen1-a",
+            "gen1-b",
+            "=== start ===",
+            "gen2-a"
+        ]
+    );
+    // Every seq a page names is the seq the history gives that line.
+    let poll = server.get_json("/poll?file=app.log&after=0").await;
+    let by_seq: HashMap<u64, String> = poll["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            (
+                poll["first_seq"].as_u64().unwrap() + i as u64,
+                t.as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let mut named = 0;
+    for line in &lines {
+        if let Some(seq) = line["seq"].as_u64() {
+            assert_eq!(by_seq[&seq], line["text"].as_str().unwrap(), "{line}");
+            named += 1;
+        }
+    }
+    assert_eq!(named, 8, "{lines:?}");
+}
+
+#[tokio::test]
+async fn edges_unfinished_lines_empty_pages_and_broken_generations() {
+    let dir = temp_dir();
+    let log = LogFile::new(&dir, "app.log");
+    std::fs::write(dir.path().join("app.log.1"), "old-1\nold-2\n").unwrap();
+    // A gzip generation cut short (as while logrotate compresses, or after a full disk).
+    let many: String = (0..20_000).map(|i| format!("oldest-{i}\n")).collect();
+    let mut gz = flate2_gzip(many.as_bytes());
+    gz.truncate(gz.len() / 2);
+    std::fs::write(dir.path().join("app.log.2.gz"), gz).unwrap();
+    let server = Server::start(&[log.path_str()]);
+    let names = gen_names(&server, "app.log").await;
+    let key_of = |name: &str| names.iter().find(|(_, n)| *n == name).unwrap().0.clone();
+    let old = key_of("app.log.1");
+
+    // The current file is empty: an empty page down from the end of app.log.1 says to ask
+    // from there again, and then gets the new lines.
+    let (_, page) = get(&server, &format!("/api/page?file=app.log&after={old}:12")).await;
+    assert_eq!(page["lines"], serde_json::json!([]));
+    assert_eq!(page["after"], format!("{old}:12"));
+    assert_eq!(page["before"], format!("{old}:12"));
+    log.append(b"new-1\nnew-2\npartial");
+    let (_, page) = get(&server, &format!("/api/page?file=app.log&after={old}:12")).await;
+    let texts: Vec<_> = page["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["text"].clone())
+        .collect();
+    assert_eq!(
+        texts,
+        ["new-1", "new-2"],
+        "the unfinished line is not a line yet"
+    );
+    // Nor backwards, from past the end.
+    let (_, page) = get(&server, "/api/page?file=app.log&before=99999&max=1").await;
+    assert_eq!(page["lines"][0]["text"], "new-2");
+    let after = page["after"].as_str().unwrap().to_owned();
+    log.append(b" now-complete\nnext\n");
+    let (_, page) = get(&server, &format!("/api/page?file=app.log&after={after}")).await;
+    let texts: Vec<_> = page["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["text"].clone())
+        .collect();
+    assert_eq!(texts, ["partial now-complete", "next"]);
+
+    // The broken generation is passed over, named, and the others still read.
+    let (status, page) = get(&server, "/api/page?file=app.log&max=100").await;
+    assert_eq!(status, 200, "{page}");
+    let texts: Vec<_> = page["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["text"].clone())
+        .collect();
+    assert_eq!(
+        texts,
+        [
+            "old-1",
+            "old-2",
+            "new-1",
+            "new-2",
+            "partial now-complete",
+            "next"
+        ]
+    );
+    assert_eq!(page["skipped"][0]["name"], "app.log.2.gz", "{page}");
+    // What can be read of it is still read from its start.
+    let (status, page) = get(&server, "/api/page?file=app.log&at=oldest&max=1").await;
+    assert_eq!(
+        (status, page["lines"][0]["text"].clone()),
+        (200, Value::from("oldest-0")),
+        "{page}"
+    );
+
+    // Offsets at the ends of u64 give whole lines or nothing, never a 500.
+    for query in [
+        "around=18446744073709551615",
+        "after=9223372036854775807",
+        "before=18446744073709551615",
+    ] {
+        let (status, page) = get(&server, &format!("/api/page?file=app.log&max=2&{query}")).await;
+        assert_eq!(status, 200, "{query}: {page}");
+    }
+
+    // A generation renamed after it was listed is still found, by what it is.
+    let names = gen_names(&server, "app.log").await;
+    let current = names
+        .iter()
+        .find(|(_, n)| *n == "app.log")
+        .unwrap()
+        .0
+        .clone();
+    log.rotate_to("app.log.0");
+    log.append(b"after rotation\n");
+    let (status, page) = get(
+        &server,
+        &format!("/api/page?file=app.log&max=1&before={current}:12"),
+    )
+    .await;
+    assert_eq!(
+        (status, page["lines"][0]["text"].clone()),
+        (200, Value::from("new-2")),
+        "{page}"
+    );
+
+    // Labels of a search come from the configured name, even with the file gone.
+    std::fs::remove_file(log.path()).unwrap();
+    let text = get_text(
+        &server,
+        "/api/search?file=app.log&q=old&generations=all&format=text",
+    )
+    .await;
+    assert_eq!(text.lines().next(), Some("app.log.1:old-1"), "{text}");
+}
+
+fn flate2_gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut child = Command::new("gzip")
+        .arg("-c")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("gzip");
+    child.stdin.take().unwrap().write_all(bytes).unwrap();
+    child.wait_with_output().unwrap().stdout
+}
+
+#[tokio::test]
+async fn line_numbers_stay_true_when_a_file_is_rewritten_in_place() {
+    let dir = temp_dir();
+    let log = dir.path().join("app.log");
+    let write = |width: usize, n: usize| {
+        let mut text = String::from("header\n");
+        for i in 0..n {
+            text.push_str(&format!("{i:0width$}\n"));
+        }
+        std::fs::write(&log, text).unwrap();
+    };
+    write(9, 2_000_000); // 20 MB: five marks of the index
+    let server = Server::start(&[path_str(&log)]);
+    let line_at = |offset: u64| {
+        let server = &server;
+        async move {
+            let (_, page) = get(
+                server,
+                &format!("/api/page?file=app.log&max=1&after={offset}"),
+            )
+            .await;
+            (
+                page["lines"][0]["line"].as_u64(),
+                page["lines"][0]["text"].as_str().map(str::to_owned),
+            )
+        }
+    };
+    let (n, text) = line_at(15_000_000).await;
+    assert_eq!(n.map(|n| n - 2), text.and_then(|t| t.parse().ok()));
+    // Rewritten in place (same inode, same first line), longer lines, bigger.
+    write(14, 1_600_000);
+    let (n, text) = line_at(15_000_000).await;
+    assert_eq!(
+        n.map(|n| n - 2),
+        text.and_then(|t| t.parse().ok()),
+        "a stale index"
+    );
 }

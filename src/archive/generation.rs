@@ -22,7 +22,8 @@ const KEY_BYTES: usize = 1024;
 #[derive(Debug, Clone)]
 pub struct Generation {
     /// Stable name: a hash of the generation's first line, so the same text keeps its key when
-    /// `app.log` becomes `app.log.1`, then `app.log.2.gz`.
+    /// `app.log` becomes `app.log.1`, then `app.log.2.gz`. When two listed generations begin
+    /// with the same line, each key also carries its inode (`KEY-INODE`).
     pub key: String,
     /// File name today (`app.log`, `app.log.1`).
     pub name: String,
@@ -34,15 +35,20 @@ pub struct Generation {
     pub size: u64,
     /// Last modification.
     pub modified: SystemTime,
-    /// (device, inode): how the hub's batches name the file they came from.
+    /// (device, inode): what the generation is, whatever its name becomes.
     pub dev_ino: (u64, u64),
+    /// Its first line is complete (a rotated generation always counts as complete): only then
+    /// is its key final.
+    pub settled: bool,
     path: PathBuf,
+    /// The configured file's name, to find the generation again if it is renamed meanwhile.
+    base: String,
 }
 
 impl Generation {
     /// Opens the generation for reading from its start (decompressed when it is gzip).
     pub fn open(&self) -> Result<Box<dyn Read + Send>, ArchiveError> {
-        let file = open_regular(&self.path, self.current).map_err(|e| self.error(e))?;
+        let file = self.open_file()?;
         Ok(if self.compressed {
             Box::new(flate2::read::MultiGzDecoder::new(BufReader::with_capacity(
                 64 * 1024,
@@ -55,7 +61,39 @@ impl Generation {
 
     /// Opens a plain generation for positioned reads.
     pub fn open_plain(&self) -> Result<File, ArchiveError> {
-        open_regular(&self.path, self.current).map_err(|e| self.error(e))
+        self.open_file()
+    }
+
+    /// Opens the file this generation is: by its name, or, if a rotation renamed it since it
+    /// was listed, by its inode among the siblings. Never another file under its old name.
+    fn open_file(&self) -> Result<File, ArchiveError> {
+        let ours = |file: &File| {
+            file.metadata()
+                .is_ok_and(|m| (m.dev(), m.ino()) == self.dev_ino)
+        };
+        if let Ok(file) = open_regular(&self.path, self.current) {
+            if ours(&file) {
+                return Ok(file);
+            }
+        }
+        let dir = self.path.parent().unwrap_or(Path::new("/"));
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            let same = entry
+                .metadata()
+                .is_ok_and(|m| (m.dev(), m.ino()) == self.dev_ino && m.file_type().is_file());
+            if same && is_sibling(&self.base, name) {
+                if let Ok(file) = open_regular(&entry.path(), false) {
+                    if ours(&file) {
+                        return Ok(file);
+                    }
+                }
+            }
+        }
+        Err(ArchiveError::Gone {
+            name: self.name.clone(),
+        })
     }
 
     /// The generation's error for an I/O failure (the file name only, never the whole path).
@@ -70,11 +108,11 @@ impl Generation {
 /// Most rotated generations listed per file (the newest).
 pub const MAX_GENERATIONS: usize = 1000;
 
-/// Keys already computed, by (device, inode, size, modification time): a rotated generation
-/// does not change, so listing it again opens nothing. Bounded; emptied when full.
+/// Keys already computed, by file version (device, inode, size, modification time): a rotated
+/// generation does not change, so listing it again reads nothing. Bounded; emptied when full.
 #[derive(Debug, Default)]
 pub struct KeyCache {
-    keys: std::sync::Mutex<std::collections::HashMap<FileVersion, String>>,
+    keys: std::sync::Mutex<std::collections::HashMap<FileVersion, (u64, bool)>>,
 }
 
 /// (device, inode, size, modification seconds, nanoseconds).
@@ -84,7 +122,14 @@ type FileVersion = (u64, u64, u64, i64, i64);
 const KEY_CACHE_ENTRIES: usize = 16 * 1024;
 
 impl KeyCache {
-    fn key(&self, generation: &Generation, meta: &std::fs::Metadata) -> Option<String> {
+    /// The hash of the first line of `file` (opened, its metadata `meta`) and whether that line
+    /// is complete.
+    fn first_line(
+        &self,
+        file: &File,
+        meta: &std::fs::Metadata,
+        compressed: bool,
+    ) -> io::Result<(u64, bool)> {
         let id = (
             meta.dev(),
             meta.ino(),
@@ -92,128 +137,197 @@ impl KeyCache {
             meta.mtime(),
             meta.mtime_nsec(),
         );
-        let keys = self.keys.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(key) = keys.get(&id) {
-            return Some(key.clone());
+        if let Some(found) = self.lock().get(&id) {
+            return Ok(*found);
         }
-        drop(keys);
-        let key = key_of(generation).ok()?;
-        let mut keys = self.keys.lock().unwrap_or_else(|e| e.into_inner());
+        let found = first_line_hash(file, compressed)?;
+        let mut keys = self.lock();
         if keys.len() >= KEY_CACHE_ENTRIES {
             keys.clear();
         }
-        keys.insert(id, key.clone());
-        Some(key)
+        keys.insert(id, found);
+        Ok(found)
     }
+
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<FileVersion, (u64, bool)>> {
+        self.keys.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// A sibling found in the directory, before it is opened.
+struct Candidate {
+    path: PathBuf,
+    name: String,
+    modified: SystemTime,
 }
 
 /// The generations of the file configured at `path`, newest first: the file at the path (when
 /// there is one), then its rotated siblings (numbered ones by number, others by modification
 /// time), at most [`MAX_GENERATIONS`] of them.
 pub fn list(path: &Path, cache: &KeyCache) -> Vec<Generation> {
+    let Some(base) = path.file_name().and_then(|n| n.to_str()) else {
+        return Vec::new();
+    };
     let mut found = Vec::new();
-    if let Some(current) = describe(path, true, cache) {
+    if let Some(current) = describe(path, base, true, cache) {
         found.push(current);
     }
-    let (Some(dir), Some(base)) = (path.parent(), path.file_name().and_then(|n| n.to_str())) else {
+    let Some(dir) = path.parent() else {
         return found;
     };
-    let mut siblings: Vec<Generation> = std::fs::read_dir(dir)
+    // Names and cheap metadata first; only the newest are opened.
+    let mut candidates: Vec<Candidate> = std::fs::read_dir(dir)
         .into_iter()
         .flatten()
         .flatten()
         .filter_map(|entry| {
             let name = entry.file_name().into_string().ok()?;
-            let rest = name.strip_prefix(base)?;
-            let separated = rest.starts_with('.') || rest.starts_with('-');
-            // Only plain files and gzip: other compressions are listed by no one.
-            let readable = !is_compressed_other(&name);
-            (separated && readable && is_rotated_generation(&name))
-                .then(|| describe(&entry.path(), false, cache))
-                .flatten()
+            if !is_sibling(base, &name) {
+                return None;
+            }
+            let meta = entry.metadata().ok()?; // of the entry itself: a link is not a file
+            meta.file_type().is_file().then(|| Candidate {
+                path: entry.path(),
+                modified: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+                name,
+            })
         })
         .collect();
-    // Numbered generations (`.1`, `.2.gz`) are in the order their numbers say; dated ones, or
-    // a mix, by modification time (logrotate keeps it when it compresses).
-    if siblings
+    // Small rotation numbers (`.1`, `.2.gz`) say the order; dates, epochs or a mix go by
+    // modification time (logrotate keeps it when it compresses).
+    if candidates
         .iter()
-        .all(|g| rotation_number(&g.name) != u64::MAX)
+        .all(|c| rotation_number(&c.name).is_some())
     {
-        siblings.sort_by_key(|g| rotation_number(&g.name));
+        candidates.sort_by_key(|c| rotation_number(&c.name));
     } else {
-        siblings.sort_by(|a, b| {
+        candidates.sort_by(|a, b| {
             b.modified
                 .cmp(&a.modified)
-                .then_with(|| rotation_number(&a.name).cmp(&rotation_number(&b.name)))
+                .then_with(|| a.name.cmp(&b.name))
         });
     }
-    siblings.truncate(MAX_GENERATIONS);
-    found.extend(siblings);
-    // Two generations with the same first line (a fixed banner, say) keep apart by position.
-    for i in 1..found.len() {
-        let clashes = found[..i].iter().filter(|g| g.key == found[i].key).count();
-        if clashes > 0 {
-            found[i].key = format!("{}-{}", found[i].key, clashes + 1);
+    candidates.truncate(MAX_GENERATIONS);
+    found.extend(
+        candidates
+            .iter()
+            .filter_map(|c| describe(&c.path, base, false, cache)),
+    );
+    drop_compressed_copies(&mut found);
+    // Generations that begin with the same line (a fixed banner) are told apart by inode,
+    // which renames keep.
+    let keys: Vec<String> = found.iter().map(|g| g.key.clone()).collect();
+    for g in &mut found {
+        if keys.iter().filter(|k| **k == g.key).count() > 1 {
+            g.key = format!("{}-{:x}", g.key, g.dev_ino.1);
         }
     }
     found
 }
 
-/// Compressions tailcast does not read (gzip is read).
-fn is_compressed_other(name: &str) -> bool {
-    [".xz", ".bz2", ".zst", ".lz4", ".zip"]
-        .iter()
-        .any(|ext| name.ends_with(ext))
-}
-
-/// `app.log.3.gz` -> 3: orders generations written in the same second.
-fn rotation_number(name: &str) -> u64 {
-    let name = name.strip_suffix(".gz").unwrap_or(name);
-    name.rsplit_once('.')
-        .and_then(|(_, n)| n.parse().ok())
-        .unwrap_or(u64::MAX)
-}
-
-/// A regular file's description (`None` for a symlink, a directory, or what cannot be read).
-fn describe(path: &Path, current: bool, cache: &KeyCache) -> Option<Generation> {
-    // The configured path may be a link the operator made; a sibling never is one.
-    let meta = if current {
-        std::fs::metadata(path).ok()?
-    } else {
-        std::fs::symlink_metadata(path).ok()?
-    };
-    if !meta.file_type().is_file() {
-        return None;
+/// While logrotate compresses `app.log.2` into `app.log.2.gz`, both exist with the same text:
+/// the copy being written is left out, so the lines are listed once and the key stays.
+fn drop_compressed_copies(found: &mut Vec<Generation>) {
+    let copies: Vec<usize> = (0..found.len())
+        .filter(|&i| {
+            let g = &found[i];
+            g.compressed
+                && found.iter().any(|p| {
+                    !p.compressed
+                        && p.key == g.key
+                        && gzip_size(g).is_some_and(|size| size == p.size as u32)
+                })
+        })
+        .collect();
+    for i in copies.into_iter().rev() {
+        found.remove(i);
     }
+}
+
+/// The uncompressed size a gzip file's trailer records (modulo 2^32), if it has one yet.
+fn gzip_size(generation: &Generation) -> Option<u32> {
+    use std::os::unix::fs::FileExt;
+    let file = generation.open_plain().ok()?;
+    let len = file.metadata().ok()?.len();
+    let mut tail = [0u8; 4];
+    file.read_exact_at(&mut tail, len.checked_sub(4)?).ok()?;
+    Some(u32::from_le_bytes(tail))
+}
+
+/// True when `name` is a rotated generation of `base`: the name, then only a rotation suffix
+/// (`.1`, `-20261201`, `-2026-12-01`, `.1764547200`), maybe compressed with gzip. Other
+/// compressions are not read; other files that share the prefix (`app.err.1`) are not ours.
+pub fn is_sibling(base: &str, name: &str) -> bool {
+    let Some(rest) = name.strip_prefix(base) else {
+        return false;
+    };
+    let rest = rest.strip_suffix(".gz").unwrap_or(rest);
+    let Some(suffix) = rest.strip_prefix('.').or_else(|| rest.strip_prefix('-')) else {
+        return false;
+    };
+    let bytes = suffix.as_bytes();
+    !bytes.is_empty()
+        && bytes[0].is_ascii_digit()
+        && bytes[bytes.len() - 1].is_ascii_digit()
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_digit() || matches!(b, b'-' | b'_' | b'.'))
+        && is_rotated_generation(name)
+}
+
+/// `app.log.3.gz` -> 3: a small number after a dot is a rotation index (dates and epochs are
+/// not).
+fn rotation_number(name: &str) -> Option<u64> {
+    let name = name.strip_suffix(".gz").unwrap_or(name);
+    let (_, n) = name.rsplit_once('.')?;
+    n.parse().ok().filter(|n| *n < 10_000)
+}
+
+/// A regular file's description (`None` for a link, a directory, a FIFO, or what cannot be
+/// read). The file is opened first and described from that descriptor, so the description is
+/// of what was opened.
+fn describe(path: &Path, base: &str, current: bool, cache: &KeyCache) -> Option<Generation> {
+    let file = open_regular(path, current).ok()?;
+    let meta = file.metadata().ok()?;
     let name = path.file_name()?.to_string_lossy().into_owned();
     let compressed = name.ends_with(".gz");
-    let mut generation = Generation {
-        key: String::new(),
+    let (hash, complete) = cache.first_line(&file, &meta, compressed).ok()?;
+    Some(Generation {
+        key: format!("{hash:016x}"),
         name,
         current,
         compressed,
         size: meta.len(),
         modified: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
         dev_ino: (meta.dev(), meta.ino()),
+        settled: complete || !current,
         path: path.to_owned(),
-    };
-    generation.key = cache.key(&generation, &meta)?;
-    Some(generation)
+        base: base.to_owned(),
+    })
 }
 
-/// The key: 16 hex digits of an FNV-1a hash of the first line (at most [`KEY_BYTES`]).
-fn key_of(generation: &Generation) -> Result<String, ArchiveError> {
-    let reader = generation.open()?;
+/// An FNV-1a hash of the first line (at most [`KEY_BYTES`]) and whether it ends in a newline.
+fn first_line_hash(file: &File, compressed: bool) -> io::Result<(u64, bool)> {
+    let file = file.try_clone()?;
+    let reader: Box<dyn Read> = if compressed {
+        Box::new(flate2::read::MultiGzDecoder::new(BufReader::new(file)))
+    } else {
+        use std::io::Seek;
+        let mut file = file;
+        file.seek(io::SeekFrom::Start(0))?;
+        Box::new(file)
+    };
     let mut first = Vec::with_capacity(256);
-    BufReader::new(reader.take(KEY_BYTES as u64))
-        .read_until(b'\n', &mut first)
-        .map_err(|e| generation.error(e))?;
+    BufReader::new(reader.take(KEY_BYTES as u64)).read_until(b'\n', &mut first)?;
+    let complete = first.last() == Some(&b'\n') || first.len() >= KEY_BYTES;
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     for byte in first {
         hash ^= u64::from(byte);
         hash = hash.wrapping_mul(0x0100_0000_01b3);
     }
-    Ok(format!("{hash:016x}"))
+    Ok((hash, complete))
 }
 
 /// Opens a regular file for reading, never blocking on a FIFO (`O_NONBLOCK`, which a regular
@@ -257,6 +371,11 @@ mod tests {
         enc.write_all(b"oldest 1\n").unwrap();
         enc.finish().unwrap();
         write(&dir.path().join("app.log.3.xz"), "not read");
+        write(&dir.path().join("app.log.err.1"), "another log");
+        write(
+            &dir.path().join("app.log-worker.log-20261201"),
+            "another log",
+        );
         write(&dir.path().join("other.log.1"), "not ours");
         write(&dir.path().join("app.logger"), "not a generation");
         std::os::unix::fs::symlink(&log, dir.path().join("app.log.4")).unwrap();
@@ -278,22 +397,69 @@ mod tests {
         let key = listed[0].key.clone();
         std::fs::rename(&log, dir.path().join("app.log.0")).unwrap();
         let plain = std::fs::read(dir.path().join("app.log.0")).unwrap();
-        let gz = std::fs::File::create(dir.path().join("app.log.5.gz")).unwrap();
+        // Being compressed: the copy is not listed twice, and the key stays.
+        let gz = std::fs::File::create(dir.path().join("app.log.0.gz")).unwrap();
         let mut enc = flate2::write::GzEncoder::new(gz, flate2::Compression::fast());
         enc.write_all(&plain).unwrap();
         enc.finish().unwrap();
         let again = list(&log, &cache);
-        // The same text keeps its key renamed and compressed; the two copies stay apart.
-        let mut keys: Vec<_> = again
+        let names: Vec<_> = again
             .iter()
-            .filter(|g| g.name == "app.log.0" || g.name == "app.log.5.gz")
-            .map(|g| g.key.clone())
+            .map(|g| (g.name.as_str(), g.key.as_str()))
             .collect();
-        keys.sort();
-        assert_eq!(keys, [key.clone(), format!("{key}-2")]);
+        assert_eq!(
+            names,
+            [
+                ("app.log.0", key.as_str()),
+                ("app.log.1", listed[1].key.as_str()),
+                ("app.log.2.gz", listed[2].key.as_str())
+            ]
+        );
+        // Compressed, the plain copy gone: the same key.
+        std::fs::remove_file(dir.path().join("app.log.0")).unwrap();
+        let after = list(&log, &cache);
+        assert_eq!(after[0].name, "app.log.0.gz");
+        assert_eq!(after[0].key, key);
+        // Two generations that begin alike are told apart, and keep apart.
+        std::fs::write(dir.path().join("app.log.7"), "older 1\nmore\n").unwrap();
+        let clash = list(&log, &cache);
+        let keys: Vec<&str> = clash.iter().map(|g| g.key.as_str()).collect();
+        let unique: std::collections::HashSet<&str> = keys.iter().copied().collect();
+        assert_eq!(unique.len(), keys.len(), "{keys:?}");
         let mut text = String::new();
-        let gen = again.iter().find(|g| g.name == "app.log.2.gz").unwrap();
+        let gen = clash.iter().find(|g| g.name == "app.log.2.gz").unwrap();
         gen.open().unwrap().read_to_string(&mut text).unwrap();
         assert_eq!(text, "oldest 1\n");
+    }
+}
+
+#[cfg(test)]
+mod name_tests {
+    use super::*;
+
+    #[test]
+    fn only_rotation_suffixes_make_siblings_and_small_numbers_order_them() {
+        for name in [
+            "app.log.1",
+            "app.log.2.gz",
+            "app.log-20261201",
+            "app.log-2026-12-01.gz",
+            "app.log.1764547200",
+        ] {
+            assert!(is_sibling("app.log", name), "{name}");
+        }
+        for name in [
+            "app.log",
+            "app.logger",
+            "app.log.err.1",
+            "app.log-worker.log-20261201",
+            "app.log.1.xz",
+            "app.log.",
+            "app.log.1a",
+        ] {
+            assert!(!is_sibling("app.log", name), "{name}");
+        }
+        assert_eq!(rotation_number("app.log.3.gz"), Some(3));
+        assert_eq!(rotation_number("app.log.20261201"), None);
     }
 }

@@ -31,11 +31,33 @@ type DevIno = (u64, u64);
 #[derive(Debug, Default)]
 struct Marks {
     marks: Vec<u64>,
-    /// The generation's key when indexed (a rewrite in place changes it).
+    /// `prints[i]`: a hash of the [`PRINT_BYTES`] before mark `i` (0 for mark 0), so that a
+    /// file rewritten in place (same inode, maybe the same first line) is noticed.
+    prints: Vec<u64>,
+    /// The generation's key when indexed (a rewrite in place may change it).
     key: String,
 }
 
+/// Bytes before a mark whose hash is kept with it.
+const PRINT_BYTES: u64 = 64;
+
 impl Marks {
+    fn fresh(key: &str) -> Marks {
+        Marks {
+            marks: vec![0],
+            prints: vec![0],
+            key: key.to_owned(),
+        }
+    }
+
+    /// False when the bytes before mark `i` or before the last mark are not what they were
+    /// when it was made: the file was rewritten, and no mark can be trusted.
+    fn still_true(&self, file: &File, i: usize) -> bool {
+        [i, self.marks.len() - 1]
+            .into_iter()
+            .all(|k| k == 0 || print_at(file, k as u64 * MARK_BYTES).ok() == Some(self.prints[k]))
+    }
+
     /// Bytes indexed: up to the last mark.
     fn covered(&self) -> u64 {
         self.marks.len().saturating_sub(1) as u64 * MARK_BYTES
@@ -60,10 +82,7 @@ impl LineIndex {
         {
             let mut m = marks.lock().unwrap_or_else(|e| e.into_inner());
             if m.key != generation.key || m.covered() > generation.size {
-                *m = Marks {
-                    marks: vec![0],
-                    key: generation.key.clone(),
-                };
+                *m = Marks::fresh(&generation.key);
             }
         }
         marks
@@ -81,15 +100,18 @@ impl LineIndex {
             return None;
         }
         let marks = self.marks_of(generation);
+        let mut file = generation.open_plain().ok()?;
         let mut m = marks.lock().unwrap_or_else(|e| e.into_inner());
+        let i = (offset / MARK_BYTES) as usize;
+        if !m.still_true(&file, i.min(m.marks.len() - 1)) {
+            *m = Marks::fresh(&generation.key);
+        }
         if offset > m.covered() + SYNC_COUNT_BYTES {
             drop(m);
             self.build_in_background(generation.clone(), marks);
             return None;
         }
-        let mut file = generation.open_plain().ok()?;
         extend(&mut m, &mut file, offset, deadline).ok()?;
-        let i = (offset / MARK_BYTES) as usize;
         let from = i as u64 * MARK_BYTES;
         let before = m.marks[i] + count(&mut file, from, offset, deadline).ok()?;
         Some(before + 1)
@@ -131,7 +153,9 @@ fn extend(m: &mut Marks, file: &mut File, offset: u64, deadline: Instant) -> io:
         let from = m.covered();
         let newlines = count(file, from, from + MARK_BYTES, deadline)?;
         let last = *m.marks.last().unwrap_or(&0);
+        let print = print_at(file, from + MARK_BYTES)?;
         m.marks.push(last + newlines);
+        m.prints.push(print);
     }
     Ok(())
 }
@@ -156,4 +180,17 @@ fn count(file: &mut File, lo: u64, hi: u64, deadline: Instant) -> io::Result<u64
         left -= n as u64;
     }
     Ok(newlines)
+}
+
+/// A hash of the [`PRINT_BYTES`] before `at`.
+fn print_at(file: &File, at: u64) -> io::Result<u64> {
+    use std::os::unix::fs::FileExt;
+    let mut bytes = [0u8; PRINT_BYTES as usize];
+    file.read_exact_at(&mut bytes, at.saturating_sub(PRINT_BYTES))?;
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in bytes {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    Ok(hash)
 }

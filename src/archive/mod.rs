@@ -59,6 +59,13 @@ pub enum ArchiveError {
         /// The OS error.
         reason: String,
     },
+    /// The generation was renamed or removed while it was read, and is not among the
+    /// siblings any more.
+    #[error("{name} went away while it was read (rotated or removed); list the generations again")]
+    Gone {
+        /// The generation's file name when it was listed.
+        name: String,
+    },
     /// The read took longer than the time limit.
     #[error(
         "reading {name} took longer than the time limit (--search-timeout); ask for a smaller page"
@@ -90,6 +97,30 @@ pub struct ArchiveLimits {
     pub regex_size: usize,
     /// Most context lines around a hit.
     pub max_context: usize,
+}
+
+/// What a page does when a generation after the first it reads fails.
+enum Further {
+    /// Pass over it (it cannot be read) and go on.
+    Skip(ArchiveError),
+    /// End the page with the lines it has (the time is up).
+    Stop,
+}
+
+/// The first generation's failure is the page's; a later one's is passed over when it cannot
+/// be read, and ends the page with what it has when the time is up.
+fn further(
+    later: bool,
+    out: &[(usize, RawLine)],
+    error: ArchiveError,
+) -> Result<Further, ArchiveError> {
+    match error {
+        e @ (ArchiveError::Read { .. } | ArchiveError::Gone { .. }) if later => {
+            Ok(Further::Skip(e))
+        }
+        ArchiveError::TooSlow { .. } if later && !out.is_empty() => Ok(Further::Stop),
+        e => Err(e),
+    }
 }
 
 /// Reads the past of the hub's files: the handle the HTTP routes hold.
@@ -134,6 +165,10 @@ pub enum Anchor {
 pub struct PageLine {
     /// The generation's key.
     pub gen: String,
+    /// The generation's (device, inode): what seqs are placed by.
+    pub dev_ino: (u64, u64),
+    /// The generation is read through gzip.
+    pub compressed: bool,
     /// Its offset there.
     pub offset: u64,
     /// Its line number there, where known.
@@ -165,6 +200,8 @@ pub struct Page {
     /// Where the page below starts (`after=`): at the end of the file at the path, the place
     /// its next lines will be.
     pub after: Option<Position>,
+    /// Generations passed over because they could not be read: (key, name, why).
+    pub skipped: Vec<(String, String, String)>,
 }
 
 impl Archive {
@@ -242,16 +279,38 @@ impl Archive {
                 lines: Vec::new(),
                 before: None,
                 after: None,
+                skipped: Vec::new(),
             });
         }
+        let mut skipped = Vec::new();
+        let sk = &mut skipped;
         let mut lines: Vec<(usize, RawLine)> = match anchor {
             Anchor::Newest => {
                 let end = page::readable_end(&gens[0], &bounds)?;
-                self.read_before(&gens, 0, end, &bounds)?
+                self.read_before(&gens, 0, end, &bounds, sk)?
             }
-            Anchor::Oldest => self.read_after(&gens, gens.len() - 1, 0, &bounds)?,
-            Anchor::Before(key, offset) => self.read_before(&gens, find(key)?, *offset, &bounds)?,
-            Anchor::After(key, offset) => self.read_after(&gens, find(key)?, *offset, &bounds)?,
+            Anchor::Oldest => {
+                // The oldest generation that can be read: those that cannot are passed over.
+                let mut ix = gens.len() - 1;
+                loop {
+                    match self.read_after(&gens, ix, 0, &bounds, sk) {
+                        Ok(lines) => break lines,
+                        Err(e @ (ArchiveError::Read { .. } | ArchiveError::Gone { .. }))
+                            if ix > 0 =>
+                        {
+                            sk.push((ix, e));
+                            ix -= 1;
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
+            Anchor::Before(key, offset) => {
+                self.read_before(&gens, find(key)?, *offset, &bounds, sk)?
+            }
+            Anchor::After(key, offset) => {
+                self.read_after(&gens, find(key)?, *offset, &bounds, sk)?
+            }
             Anchor::Around(key, offset) => {
                 let ix = find(key)?;
                 let half = PageBounds {
@@ -262,7 +321,7 @@ impl Archive {
                 let start = self.line_start_at(&gens[ix], *offset, &bounds)?;
                 // Lines before the one `offset` falls in (those ending at its start), then it.
                 let mut lines = if half.max_lines > 0 {
-                    self.read_before(&gens, ix, start, &half)?
+                    self.read_before(&gens, ix, start, &half, sk)?
                 } else {
                     Vec::new()
                 };
@@ -270,48 +329,61 @@ impl Archive {
                     max_lines: bounds.max_lines - lines.len(),
                     ..half
                 };
-                lines.extend(self.read_after(&gens, ix, start, &rest)?);
+                lines.extend(self.read_after(&gens, ix, start, &rest, sk)?);
                 lines
             }
             Anchor::BeforeSeq(seq) => {
                 let (ix, offset) = self.place(file, &gens, *seq, &bounds)?;
-                self.read_before(&gens, ix, offset, &bounds)?
+                self.read_before(&gens, ix, offset, &bounds, sk)?
             }
         };
         self.number_lines(&gens, &mut lines, &bounds);
+        // The page above: from its first line; an empty page going down, from where it was
+        // asked (lines before that place may exist).
+        let requested = match anchor {
+            Anchor::After(key, offset) => Some(Position {
+                gen: gens[find(key)?].key.clone(),
+                offset: *offset,
+            }),
+            _ => None,
+        };
         let before = match lines.first() {
             Some((ix, first)) if first.offset > 0 || ix + 1 < gens.len() => Some(Position {
                 gen: gens[*ix].key.clone(),
                 offset: first.offset,
             }),
             Some(_) => None,
-            None => match anchor {
-                Anchor::Newest => Some(Position {
-                    gen: gens[0].key.clone(),
-                    offset: 0,
-                })
-                .filter(|_| gens.len() > 1),
-                _ => None,
-            },
+            None => requested.clone(),
         };
+        // The page below: from the end of the last line; an empty page, from where it was
+        // asked, or the end of the newest generation whose key is final (a file with no
+        // complete line yet has none: its key would change with its first line).
         let after = match lines.last() {
             Some((ix, last)) => Some(Position {
                 gen: gens[*ix].key.clone(),
                 offset: last.end,
             }),
-            None => Some(Position {
-                gen: gens[0].key.clone(),
-                offset: page::readable_end(&gens[0], &bounds)?,
-            }),
+            None => match requested {
+                Some(position) => Some(position),
+                None => match gens.iter().find(|g| g.settled) {
+                    Some(g) => Some(Position {
+                        gen: g.key.clone(),
+                        offset: page::readable_end(g, &bounds)?,
+                    }),
+                    None => None,
+                },
+            },
         };
         let max_line = self.limits.max_line;
-        Ok(Page {
+        let mut page = Page {
             lines: lines
                 .into_iter()
                 .map(|(ix, raw)| {
                     let (text, truncated) = crate::tail::line_text(&raw.bytes, max_line);
                     PageLine {
                         gen: gens[ix].key.clone(),
+                        dev_ino: gens[ix].dev_ino,
+                        compressed: gens[ix].compressed,
                         offset: raw.offset,
                         number: raw.number,
                         seq: None,
@@ -322,12 +394,20 @@ impl Archive {
                 .collect(),
             before,
             after,
-        })
-        .map(|mut page| {
-            self.positions
-                .name_seqs(file, &gens, &mut page.lines, &bounds);
-            page
-        })
+            skipped: skipped
+                .into_iter()
+                .map(|(ix, error)| {
+                    (
+                        gens[ix].key.clone(),
+                        gens[ix].name.clone(),
+                        error.to_string(),
+                    )
+                })
+                .collect(),
+        };
+        self.positions
+            .name_seqs(file, &gens, &mut page.lines, &bounds);
+        Ok(page)
     }
 
     /// The start of the line `offset` falls in (a plain generation; a gzip one counts from 0).
@@ -343,18 +423,21 @@ impl Archive {
             max_lines: 1,
             ..*bounds
         };
-        let found = page::lines_before(generation, offset + 1, &one)?;
+        let found = page::lines_before(generation, offset.saturating_add(1), &one)?;
         Ok(found.lines.first().map_or(0, |l| l.offset))
     }
 
-    /// Up to a page of lines before `end` in generation `ix`, going on into older ones.
+    /// Up to a page of lines before `end` in generation `ix`, going on into older ones (an
+    /// older one that cannot be read is passed over, and put in `skipped`).
     fn read_before(
         &self,
         gens: &[Generation],
         ix: usize,
         end: u64,
         bounds: &PageBounds,
+        skipped: &mut Vec<(usize, ArchiveError)>,
     ) -> Result<Vec<(usize, RawLine)>, ArchiveError> {
+        let first = ix;
         let mut out: Vec<(usize, RawLine)> = Vec::new();
         let mut ix = ix;
         let mut end = end;
@@ -366,7 +449,19 @@ impl Archive {
                     .saturating_sub(out.iter().map(|(_, l)| (l.end - l.offset) as usize).sum()),
                 ..*bounds
             };
-            let found = page::lines_before(&gens[ix], end, &left)?;
+            let found = match page::lines_before(&gens[ix], end, &left) {
+                Ok(found) => found,
+                Err(e) => match further(ix != first, &out, e)? {
+                    Further::Skip(e) => {
+                        skipped.push((ix, e));
+                        page::Lines {
+                            lines: Vec::new(),
+                            reached_edge: true,
+                        }
+                    }
+                    Further::Stop => return Ok(out),
+                },
+            };
             let mut older: Vec<(usize, RawLine)> =
                 found.lines.into_iter().map(|l| (ix, l)).collect();
             older.append(&mut out);
@@ -385,14 +480,17 @@ impl Archive {
         }
     }
 
-    /// Up to a page of lines from `start` in generation `ix`, going on into newer ones.
+    /// Up to a page of lines from `start` in generation `ix`, going on into newer ones (a newer
+    /// one that cannot be read is passed over, and put in `skipped`).
     fn read_after(
         &self,
         gens: &[Generation],
         ix: usize,
         start: u64,
         bounds: &PageBounds,
+        skipped: &mut Vec<(usize, ArchiveError)>,
     ) -> Result<Vec<(usize, RawLine)>, ArchiveError> {
+        let first = ix;
         let mut out: Vec<(usize, RawLine)> = Vec::new();
         let mut ix = ix;
         let mut start = start;
@@ -407,7 +505,19 @@ impl Archive {
             if left.max_lines == 0 || (left.max_bytes == 0 && !out.is_empty()) {
                 return Ok(out);
             }
-            let found = page::lines_after(&gens[ix], start, u64::MAX, &left)?;
+            let found = match page::lines_after(&gens[ix], start, u64::MAX, &left) {
+                Ok(found) => found,
+                Err(e) => match further(ix != first, &out, e)? {
+                    Further::Skip(e) => {
+                        skipped.push((ix, e));
+                        page::Lines {
+                            lines: Vec::new(),
+                            reached_edge: true,
+                        }
+                    }
+                    Further::Stop => return Ok(out),
+                },
+            };
             out.extend(found.lines.into_iter().map(|l| (ix, l)));
             if !found.reached_edge || ix == 0 {
                 return Ok(out);

@@ -92,7 +92,13 @@ pub fn lines_before(
         return gzip_lines_before(generation, end, bounds);
     }
     let file = generation.open_plain()?;
-    let size = file.metadata().map_err(|e| generation.error(e))?.len();
+    // The file at the path ends, for pages, at its last complete line: an unfinished one is
+    // still being written (it comes when its newline does).
+    let size = if generation.current {
+        readable_end(generation, bounds)?
+    } else {
+        file.metadata().map_err(|e| generation.error(e))?.len()
+    };
     let end = line_end_at_or_after(&file, end.min(size), size, bounds, generation)?;
     let keep = bounds.max_line + 2;
     let mut out: Vec<RawLine> = Vec::new();
@@ -185,6 +191,8 @@ pub fn lines_after(
             (Box::new(reader), pos, Some(number))
         } else {
             let file = generation.open_plain()?;
+            let size = file.metadata().map_err(|e| generation.error(e))?.len();
+            let start = start.min(size);
             let start = if start == 0 {
                 0
             } else {
@@ -193,7 +201,6 @@ pub fn lines_after(
                     .read_at(&mut byte, start - 1)
                     .map_err(|e| generation.error(e))?;
                 if got == 1 && byte[0] != b'\n' {
-                    let size = file.metadata().map_err(|e| generation.error(e))?.len();
                     line_end_at_or_after(&file, start, size, bounds, generation)?
                 } else {
                     start
@@ -215,7 +222,8 @@ pub fn lines_after(
         }
         check(bounds, generation)?;
         let Some((bytes, len)) =
-            read_line_capped(&mut reader, bounds.max_line + 2).map_err(|e| generation.error(e))?
+            read_line_capped(&mut reader, bounds.max_line + 2, bounds.deadline)
+                .map_err(|e| read_error(generation, e))?
         else {
             break;
         };
@@ -253,7 +261,8 @@ fn gzip_lines_before(
     while pos < end {
         check(bounds, generation)?;
         let Some((bytes, len)) =
-            read_line_capped(&mut reader, bounds.max_line + 2).map_err(|e| generation.error(e))?
+            read_line_capped(&mut reader, bounds.max_line + 2, bounds.deadline)
+                .map_err(|e| read_error(generation, e))?
         else {
             break;
         };
@@ -313,10 +322,18 @@ fn skip_to_line_start(
 
 /// One line's first `keep` bytes (newline included when it fits) and its whole length; `None`
 /// at the end of the stream.
-fn read_line_capped(reader: &mut impl BufRead, keep: usize) -> io::Result<Option<(Vec<u8>, u64)>> {
+fn read_line_capped(
+    reader: &mut impl BufRead,
+    keep: usize,
+    deadline: Instant,
+) -> io::Result<Option<(Vec<u8>, u64)>> {
     let mut bytes = Vec::new();
     let mut len = 0u64;
     loop {
+        // A single line may be gigabytes long: the time limit holds inside it too.
+        if len > 0 && Instant::now() > deadline {
+            return Err(io::Error::new(io::ErrorKind::TimedOut, "time limit"));
+        }
         let buf = reader.fill_buf()?;
         if buf.is_empty() {
             return Ok((len > 0).then_some((bytes, len)));
@@ -391,6 +408,17 @@ fn read_exact_at<'a>(
         }
     }
     Ok(&buf[..filled])
+}
+
+/// A read error, or the time limit reached inside a line.
+fn read_error(generation: &Generation, error: io::Error) -> ArchiveError {
+    if error.kind() == io::ErrorKind::TimedOut {
+        ArchiveError::TooSlow {
+            name: generation.name.clone(),
+        }
+    } else {
+        generation.error(error)
+    }
 }
 
 fn check(bounds: &PageBounds, generation: &Generation) -> Result<(), ArchiveError> {

@@ -131,7 +131,10 @@ impl Positions {
         }
         let mut i = 0;
         while i < lines.len() {
-            let Some(gen) = gens.iter().find(|g| g.key == lines[i].gen) else {
+            let Some(gen) = gens
+                .iter()
+                .find(|g| g.dev_ino == lines[i].dev_ino && g.compressed == lines[i].compressed)
+            else {
                 i += 1;
                 continue;
             };
@@ -162,7 +165,7 @@ impl Positions {
                 continue;
             };
             while i < lines.len()
-                && lines[i].gen == gen.key
+                && lines[i].dev_ino == gen.dev_ino
                 && lines[i].offset < run.end
                 && seq <= run.last_seq
             {

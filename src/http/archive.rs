@@ -20,7 +20,7 @@ use super::{terminal, AppState};
 use crate::archive::search::{self, Case, Event, Query, Stopped, Summary, Target};
 use crate::archive::{Anchor, ArchiveError, Generation};
 use crate::hub::FileIx;
-use crate::protocol::{DiskLine, GenerationInfo, PageAnswer, SearchRecord};
+use crate::protocol::{DiskLine, GenerationInfo, PageAnswer, SearchRecord, SkippedGeneration};
 
 /// Most files one search names.
 const MAX_SEARCH_FILES: usize = 16;
@@ -89,15 +89,14 @@ fn one_file(
     Ok((ix, id.to_owned()))
 }
 
-/// A generation key as the server makes them: 16 hex digits, maybe `-N`. Anything else (a
+/// A generation key as the server makes them: 16 hex digits, maybe `-INODE` (hex). Anything else (a
 /// path, a file name) is refused before any lookup.
 fn generation_key(name: &'static str, value: &str) -> Result<String, ApiError> {
-    let (hash, suffix) = value.split_once('-').unwrap_or((value, "1"));
+    let (hash, inode) = value.split_once('-').unwrap_or((value, "0"));
     let ok = hash.len() == 16
         && hash.bytes().all(|b| b.is_ascii_hexdigit())
-        && !suffix.is_empty()
-        && suffix.len() <= 4
-        && suffix.bytes().all(|b| b.is_ascii_digit());
+        && (1..=16).contains(&inode.len())
+        && inode.bytes().all(|b| b.is_ascii_hexdigit());
     if ok {
         Ok(value.to_owned())
     } else {
@@ -319,6 +318,15 @@ pub async fn page(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRe
             .collect(),
         before,
         after,
+        skipped: page
+            .skipped
+            .iter()
+            .map(|(gen, name, error)| SkippedGeneration {
+                gen: gen.clone(),
+                name: name.clone(),
+                error: error.clone(),
+            })
+            .collect(),
     };
     Ok(response.json(answer))
 }
@@ -491,7 +499,11 @@ pub async fn search(
         let mut targets = Vec::new();
         for (ix, id) in files {
             let gens = archive.generations(ix)?;
-            let base = gens.first().map(|g| g.name.clone());
+            // Labels are made from the configured file's name, there or not.
+            let configured = archive.hub().info(ix).path;
+            let base = std::path::Path::new(&configured)
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned());
             let chosen: Vec<Generation> = match &gen {
                 Some(key) => vec![gens.into_iter().find(|g| &g.key == key).ok_or_else(|| {
                     ArchiveError::UnknownGeneration {

@@ -68,6 +68,7 @@ impl ApiError {
                 ArchiveError::UnknownGeneration { .. } => "unknown_generation",
                 ArchiveError::UnknownSeq { .. } => "unknown_seq",
                 ArchiveError::Read { .. } => "read_failed",
+                ArchiveError::Gone { .. } => "generation_gone",
                 ArchiveError::TooSlow { .. } => "too_slow",
             },
         }
@@ -85,9 +86,9 @@ impl ResponseError for ApiError {
             ApiError::Disabled(_) => StatusCode::NOT_FOUND,
             ApiError::Past(e) => match e {
                 ArchiveError::NotAFile(_) => StatusCode::BAD_REQUEST,
-                ArchiveError::UnknownGeneration { .. } | ArchiveError::UnknownSeq { .. } => {
-                    StatusCode::NOT_FOUND
-                }
+                ArchiveError::UnknownGeneration { .. }
+                | ArchiveError::UnknownSeq { .. }
+                | ArchiveError::Gone { .. } => StatusCode::NOT_FOUND,
                 ArchiveError::Read { .. } => StatusCode::INTERNAL_SERVER_ERROR,
                 ArchiveError::TooSlow { .. } => StatusCode::SERVICE_UNAVAILABLE,
             },
