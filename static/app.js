@@ -21,14 +21,15 @@
  *   #pause           pause/resume (aria-pressed);  #banner #banner-text #banner-resume  paused notice
  *   #jump            "N new lines, jump to end" button (shown when not following)
  *   #wrap #copy #download #theme #settings-btn #settings #help-btn #help
- *   #opt-rows #opt-keep #opt-backlog #opt-seq #opt-theme   settings
+ *   #opt-rows #opt-keep #opt-backlog #opt-seq #opt-time #opt-theme   settings
  *   #status          status pill, data-state = connecting | live | reconnecting | long-poll | offline
  *                    | locked (401: a token is needed or was refused) | forbidden (403: Host/Origin)
  *   #access          shown on a 401/403: #access-title #access-text #access-fix #access-error, #access-form
  *                    (#access-token) for a token, #access-retry; data-kind = token | forbidden
  *   #count-received #count-rows #count-cap #count-trimmed   counters
  *   #log             scroll container;  #rows > div.chunk (up to 64 rows each) > div.row: a line
- *                    (span.ln seq, span.fl file label in merged view, span.tx text, span.cut if
+ *                    (span.ts read time when the time column is on, span.ln seq, span.fl file label
+ *                    in merged view, span.tx text, span.cut if
  *                    truncated) or div.row.note.note-{gap,file,restart,drop,error,conn} (a notice)
  *   #toast           transient messages
  *
@@ -38,7 +39,8 @@
  *
  * Test hooks: window.tailcast (see the bottom of this file):
  *   received, trimmed, dropped, held, duplicates, missing, status, transport, paused, following, denied,
- *   epoch, rows(), lineRows(), texts(), notices(), lines(id), seqs(id), view(), files(), options,
+ *   epoch, rows(), lineRows(), texts(), timeCells(), notices(), lines(id), seqs(id), times(id), view(),
+ *   files(), options,
  *   setView(ids), setFilter({q,regex,caseSensitive,invert}), addHighlight(p,c), clearHighlights(),
  *   setOption(k,v), pause(), resume(), jumpToEnd(), debugDropSocket(), cspViolations, errors.
  */
@@ -92,6 +94,40 @@
     return (n < 10 ? n.toFixed(1) : Math.round(n)) + ' ' + u[i];
   }
 
+  const pad = (n, w = 2) => String(n).padStart(w, '0');
+  /** A read time as the clock on this machine shows it, to the millisecond. */
+  function fmtClock(t) {
+    const d = new Date(t);
+    return `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}.${pad(d.getMilliseconds(), 3)}`;
+  }
+  /** How long ago a read time was, short enough for a narrow column. */
+  function fmtAgo(t) {
+    const s = Math.max(0, Math.floor((Date.now() - t) / 1000));
+    if (s < 1) return 'now';
+    if (s < 60) return s + 's ago';
+    if (s < 3600) return Math.floor(s / 60) + 'm ago';
+    if (s < 172800) return Math.floor(s / 3600) + 'h ago';
+    return Math.floor(s / 86400) + 'd ago';
+  }
+  /** The full local date and time, for a time cell's title. */
+  function fmtFull(t) {
+    const d = new Date(t);
+    return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${fmtClock(t)} (read by the server)`;
+  }
+  /** seq -> read time of a lines message: `times` ([[SEQ, MS], ...], the time of the lines from
+   *  SEQ on) when the lines span several reads, else `time`; a server without times: now. */
+  function timeOf(time, times) {
+    if (Array.isArray(times) && times.length) {
+      return (seq) => {
+        let lo = 0, hi = times.length - 1;
+        while (lo < hi) { const mid = (lo + hi + 1) >> 1; if (times[mid][0] <= seq) lo = mid; else hi = mid - 1; }
+        return Number(times[lo][1]) || Date.now();
+      };
+    }
+    const t = typeof time === 'number' && time > 0 ? time : Date.now();
+    return () => t;
+  }
+
   const hooks = { cspViolations: [], errors: [] };
   document.addEventListener('securitypolicyviolation', (e) => {
     hooks.cspViolations.push(`${e.violatedDirective} ${e.blockedURI}`);
@@ -99,7 +135,8 @@
   window.addEventListener('error', (e) => hooks.errors.push(String(e.message)));
 
   // ---------------------------------------------------------------- options
-  const DEFAULTS = { maxRows: 5000, keep: 20000, backlog: 1000, seq: true, theme: 'system' };
+  const DEFAULTS = { maxRows: 5000, keep: 20000, backlog: 1000, seq: true, time: 'off', theme: 'system' };
+  const TIME_MODES = ['off', 'relative', 'absolute'];
   const options = Object.assign({}, DEFAULTS, (() => {
     try { return JSON.parse(localStorage.getItem('tailcast.options') || '{}'); } catch { return {}; }
   })());
@@ -123,6 +160,7 @@
     options.backlog = int(options.backlog, 0, 10000, DEFAULTS.backlog);
     options.seq = options.seq !== false;
     if (!['system', 'light', 'dark'].includes(options.theme)) options.theme = 'system';
+    if (!TIME_MODES.includes(options.time)) options.time = 'off';
   }
   clampOptions();
   function saveOptions() {
@@ -154,7 +192,8 @@
     at(i) { return this.buf[(this.start + i) % this.cap]; }
     clear() { this.buf = new Array(this.cap); this.start = 0; this.len = 0; }
   }
-  // entry: {n, f (file id), seq, text (ANSI stripped), segs (null | [{t, c}]), trunc, kind (null | notice kind)}
+  // entry: {n, f (file id), seq, t (read time, unix ms), text (ANSI stripped), segs (null | [{t, c}]), trunc,
+  //         kind (null | notice kind)}
   let store = new Ring(options.keep);
   let nextN = 1;        // n of the next entry
   let ingestedN = 0;    // every entry with n <= ingestedN has been queued for (or filtered out of) the DOM
@@ -183,6 +222,85 @@
     if (matcher.work.length) pumpSoon(); // judged later: see "user regexes in a Worker"
     else if (held() && matches(e)) heldCount++;
     schedule();
+  }
+
+  // ---------------------------------------------------------------- merged views: by read time
+  // A merged view shows its files' lines in the order the server read them (each lines message
+  // says when: docs/protocol.md), backlogs included: the backlogs of two files arrive one after
+  // the other, and must not show as two blocks. Lines of a merged view wait STAGE_MS in
+  // `staged`, so that what arrives together (the backlogs, one long-poll answer, live lines of
+  // several files) is sorted before it is stored, which is the cheap case. A line older than the
+  // newest stored one (a file's backlog arriving later: a file added to the view, a reconnect)
+  // is put in its place in the store and the view redrawn (insertLate), at most every LATE_MS.
+  // One view shows one file's lines in the order they came: nothing waits.
+  const STAGE_MS = 40, LATE_MS = 250;
+  let lastT = 0;          // newest read time seen: the time of a notice that is about no file
+  let staged = [];        // merged view: entries waiting to be sorted in, in arrival order
+  let stageTimer = 0;
+  let late = [];          // merged view: entries older than the newest stored one
+  let lateTimer = 0, lastLate = -Infinity;
+
+  function addEntry(e) {
+    if (!merged) { pushEntry(e); return; }
+    staged.push(e);
+    if (!stageTimer) stageTimer = setTimeout(flushStaged, STAGE_MS);
+  }
+  /** Sort what waits into the store (now: a view change or a test hook needs it there). */
+  function flushStaged() {
+    clearTimeout(stageTimer); stageTimer = 0;
+    if (staged.length) {
+      const list = staged;
+      staged = [];
+      list.sort((a, b) => a.t - b.t); // stable: one file's lines, and equal times, keep their order
+      const newest = store.len ? store.at(store.len - 1).t : -Infinity;
+      for (const e of list) { if (e.t < newest) late.push(e); else pushEntry(e); }
+    }
+    if (late.length && !lateTimer) lateTimer = setTimeout(flushLate, Math.max(0, lastLate + LATE_MS - now()));
+  }
+  function flushLate() {
+    clearTimeout(lateTimer); lateTimer = 0;
+    if (!late.length) return;
+    lastLate = now();
+    const list = late;
+    late = [];
+    insertLate(list);
+  }
+  /** Put entries (sorted by time) in their places among the stored ones, number the store
+   *  again, and redraw: lines before the last one shown are shown, the others wait as before. */
+  function insertLate(list) {
+    const old = [];
+    for (let i = 0; i < store.len; i++) old.push(store.at(i));
+    const sync = !matcher.work.length; // counters can follow only if matching needs no worker
+    const decided = (e, limit) => e.n <= limit && !e.kind && matches(e);
+    const before = sync ? old.reduce((k, e) => k + (decided(e, ingestedN) ? 1 : 0), 0) : 0;
+    const domBefore = domLines;
+    const all = [];
+    let a = 0, b = 0, shownUpTo = -1;
+    while (a < old.length || b < list.length) {
+      if (b >= list.length || (a < old.length && old[a].t <= list[b].t)) {
+        const e = old[a++];
+        if (e.n <= ingestedN) shownUpTo = all.length;
+        all.push(e);
+      } else all.push(list[b++]);
+    }
+    const from = Math.max(0, all.length - options.keep);
+    let evicted = 0;
+    for (let i = 0; i < from; i++) if (!all[i].kind && (!sync || matches(all[i]))) evicted++;
+    store = new Ring(options.keep);
+    nextN = 1;
+    for (let i = from; i < all.length; i++) { all[i].n = nextN++; store.push(all[i]); }
+    const limit = shownUpTo >= from ? all[shownUpTo].n : 0;
+    ingestedN = held() ? limit : nextN - 1;
+    const after = sync ? all.slice(from).reduce((k, e) => k + (decided(e, ingestedN) ? 1 : 0), 0) : 0;
+    rebuild();
+    // Every line decided (shown or passed over) is on screen or counted trimmed.
+    if (sync && !rebuildDue) stats.trimmed = Math.max(0, stats.trimmed + evicted + (after - before) - (domLines - domBefore));
+    updateUi(true);
+  }
+  /** Drop what waits for a merged view (a view change, a numbering that is gone). */
+  function unstage(keep) {
+    staged = staged.filter(keep);
+    late = late.filter(keep);
   }
 
   // ---------------------------------------------------------------- ANSI
@@ -521,6 +639,13 @@
       row.textContent = e.text;
       return row;
     }
+    if (options.time !== 'off') {
+      const ts = document.createElement('span');
+      ts.className = 'ts';
+      ts.textContent = options.time === 'absolute' ? fmtClock(e.t) : fmtAgo(e.t);
+      ts.title = fmtFull(e.t);
+      row.appendChild(ts);
+    }
     const ln = document.createElement('span');
     ln.className = 'ln';
     ln.textContent = e.seq;
@@ -608,7 +733,7 @@
       ingest();
       if (dropNoticeDue) {
         // Goes where the lost lines were: before the buffered ones, and kept on screen.
-        pending.splice(pendingHead, 0, { n: 0, f: null, seq: 0, segs: null, trunc: false, kind: 'drop',
+        pending.splice(pendingHead, 0, { n: 0, f: null, seq: 0, t: lastT, segs: null, trunc: false, kind: 'drop',
           text: `${fmt(dropNoticeDue)} lines were not shown: the pause buffer (${fmt(options.keep)} lines) overflowed` });
         if (pending.length - pendingHead > options.maxRows) { pending.splice(pendingHead + 1, 1); stats.trimmed++; }
         dropNoticeDue = 0;
@@ -762,13 +887,16 @@
   }
 
   // ---------------------------------------------------------------- notices and lines in
-  function notice(kind, text, force) {
-    pushEntry({ f: null, seq: 0, text, segs: null, trunc: false, kind });
+  /** A notice in the stream. One about file f sits after f's last line in a merged view (its
+   *  time is that line's), another one after every line so far. */
+  function notice(kind, text, force, f) {
+    addEntry({ f: null, seq: 0, t: (f && f.lastT) || lastT, text, segs: null, trunc: false, kind });
     if (force) schedule();
   }
 
-  /** Lines for file f starting at seq first. Drops repeats, notices holes, advances the cursor. */
-  function deliver(f, first, lines, truncated) {
+  /** Lines for file f starting at seq first, read at timeAt(seq). Drops repeats, notices holes,
+   *  advances the cursor. */
+  function deliver(f, first, lines, truncated, timeAt) {
     if (!lines.length) return;
     let skip = 0;
     if (f.cursor != null) {
@@ -777,7 +905,7 @@
         stats.duplicates += skip;
       } else if (first > f.cursor + 1) {
         stats.missing += first - f.cursor - 1;
-        notice('gap', `${f.id}: lines ${fmt(f.cursor + 1)}\u2013${fmt(first - 1)} are missing`);
+        notice('gap', `${f.id}: lines ${fmt(f.cursor + 1)}\u2013${fmt(first - 1)} are missing`, false, f);
       }
     }
     if (skip >= lines.length) return;
@@ -786,7 +914,11 @@
       const raw = typeof lines[i] === 'string' ? lines[i] : String(lines[i]);
       const seq = first + i;
       const p = parseAnsi(raw);
-      pushEntry({ f: f.id, seq, text: p.text, segs: p.segs, trunc: tset ? tset.has(seq) : false, kind: null });
+      // A file's lines keep their order whatever the times say (a server whose clock was set back).
+      const t = Math.max(timeAt(seq), f.lastT || 0);
+      f.lastT = t;
+      if (t > lastT) lastT = t;
+      addEntry({ f: f.id, seq, t, text: p.text, segs: p.segs, trunc: tset ? tset.has(seq) : false, kind: null });
     }
     stats.received += lines.length - skip;
     f.cursor = first + lines.length - 1;
@@ -797,7 +929,7 @@
 
   function onGap(f, from, to) {
     stats.missing += to - from + 1;
-    notice('gap', `${f.id}: lines ${fmt(from)}\u2013${fmt(to)} will not come (out of the server's history, or this page fell behind)`);
+    notice('gap', `${f.id}: lines ${fmt(from)}\u2013${fmt(to)} will not come (out of the server's history, or this page fell behind)`, false, f);
     if (f.cursor == null || to > f.cursor) f.cursor = to;
   }
 
@@ -841,7 +973,7 @@
       truncated: ': the lines below are from its start again',
       created: `: the lines below are from the new file at ${f.path || f.id}`,
     }[state] || '';
-    if (viewIds.includes(f.id)) notice('file', `${f.id} ${words[state] || state}${next}`);
+    if (viewIds.includes(f.id)) notice('file', `${f.id} ${words[state] || state}${next}`, false, f);
     renderFileItem(f);
   }
 
@@ -872,16 +1004,19 @@
   function dropLinesOf(ids) {
     if (!ids.length) return;
     const set = new Set(ids);
+    const waiting = staged.length + late.length;
+    unstage((e) => e.kind || !set.has(e.f));
+    const goneWaiting = waiting - staged.length - late.length; // never shown, so never trimmed
+    let gone = 0;
     let onScreen = 0;
     for (const r of allRows()) if (!r.tcEntry.kind && set.has(r.tcEntry.f)) onScreen++;
     const old = store;
     store = new Ring(options.keep);
-    let gone = 0;
     for (let i = 0; i < old.len; i++) { const e = old.at(i); if (!e.kind && set.has(e.f)) gone++; else store.push(e); }
     // received = rows + trimmed (+ filtered out) holds on: the lines gone leave both sides.
-    stats.received = Math.max(0, stats.received - gone);
+    stats.received = Math.max(0, stats.received - gone - goneWaiting);
     stats.trimmed = Math.max(0, stats.trimmed - (gone - onScreen));
-    for (const id of ids) pendingText.delete(id);
+    for (const id of ids) { pendingText.delete(id); const f = files.get(id); if (f) f.lastT = 0; }
     renderPending();
     rebuild();
   }
@@ -1008,6 +1143,10 @@
       wsSend({ type: 'unsubscribe', file: id });
       if (f) { f.cursor = null; f.subscribed = false; }
     }
+    // What waits to be sorted in is stored first (in its order), then kept like the rest.
+    flushStaged();
+    flushLate();
+    for (const id of old) if (!stay.has(id)) { const f = files.get(id); if (f) f.lastT = 0; }
     viewIds = ids;
     merged = ids.length > 1;
     // Lines of files that stay in the view are kept; everything else starts afresh.
@@ -1147,7 +1286,7 @@
     const f = m.file != null ? files.get(m.file) : null;
     switch (m.type) {
       case 'lines':
-        if (f && viewIds.includes(f.id) && Array.isArray(m.lines)) deliver(f, m.seq, m.lines, m.truncated);
+        if (f && viewIds.includes(f.id) && Array.isArray(m.lines)) deliver(f, m.seq, m.lines, m.truncated, timeOf(m.time, m.times));
         break;
       case 'gap':
         if (f && viewIds.includes(f.id)) onGap(f, m.from, m.to);
@@ -1366,7 +1505,7 @@
           if (!f || !fs.includes(f)) continue;
           if (j.reset) { if (f.cursor != null) dropLinesOf([f.id]); f.cursor = null; }
           if (j.gap) onGap(f, j.gap.from, j.gap.to);
-          if (Array.isArray(j.lines) && j.lines.length && j.first_seq != null) { gotLines = true; deliver(f, j.first_seq, j.lines, j.truncated); }
+          if (Array.isArray(j.lines) && j.lines.length && j.first_seq != null) { gotLines = true; deliver(f, j.first_seq, j.lines, j.truncated, timeOf(null, j.times)); }
           if (j.last_seq != null && (f.cursor == null || j.last_seq > f.cursor)) f.cursor = j.last_seq;
         }
         // An empty answer to a held request that came back at once (a server shutting down, a
@@ -1612,8 +1751,10 @@
     $('opt-keep').value = options.keep;
     $('opt-backlog').value = options.backlog;
     $('opt-seq').checked = options.seq;
+    $('opt-time').value = options.time;
     $('opt-theme').value = options.theme;
     logEl.classList.toggle('noseq', !options.seq);
+    logEl.classList.toggle('time-relative', options.time === 'relative');
   }
   /** Why value v (as typed) cannot be setting k, or null. */
   function optionError(k, v) {
@@ -1653,13 +1794,29 @@
       for (let i = Math.max(0, old.len - options.keep); i < old.len; i++) store.push(old.at(i));
     }
     if (k === 'maxRows') { trimDom(); schedule(); }
+    if (k === 'time') rebuild(); // every row gains or loses its time cell
     updateUi(true);
     return true;
   }
+  // A relative time ("12s ago") ages: once a second, the rows in sight are written again (only
+  // those: a chunk off screen is not laid out, and is written when it is drawn again).
+  setInterval(() => {
+    if (options.time !== 'relative' || document.hidden) return;
+    const view = logEl.getBoundingClientRect();
+    for (let c = rowsEl.firstElementChild; c; c = c.nextElementSibling) {
+      const r = c.getBoundingClientRect();
+      if (r.bottom < view.top || r.top > view.bottom) continue;
+      for (let row = c.firstElementChild; row; row = row.nextElementSibling) {
+        const ts = row.firstElementChild;
+        if (ts && ts.className === 'ts') { const text = fmtAgo(row.tcEntry.t); if (ts.textContent !== text) ts.textContent = text; }
+      }
+    }
+  }, 1000);
   $('opt-rows').addEventListener('change', (ev) => setOption('maxRows', ev.target.value));
   $('opt-keep').addEventListener('change', (ev) => setOption('keep', ev.target.value));
   $('opt-backlog').addEventListener('change', (ev) => setOption('backlog', ev.target.value));
   $('opt-seq').addEventListener('change', (ev) => setOption('seq', ev.target.checked));
+  $('opt-time').addEventListener('change', (ev) => setOption('time', ev.target.value));
   $('opt-theme').addEventListener('change', (ev) => setOption('theme', ev.target.value));
 
   // sidebar and file picking
@@ -1755,6 +1912,8 @@
     rows: () => domRows,
     lineRows: () => domLines,
     texts: lineRowTexts,
+    timeCells: () => { const out = []; for (const r of allRows()) if (!r.tcEntry.kind) { const ts = r.querySelector('.ts'); out.push(ts ? ts.textContent : null); } return out; },
+    times: (id) => storeWhere((e) => !e.kind && (id == null || e.f === id), (e) => e.t),
     notices: () => storeWhere((e) => !!e.kind, (e) => `${e.kind}: ${e.text}`),
     lines: (id) => storeWhere((e) => !e.kind && (id == null || e.f === id), (e) => e.text),
     seqs: (id) => storeWhere((e) => !e.kind && e.f === id, (e) => e.seq),

@@ -71,6 +71,8 @@ async function main() {
     ['layout', checkLayout],
     ['counters', checkCounters],
     ['settings', checkSettings],
+    ['time-column', checkTimeColumn],
+    ['merged-time', checkMergedTime],
     ['xss', checkXss],
     ['socket-drop-resume', checkSocketDrop],
     ['restart', checkRestart],
@@ -982,8 +984,12 @@ async function checkCounters(ctx) {
   await waitText(page, `${tag} more 149`);
   await agree('past the cap');
   await page.evaluate((ids) => window.tailcast.setView(ids), [a, b]);
-  await waitText(page, `${tag} b 3`);
+  // b's lines were read before a's last 150: in time order they are above the 100 rows shown
+  // (trimmed), so wait for them in the store, not on screen.
+  await waitFor(page, `${tag} b 3 received`, (t) => window.tailcast.lines().includes(t), `${tag} b 3`);
   await agree('merged past the cap');
+  const bShown = await page.evaluate((t) => window.tailcast.texts().some((x) => x.startsWith(t)), `${tag} b `);
+  assert(!bShown, 'b\'s older lines are shown below the newer lines of a');
   const st = await page.evaluate(() => document.getElementById('counters').textContent.replace(/\s+/g, ' ').trim());
   assert(problems.length === 0, problems.join(' | '));
   await context.close();
@@ -1028,6 +1034,141 @@ async function checkSettings(ctx) {
   return '"1 000" stored as 1000; "abc", 50 and 60 000 refused with a message, nothing stored';
 }
 
+
+async function checkTimeColumn(ctx) {
+  // The time column at each setting: off (no cell), absolute (the server's read time as a clock,
+  // the full date in its title), relative (ageing once a second); kept like the other settings.
+  const { page, context, problems } = await openPage(ctx);
+  const tag = `tim${RUN}`;
+  const before = Date.now();
+  append(cfg.files[0], [`${tag} line`]);
+  await waitText(page, `${tag} line`);
+  const after = Date.now();
+  const cell = () => page.evaluate((t) => {
+    const row = [...document.querySelectorAll('#rows .row')].find((r) => r.textContent.includes(t));
+    const ts = row && row.querySelector('.ts');
+    return ts ? { text: ts.textContent, title: ts.title, first: row.firstElementChild === ts } : null;
+  }, tag);
+  const readAt = await page.evaluate((t) => window.tailcast.times()[window.tailcast.lines().findIndex((x) => x.includes(t))], tag);
+  assert(readAt >= before - 1 && readAt <= after + 1, `read time ${readAt} not between the write (${before}) and the row (${after})`);
+  assert(await cell() === null, `a time cell with the column off: ${JSON.stringify(await cell())}`);
+  await page.click('#settings-btn');
+  await page.selectOption('#opt-time', 'absolute');
+  await waitFor(page, 'time cells', () => window.tailcast.timeCells().every((c) => c !== null));
+  let c = await cell();
+  const clock = await page.evaluate((t) => {
+    const d = new Date(t), p = (n, w = 2) => String(n).padStart(w, '0');
+    return `${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}.${p(d.getMilliseconds(), 3)}`;
+  }, readAt);
+  assert(c && c.text === clock && c.first && /^\d{4}-\d\d-\d\d /.test(c.title), `absolute cell ${JSON.stringify(c)}, expected ${clock}`);
+  await page.selectOption('#opt-time', 'relative');
+  await waitFor(page, 'relative time cells', () => window.tailcast.timeCells().every((x) => /^(now|\d+[smhd] ago)$/.test(x || '')));
+  const first = (await cell()).text;
+  // It ages on its own: two seconds later the same row says so.
+  await waitFor(page, 'the relative time to age', (t) => {
+    const row = [...document.querySelectorAll('#rows .row')].find((r) => r.textContent.includes(t));
+    const m = /^(\d+)s ago$/.exec(row.querySelector('.ts').textContent);
+    return m && Number(m[1]) >= 2;
+  }, tag, 6000);
+  const stored = await page.evaluate(() => JSON.parse(localStorage.getItem('tailcast.options') || '{}').time);
+  assert(stored === 'relative', `stored time setting ${stored}`);
+  await page.reload({ waitUntil: 'load' });
+  await waitFor(page, 'live after a reload', () => window.tailcast && window.tailcast.status === 'live', null, 10000);
+  await waitText(page, `${tag} line`);
+  const kept = await page.evaluate(() => [document.getElementById('opt-time').value, window.tailcast.options.time]);
+  assert(kept[0] === 'relative' && kept[1] === 'relative', `after a reload: ${kept}`);
+  assert(/ago$|^now$/.test((await cell()).text), `after a reload: ${JSON.stringify(await cell())}`);
+  await page.evaluate(() => window.tailcast.setOption('time', 'off'));
+  await waitFor(page, 'no time cells', () => window.tailcast.timeCells().every((x) => x === null));
+  assert(problems.length === 0, problems.join(' | '));
+  await context.close();
+  return `off: no cell; absolute ${clock}; relative ${first}, then aged; kept across a reload`;
+}
+
+async function checkMergedTime(ctx) {
+  // Two files written alternately, each line read on its own (so with its own time): a merged
+  // view shows them interleaved as written, backlogs included, over WebSocket and long-poll, and
+  // also when the second file joins the view later (its backlog then arrives after the first's).
+  if (!cfg.bin) return 'skip: needs TAILCAST_BIN to start a server on fresh files';
+  const dir = fs.mkdtempSync(path.join(cfg.tmpDir || os.tmpdir(), 'tailcast-alt-'));
+  const paths = ['alpha.log', 'beta.log'].map((n) => path.join(dir, n));
+  for (const p of paths) fs.writeFileSync(p, '');
+  const server = new Server(cfg.bin, paths, { extraArgs: ['--coalesce', '0', ...cfg.serverArgs] });
+  owned.push(server);
+  const url = await server.start();
+  const ids = await fileIds(url, paths);
+  const N = 12;
+  const expected = [];
+  const lastSeq = async (id) => (await (await fetch(new URL('api/files', url))).json()).find((x) => x.id === id).last_seq;
+  for (let i = 0; i < N; i++) {
+    for (let k = 0; k < 2; k++) {
+      const line = `alt ${ids[k]} ${i}`;
+      append(paths[k], [line]);
+      expected.push(line);
+      // Wait until the server has read it, so that the next line is another read, later.
+      const deadline = Date.now() + 10000;
+      while ((await lastSeq(ids[k])) < i + 1) {
+        assert(Date.now() < deadline, `the server did not read ${line}`);
+        await new Promise((r) => setTimeout(r, 5));
+      }
+      await new Promise((r) => setTimeout(r, 3));
+    }
+  }
+  const ours = () => window.tailcast.texts().filter((x) => x.startsWith('alt '));
+  const hash = ids.map((id) => 'file=' + encodeURIComponent(id)).join('&');
+  const out = [];
+  for (const [label, srv] of [['WebSocket', server], ['long-poll', null]]) {
+    let pollServer = null, base = url;
+    if (!srv) {
+      pollServer = new Server(cfg.bin, paths, { extraArgs: ['--no-websocket', '--coalesce', '0', ...cfg.serverArgs] });
+      owned.push(pollServer);
+      base = await pollServer.start();
+    }
+    // (The long-poll server read both files at its start, in one read each: the order then is
+    // what the times of one read can say, which is nothing within a file's block. So over
+    // long-poll the lines written before it started only have to be there; lines written after
+    // it are checked for order.)
+    const { page, context, problems } = await openPage({ ...ctx, baseUrl: base }, { url: base, hash, waitStatus: [srv ? 'live' : 'long-poll'] });
+    await waitFor(page, 'every line of both backlogs', (n) => window.tailcast.texts().filter((x) => x.startsWith('alt ')).length >= n, expected.length, 10000);
+    let got = await page.evaluate(ours);
+    if (srv) assert(JSON.stringify(got) === JSON.stringify(expected), `${label}: merged backlog not interleaved by time: ${JSON.stringify(got)}`);
+    else {
+      const extra = [];
+      for (let i = 0; i < 4; i++) for (let k = 0; k < 2; k++) {
+        const line = `alt live ${ids[k]} ${i}`;
+        append(paths[k], [line]);
+        extra.push(line);
+        await waitText(page, line, 10000);
+        await new Promise((r) => setTimeout(r, 3));
+      }
+      // Reloaded, the backlog of the live lines is interleaved as they were written.
+      await page.reload({ waitUntil: 'load' });
+      await waitFor(page, 'long-poll after a reload', () => window.tailcast && window.tailcast.status === 'long-poll', null, 10000);
+      await waitFor(page, 'every line again', (n) => window.tailcast.texts().filter((x) => x.startsWith('alt ')).length >= n, expected.length + extra.length, 10000);
+      got = await page.evaluate(ours);
+      const live = got.filter((x) => x.startsWith('alt live'));
+      assert(JSON.stringify(live) === JSON.stringify(extra), `${label}: merged backlog not interleaved by time: ${JSON.stringify(live)}`);
+    }
+    if (srv) {
+      // One file first, then the other joins: its backlog is older than what is shown.
+      await page.evaluate((id) => window.tailcast.setView([id]), ids[0]);
+      await waitFor(page, 'the first file alone', (n) => window.tailcast.texts().filter((x) => x.startsWith('alt ')).length === n, N, 10000);
+      await page.click(`#files li.file[data-id="${ids[1]}"] input.pick`);
+      await waitFor(page, 'both files again', (n) => window.tailcast.texts().filter((x) => x.startsWith('alt ')).length === n, expected.length, 10000);
+      got = await page.evaluate(ours);
+      assert(JSON.stringify(got) === JSON.stringify(expected), `${label}: a file joining the view is not interleaved: ${JSON.stringify(got)}`);
+      const counts = await page.evaluate(() => [window.tailcast.received, window.tailcast.lineRows(), window.tailcast.trimmed]);
+      assert(counts[0] === counts[1] + counts[2], `received ${counts[0]} != rows ${counts[1]} + trimmed ${counts[2]}`);
+    }
+    assert(problems.length === 0, problems.join(' | '));
+    await context.close();
+    if (pollServer) await pollServer.stop();
+    out.push(label);
+  }
+  await server.stop();
+  fs.rmSync(dir, { recursive: true, force: true });
+  return `${expected.length} lines written alternately to two files, interleaved in the merged backlog over ${out.join(' and ')}, and when a file joins`;
+}
 
 async function checkToken(ctx) {
   if (!cfg.bin) return 'skip: needs TAILCAST_BIN to start a server with a token';
