@@ -12,7 +12,13 @@
  *
  * Modules: basics (formatting, token, URLs, settings), store (files, entries, ordering by read
  * time), filter (filter, highlights, the regex worker), render (rows, ANSI, JSON), view (one view's
- * flow from lines to rows), transport (WebSocket and long-poll), url (the hash), app (this: the UI).
+ * flow from lines to rows), panes (the other panes of a split view), transport (WebSocket and
+ * long-poll), url (the hash), app (this: the UI).
+ *
+ * A split view is the main view (the top bar's filter, highlights and pause, the file list) and
+ * up to three more panes, each with its own file(s), filter and pause: one transport follows the
+ * files of all of them, and each view keeps its own cursors, so a file shown in two panes is
+ * shown whole in each.
  *
  * Stable element ids (tests and docs rely on them):
  *   #files           file list (li.file[data-id], with input.pick checkbox, .dot activity, .meta)
@@ -41,7 +47,8 @@
  *   epoch, rows(), lineRows(), texts(), timeCells(), notices(), lines(id), seqs(id), times(id), view(),
  *   files(), options, setView(ids), setFilter({q,regex,caseSensitive,invert}), addHighlight(p,c),
  *   clearHighlights(), setOption(k,v), pause(), resume(), jumpToEnd(), debugDropSocket(),
- *   cspViolations, errors.
+ *   panes() (every pane, the main one first: {ids, texts, rows, lineRows, paused, q}),
+ *   addPane(ids), closePane(i), paneFilter(i, q), panePause(i, paused), cspViolations, errors.
  */
 
 import {
@@ -52,8 +59,9 @@ import { makeRule } from './filter.js';
 import { toggleJson } from './render.js';
 import { files } from './store.js';
 import { Transport } from './transport.js';
-import { formatHash, HL_COLORS, parseHash, setHash } from './url.js';
+import { formatHash, HL_COLORS, parseHash, parsePanes, setHash } from './url.js';
 import { View } from './view.js';
+import { MAX_PANES, Pane } from './panes.js';
 
 /** @typedef {import('./store.js').FileRec} FileRec */
 
@@ -84,6 +92,72 @@ const view = new View({
 });
 const flt = view.flt;
 
+// ---------------------------------------------------------------- split view
+/** @type {Pane[]} the other panes, in order (2, 3, 4) */
+let panes = [];
+const panesEl = $('panes');
+/** Every view: the main one, then the panes'. */
+const views = () => [view, ...panes.map((p) => p.view)];
+/** The views showing file id. @param {string} id */
+const viewsOf = (id) => views().filter((v) => v.ids.includes(id));
+const paneHooks = {
+  changed: () => writeHash(),
+  close: (/** @type {Pane} */ p) => closePane(p),
+  pick: (/** @type {Pane} */ p, /** @type {string[]} */ ids) => setPaneFiles(p, ids),
+};
+/** Opens a pane on these files (one, or several merged). @param {string[]} ids @param {boolean} [fromHash] */
+function addPane(ids, fromHash) {
+  if (panes.length >= MAX_PANES - 1) return null;
+  const p = new Pane(panes.length + 2, paneHooks);
+  panes.push(p);
+  panesEl.appendChild(p.root);
+  panesEl.classList.add('split');
+  syncSettings();
+  setWrap(logEl.classList.contains('wrap'), true);
+  setPaneFiles(p, ids, fromHash);
+  return p;
+}
+/** Closes a pane; the others move up. @param {Pane} p */
+function closePane(p) {
+  const i = panes.indexOf(p);
+  if (i < 0) return;
+  panes.splice(i, 1);
+  p.view.flt.stop();
+  p.root.remove();
+  const gone = p.view.ids;
+  p.view.ids = [];
+  // The others move up a place (the URL numbers them in order).
+  panes.forEach((q, j) => { q.number = j + 2; q.root.dataset.pane = String(q.number); });
+  panesEl.classList.toggle('split', panes.length > 0);
+  viewsChanged(gone, []);
+  writeHash();
+}
+/** @param {Pane} p @param {string[]} ids @param {boolean} [fromHash] */
+function setPaneFiles(p, ids, fromHash) {
+  ids = ids.filter((id) => files.has(id));
+  ids.sort((a, b) => fileOrder.indexOf(a) - fileOrder.indexOf(b));
+  const old = p.view.ids.slice();
+  p.view.setIds(ids);
+  p.renderFiles(fileOrder);
+  viewsChanged(old, ids);
+  if (!fromHash) writeHash();
+}
+/** A view went from showing old to showing ids: files no view shows any more are let go, the
+ *  transport follows every view's files, and a file that another view already followed is asked
+ *  again from its backlog (the views that had it skip what they hold).
+ *  @param {string[]} old @param {string[]} ids */
+function viewsChanged(old, ids) {
+  const shown = new Set(views().flatMap((v) => v.ids));
+  for (const id of old) {
+    if (ids.includes(id) || shown.has(id)) continue;
+    const f = files.get(id);
+    if (f) { f.cursor = null; f.subscribed = false; }
+  }
+  const again = ids.filter((id) => !old.includes(id) && transport.ids.includes(id));
+  transport.follow([...shown]);
+  for (const id of again) transport.refollow(id);
+}
+
 // ---------------------------------------------------------------- the transport
 /** @type {null | {status: number, code: string, message: string}} */
 let denied = null;
@@ -101,7 +175,7 @@ transport.on('status', (s) => {
   if (s === 'long-poll' && !view.ids.length) ensureView();
 });
 transport.on('hello', ({ files: list, reconnected }) => {
-  if (reconnected) view.notice('conn', 'reconnected; resuming where it stopped');
+  if (reconnected) for (const v of views()) v.notice('conn', 'reconnected; resuming where it stopped');
   const hadView = view.ids.length > 0;
   if (fileOrder.join('\n') !== list.map((x) => x.id).join('\n')) setFiles(list);
   else for (const x of list) { const f = /** @type {FileRec} */ (files.get(x.id)); f.exists = x.exists !== false; f.size = x.size; if (f.cursor == null) f.last_seq = x.last_seq; renderFileItem(f); }
@@ -110,15 +184,17 @@ transport.on('hello', ({ files: list, reconnected }) => {
 transport.on('epoch', () => {
   // The backlog that follows repeats lines we hold, under new numbers: drop ours (no line is
   // shown twice), and say so where they were.
-  const had = view.ids.filter((id) => view.cursors.has(id));
-  view.dropLinesOf(had);
-  view.notice('restart', 'server restarted: line numbers start again; ' +
-    (had.length ? `the earlier lines of ${had.join(', ')} are replaced by its recent lines` : 'showing its recent lines'));
+  for (const v of views()) {
+    const had = v.ids.filter((id) => v.cursors.has(id));
+    v.dropLinesOf(had);
+    v.notice('restart', 'server restarted: line numbers start again; ' +
+      (had.length ? `the earlier lines of ${had.join(', ')} are replaced by its recent lines` : 'showing its recent lines'));
+  }
   for (const f of files.values()) { f.cursor = null; f.subscribed = false; }
 });
 transport.on('lines', ({ file: f, first, lines, truncated, timeAt }) => {
   if (!lines.length) return;
-  if (view.ids.includes(f.id)) view.deliver(f, first, lines, truncated, timeAt);
+  for (const v of viewsOf(f.id)) v.deliver(f, first, lines, truncated, timeAt);
   const last = first + lines.length - 1;
   if (f.cursor == null || last > f.cursor) f.cursor = last;
   if (f.cursor > (f.last_seq || 0)) f.last_seq = f.cursor;
@@ -126,14 +202,15 @@ transport.on('lines', ({ file: f, first, lines, truncated, timeAt }) => {
   refreshSoon();
 });
 transport.on('gap', ({ file: f, from, to }) => {
-  if (view.ids.includes(f.id)) view.onGap(f, from, to);
+  for (const v of viewsOf(f.id)) v.onGap(f, from, to);
   if (f.cursor == null || to > f.cursor) f.cursor = to;
 });
 transport.on('reset', ({ file: f, quiet }) => {
   // The server did not take our cursor for f (another numbering): its backlog follows.
-  if (view.ids.includes(f.id) && view.cursors.has(f.id)) {
-    view.dropLinesOf([f.id]);
-    if (!quiet) view.notice('restart', `${f.id}: the server numbers lines anew; its earlier lines here are replaced by its recent lines`);
+  for (const v of viewsOf(f.id)) {
+    if (!v.cursors.has(f.id)) continue;
+    v.dropLinesOf([f.id]);
+    if (!quiet) v.notice('restart', `${f.id}: the server numbers lines anew; its earlier lines here are replaced by its recent lines`);
   }
   f.cursor = null;
   if (!quiet) f.baseline = null;
@@ -153,13 +230,13 @@ transport.on('state', ({ file: f, state, message: m }) => {
     truncated: ': the lines below are from its start again',
     created: `: the lines below are from the new file at ${f.path || f.id}`,
   })[state] || '';
-  if (view.ids.includes(f.id)) view.notice('file', `${f.id} ${words[state] || state}${next}`, f.id);
+  for (const v of viewsOf(f.id)) v.notice('file', `${f.id} ${words[state] || state}${next}`, f.id);
   renderFileItem(f);
 });
-transport.on('partial', ({ file: f, text }) => { if (view.ids.includes(f.id)) view.onPartial(f, text); });
+transport.on('partial', ({ file: f, text }) => { for (const v of viewsOf(f.id)) v.onPartial(f, text); });
 transport.on('files', ({ files: list }) => setFiles(list));
 transport.on('error', ({ code, message }) => view.notice('error', `server: ${code}${message ? ': ' + message : ''}`));
-transport.on('lost', () => view.notice('conn', 'connection lost; reconnecting\u2026'));
+transport.on('lost', () => { for (const v of views()) v.notice('conn', 'connection lost; reconnecting\u2026'); });
 transport.on('denied', ({ response }) => { accessDenied(response); });
 
 // ---------------------------------------------------------------- files
@@ -173,13 +250,14 @@ function setFiles(list) {
       f = { id: x.id, cursor: null, baseline: null, subscribed: false, activity: 0, el: null, exists: true, color: 0 };
       files.set(x.id, f);
     }
-    if (f.last_seq != null && x.last_seq > f.last_seq && !view.ids.includes(x.id)) f.activity = now();
+    if (f.last_seq != null && x.last_seq > f.last_seq && !viewsOf(x.id).length) f.activity = now();
     f.path = x.path; f.exists = x.exists !== false; f.size = x.size; f.last_seq = x.last_seq;
     f.color = i % 8;
   });
   for (const id of [...files.keys()]) if (!seen.has(id)) files.delete(id);
   fileOrder = list.map((x) => x.id);
   renderFiles();
+  for (const p of panes) p.renderFiles(fileOrder);
 }
 
 function renderFiles() {
@@ -259,7 +337,7 @@ async function refreshFiles() {
         for (const x of list) {
           const f = /** @type {FileRec} */ (files.get(x.id));
           f.exists = x.exists !== false; f.size = x.size;
-          if (!view.ids.includes(x.id)) f.last_seq = x.last_seq;
+          if (!viewsOf(x.id).length) f.last_seq = x.last_seq;
           renderFileItem(f);
         }
       }
@@ -275,22 +353,29 @@ function refreshSoon() {
   refreshTimer = window.setTimeout(() => { refreshTimer = 0; lastRefresh = now(); refreshFiles(); }, Math.max(300, 2000 - (now() - lastRefresh)));
 }
 
-/** The files the hash names (that exist), else the first file. */
+/** The files the hash names (that exist), else the first file; and the hash's other panes. */
 function ensureView() {
   const want = hashFiles.filter((id) => files.has(id));
   if (want.length === 0 && fileOrder.length) want.push(fileOrder[0]);
   if (want.join('\n') !== view.ids.join('\n')) setView(want, true);
+  if (!files.size) return;
+  const wanted = hashPanes.map((s) => ({ s, ids: s.files.filter((id) => files.has(id)) })).filter((x) => x.ids.length);
+  while (panes.length > wanted.length) closePane(panes[panes.length - 1]);
+  wanted.forEach(({ s, ids }, i) => {
+    const p = panes[i] || addPane(ids, true);
+    if (!p) return;
+    const before = p.view.flt.signature();
+    p.setFilterState(s);
+    if (ids.join('\n') !== p.view.ids.join('\n')) setPaneFiles(p, ids, true);
+    else if (before !== p.view.flt.signature()) p.view.rebuild();
+  });
 }
 
 /** Show these files (one, or several merged). @param {string[]} ids @param {boolean} [fromHash] */
 function setView(ids, fromHash) {
   ids = ids.filter((id) => files.has(id));
   ids.sort((a, b) => fileOrder.indexOf(a) - fileOrder.indexOf(b));
-  for (const id of view.ids) {
-    if (ids.includes(id)) continue;
-    const f = files.get(id);
-    if (f) { f.cursor = null; f.subscribed = false; }
-  }
+  const old = view.ids.slice();
   view.setIds(ids);
   const title = $('view-title');
   if (ids.length === 1) { const f = /** @type {FileRec} */ (files.get(ids[0])); title.textContent = f.path || f.id; title.title = f.path || f.id; }
@@ -298,7 +383,7 @@ function setView(ids, fromHash) {
   else { title.textContent = ''; title.title = ''; }
   document.title = ids.length === 1 ? `${ids[0]} \u00b7 tailcast` : ids.length ? `${ids.length} files \u00b7 tailcast` : 'tailcast';
   for (const f of files.values()) renderFileItem(f);
-  transport.follow(ids);
+  viewsChanged(old, ids);
   if (!fromHash) writeHash();
 }
 
@@ -358,9 +443,12 @@ $('access-retry').addEventListener('click', accessRetry);
 // ---------------------------------------------------------------- URL hash
 /** @type {string[]} the files the hash asks for */
 let hashFiles = [];
+/** @type {import('./url.js').HashState[]} the other panes the hash asks for */
+let hashPanes = [];
 function readHash() {
   const h = parseHash(location.hash);
   hashFiles = h.files;
+  hashPanes = parsePanes(location.hash);
   const f = flt.filter;
   f.q = h.q; f.regex = h.regex; f.caseSensitive = h.caseSensitive; f.invert = h.invert;
   flt.highlights = h.highlights.map((x) => makeRule(x.pattern, x.color));
@@ -372,10 +460,11 @@ function readHash() {
 function writeHash() {
   const f = flt.filter;
   hashFiles = view.ids.slice();
+  hashPanes = panes.map((p) => p.state());
   setHash(formatHash({
     files: view.ids, q: f.q, regex: f.regex, caseSensitive: f.caseSensitive, invert: f.invert,
     highlights: flt.highlights, wrap: logEl.classList.contains('wrap'),
-  }));
+  }, hashPanes));
 }
 window.addEventListener('hashchange', () => {
   const before = flt.signature();
@@ -496,11 +585,10 @@ $('jump').addEventListener('click', () => view.jumpToEnd());
 // wrap
 /** @param {boolean} on @param {boolean} [fromHash] */
 function setWrap(on, fromHash) {
-  logEl.classList.toggle('wrap', on);
-  logEl.classList.toggle('nowrap', !on);
+  for (const l of [logEl, ...panes.map((p) => p.log)]) { l.classList.toggle('wrap', on); l.classList.toggle('nowrap', !on); }
   $('wrap').setAttribute('aria-pressed', String(on));
   if (!fromHash) writeHash();
-  if (view.following) view.scrollToEnd();
+  for (const v of views()) if (v.following) v.scrollToEnd();
 }
 $('wrap').addEventListener('click', () => setWrap(!logEl.classList.contains('wrap')));
 
@@ -566,8 +654,10 @@ function syncSettings() {
   $input('opt-seq').checked = options.seq;
   $input('opt-time').value = options.time;
   $input('opt-theme').value = options.theme;
-  logEl.classList.toggle('noseq', !options.seq);
-  logEl.classList.toggle('time-relative', options.time === 'relative');
+  for (const l of [logEl, ...panes.map((p) => p.log)]) {
+    l.classList.toggle('noseq', !options.seq);
+    l.classList.toggle('time-relative', options.time === 'relative');
+  }
 }
 /** @type {Record<string, string>} */
 const OPT_FIELDS = { maxRows: 'opt-rows', keep: 'opt-keep', backlog: 'opt-backlog' };
@@ -592,10 +682,12 @@ function setOption(k, v) {
   saveOptions();
   syncSettings();
   applyTheme();
-  if (options.keep !== prevKeep) view.resize();
-  if (k === 'maxRows') { view.trimDom(); view.schedule(); }
-  if (k === 'time') view.rebuild(); // every row gains or loses its time cell
-  view.updateUi(true);
+  for (const v of views()) {
+    if (options.keep !== prevKeep) v.resize();
+    if (k === 'maxRows') { v.trimDom(); v.schedule(); }
+    if (k === 'time') v.rebuild(); // every row gains or loses its time cell
+    v.updateUi(true);
+  }
   return true;
 }
 $('opt-rows').addEventListener('change', () => setOption('maxRows', $input('opt-rows').value));
@@ -607,7 +699,7 @@ $('opt-theme').addEventListener('change', () => setOption('theme', $input('opt-t
 // A relative time ("12s ago") ages: once a second, the rows in sight are written again.
 setInterval(() => {
   if (options.time !== 'relative' || document.hidden) return;
-  view.rowsDom.ageTimes(logEl.getBoundingClientRect());
+  for (const v of views()) v.rowsDom.ageTimes(v.els.log.getBoundingClientRect());
 }, 1000);
 
 // sidebar and file picking
@@ -640,9 +732,16 @@ $('files').addEventListener('click', (ev) => {
   } else { setView([id]); closeDrawer(); }
 });
 $('view-all').addEventListener('click', () => setView(fileOrder.slice()));
+$('split-add').addEventListener('click', () => {
+  // The next file after the last pane's (or the main view's), so that a new pane shows another file.
+  const last = panes.length ? panes[panes.length - 1].view.ids : view.ids;
+  const i = last.length ? fileOrder.indexOf(last[last.length - 1]) : -1;
+  const id = fileOrder[(i + 1) % Math.max(1, fileOrder.length)];
+  if (id != null && addPane([id])) closeDrawer();
+});
 
 // JSON pretty-print on click
-$('rows').addEventListener('click', toggleJson);
+panesEl.addEventListener('click', toggleJson);
 
 // keyboard
 document.addEventListener('keydown', (ev) => {
@@ -709,6 +808,14 @@ const lineRows = () => [...view.rowsDom.all()].filter((r) => !r.tcEntry.kind);
   resume: () => view.setPaused(false),
   jumpToEnd: () => view.jumpToEnd(),
   debugDropSocket: () => transport.dropSocket(),
+  panes: () => views().map((v) => ({
+    ids: v.ids.slice(), rows: v.rowsDom.rows, lineRows: v.rowsDom.lines, paused: v.paused, q: v.flt.filter.q,
+    texts: [...v.rowsDom.all()].filter((r) => !r.tcEntry.kind).map((r) => r.tcEntry.text),
+  })),
+  addPane: (/** @type {string[]} */ ids) => !!addPane(ids),
+  closePane: (/** @type {number} */ i) => { const p = panes[i - 1]; if (p) closePane(p); },
+  paneFilter: (/** @type {number} */ i, /** @type {string} */ q) => { const p = panes[i - 1]; if (p) { p.filterInput.value = q; p.applyFilter(); } },
+  panePause: (/** @type {number} */ i, /** @type {boolean} */ on) => { const v = views()[i]; if (v) v.setPaused(on); },
 }));
 
 // ---------------------------------------------------------------- start

@@ -95,6 +95,16 @@ export class Transport {
     else if (this.kind === 'poll') this.startPolling();
   }
 
+  /** Ask for a followed file again from its backlog (a view that did not show it now does; the
+   *  views that had it skip the lines they hold). @param {string} id */
+  refollow(id) {
+    const f = files.get(id);
+    if (!f || !this.ids.includes(id)) return;
+    f.cursor = null; f.subscribed = false; f.baseline = null;
+    if (this.kind === 'ws' && this.wsReady) this.subscribeWs(f);
+    else if (this.kind === 'poll') this.startPolling();
+  }
+
   /** Start again after an access refusal was dealt with (a token entered, a retry). */
   retry() {
     this.attempt = 0; this.wsRefusals = 0; this.kind = null;

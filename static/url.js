@@ -2,6 +2,8 @@
 /* tailcast dashboard: the URL hash, so that a link reproduces the view.
  *   #file=ID[&file=ID2...]&q=TEXT&re=1&case=1&inv=1&hl=C:PATTERN[&hl=...]&wrap=0
  *   (C = colour 0..5; PATTERN in slashes is a regex; several file= is the merged view)
+ * A split view adds its other panes (2 to 4) with the same keys behind the pane's number:
+ *   &2.file=ID&2.q=TEXT&2.re=1&2.case=1&2.inv=1&3.file=...
  * Parsing and writing only: what the state means is the UI's. */
 
 /** @typedef {{files: string[], q: string, regex: boolean, caseSensitive: boolean, invert: boolean,
@@ -9,9 +11,28 @@
 
 export const HL_COLORS = 6;
 
-/** The view a hash describes. @param {string} hash @returns {HashState} */
-export function parseHash(hash) {
+/** The other panes of a split view (2, 3, 4), in order; a pane without a file is left out.
+ *  @param {string} hash @returns {HashState[]} */
+export function parsePanes(hash) {
   const p = new URLSearchParams(hash.replace(/^#/, ''));
+  /** @type {HashState[]} */
+  const out = [];
+  for (let k = 2; k <= 4; k++) {
+    const sub = new URLSearchParams();
+    for (const [key, v] of p) if (key.startsWith(k + '.')) sub.append(key.slice(String(k).length + 1), v);
+    const s = parseParams(sub);
+    if (s.files.length) out.push(s);
+  }
+  return out;
+}
+
+/** The view a hash describes (the first pane of a split view). @param {string} hash @returns {HashState} */
+export function parseHash(hash) {
+  return parseParams(new URLSearchParams(hash.replace(/^#/, '')));
+}
+
+/** @param {URLSearchParams} p @returns {HashState} */
+function parseParams(p) {
   const wrap = p.get('wrap');
   return {
     files: p.getAll('file').filter(Boolean),
@@ -27,16 +48,21 @@ export function parseHash(hash) {
   };
 }
 
-/** The hash (without '#') of a view. @param {HashState} s */
-export function formatHash(s) {
+/** The hash (without '#') of a view and the other panes of a split view.
+ *  @param {HashState} s @param {HashState[]} [panes] */
+export function formatHash(s, panes = []) {
   const p = new URLSearchParams();
-  for (const id of s.files) p.append('file', id);
-  if (s.q) p.set('q', s.q);
-  if (s.regex) p.set('re', '1');
-  if (s.caseSensitive) p.set('case', '1');
-  if (s.invert) p.set('inv', '1');
-  for (const h of s.highlights) p.append('hl', h.color + ':' + h.pattern);
+  const put = (/** @type {HashState} */ v, /** @type {string} */ pre) => {
+    for (const id of v.files) p.append(pre + 'file', id);
+    if (v.q) p.set(pre + 'q', v.q);
+    if (v.regex) p.set(pre + 're', '1');
+    if (v.caseSensitive) p.set(pre + 'case', '1');
+    if (v.invert) p.set(pre + 'inv', '1');
+    for (const h of v.highlights) p.append(pre + 'hl', h.color + ':' + h.pattern);
+  };
+  put(s, '');
   if (s.wrap === false) p.set('wrap', '0');
+  panes.forEach((v, i) => put(v, `${i + 2}.`));
   return p.toString();
 }
 

@@ -73,6 +73,9 @@ async function main() {
     ['settings', checkSettings],
     ['time-column', checkTimeColumn],
     ['merged-time', checkMergedTime],
+    ['split-url', checkSplitUrl],
+    ['split-layout', checkSplitLayout],
+    ['rate-10k-split', checkRateSplit],
     ['xss', checkXss],
     ['socket-drop-resume', checkSocketDrop],
     ['restart', checkRestart],
@@ -284,10 +287,11 @@ async function checkBurst(ctx) {
     `clicks ${latencies.length} max ${clickMax} ms median ${latencies.sort((a, b) => a - b)[latencies.length >> 1]} ms`;
 }
 
-async function checkRate(ctx) {
+async function checkRate(ctx, { hash = '', panes = 1 } = {}) {
   // 10 000 lines/s for 3 s, written in 10 ms slices; frames timed in the page.
   const RATE = 10000, SECONDS = 3, SLICE = 10;
-  const { page, context, problems } = await openPage(ctx);
+  const { page, context, problems } = await openPage(ctx, { hash });
+  if (panes > 1) await waitFor(page, `${panes} panes`, (n) => window.tailcast.panes().length === n, panes);
   await page.evaluate(() => {
     window.__frames = []; window.__long = [];
     new PerformanceObserver((l) => { for (const e of l.getEntries()) window.__long.push(Math.round(e.duration)); }).observe({ type: 'longtask' });
@@ -307,13 +311,16 @@ async function checkRate(ctx) {
   const writeMs = Date.now() - t0;
   const total = perSlice * slices;
   await waitFor(page, `${total} lines received`, ([a, n]) => window.tailcast.received - a >= n, [r0, total], 20000);
+  // Every pane shows the last line written (each gets every line, and draws up to its cap).
+  const lastLine = `rate ${RUN} ${total - 1} GET /api/v1/items status=200 dur=3ms`;
+  await waitFor(page, 'the last line in every pane', (l) => window.tailcast.panes().every((p) => p.texts[p.texts.length - 1] === l), lastLine, 20000);
   const st = await page.evaluate(() => {
     window.__stopFrames = true;
     const fr = window.__frames.slice(3).sort((a, b) => a - b);
-    return { n: fr.length, p50: fr[fr.length >> 1], p95: fr[Math.floor(fr.length * 0.95)], max: fr[fr.length - 1], long: window.__long, rows: window.tailcast.rows() };
+    return { n: fr.length, p50: fr[fr.length >> 1], p95: fr[Math.floor(fr.length * 0.95)], max: fr[fr.length - 1], long: window.__long, rows: window.tailcast.panes().map((p) => p.rows) };
   });
   const cap = await page.evaluate(() => window.tailcast.options.maxRows);
-  assert(st.rows <= cap, `rows ${st.rows} > cap ${cap}`);
+  assert(st.rows.length === panes && st.rows.every((n) => n <= cap), `rows ${st.rows} (cap ${cap} per pane, ${panes} panes)`);
   // Bounds that tell a smooth page from a freezing one and hold on a loaded CI machine (typical
   // here: p95 17-33 ms, long tasks under 170 ms, 650 ms once with both cores busy; a freezing
   // tab has tasks of seconds).
@@ -321,7 +328,119 @@ async function checkRate(ctx) {
   assert(Math.max(0, ...st.long) < 1000, `long tasks ${st.long.join(',')} ms (want each < 1 s)`);
   assert(problems.length === 0, problems.join(' | '));
   await context.close();
-  return `${total} lines in ${(writeMs / 1000).toFixed(1)} s; frames p50 ${st.p50.toFixed(1)} / p95 ${st.p95.toFixed(1)} / max ${st.max.toFixed(1)} ms; long tasks ${st.long.length ? st.long.join(',') + ' ms' : 'none'}`;
+  return `${total} lines in ${(writeMs / 1000).toFixed(1)} s; frames p50 ${st.p50.toFixed(1)} / p95 ${st.p95.toFixed(1)} / max ${st.max.toFixed(1)} ms; long tasks ${st.long.length ? st.long.join(',') + ' ms' : 'none'}; DOM rows ${st.rows.join(' + ')}`;
+}
+
+async function checkRateSplit(ctx) {
+  // The same, with a second pane on the same file (the heaviest case: every line drawn twice).
+  const id = encodeURIComponent(ctx.ids[0]);
+  return checkRate(ctx, { hash: `file=${id}&2.file=${id}`, panes: 2 });
+}
+
+async function checkSplitUrl(ctx) {
+  // A split view opened from a URL: three panes, each with its file, filter and pause; a file in
+  // two panes is whole in each; the layout is kept in the URL through changes and a reload.
+  if (ctx.ids.length < 2) return 'skip: needs two files';
+  const [a, b] = ctx.ids;
+  const tag = `spl${RUN}`;
+  const hash = `file=${encodeURIComponent(a)}&2.file=${encodeURIComponent(b)}&2.q=${tag}-keep&3.file=${encodeURIComponent(a)}`;
+  const { page, context, problems } = await openPage(ctx, { hash });
+  const panes = () => page.evaluate(() => window.tailcast.panes());
+  await waitFor(page, 'three panes', () => window.tailcast.panes().length === 3);
+  let ps = await panes();
+  assert(JSON.stringify(ps.map((p) => [p.ids, p.q])) === JSON.stringify([[[a], ''], [[b], `${tag}-keep`], [[a], '']]), `panes from the URL: ${JSON.stringify(ps.map((p) => [p.ids, p.q]))}`);
+  const bar = await page.evaluate(() => [...document.querySelectorAll('.pane .pane-file')].map((s) => /** @type {HTMLSelectElement} */ (s).value));
+  assert(JSON.stringify(bar) === JSON.stringify([b, a]), `pane file pickers ${JSON.stringify(bar)}`);
+  append(cfg.files[0], [`${tag} a one`]);
+  append(cfg.files[1], [`${tag}-keep b one`, `${tag}-drop b two`]);
+  const has = (i, t) => page.waitForFunction(([i, t]) => window.tailcast.panes()[i].texts.includes(t), [i, t], { timeout: 5000, polling: 'raf' });
+  await has(0, `${tag} a one`);
+  await has(1, `${tag}-keep b one`);
+  await has(2, `${tag} a one`);
+  ps = await panes();
+  assert(!ps[1].texts.includes(`${tag}-drop b two`), 'pane 2 shows a line its filter drops');
+  assert(!ps[0].texts.some((t) => t.includes(`${tag}-keep`)) && !ps[2].texts.some((t) => t.includes(`${tag}-keep`)), 'a pane of a shows lines of b');
+  // Pause pane 3 only: the main view goes on, pane 3 holds the line until it resumes.
+  await page.click('.pane[data-pane="3"] .pane-pause');
+  append(cfg.files[0], [`${tag} a two`]);
+  await has(0, `${tag} a two`);
+  ps = await panes();
+  assert(ps[2].paused && !ps[2].texts.includes(`${tag} a two`), `paused pane 3 shows ${JSON.stringify(ps[2].texts.slice(-2))}`);
+  await page.click('.pane[data-pane="3"] .pane-pause');
+  await has(2, `${tag} a two`);
+  const once = (await panes()).map((p) => p.texts.filter((t) => t === `${tag} a one`).length);
+  assert(once[0] === 1 && once[2] === 1, `a line shown ${once} times in the panes of a`);
+  // Another pane from the Split button, on a file the main view already shows: its backlog comes,
+  // and the main view does not get those lines twice.
+  await page.click('#sidebar-toggle').catch(() => {});
+  await page.evaluate((id) => window.tailcast.closePane(2), null);
+  await waitFor(page, 'two panes', () => window.tailcast.panes().length === 2);
+  await page.evaluate((id) => window.tailcast.addPane([id]), a);
+  await has(2, `${tag} a one`);
+  ps = await panes();
+  assert(ps[0].texts.filter((t) => t === `${tag} a one`).length === 1, 'the main view got its lines twice');
+  // The URL says what is shown; a reload reopens it.
+  await page.fill('.pane[data-pane="2"] .pane-filter', `${tag}-drop`);
+  await waitFor(page, 'pane 2 filtered anew', (t) => window.tailcast.panes()[1].texts.includes(t), `${tag}-drop b two`);
+  const url = await page.evaluate(() => location.hash);
+  assert(url.includes(`2.q=${tag}-drop`) && url.includes(`3.file=${encodeURIComponent(a)}`), `hash ${url}`);
+  const want = (await panes()).map((p) => [p.ids, p.q]);
+  await page.reload({ waitUntil: 'load' });
+  await waitFor(page, 'live after a reload', () => window.tailcast && window.tailcast.status === 'live', null, 10000);
+  await waitFor(page, 'the same panes after a reload', (w) => JSON.stringify(window.tailcast.panes().map((p) => [p.ids, p.q])) === w, JSON.stringify(want));
+  await has(1, `${tag}-drop b two`);
+  // Closing the panes leaves the plain view and a plain URL.
+  await page.click('.pane[data-pane="3"] .pane-close');
+  await page.click('.pane[data-pane="2"] .pane-close');
+  await waitFor(page, 'one pane', () => window.tailcast.panes().length === 1);
+  const plain = await page.evaluate(() => location.hash);
+  assert(!/[0-9]\./.test(plain), `hash after closing the panes: ${plain}`);
+  assert(problems.length === 0, problems.join(' | '));
+  await context.close();
+  return `3 panes from the URL (filter, pause, one file in two panes), a pane added on a shown file, reload kept ${JSON.stringify(want)}`;
+}
+
+async function checkSplitLayout(ctx) {
+  // Two panes from a phone to a large screen: nothing outside the viewport or its pane, side by
+  // side when wide, stacked up to 820 px, each pane's lines in view.
+  if (ctx.ids.length < 2) return 'skip: needs two files';
+  const tag = `spll${RUN}`;
+  append(cfg.files[1], [`${tag} ${'a long line that must wrap inside its pane '.repeat(8)}`]);
+  const hash = `file=${encodeURIComponent(ctx.ids[0])}&2.file=${encodeURIComponent(ctx.ids[1])}`;
+  const seen = [];
+  for (const width of [360, 768, 1280, 2560]) {
+    const { page, context, problems } = await openPage(ctx, { hash, contextOptions: { viewport: { width, height: width < 600 ? 740 : 900 } } });
+    await waitFor(page, 'the long line in pane 2', (t) => window.tailcast.panes().length === 2 && window.tailcast.panes()[1].texts.some((x) => x.startsWith(t)), tag);
+    const m = await page.evaluate(() => {
+      const W = window.innerWidth, H = window.innerHeight;
+      const box = (el) => el.getBoundingClientRect();
+      const main = box(document.getElementById('viewer')), pane = box(document.querySelector('.pane'));
+      const off = [];
+      for (const el of document.querySelectorAll('#topbar *, .pane-bar, .pane-bar *, .pane .log, #log')) {
+        if (el.closest('.popover')) continue;
+        const r = box(el);
+        if (r.width === 0 && r.height === 0) continue;
+        if (r.left < -0.5 || r.right > W + 0.5 || r.bottom > H + 0.5) off.push(`${el.id || el.getAttribute('class') || el.tagName} ${Math.round(r.left)}..${Math.round(r.right)} / ${Math.round(r.bottom)}`);
+      }
+      // Inside its pane: the pane bar's controls, and the rows (wrapped).
+      const p = document.querySelector('.pane');
+      for (const el of p.querySelectorAll('.pane-bar *, .row')) {
+        const r = box(el);
+        if (r.width === 0) continue;
+        if (r.left < pane.left - 0.5 || r.right > pane.right + 0.5) off.push(`in pane: ${el.getAttribute('class')} ${Math.round(r.left)}..${Math.round(r.right)} of ${Math.round(pane.left)}..${Math.round(pane.right)}`);
+      }
+      return { W, scroll: document.documentElement.scrollWidth, off, main: [main.left, main.top, main.width, main.height].map(Math.round), pane: [pane.left, pane.top, pane.width, pane.height].map(Math.round) };
+    });
+    assert(m.scroll <= m.W, `${width} px: page ${m.scroll} px wide`);
+    assert(m.off.length === 0, `${width} px: outside: ${m.off.slice(0, 6).join(', ')}`);
+    const [ml, mt, mw, mh] = m.main, [pl, pt, pw, ph] = m.pane;
+    if (width > 820) assert(pl >= ml + mw - 1 && Math.abs(pt - mt) < 2 && Math.abs(pw - mw) < 40 && mh > 200, `${width} px: panes not side by side: main ${m.main} pane ${m.pane}`);
+    else assert(pt >= mt + mh - 1 && Math.abs(pl - ml) < 2 && ph > 120 && mh > 120, `${width} px: panes not stacked: main ${m.main} pane ${m.pane}`);
+    assert(problems.length === 0, problems.join(' | '));
+    seen.push(`${width}: ${width > 820 ? 'side by side' : 'stacked'} ${pw}x${ph}`);
+    await context.close();
+  }
+  return seen.join(', ');
 }
 
 async function checkFilter(ctx) {
