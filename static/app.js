@@ -122,10 +122,9 @@ function closePane(p) {
   const i = panes.indexOf(p);
   if (i < 0) return;
   panes.splice(i, 1);
-  p.view.flt.stop();
   p.root.remove();
   const gone = p.view.ids;
-  p.view.ids = [];
+  p.view.destroy();
   // The others move up a place (the URL numbers them in order).
   panes.forEach((q, j) => { q.number = j + 2; q.root.dataset.pane = String(q.number); });
   panesEl.classList.toggle('split', panes.length > 0);

@@ -18,7 +18,11 @@ import { files, Lines, mergeByTime, Stager } from './store.js';
  *  received?: HTMLElement | null, rowCount?: HTMLElement | null, cap?: HTMLElement | null, trimmed?: HTMLElement | null,
  *  jump?: HTMLElement | null, jumpLabel?: HTMLElement | null, banner?: HTMLElement | null, bannerText?: HTMLElement | null}} ViewElements */
 
-const FRAME_BUDGET_MS = 10;
+// Time a frame may spend making rows, shared by the views on the page (two panes at 10 000
+// lines/s would otherwise spend twice as long, and the frames and the input wait for them).
+const FRAME_BUDGET_MS = 10, MIN_SHARE_MS = 3;
+/** @type {Set<View>} */
+const live = new Set();
 
 export class View {
   /** @param {ViewElements} els
@@ -71,7 +75,23 @@ export class View {
       marks: null,
     };
     this.userScrollUntil = 0; this.pointerDown = false; this.lastTop = 0;
+    /** @type {ResizeObserver | null} */
+    this.resizer = null;
+    this.onPointerUp = () => { if (this.pointerDown) { this.pointerDown = false; this.userIntent(); } };
     this.listenScroll();
+    live.add(this);
+  }
+
+  /** A closed pane: its timers and listeners outside its own elements let go of it. */
+  destroy() {
+    live.delete(this);
+    this.flt.stop();
+    clearTimeout(this.uiTimer);
+    clearTimeout(this.stager.stageTimer);
+    clearTimeout(this.stager.lateTimer);
+    window.removeEventListener('pointerup', this.onPointerUp);
+    if (this.resizer) this.resizer.disconnect();
+    this.ids = [];
   }
 
   held() { return this.paused || !this.following; }
@@ -298,14 +318,14 @@ export class View {
         this.dropNoticeDue = 0;
       }
       if (this.pending.length > this.pendingHead) {
-        const t0 = now();
+        const t0 = now(), budget = Math.max(MIN_SHARE_MS, FRAME_BUDGET_MS / Math.max(1, live.size));
         const list = [];
         this.rowCtx.marks = this.flt.hasMarks ? (e) => this.flt.marks(e) : null;
         while (this.pendingHead < this.pending.length) {
           const e = /** @type {Entry} */ (this.pending[this.pendingHead]);
           this.pending[this.pendingHead++] = undefined;
           list.push(makeRow(e, this.rowCtx));
-          if ((list.length & 63) === 0 && now() - t0 > FRAME_BUDGET_MS) break;
+          if ((list.length & 63) === 0 && now() - t0 > budget) break;
         }
         if (this.pendingHead >= this.pending.length) { this.pending = []; this.pendingHead = 0; }
         this.rowsDom.append(list);
@@ -424,9 +444,10 @@ export class View {
       if (['PageUp', 'ArrowUp', 'Home'].includes(ev.key)) { this.userIntent(); this.stopFollowing(); }
     });
     logEl.addEventListener('pointerdown', () => { this.pointerDown = true; this.userIntent(); });
-    window.addEventListener('pointerup', () => { if (this.pointerDown) { this.pointerDown = false; this.userIntent(); } });
+    window.addEventListener('pointerup', this.onPointerUp);
     // Rows growing after layout (a chunk's real height replacing its estimate) keep the end in view.
-    new ResizeObserver(() => { if (this.following) this.scrollToEnd(); }).observe(this.els.rows);
+    this.resizer = new ResizeObserver(() => { if (this.following) this.scrollToEnd(); });
+    this.resizer.observe(this.els.rows);
   }
 
   /** @param {boolean} p */
