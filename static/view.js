@@ -149,7 +149,9 @@ export class View {
       const p = parseAnsi(raw);
       // A file's lines keep their order whatever the times say (a server whose clock was set back).
       t = Math.max(timeAt(seq), t);
-      this.stager.add({ n: 0, f: f.id, seq, t, text: p.text, segs: p.segs, trunc: tset ? tset.has(seq) : false, kind: null });
+      const e = { n: 0, f: f.id, seq, t, text: p.text, segs: p.segs, trunc: tset ? tset.has(seq) : false, kind: null };
+      // (A one-file view stores at once, without the stager's indirection: this runs per line.)
+      if (this.merged) this.stager.add(e); else this.pushEntry(e);
     }
     this.fileT.set(f.id, t);
     if (t > this.lastT) this.lastT = t;

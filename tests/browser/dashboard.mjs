@@ -75,6 +75,7 @@ async function main() {
     ['merged-time', checkMergedTime],
     ['split-url', checkSplitUrl],
     ['split-layout', checkSplitLayout],
+    ['split-long-poll', checkSplitLongPoll],
     ['rate-10k-split', checkRateSplit],
     ['xss', checkXss],
     ['socket-drop-resume', checkSocketDrop],
@@ -224,6 +225,8 @@ async function checkBurst(ctx) {
     window.__maxRows = count();
     new MutationObserver(() => { const n = count(); if (n > window.__maxRows) window.__maxRows = n; })
       .observe(rows, { childList: true, subtree: true });
+    window.__burstLong = [];
+    new PerformanceObserver((l) => { for (const e of l.getEntries()) window.__burstLong.push(Math.round(e.duration)); }).observe({ type: 'longtask' });
   });
   const cap = await page.evaluate(() => window.tailcast.options.maxRows);
   const received0 = await page.evaluate(() => window.tailcast.received);
@@ -258,6 +261,7 @@ async function checkBurst(ctx) {
     await waitFor(page, 'help toggle after click', (b) => document.getElementById('help-btn').getAttribute('aria-expanded') !== b, before, 5000);
     latencies.push(Date.now() - c0);
   }
+  const longTasks = await page.evaluate(() => window.__burstLong.slice().sort((a, b) => b - a).slice(0, 3));
   await writer;
   const tAll = Date.now() - t0;
   await waitFor(page, `${N} lines received`, ([r0, n]) => window.tailcast.received - r0 >= n, [received0, N], 60000);
@@ -284,7 +288,8 @@ async function checkBurst(ctx) {
   await context.close();
   return `${N} lines in ${(tAll / 1000).toFixed(1)} s, max rows ${st.maxRows}/${cap}, trimmed ${st.trimmed}, ` +
     `heap max ${heapMax.toFixed(1)} MB (after GC ${heapAfterGc.toFixed(1)} MB, limit ${cfg.heapLimitMb}), ` +
-    `clicks ${latencies.length} max ${clickMax} ms median ${latencies.sort((a, b) => a - b)[latencies.length >> 1]} ms`;
+    `clicks ${latencies.length} max ${clickMax} ms median ${latencies.sort((a, b) => a - b)[latencies.length >> 1]} ms, ` +
+    `longest tasks ${longTasks.length ? longTasks.join(', ') + ' ms' : 'none'}`;
 }
 
 async function checkRate(ctx, { hash = '', panes = 1 } = {}) {
@@ -398,6 +403,41 @@ async function checkSplitUrl(ctx) {
   assert(problems.length === 0, problems.join(' | '));
   await context.close();
   return `3 panes from the URL (filter, pause, one file in two panes), a pane added on a shown file, reload kept ${JSON.stringify(want)}`;
+}
+
+async function checkSplitLongPoll(ctx) {
+  // The same panes over long-poll (--no-websocket): one held poll for every pane's files, each
+  // pane its own lines, and a pane opened on a file already shown gets its backlog.
+  if (!cfg.bin) return 'skip: needs TAILCAST_BIN to start a server with --no-websocket';
+  if (ctx.ids.length < 2) return 'skip: needs two files';
+  const server = new Server(cfg.bin, cfg.files, { extraArgs: ['--no-websocket', ...cfg.serverArgs] });
+  owned.push(server);
+  const url = await server.start();
+  const [a, b] = await fileIds(url, cfg.files);
+  const tag = `splp${RUN}`;
+  append(cfg.files[0], [`${tag} a before`]);
+  const hash = `file=${encodeURIComponent(a)}&2.file=${encodeURIComponent(b)}`;
+  const { page, context, problems } = await openPage({ ...ctx, baseUrl: url }, { url, hash, waitStatus: ['long-poll'] });
+  const has = (i, t) => waitFor(page, `pane ${i + 1} to show ${t}`, ([i, t]) => window.tailcast.panes()[i] && window.tailcast.panes()[i].texts.includes(t), [i, t], 10000);
+  await has(0, `${tag} a before`);
+  append(cfg.files[0], [`${tag} a live`]);
+  append(cfg.files[1], [`${tag} b live`]);
+  await has(0, `${tag} a live`);
+  await has(1, `${tag} b live`);
+  let ps = await page.evaluate(() => window.tailcast.panes());
+  assert(!ps[0].texts.includes(`${tag} b live`) && !ps[1].texts.includes(`${tag} a live`), 'a pane shows the other pane\'s file');
+  await page.evaluate((id) => window.tailcast.addPane([id]), a);
+  await has(2, `${tag} a before`);
+  append(cfg.files[0], [`${tag} a after`]);
+  await has(0, `${tag} a after`);
+  await has(2, `${tag} a after`);
+  ps = await page.evaluate(() => window.tailcast.panes());
+  const counts = [0, 2].map((i) => ps[i].texts.filter((t) => t.startsWith(`${tag} a`)).length);
+  assert(counts[0] === 3 && counts[1] === 3, `lines of a in panes 1 and 3: ${counts} (want 3 each, none twice)`);
+  assert(problems.length === 0, problems.join(' | '));
+  await context.close();
+  await server.stop();
+  return 'two panes live over long-poll; a third on a shown file got its backlog, no line twice';
 }
 
 async function checkSplitLayout(ctx) {
