@@ -24,6 +24,25 @@ const FRAME_BUDGET_MS = 10, MIN_SHARE_MS = 3;
 /** @type {Set<View>} */
 const live = new Set();
 
+// One animation frame for every view with work: each adds its rows, and only then do they read
+// the layout (scrolling to the end), so a frame lays the page out once, not once per pane.
+/** @type {Set<View>} */
+const due = new Set();
+let frameAsked = false;
+/** @param {View} v */
+function askFrame(v) {
+  due.add(v);
+  if (!frameAsked) { frameAsked = true; requestAnimationFrame(runFrame); }
+}
+function runFrame() {
+  frameAsked = false;
+  const list = [...due];
+  due.clear();
+  const grew = list.filter((v) => v.frame());
+  for (const v of grew) v.scrollToEnd();
+  for (const v of list) if (v.uiDirty) v.updateUi();
+}
+
 export class View {
   /** @param {ViewElements} els
    *  @param {{slow: () => void, paused: (paused: boolean) => void}} hooks  slow: a pattern was left
@@ -85,6 +104,7 @@ export class View {
   /** A closed pane: its timers and listeners outside its own elements let go of it. */
   destroy() {
     live.delete(this);
+    due.delete(this);
     this.flt.stop();
     clearTimeout(this.uiTimer);
     clearTimeout(this.stager.stageTimer);
@@ -271,7 +291,7 @@ export class View {
   // ---------------------------------------------------------------- to the DOM
   schedule() {
     this.uiDirty = true;
-    if (!this.frameRequested) { this.frameRequested = true; requestAnimationFrame(() => this.frame()); }
+    if (!this.frameRequested) { this.frameRequested = true; askFrame(this); }
   }
 
   /** Judging has gone from fromN to toN: count what waits while held, finish a rebuild.
@@ -308,8 +328,11 @@ export class View {
 
   trimDom() { this.stats.trimmed += this.rowsDom.trim(options.maxRows); }
 
+  /** This view's part of a frame (runFrame): new rows in; true when it added some (it is then
+   *  scrolled to the end once every view has added its rows). */
   frame() {
     this.frameRequested = false;
+    let grew = false;
     if (!this.held()) {
       this.ingest();
       if (this.dropNoticeDue) {
@@ -332,11 +355,11 @@ export class View {
         if (this.pendingHead >= this.pending.length) { this.pending = []; this.pendingHead = 0; }
         this.rowsDom.append(list);
         this.trimDom();
-        this.scrollToEnd();
-        if (this.pendingHead < this.pending.length) { this.frameRequested = true; requestAnimationFrame(() => this.frame()); }
+        grew = true;
+        if (this.pendingHead < this.pending.length) { this.frameRequested = true; askFrame(this); }
       }
     }
-    if (this.uiDirty) this.updateUi();
+    return grew;
   }
 
   /** Counters are throttled; state changes (pause, follow) call updateUi(true) to show at once.
