@@ -126,7 +126,7 @@ function closePane(p) {
   const gone = p.view.ids;
   p.view.destroy();
   // The others move up a place (the URL numbers them in order).
-  panes.forEach((q, j) => { q.number = j + 2; q.root.dataset.pane = String(q.number); });
+  panes.forEach((q, j) => q.renumber(j + 2));
   panesEl.classList.toggle('split', panes.length > 0);
   viewsChanged(gone, []);
   writeHash();

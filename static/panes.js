@@ -80,6 +80,17 @@ export class Pane {
     this.select.addEventListener('change', () => { if (this.select.value) hooks.pick(this, [this.select.value]); });
   }
 
+  /** The pane's place changed (a pane before it closed). @param {number} number */
+  renumber(number) {
+    this.number = number;
+    this.root.dataset.pane = String(number);
+    this.select.setAttribute('aria-label', `File of pane ${number}`);
+    this.filterInput.setAttribute('aria-label', `Filter of pane ${number}`);
+    this.log.setAttribute('aria-label', `Log lines of pane ${number}`);
+    const close = this.root.querySelector('.pane-close');
+    if (close) close.setAttribute('aria-label', `Close pane ${number}`);
+  }
+
   applyFilter() {
     const f = this.view.flt.filter;
     f.q = this.filterInput.value;
