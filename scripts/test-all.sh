@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs tailcast's whole test suite on a fresh machine: installs what the tests need and is
-# missing (Debian's logrotate, chromium, nginx, jq, curl, ripgrep and gzip; npm's playwright-core; PyPI's
-# prometheus-client), checks formatting and lints,
+# missing (Debian's logrotate, chromium, nginx, jq, curl, ripgrep and gzip; npm's playwright-core
+# and typescript; PyPI's prometheus-client), checks formatting, lints and the dashboard's types,
 # then runs every test. A missing component makes the tests fail loudly, never skip.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,10 +29,18 @@ if ! python3 -c "import prometheus_client" >/dev/null 2>&1; then
   python3 -m pip install --quiet --disable-pip-version-check prometheus-client
 fi
 
-if [ -f tests/browser/package.json ] && [ ! -d tests/browser/node_modules/playwright-core ]; then
-  echo "test-all: installing playwright-core (npm)"
+if [ -f tests/browser/package.json ] && { [ ! -d tests/browser/node_modules/playwright-core ] || [ ! -x tests/browser/node_modules/.bin/tsc ]; }; then
+  echo "test-all: installing playwright-core and typescript (npm)"
   (cd tests/browser && { npm ci --no-audit --no-fund --loglevel=error || npm install --no-audit --no-fund --loglevel=error; })
 fi
+
+# The dashboard's ES modules carry JSDoc types: tsc checks them (no build, nothing emitted).
+echo "test-all: tsc --checkJs (static/*.js)"
+if [ ! -x tests/browser/node_modules/.bin/tsc ]; then
+  echo "test-all: typescript is missing from tests/browser/node_modules (npm ci in tests/browser failed?)" >&2
+  exit 1
+fi
+tests/browser/node_modules/.bin/tsc -p tests/browser
 
 echo "test-all: cargo fmt --check"
 cargo fmt --all -- --check

@@ -175,12 +175,19 @@ pub struct LinesMessage<'a, L: Serialize> {
     pub file: &'a str,
     /// Seq of the first line.
     pub seq: u64,
+    /// When the server read the (first) line, unix milliseconds.
+    pub time: u64,
     /// The lines.
     pub lines: L,
     /// Each line's seq, when the lines are filtered (`grep`) and so not consecutive; absent
     /// otherwise (line `i` is then `seq + i`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub seqs: Option<Vec<u64>>,
+    /// Read times when the lines were read at several times (only a filtered message gathers
+    /// lines of several reads): `[SEQ, MS]` pairs, each the time of the lines from SEQ up to
+    /// the next pair's SEQ. Absent when every line has `time`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub times: Option<Vec<(u64, u64)>>,
     /// Seqs of lines cut at the length cap.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub truncated: Vec<u64>,
@@ -216,6 +223,10 @@ pub struct PollAnswer<'a, L: Serialize> {
     /// Each line's seq, when the lines are filtered (`grep`); absent otherwise.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub seqs: Option<Vec<u64>>,
+    /// When the server read the lines: `[SEQ, MS]` pairs (unix milliseconds), oldest first, each
+    /// the time of the lines from SEQ up to the next pair's SEQ; absent when there is no line.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub times: Vec<(u64, u64)>,
     /// Seqs of lines cut at the length cap.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub truncated: Vec<u64>,

@@ -1,8 +1,8 @@
 /* tailcast dashboard: the Worker that runs the user's regexes (the filter, highlight rules) on
- * batches of line texts for app.js.
+ * batches of line texts for filter.js.
  *
  * Why a Worker: the browser's regex engine backtracks, so one pattern can take exponential time
- * on one line (/^(a+)+$/ on "aaaa...a!" runs for hours). Here that stalls only this worker; app.js
+ * on one line (/^(a+)+$/ on "aaaa...a!" runs for hours). Here that stalls only this worker; filter.js
  * gives every pattern a time budget per batch and terminates and replaces a worker that is over
  * it. Owns: matching only; it keeps no state but compiled patterns.
  *
@@ -12,7 +12,7 @@
  *        {id, type: 'slot', hits, found}
  *        hits   (when test) Uint8Array, 1 where the pattern matches the text (an empty match counts)
  *        found  (when ranges) per text null or [start, end, ...]: its first MAX_MARKS non-empty
- *               matches, as app.js lays marks (app.js has the same loop for plain words)
+ *               matches, as filter.js lays marks (filter.js has the same loop for plain words)
  */
 'use strict';
 

@@ -354,3 +354,69 @@ async fn the_readme_jq_loop_prints_every_appended_line() {
     );
     readme_loop_prints_every_line(&readme_snippet("jq-loop")).await;
 }
+
+/// Unix milliseconds on this machine's clock, the one the server stamps lines with.
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+#[tokio::test]
+async fn an_answer_says_when_each_run_of_its_lines_was_read_and_text_is_unchanged() {
+    let dir = temp_dir();
+    let a = join(&dir, "a.log");
+    let b = join(&dir, "b.log");
+    std::fs::write(&b, "").unwrap();
+    let before = unix_ms();
+    append(&a, b"a1\na2\n");
+    let server = Server::start(&[path_str(&a), path_str(&b)]);
+    server.wait_last_seq("a.log", 2, LONG).await;
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    append(&a, b"a3\n");
+    server.wait_last_seq("a.log", 3, LONG).await;
+    let after = unix_ms();
+
+    let answer = server.get_json("/poll?file=a.log&after=0").await;
+    assert_eq!(answer["lines"], serde_json::json!(["a1", "a2", "a3"]));
+    let times = answer["times"].as_array().expect("times").clone();
+    assert_eq!(times.len(), 2, "two reads, two runs: {answer}");
+    assert_eq!(
+        (times[0][0].as_u64(), times[1][0].as_u64()),
+        (Some(1), Some(3)),
+        "{answer}"
+    );
+    let (t1, t3) = (times[0][1].as_u64().unwrap(), times[1][1].as_u64().unwrap());
+    assert!(
+        before <= t1 && t1 < t3 && t3 <= after,
+        "{before} {t1} {t3} {after}"
+    );
+
+    // Part of the history: the runs start at the first line sent.
+    let answer = server.get_json("/poll?file=a.log&after=1&max=1").await;
+    assert_eq!(answer["times"], serde_json::json!([[2, t1]]), "{answer}");
+    // An empty answer has none.
+    let answer = server.get_json("/poll?file=a.log&after=3&timeout=0").await;
+    assert!(answer.get("times").is_none(), "{answer}");
+    // Several files: each file's entry has its own.
+    let answer = server
+        .get_json("/poll?file=a.log&file=b.log&backlog=1")
+        .await;
+    assert_eq!(
+        answer["files"][0]["times"],
+        serde_json::json!([[3, t3]]),
+        "{answer}"
+    );
+    assert!(answer["files"][1].get("times").is_none(), "{answer}");
+    // The text form is the lines and nothing else.
+    let text = reqwest::Client::new()
+        .get(server.url("/poll?file=a.log&after=0&format=text"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(text, "a1\na2\na3\n");
+}

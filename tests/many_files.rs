@@ -166,6 +166,54 @@ async fn sse_of_two_files_names_each_line_s_file_and_resumes_with_the_combined_i
     assert_eq!(got, expected(10..21, 0..21));
 }
 
+#[tokio::test]
+async fn sse_line_events_of_two_files_carry_the_time_each_line_was_read() {
+    let (_dir, a, b, server) = two_files(1).await;
+    let url = server.url("/sse?file=a.log&file=b.log&backlog=1");
+    let mut reader = Reader::open(&url, &[]).await;
+    reader.until("\"line\":\"b-0\"").await;
+    let unix_ms = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64
+    };
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    let before = unix_ms();
+    a.append_line("a-1");
+    reader.until("\"line\":\"a-1\"").await;
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    b.append_line("b-1");
+    let text = reader.until("\"line\":\"b-1\"").await.to_owned();
+    let after = unix_ms();
+    let times: Vec<(String, u64)> = sse_events(&text)
+        .await
+        .into_iter()
+        .filter(|e| e.event == "line")
+        .map(|e| {
+            let data: Value = serde_json::from_str(&e.data).unwrap();
+            let time = data["time"]
+                .as_u64()
+                .unwrap_or_else(|| panic!("no time: {}", e.data));
+            (data["line"].as_str().unwrap().to_owned(), time)
+        })
+        .collect();
+    let time_of = |line: &str| times.iter().find(|(l, _)| l == line).map(|(_, t)| *t);
+    let (a0, b0, a1, b1) = (
+        time_of("a-0"),
+        time_of("b-0"),
+        time_of("a-1"),
+        time_of("b-1"),
+    );
+    // The backlog has the time it was read at (before the stream was asked for); the live lines
+    // theirs, in the order they were written.
+    assert!(a0.unwrap() < before && b0.unwrap() < before, "{times:?}");
+    assert!(
+        before <= a1.unwrap() && a1 < b1 && b1.unwrap() <= after,
+        "{before} {times:?} {after}"
+    );
+}
+
 /// Polls `a.log` and `b.log` together from `after` (the combined cursor, or none) until
 /// `want` lines came; returns them and the last cursor.
 async fn poll_both(

@@ -505,3 +505,65 @@ async fn shutdown_closes_clients_with_1001_and_exits_within_a_second() {
         .unwrap();
     assert_eq!(code, Some(CloseCode::Away));
 }
+
+/// Unix milliseconds on this machine's clock, the one the server stamps lines with.
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+#[tokio::test]
+async fn lines_carry_the_time_the_server_read_them_live_in_a_backlog_and_filtered() {
+    let dir = temp_dir();
+    let log = join(&dir, "app.log");
+    std::fs::write(&log, "").unwrap();
+    let server = Server::start(&[path_str(&log)]);
+    let mut ws = WsClient::connect(&server).await;
+    ws.subscribe_backlog("app.log", 0).await;
+    let mut times = Vec::new();
+    for (i, text) in ["one", "two"].into_iter().enumerate() {
+        // Two reads some milliseconds apart, so that they cannot share a time.
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        let before = unix_ms();
+        append(&log, format!("{text}\n").as_bytes());
+        let msg = ws.next_non_ping(LONG).await.expect("a lines message");
+        let after = unix_ms();
+        assert_eq!(
+            (msg["type"].as_str(), msg["seq"].as_u64()),
+            (Some("lines"), Some(i as u64 + 1)),
+            "{msg}"
+        );
+        let time = msg["time"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no time in {msg}"));
+        assert!(
+            (before..=after).contains(&time),
+            "line {text} read at {time}, written at {before}, received at {after}"
+        );
+        assert!(msg.get("times").is_none(), "{msg}");
+        times.push(time);
+    }
+    assert!(times[0] < times[1], "{times:?}");
+
+    // A backlog says when its lines were read, not when it was asked for.
+    let mut late = WsClient::connect(&server).await;
+    late.subscribe_backlog("app.log", 2).await;
+    for (seq, time) in [(1, times[0]), (2, times[1])] {
+        let msg = late.next_non_ping(LONG).await.expect("backlog");
+        assert_eq!(
+            (msg["seq"].as_u64(), msg["time"].as_u64()),
+            (Some(seq), Some(time)),
+            "{msg}"
+        );
+    }
+
+    // A filtered message gathers lines of both reads: each run's time.
+    late.send(json!({"type":"subscribe","file":"app.log","backlog":2,"grep":"o"}))
+        .await;
+    let msg = late.next_non_ping(LONG).await.expect("filtered backlog");
+    assert_eq!(msg["seqs"], json!([1, 2]), "{msg}");
+    assert_eq!(msg["time"].as_u64(), Some(times[0]), "{msg}");
+    assert_eq!(msg["times"], json!([[1, times[0]], [2, times[1]]]), "{msg}");
+}

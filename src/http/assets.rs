@@ -51,3 +51,58 @@ fn body_of(data: std::borrow::Cow<'static, [u8]>) -> actix_web::web::Bytes {
         std::borrow::Cow::Owned(bytes) => actix_web::web::Bytes::from(bytes),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::{test, web, App};
+
+    #[actix_web::test]
+    async fn every_module_of_the_dashboard_is_served_as_javascript_under_the_csp() {
+        let app = test::init_service(App::new().route("/{path:.*}", web::get().to(serve))).await;
+        let modules: Vec<String> = Assets::iter()
+            .filter(|name| name.ends_with(".js"))
+            .map(|name| name.into_owned())
+            .collect();
+        // The entry point and the modules it imports (a module script of another type is
+        // refused by the browser: the page would be blank).
+        for name in [
+            "app.js",
+            "view.js",
+            "transport.js",
+            "store.js",
+            "render.js",
+            "filter.js",
+        ] {
+            assert!(
+                modules.iter().any(|m| m == name),
+                "{name} missing from {modules:?}"
+            );
+        }
+        for name in &modules {
+            let response = test::call_service(
+                &app,
+                test::TestRequest::get()
+                    .uri(&format!("/{name}"))
+                    .to_request(),
+            )
+            .await;
+            assert_eq!(response.status(), 200, "{name}");
+            let headers = response.headers();
+            assert_eq!(
+                headers
+                    .get(header::CONTENT_TYPE)
+                    .and_then(|v| v.to_str().ok()),
+                Some("text/javascript; charset=utf-8"),
+                "{name}"
+            );
+            assert_eq!(
+                headers
+                    .get(header::CONTENT_SECURITY_POLICY)
+                    .and_then(|v| v.to_str().ok()),
+                Some(CSP),
+                "{name}"
+            );
+        }
+    }
+}

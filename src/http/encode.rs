@@ -24,6 +24,19 @@ pub fn truncated_seqs(slices: &[BatchSlice]) -> Vec<u64> {
     slices.iter().flat_map(BatchSlice::truncated_seqs).collect()
 }
 
+/// When the lines of some slices were read: `(seq, unix ms)` where the time changes, so one
+/// pair per read (per batch) at most: the time of the lines from that seq up to the next pair.
+pub fn times_of(slices: &[BatchSlice]) -> Vec<(u64, u64)> {
+    let mut out: Vec<(u64, u64)> = Vec::new();
+    for slice in slices.iter().filter(|s| !s.is_empty()) {
+        let time = slice.time_ms();
+        if out.last().map(|&(_, last)| last) != Some(time) {
+            out.push((slice.first_seq(), time));
+        }
+    }
+    out
+}
+
 /// The protocol's entry for a file.
 pub fn file_info(file: crate::hub::FileSummary) -> crate::protocol::FileInfo {
     crate::protocol::FileInfo {
@@ -51,12 +64,15 @@ pub fn gap_range(gap: Gap) -> GapRange {
 
 /// The `lines` message for consecutive slices starting at `first_seq`.
 pub fn lines_frame(file: &str, first_seq: u64, slices: &[BatchSlice]) -> String {
+    let times = times_of(slices);
     let message = LinesMessage {
         kind: "lines",
         file,
         seq: first_seq,
+        time: times.first().map_or(0, |&(_, time)| time),
         lines: LinesOf(slices),
         seqs: None,
+        times: (times.len() > 1).then_some(times),
         truncated: truncated_seqs(slices),
     };
     serde_json::to_string(&message).unwrap_or_default()
@@ -65,12 +81,16 @@ pub fn lines_frame(file: &str, first_seq: u64, slices: &[BatchSlice]) -> String 
 /// The `lines` message of filtered lines (`grep`): not consecutive, so with each line's seq.
 pub fn filtered_lines_frame(file: &str, slices: &[BatchSlice]) -> String {
     let seqs = super::filter::seqs_of(slices);
+    let times = times_of(slices);
     let message = LinesMessage {
         kind: "lines",
         file,
         seq: seqs.first().copied().unwrap_or_default(),
+        time: times.first().map_or(0, |&(_, time)| time),
         lines: LinesOf(slices),
         seqs: Some(seqs),
+        // Kept lines of several reads: each run's time.
+        times: (times.len() > 1).then_some(times),
         truncated: truncated_seqs(slices),
     };
     serde_json::to_string(&message).unwrap_or_default()
@@ -97,8 +117,11 @@ fn batch_frame(file: &str, batch: &Batch) -> String {
         kind: "lines",
         file,
         seq: batch.first_seq,
+        // One read, one time: it belongs in the frame every client shares.
+        time: batch.time_ms,
         lines: All(lines),
         seqs: None,
+        times: None,
         truncated: lines
             .truncated()
             .iter()
@@ -163,6 +186,8 @@ struct PollTail {
     #[serde(skip_serializing_if = "Option::is_none")]
     seqs: Option<Vec<u64>>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
+    times: Vec<(u64, u64)>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     truncated: Vec<u64>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     reset: bool,
@@ -205,6 +230,7 @@ impl PollPieces {
                     cursor: meta.cursor,
                     gap: meta.gap.map(gap_range),
                     seqs: meta.with_seqs.then(|| super::filter::seqs_of(&slices)),
+                    times: times_of(&slices),
                     truncated: truncated_seqs(&slices),
                     reset: meta.reset.is_some(),
                     reset_reason: meta.reset,
@@ -336,6 +362,7 @@ mod tests {
                 cursor: "77-5010",
                 gap: gap.map(gap_range),
                 seqs: with_seqs.then(|| super::super::filter::seqs_of(&slices)),
+                times: times_of(&slices),
                 truncated: truncated_seqs(&slices),
                 reset: reset.is_some(),
                 reset_reason: reset,
@@ -362,6 +389,51 @@ mod tests {
         let v: serde_json::Value = serde_json::from_slice(&empty).unwrap();
         assert_eq!(v["lines"], serde_json::json!([]));
         assert_eq!(v["first_seq"], serde_json::Value::Null);
+    }
+
+    #[test]
+    fn times_name_each_read_once_and_a_whole_batch_frame_carries_its_time() {
+        let batch = |first_seq: u64, n: usize, time_ms: u64| {
+            let mut lines = crate::tail::LineBatch::default();
+            for i in 0..n {
+                lines.push(&format!("l{i}"), false);
+            }
+            std::sync::Arc::new(Batch::read_at(first_seq, lines, time_ms))
+        };
+        let (a, b, c) = (batch(1, 3, 1000), batch(4, 2, 1000), batch(6, 4, 2500));
+        let slices = vec![
+            BatchSlice {
+                batch: a.clone(),
+                range: 1..3,
+            },
+            BatchSlice {
+                batch: b,
+                range: 0..2,
+            },
+            BatchSlice {
+                batch: c.clone(),
+                range: 0..0,
+            },
+            BatchSlice {
+                batch: c.clone(),
+                range: 1..4,
+            },
+        ];
+        // Two reads with the same millisecond are one run; an empty slice names nothing.
+        assert_eq!(times_of(&slices), vec![(2, 1000), (7, 2500)]);
+        let frame: serde_json::Value = serde_json::from_str(&whole_batch_frame("f", &c)).unwrap();
+        assert_eq!(frame["time"], 2500);
+        assert!(frame.get("times").is_none(), "{frame}");
+        let part: serde_json::Value =
+            serde_json::from_str(&lines_frame("f", 2, &slices[..1])).unwrap();
+        assert_eq!(
+            (part["seq"].as_u64(), part["time"].as_u64()),
+            (Some(2), Some(1000))
+        );
+        let filtered: serde_json::Value =
+            serde_json::from_str(&filtered_lines_frame("f", &slices)).unwrap();
+        assert_eq!(filtered["time"], 1000);
+        assert_eq!(filtered["times"], serde_json::json!([[2, 1000], [7, 2500]]));
     }
 
     #[test]

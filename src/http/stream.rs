@@ -168,9 +168,10 @@ impl Sse {
         }
     }
 
-    /// A line of a many-file stream: `event: line`, data `{"file","seq","line"}` (the line
-    /// terminal-safe unless `raw`; JSON escapes every C0 control and `\r`).
-    fn json_line(&self, file: &str, seq: u64, line: &str, out: &mut Vec<u8>) {
+    /// A line of a many-file stream: `event: line`, data `{"file","seq","time","line"}` (the
+    /// line terminal-safe unless `raw`; JSON escapes every C0 control and `\r`; `time` when the
+    /// server read it, unix ms, so a client can interleave the files by it).
+    fn json_line(&self, file: &str, seq: u64, time: u64, line: &str, out: &mut Vec<u8>) {
         let mut safe = Vec::new();
         let text = if self.raw {
             std::borrow::Cow::Borrowed(line)
@@ -178,7 +179,7 @@ impl Sse {
             terminal::push_line(line, &mut safe);
             String::from_utf8_lossy(&safe)
         };
-        let data = serde_json::json!({"file": file, "seq": seq, "line": text});
+        let data = serde_json::json!({"file": file, "seq": seq, "time": time, "line": text});
         let _ = write!(out, "event: line\ndata: {data}\n\n");
     }
 }
@@ -194,7 +195,7 @@ impl Format for Sse {
             let seq = slice.first_seq() + i as u64;
             ids.write(seq, out);
             if self.multi {
-                self.json_line(file, seq, line, out);
+                self.json_line(file, seq, slice.time_ms(), line, out);
             } else {
                 self.data_lines(line, out);
             }

@@ -21,6 +21,9 @@ use crate::tail::LineBatch;
 pub struct Batch {
     /// Seq of the first line.
     pub first_seq: u64,
+    /// When the hub took the batch in (the lines' read time), in unix milliseconds: one time per
+    /// batch, since a batch is what one read of the file produced.
+    pub time_ms: u64,
     /// The lines themselves.
     pub lines: LineBatch,
     /// A transport's encoding of the whole batch, made by the first reader that needs it and
@@ -31,11 +34,17 @@ pub struct Batch {
 }
 
 impl Batch {
-    /// A batch of `lines` starting at `first_seq`, not yet encoded.
+    /// A batch of `lines` starting at `first_seq`, read now, not yet encoded.
     pub fn new(first_seq: u64, lines: LineBatch) -> Self {
+        Self::read_at(first_seq, lines, unix_ms_now())
+    }
+
+    /// A batch of `lines` starting at `first_seq`, read at `time_ms` (unix milliseconds).
+    pub fn read_at(first_seq: u64, lines: LineBatch, time_ms: u64) -> Self {
         let cost = lines.allocated_bytes() + Self::encoded_estimate(&lines) + 64;
         Batch {
             first_seq,
+            time_ms,
             lines,
             encoded: OnceLock::new(),
             cost,
@@ -58,6 +67,13 @@ impl Batch {
     pub fn bytes(&self) -> usize {
         self.cost
     }
+}
+
+/// The wall clock in unix milliseconds (0 for a clock set before 1970).
+pub fn unix_ms_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// Some consecutive lines of one batch.
@@ -98,6 +114,11 @@ impl BatchSlice {
     /// Bytes of line text in the slice.
     pub fn text_bytes(&self) -> usize {
         self.batch.lines.text_bytes_of(self.range.clone())
+    }
+
+    /// When its lines were read (the batch's time, unix milliseconds).
+    pub fn time_ms(&self) -> u64 {
+        self.batch.time_ms
     }
 
     /// Seqs of the slice's lines that were truncated at the length cap.

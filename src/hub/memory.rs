@@ -44,6 +44,9 @@ struct FileChannel {
     waiting_for: AtomicU64,
     /// Newest seq, readable without the lock.
     last_seq: AtomicU64,
+    /// Read time of the newest batch (unix ms): a batch is never stamped earlier, so a file's
+    /// times never go backwards when the wall clock is set back (clients order lines by them).
+    last_time_ms: AtomicU64,
     /// State changes so far, readable without the lock.
     state_count: AtomicU64,
     /// Changes of the pending (unfinished) line so far, readable without the lock.
@@ -71,6 +74,7 @@ impl FileChannel {
             room: Condvar::new(),
             waiting_for: AtomicU64::new(u64::MAX),
             last_seq: AtomicU64::new(0),
+            last_time_ms: AtomicU64::new(0),
             state_count: AtomicU64::new(0),
             pending_count: AtomicU64::new(0),
         }
@@ -485,7 +489,11 @@ impl HistoryBackend for MemoryHistory {
         lines.shrink_to_fit();
         // Only the tailer thread appends, so this is still the next seq when the batch is stored.
         let first_seq = self.last_seq(file) + 1;
-        let batch = Arc::new(Batch::new(first_seq, lines));
+        // The read time, taken once for the whole batch (see `last_time_ms`).
+        let time_ms =
+            super::history::unix_ms_now().max(channel.last_time_ms.load(Ordering::Relaxed));
+        channel.last_time_ms.store(time_ms, Ordering::Relaxed);
+        let batch = Arc::new(Batch::read_at(first_seq, lines, time_ms));
         // During a burst, let the readers that keep up make room for this batch first.
         let mut shared = self.pace(file, batch.bytes());
         shared.next_seq += batch.lines.len() as u64;

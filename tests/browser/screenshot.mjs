@@ -140,6 +140,20 @@ try {
     await page.screenshot({ path: out });
     console.log(`ok - screenshot ${out}`);
   }
+  // TAILCAST_SHOT_SPLIT=1: a split view (the merged view and a pane on the gateway's log, with
+  // the time column) at the same widths, as screenshot-split-W.png.
+  if (process.env.TAILCAST_SHOT_SPLIT) {
+    await page.evaluate((id) => { window.tailcast.setOption('time', 'absolute'); window.tailcast.addPane([id]); }, ids[0]);
+    await waitFor(page, 'two panes', () => window.tailcast.panes().length === 2 && window.tailcast.panes()[1].lineRows > 0, null, 5000);
+    await write(8);
+    for (const w of (process.env.TAILCAST_SHOT_WIDTHS || '1280').split(',').map(Number).filter((x) => x > 0)) {
+      await page.setViewportSize({ width: w, height: w < 600 ? 780 : Math.min(1200, Math.round(w * 0.6)) });
+      await waitFor(page, 'at the bottom', () => [...document.querySelectorAll('.log')].every((l) => l.scrollHeight - l.scrollTop - l.clientHeight < 6));
+      const out = path.join(outDir, `screenshot-split-${w}.png`);
+      await page.screenshot({ path: out });
+      console.log(`ok - screenshot ${out}`);
+    }
+  }
   await context.close();
 } catch (e) {
   console.log(`not ok - screenshot: ${e && e.message ? e.message : e}`);
