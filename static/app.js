@@ -48,7 +48,9 @@
  *   files(), options, setView(ids), setFilter({q,regex,caseSensitive,invert}), addHighlight(p,c),
  *   clearHighlights(), setOption(k,v), pause(), resume(), jumpToEnd(), debugDropSocket(),
  *   panes() (every pane, the main one first: {ids, texts, rows, lineRows, paused, q}),
- *   addPane(ids), closePane(i), paneFilter(i, q), panePause(i, paused), cspViolations, errors.
+ *   addPane(ids), closePane(i), paneFilter(i, q), panePause(i, paused), cspViolations, errors,
+ *   past() (the whole-file panel: {open, cap, rows, first, last, hits, marked, atStart, atEnd}), pastRows()
+ *   ([{n, text}] of its rows), openPast(), closePast().
  */
 
 import {
@@ -62,6 +64,7 @@ import { Transport } from './transport.js';
 import { formatHash, HL_COLORS, parseHash, parsePanes, setHash } from './url.js';
 import { View } from './view.js';
 import { MAX_PANES, Pane } from './panes.js';
+import { Past, PAST_CAP } from './past.js';
 
 /** @typedef {import('./store.js').FileRec} FileRec */
 
@@ -742,10 +745,28 @@ $('split-add').addEventListener('click', () => {
 // JSON pretty-print on click
 panesEl.addEventListener('click', toggleJson);
 
+// ---------------------------------------------------------------- the whole file (past.js)
+const past = new Past({ closed: () => { $('older').hidden = !(logEl.scrollTop === 0 && view.ids.length > 0); logEl.focus({ preventScroll: true }); } });
+/** The oldest seq the main view holds of file id, or null. @param {string} id */
+function oldestSeq(id) {
+  for (let i = 0; i < view.lines.len; i++) { const e = view.lines.at(i); if (!e.kind && e.f === id) return e.seq; }
+  return null;
+}
+function openPast() {
+  if (!view.ids.length) return;
+  $('older').hidden = true;
+  void past.open(view.ids, oldestSeq(view.ids[0]));
+}
+$('whole').addEventListener('click', openPast);
+$('older').addEventListener('click', openPast);
+// At the top of the live lines, the way further up: the file on disk.
+logEl.addEventListener('scroll', () => { $('older').hidden = past.isOpen || logEl.scrollTop > 0 || !view.ids.length || view.rowsDom.lines === 0; });
+
 // keyboard
 document.addEventListener('keydown', (ev) => {
   const t = /** @type {HTMLElement | null} */ (ev.target);
   const typing = t && (t.tagName === 'INPUT' || t.tagName === 'TEXTAREA' || t.tagName === 'SELECT' || t.isContentEditable);
+  if (ev.key === 'Escape' && past.isOpen && !document.querySelector('.popover:not([hidden])')) { past.close(); return; }
   if (ev.key === 'Escape') { closePopovers(null); return; }
   if (typing || ev.ctrlKey || ev.metaKey || ev.altKey) return;
   if (ev.key === '/') { ev.preventDefault(); filterInput.focus(); filterInput.select(); }
@@ -754,6 +775,7 @@ document.addEventListener('keydown', (ev) => {
   else if (ev.key === 'w') setWrap(!logEl.classList.contains('wrap'));
   else if (ev.key === 't') $('theme').click();
   else if (ev.key === '?') $('help-btn').click();
+  else if (ev.key === 'h') { if (past.isOpen) past.close(); else openPast(); }
 });
 
 // ---------------------------------------------------------------- test interface
@@ -815,6 +837,21 @@ const lineRows = () => [...view.rowsDom.all()].filter((r) => !r.tcEntry.kind);
   closePane: (/** @type {number} */ i) => { const p = panes[i - 1]; if (p) closePane(p); },
   paneFilter: (/** @type {number} */ i, /** @type {string} */ q) => { const p = panes[i - 1]; if (p) { p.filterInput.value = q; p.applyFilter(); } },
   panePause: (/** @type {number} */ i, /** @type {boolean} */ on) => { const v = views()[i]; if (v) v.setPaused(on); },
+  past: () => {
+    const rows = document.querySelectorAll('#past-rows .past-row');
+    const text = (/** @type {Element | undefined} */ r) => (r ? r.querySelector('.past-text')?.textContent ?? null : null);
+    return {
+      open: past.isOpen, cap: PAST_CAP, rows: rows.length, first: text(rows[0]), last: text(rows[rows.length - 1]),
+      hits: [...document.querySelectorAll('#past-hits .past-hit .past-text')].map((x) => x.textContent),
+      marked: [...document.querySelectorAll('#past-rows .past-hit-row .past-text')].map((x) => x.textContent),
+      atStart: !past.before, atEnd: !!document.querySelector('#past-rows .past-end'),
+    };
+  },
+  pastRows: () => [...document.querySelectorAll('#past-rows .past-row')].map((r) => ({
+    n: r.querySelector('.past-n')?.textContent ?? '', text: r.querySelector('.past-text')?.textContent ?? '',
+  })),
+  openPast,
+  closePast: () => past.close(),
 }));
 
 // ---------------------------------------------------------------- start

@@ -7,12 +7,12 @@
  * opening its place with the lines around it. Log text reaches the DOM only through textContent.
  * It knows nothing of the live view but the file ids and the oldest seq it is given. */
 
-import { $, apiUrl, authHeaders, fmt } from './basics.js';
+import { $, apiUrl, authHeaders, fmt, fmtBytes } from './basics.js';
 
 /** Lines per page request. */
-const PAGE = 200;
+const PAGE = 500;
 /** Rows in the panel's DOM at most. */
-export const PAST_CAP = 1000;
+export const PAST_CAP = 2500;
 /** Hits one search lists at most. */
 const MAX_HITS = 500;
 
@@ -46,6 +46,7 @@ export class Past {
     this.names = new Map();
     /** @type {AbortController | null} */
     this.searching = null;
+    this.lastTop = 0;
     this.rowsEl.addEventListener('scroll', () => this.onScroll());
     $('past-close').addEventListener('click', () => this.close());
     $('past-search').addEventListener('submit', (ev) => { ev.preventDefault(); void this.search(); });
@@ -88,7 +89,7 @@ export class Past {
     this.before = page.before;
     this.after = page.after;
     this.append(page.lines);
-    this.rowsEl.scrollTop = this.rowsEl.scrollHeight;
+    this.scrollTo(this.rowsEl.scrollHeight);
     this.say();
   }
 
@@ -110,11 +111,21 @@ export class Past {
     return body;
   }
 
+  /** Loads the page above when the reader scrolls up near the top, the page below when they
+   *  scroll down near the bottom (the panel's own moves of the scroll position load nothing). */
   onScroll() {
-    if (this.loading) return;
     const el = this.rowsEl;
-    if (el.scrollTop < el.clientHeight && this.before) void this.up();
-    else if (el.scrollHeight - el.scrollTop - el.clientHeight < el.clientHeight && this.after) void this.down();
+    const dir = Math.sign(el.scrollTop - this.lastTop);
+    this.lastTop = el.scrollTop;
+    if (this.loading) return;
+    if (dir < 0 && el.scrollTop < el.clientHeight && this.before) void this.up();
+    else if (dir > 0 && el.scrollHeight - el.scrollTop - el.clientHeight < el.clientHeight && this.after) void this.down();
+  }
+
+  /** Sets the scroll position without loading anything. @param {number} top */
+  scrollTo(top) {
+    this.rowsEl.scrollTop = top;
+    this.lastTop = this.rowsEl.scrollTop;
   }
 
   /** The page above what is shown. */
@@ -127,7 +138,7 @@ export class Past {
       const h0 = el.scrollHeight, t0 = el.scrollTop;
       this.prepend(page.lines);
       this.before = page.lines.length ? page.before : null;
-      el.scrollTop = t0 + (el.scrollHeight - h0);
+      this.scrollTo(t0 + (el.scrollHeight - h0));
       this.trim('bottom');
     } catch (e) { this.say(String(e instanceof Error ? e.message : e)); } finally { this.loading = false; }
     this.say();
@@ -183,7 +194,7 @@ export class Past {
       list = rows();
       const first = /** @type {DiskLine} */ (list[0].tcLine);
       this.before = `${first.gen}:${first.offset}`;
-      el.scrollTop -= h0 - el.scrollHeight;
+      this.scrollTo(el.scrollTop - (h0 - el.scrollHeight));
     }
   }
 
@@ -300,7 +311,7 @@ export class Past {
           else if (rec.type === 'error') { const e = document.createElement('div'); e.className = 'past-hit-error'; e.textContent = rec.message; this.hitsEl.append(e); }
           else if (rec.type === 'end') {
             const why = rec.stopped === 'max_hits' ? ` (the first ${fmt(hits)}: narrow the search for more)` : rec.stopped === 'time_limit' ? ' (stopped at the time limit)' : '';
-            head.textContent = hits ? `${fmt(hits)} found in ${fmtBytesShort(rec.scanned_bytes)}${why}` : `Nothing matches in ${fmtBytesShort(rec.scanned_bytes)}${why}`;
+            head.textContent = hits ? `${fmt(hits)} found in ${fmtBytes(rec.scanned_bytes)}${why}` : `Nothing matches in ${fmtBytes(rec.scanned_bytes)}${why}`;
           }
         }
       }
@@ -340,14 +351,8 @@ export class Past {
       this.append(page.lines);
       const row = /** @type {PastRow[]} */ (Array.from(this.rowsEl.children)).find((r) => r.tcLine && r.tcLine.gen === hit.gen && r.tcLine.offset === hit.offset);
       if (row) { row.classList.add('past-hit-row'); row.scrollIntoView({ block: 'center' }); }
+      this.lastTop = this.rowsEl.scrollTop;
     } catch (e) { this.say(String(e instanceof Error ? e.message : e)); } finally { this.loading = false; }
     this.say();
   }
-}
-
-/** @param {number} n */
-function fmtBytesShort(n) {
-  if (n < 1024 * 1024) return `${fmt(Math.round(n / 1024))} KiB`;
-  if (n < 1024 * 1024 * 1024) return `${fmt(Math.round(n / 1024 / 1024))} MiB`;
-  return `${(n / 1024 / 1024 / 1024).toFixed(1)} GiB`;
 }

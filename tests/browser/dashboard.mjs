@@ -88,6 +88,8 @@ async function main() {
     ['token', checkToken],
     ['forbidden-host', checkForbiddenHost],
     ['path-prefix', checkPathPrefix],
+    ['whole-file', checkWholeFile],
+    ['whole-file-search', checkWholeFileSearch],
   ];
   for (const [name, fn] of checks) {
     if (cfg.only.length && !cfg.only.includes(name)) continue;
@@ -1486,6 +1488,121 @@ async function checkPathPrefix(ctx) {
 
 // ---------------------------------------------------------------------------------- run
 const hardDeadline = setTimeout(() => { log('not ok - run: the whole run took over 10 minutes'); cleanup().then(() => process.exit(1)); }, 600000);
+/** A server on a file of 100 000 lines: 40 000 in its rotated generation (big.log.1), 60 000 in
+ *  the file itself, of which the server keeps 1 000 in memory. */
+async function wholeFileServer() {
+  const dir = fs.mkdtempSync(path.join(cfg.tmpDir || os.tmpdir(), 'tailcast-whole-'));
+  const cur = path.join(dir, 'big.log');
+  fs.writeFileSync(path.join(dir, 'big.log.1'), Array.from({ length: 40000 }, (_, i) => `old ${i + 1}`).join('\n') + '\n');
+  fs.writeFileSync(cur, Array.from({ length: 60000 }, (_, i) => `new ${i + 1}`).join('\n') + '\n');
+  const server = new Server(cfg.bin, [cur], { extraArgs: ['--history', '1000', ...cfg.serverArgs] });
+  owned.push(server);
+  return server.start();
+}
+
+async function checkWholeFile(ctx) {
+  // From the live lines up to line 1 of the oldest generation and back down, page by page from
+  // disk, the panel's DOM never over its cap; Esc back to live.
+  if (!cfg.bin) return 'skip: needs TAILCAST_BIN to start a server on fresh files';
+  const url = await wholeFileServer();
+  const { page, context, problems } = await openPage(ctx, { url, hash: 'file=big.log' });
+  try {
+    await waitText(page, 'new 60000', 10000);
+    const oldestLive = await page.evaluate(() => window.tailcast.lines('big.log')[0]);
+    // The way up from the top of the live lines.
+    await page.mouse.move(700, 400);
+    for (let i = 0; i < 20; i++) {
+      await page.mouse.wheel(0, -40000);
+      if (await page.evaluate(() => !document.getElementById('older').hidden)) break;
+      await scrollSettled(page);
+    }
+    await waitFor(page, 'the "older lines" button at the top of the live lines', () => !document.getElementById('older').hidden);
+    await page.click('#older');
+    await waitFor(page, 'the whole-file panel', () => window.tailcast.past().open && window.tailcast.past().rows > 0);
+    const first = await page.evaluate(() => window.tailcast.past());
+    const above = `new ${Number(oldestLive.split(' ')[1]) - 1}`;
+    assert(first.last === above, `the panel ends with ${first.last}, not ${above} (the line above the oldest live one, ${oldestLive})`);
+    const scroll = (where) => page.evaluate((w) => {
+      const el = document.getElementById('past-rows');
+      el.scrollTop = w === 'top' ? 0 : el.scrollHeight;
+      el.dispatchEvent(new Event('scroll'));
+    }, where);
+    let maxRows = 0, up = 0;
+    // Up: each scroll to the top brings the page above, until line 1 of big.log.1.
+    for (;;) {
+      const s = await page.evaluate(() => window.tailcast.past());
+      maxRows = Math.max(maxRows, s.rows);
+      assert(s.rows <= s.cap, `${s.rows} rows in the panel (cap ${s.cap})`);
+      if (s.atStart && s.first === 'old 1') break;
+      assert(++up < 2000, 'scrolling up never reached line 1');
+      await scroll('top');
+      await waitFor(page, `the page above ${s.first}`, (t) => window.tailcast.past().first !== t || window.tailcast.past().atStart, s.first, 10000);
+    }
+    const top = await page.evaluate(() => window.tailcast.pastRows()[0]);
+    assert(top.n === '1' && top.text === 'old 1', `the first row is ${JSON.stringify(top)}`);
+    // Down again to the end of the file; rows dropped above are fetched back.
+    let down = 0;
+    for (;;) {
+      const s = await page.evaluate(() => window.tailcast.past());
+      maxRows = Math.max(maxRows, s.rows);
+      assert(s.rows <= s.cap, `${s.rows} rows in the panel (cap ${s.cap})`);
+      if (s.atEnd) { assert(s.last === 'new 60000', `the end shows ${s.last}`); break; }
+      assert(++down < 2000, 'scrolling down never reached the end');
+      await scroll('bottom');
+      await waitFor(page, `the page below ${s.last}`, (t) => { const p = window.tailcast.past(); return p.atEnd || p.last !== t; }, s.last, 10000);
+    }
+    // Every line once, in order, across the generation boundary too.
+    const rows = await page.evaluate(() => window.tailcast.pastRows());
+    for (let i = 1; i < rows.length; i++) {
+      const [a, b] = [rows[i - 1].text, rows[i].text];
+      const ok = (a.split(' ')[0] === b.split(' ')[0] && Number(b.split(' ')[1]) === Number(a.split(' ')[1]) + 1) || (a === 'old 40000' && b === 'new 1');
+      assert(ok, `rows ${a} then ${b}`);
+      assert(rows[i].n === b.split(' ')[1], `${b} shows line number ${rows[i].n}`);
+    }
+    await page.keyboard.press('Escape');
+    await waitFor(page, 'back to live', () => !window.tailcast.past().open);
+    assert(problems.length === 0, `errors: ${problems.join(' | ')}`);
+    return `up ${up} pages to line 1, down ${down} pages to the end, at most ${maxRows} rows in the panel`;
+  } finally {
+    await closeContext(context);
+  }
+}
+
+async function checkWholeFileSearch(ctx) {
+  // A search of the whole file lists hits as they come; a hit opens its place with the lines
+  // around it, from which the reader scrolls both ways.
+  if (!cfg.bin) return 'skip: needs TAILCAST_BIN to start a server on fresh files';
+  const url = await wholeFileServer();
+  const { page, context, problems } = await openPage(ctx, { url, hash: 'file=big.log' });
+  try {
+    await waitText(page, 'new 60000', 10000);
+    await page.keyboard.press('h');
+    await waitFor(page, 'the whole-file panel', () => window.tailcast.past().open && window.tailcast.past().rows > 0);
+    await page.fill('#past-q', 'old 31337');
+    await page.press('#past-q', 'Enter');
+    await waitFor(page, 'the hit', () => window.tailcast.past().hits.includes('old 31337'), null, 10000);
+    await waitFor(page, 'the end of the search', () => /found in/.test(document.querySelector('.past-hits-head').textContent), null, 10000);
+    const hits = await page.evaluate(() => window.tailcast.past().hits);
+    assert(hits.length === 1, `hits: ${hits.join(', ')}`);
+    await page.click('#past-hits .past-hit');
+    await waitFor(page, 'the hit marked in its place', () => window.tailcast.past().marked[0] === 'old 31337');
+    const rows = await page.evaluate(() => window.tailcast.pastRows());
+    const at = rows.findIndex((r) => r.text === 'old 31337');
+    assert(at > 0 && rows[at - 1].text === 'old 31336' && rows[at + 1].text === 'old 31338', `around the hit: ${rows.slice(Math.max(0, at - 2), at + 3).map((r) => r.text).join(' | ')}`);
+    assert(rows[at].n === '31337', `the hit's line number shows ${rows[at].n}`);
+    // Scroll down from the hit: the next page follows it.
+    const last = rows[rows.length - 1].text;
+    await page.evaluate(() => { const el = document.getElementById('past-rows'); el.scrollTop = el.scrollHeight; el.dispatchEvent(new Event('scroll')); });
+    await waitFor(page, `the page below ${last}`, (t) => window.tailcast.past().last !== t, last, 10000);
+    await page.keyboard.press('h');
+    await waitFor(page, 'back to live', () => !window.tailcast.past().open);
+    assert(problems.length === 0, `errors: ${problems.join(' | ')}`);
+    return `1 hit of 100 000 lines, opened with its neighbours`;
+  } finally {
+    await closeContext(context);
+  }
+}
+
 async function cleanup() { for (const s of owned) await s.stop().catch(() => {}); if (cfg.tmpDir) fs.rmSync(cfg.tmpDir, { recursive: true, force: true }); }
 try {
   await main();
