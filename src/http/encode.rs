@@ -10,13 +10,55 @@ use serde::{Serialize, Serializer};
 use crate::hub::{Batch, BatchSlice, Gap};
 use crate::protocol::{GapRange, LinesMessage};
 
-/// Serializes the lines of some slices as one JSON array without copying them first.
-pub struct LinesOf<'a>(pub &'a [BatchSlice]);
+/// Where a frame's lines go: serialized as `[]` by serde, then filled in by [`with_lines`],
+/// which escapes them in bulk (most log lines need no escaping at all; serde_json looks at
+/// every byte through a table).
+struct LinesHere;
 
-impl Serialize for LinesOf<'_> {
+impl Serialize for LinesHere {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_seq(self.0.iter().flat_map(BatchSlice::lines))
+        serializer.collect_seq(std::iter::empty::<&str>())
     }
+}
+
+/// `message` (whose `lines` is [`LinesHere`]) as JSON, with `lines` written into its array.
+/// Inside a JSON string every `"` is escaped, so the first `"lines":[]` is the field itself.
+fn with_lines<'a, M: Serialize>(
+    message: &M,
+    lines: impl Iterator<Item = &'a str>,
+    capacity: usize,
+) -> Vec<u8> {
+    const FIELD: &[u8] = b"\"lines\":[]";
+    let mut frame = Vec::with_capacity(capacity);
+    if serde_json::to_writer(&mut frame, message).is_err() {
+        return Vec::new();
+    }
+    let Some(at) = memchr::memmem::find(&frame, FIELD) else {
+        return frame;
+    };
+    let tail = frame.split_off(at + FIELD.len() - 1);
+    for (i, line) in lines.enumerate() {
+        if i > 0 {
+            frame.push(b',');
+        }
+        super::json::push_str(&mut frame, line);
+    }
+    frame.extend_from_slice(&tail);
+    frame
+}
+
+/// A frame made by [`with_lines`] as a string (serde_json and [`super::json`] write UTF-8).
+fn frame_text(frame: Vec<u8>) -> String {
+    String::from_utf8(frame).unwrap_or_default()
+}
+
+/// About the size of the frame of `slices`' lines.
+fn slices_estimate(slices: &[BatchSlice]) -> usize {
+    slices
+        .iter()
+        .map(|s| s.text_bytes() + s.len() * 3)
+        .sum::<usize>()
+        + 128
 }
 
 /// Seqs of truncated lines in some slices.
@@ -70,12 +112,13 @@ pub fn lines_frame(file: &str, first_seq: u64, slices: &[BatchSlice]) -> String 
         file,
         seq: first_seq,
         time: times.first().map_or(0, |&(_, time)| time),
-        lines: LinesOf(slices),
+        lines: LinesHere,
         seqs: None,
         times: (times.len() > 1).then_some(times),
         truncated: truncated_seqs(slices),
     };
-    serde_json::to_string(&message).unwrap_or_default()
+    let lines = slices.iter().flat_map(BatchSlice::lines);
+    frame_text(with_lines(&message, lines, slices_estimate(slices)))
 }
 
 /// The `lines` message of filtered lines (`grep`): not consecutive, so with each line's seq.
@@ -87,13 +130,14 @@ pub fn filtered_lines_frame(file: &str, slices: &[BatchSlice]) -> String {
         file,
         seq: seqs.first().copied().unwrap_or_default(),
         time: times.first().map_or(0, |&(_, time)| time),
-        lines: LinesOf(slices),
+        lines: LinesHere,
         seqs: Some(seqs),
         // Kept lines of several reads: each run's time.
         times: (times.len() > 1).then_some(times),
         truncated: truncated_seqs(slices),
     };
-    serde_json::to_string(&message).unwrap_or_default()
+    let lines = slices.iter().flat_map(BatchSlice::lines);
+    frame_text(with_lines(&message, lines, slices_estimate(slices)))
 }
 
 /// The `lines` message of a whole batch, built on first use and kept with the batch for every
@@ -106,12 +150,6 @@ pub fn whole_batch_frame(file: &str, batch: &Batch) -> ByteString {
 }
 
 fn batch_frame(file: &str, batch: &Batch) -> String {
-    struct All<'a>(&'a crate::tail::LineBatch);
-    impl Serialize for All<'_> {
-        fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-            serializer.collect_seq(self.0.lines())
-        }
-    }
     let lines = &batch.lines;
     let message = LinesMessage {
         kind: "lines",
@@ -119,7 +157,7 @@ fn batch_frame(file: &str, batch: &Batch) -> String {
         seq: batch.first_seq,
         // One read, one time: it belongs in the frame every client shares.
         time: batch.time_ms,
-        lines: All(lines),
+        lines: LinesHere,
         seqs: None,
         times: None,
         truncated: lines
@@ -130,13 +168,10 @@ fn batch_frame(file: &str, batch: &Batch) -> String {
     };
     // Sized for the usual case (quotes and commas, little to escape), so that it is allocated
     // once and kept without spare capacity.
-    let mut frame = Vec::with_capacity(Batch::encoded_estimate(lines) + file.len());
-    if serde_json::to_writer(&mut frame, &message).is_err() {
-        return String::new();
-    }
+    let capacity = Batch::encoded_estimate(lines) + file.len();
+    let mut frame = with_lines(&message, lines.lines(), capacity);
     frame.shrink_to_fit();
-    // serde_json writes valid UTF-8.
-    String::from_utf8(frame).unwrap_or_default()
+    frame_text(frame)
 }
 
 /// How a poll answer writes its lines.
@@ -282,8 +317,7 @@ impl Iterator for PollPieces {
                     if self.lines_written > 0 {
                         out.push(b',');
                     }
-                    // Writing a str into a Vec cannot fail.
-                    let _ = serde_json::to_writer(&mut out, line);
+                    super::json::push_str(&mut out, line);
                 }
                 PollFormat::Text { raw: true } => {
                     out.extend_from_slice(line.as_bytes());
@@ -314,6 +348,15 @@ impl Iterator for PollPieces {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The lines of some slices as serde serializes them: what the bulk escaping must equal.
+    struct LinesOf<'a>(&'a [BatchSlice]);
+
+    impl Serialize for LinesOf<'_> {
+        fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            serializer.collect_seq(self.0.iter().flat_map(BatchSlice::lines))
+        }
+    }
 
     #[test]
     fn a_poll_answer_in_pieces_is_the_poll_answer() {
@@ -434,6 +477,42 @@ mod tests {
             serde_json::from_str(&filtered_lines_frame("f", &slices)).unwrap();
         assert_eq!(filtered["time"], 1000);
         assert_eq!(filtered["times"], serde_json::json!([[2, 1000], [7, 2500]]));
+    }
+
+    #[test]
+    fn frames_are_byte_for_byte_what_serde_would_write_for_any_line_and_file_id() {
+        let mut lines = crate::tail::LineBatch::default();
+        for line in [
+            "plain",
+            "",
+            "tab\tquote\"back\\",
+            "ctl \u{1}\u{1f}",
+            "é ✓ 😀",
+            "\"lines\":[]",
+        ] {
+            lines.push(line, false);
+        }
+        let batch = std::sync::Arc::new(Batch::new(3, lines));
+        let whole = [BatchSlice {
+            batch: batch.clone(),
+            range: 0..6,
+        }];
+        for file in ["a.log", "x\"lines\":[]y", "\"lines\":[]"] {
+            let times = times_of(&whole);
+            let want = serde_json::to_string(&LinesMessage {
+                kind: "lines",
+                file,
+                seq: 3,
+                time: times.first().map_or(0, |&(_, t)| t),
+                lines: LinesOf(&whole),
+                seqs: None,
+                times: None,
+                truncated: Vec::new(),
+            })
+            .unwrap();
+            assert_eq!(lines_frame(file, 3, &whole), want, "{file}");
+            assert_eq!(&*batch_frame(file, &batch), want.as_str(), "{file}");
+        }
     }
 
     #[test]

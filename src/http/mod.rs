@@ -17,6 +17,7 @@ pub mod conn;
 pub mod encode;
 pub mod error;
 mod filter;
+mod json;
 mod metrics;
 mod poll;
 mod query;
