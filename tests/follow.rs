@@ -556,7 +556,10 @@ async fn a_partial_line_is_shown_at_once_and_numbered_only_when_whole() {
     assert!(text.contains("data: before\n"), "{text}");
     assert!(!text.contains("data: partial-"), "not a line: {text}");
     log.append(b"rest\n");
-    let lines = ws.next_non_ping(LONG).await.expect("lines");
+    let mut lines = ws.next_non_ping(LONG).await.expect("lines");
+    // (When it was read is tests/websocket.rs's to check.)
+    let time = lines.as_object_mut().and_then(|m| m.remove("time"));
+    assert!(time.is_some_and(|t| t.is_u64()), "{lines}");
     assert_eq!(
         lines,
         json!({"type":"lines","file":"app.log","seq":2,"lines":["partial-rest"]})
