@@ -1113,3 +1113,33 @@ async fn line_numbers_stay_true_when_a_file_is_rewritten_in_place() {
         "a stale index"
     );
 }
+
+#[tokio::test]
+async fn a_search_of_several_files_reads_each_in_turn_and_labels_them() {
+    let dir = temp_dir();
+    let a = LogFile::new(&dir, "a.log");
+    let b = LogFile::new(&dir, "b.log");
+    a.append(b"a one timeout\na two\n");
+    std::fs::write(dir.path().join("b.log.1"), "b old timeout\n").unwrap();
+    b.append(b"b new timeout\n");
+    let server = Server::start(&[a.path_str(), b.path_str()]);
+    let text = get_text(
+        &server,
+        "/api/search?file=a.log&file=b.log&q=timeout&generations=all&format=text&line_number=1",
+    )
+    .await;
+    assert_eq!(
+        text,
+        "a.log:1:a one timeout\nb.log:1:b new timeout\nb.log.1:1:b old timeout\n"
+    );
+    let body = get_text(&server, "/api/search?file=a.log&file=b.log&q=timeout").await;
+    let files: Vec<String> = body
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|r| r["type"] == "match")
+        .map(|r| r["file"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(files, ["a.log", "b.log"]);
+    let (status, body) = get(&server, "/api/search?file=a.log&file=a.log&q=x").await;
+    assert_eq!(status, 400, "{body}");
+}
