@@ -47,6 +47,8 @@ export class Past {
     /** @type {AbortController | null} */
     this.searching = null;
     this.lastTop = 0;
+    /** bumped by every jump (show, goTo, close): a page asked for before it is dropped */
+    this.epoch = 0;
     this.rowsEl.addEventListener('scroll', () => this.onScroll());
     $('past-close').addEventListener('click', () => this.close());
     $('past-search').addEventListener('submit', (ev) => { ev.preventDefault(); void this.search(); });
@@ -70,6 +72,7 @@ export class Past {
 
   close() {
     if (!this.isOpen) return;
+    this.epoch++;
     this.searching?.abort();
     this.searching = null;
     this.root.hidden = true;
@@ -79,18 +82,30 @@ export class Past {
 
   /** @param {string} id @param {number | null} beforeSeq */
   async show(id, beforeSeq) {
+    const epoch = ++this.epoch;
+    this.loading = true;
     this.id = id;
     this.fileSel.value = id;
-    await this.loadNames();
-    let page = beforeSeq != null ? await this.page({ before_seq: beforeSeq }).catch(() => null) : null;
-    // A seq the server can no longer place (or none): the newest lines on disk.
-    if (!page) page = await this.page({});
     this.rowsEl.replaceChildren();
-    this.before = page.before;
-    this.after = page.after;
-    this.append(page.lines);
-    this.scrollTo(this.rowsEl.scrollHeight);
-    this.say();
+    this.before = null;
+    this.after = null;
+    try {
+      await this.loadNames();
+      let page = beforeSeq != null ? await this.page({ before_seq: beforeSeq }).catch(() => null) : null;
+      // A seq the server can no longer place (or none): the newest lines on disk.
+      if (!page) page = await this.page({});
+      if (epoch !== this.epoch) return;
+      this.before = page.before;
+      this.after = page.after;
+      this.append(page.lines);
+      this.scrollTo(this.rowsEl.scrollHeight);
+      this.say();
+    } catch (e) {
+      // A stream (standard input, a command) has no past on disk; the server says so.
+      if (epoch === this.epoch) this.say(String(e instanceof Error ? e.message : e));
+    } finally {
+      if (epoch === this.epoch) this.loading = false;
+    }
   }
 
   async loadNames() {
@@ -131,32 +146,37 @@ export class Past {
   /** The page above what is shown. */
   async up() {
     if (!this.before || this.loading) return;
+    const epoch = this.epoch;
     this.loading = true;
     try {
       const page = await this.page({ before: this.before });
+      // The reader jumped elsewhere meanwhile: this page belongs to nothing on screen.
+      if (epoch !== this.epoch) return;
       const el = this.rowsEl;
       const h0 = el.scrollHeight, t0 = el.scrollTop;
       this.prepend(page.lines);
       this.before = page.lines.length ? page.before : null;
       this.scrollTo(t0 + (el.scrollHeight - h0));
       this.trim('bottom');
-    } catch (e) { this.say(String(e instanceof Error ? e.message : e)); } finally { this.loading = false; }
-    this.say();
+    } catch (e) { if (epoch === this.epoch) this.say(String(e instanceof Error ? e.message : e)); return; } finally { if (epoch === this.epoch) this.loading = false; }
+    if (epoch === this.epoch) this.say();
   }
 
   /** The page below what is shown. */
   async down() {
     if (!this.after || this.loading) return;
+    const epoch = this.epoch;
     this.loading = true;
     try {
       const page = await this.page({ after: this.after });
+      if (epoch !== this.epoch) return;
       this.append(page.lines);
       // At the end of the file at the path the answer is empty (its next lines are live).
       this.after = page.lines.length ? page.after : null;
       if (!page.lines.length) this.atEnd();
       this.trim('top');
-    } catch (e) { this.say(String(e instanceof Error ? e.message : e)); } finally { this.loading = false; }
-    this.say();
+    } catch (e) { if (epoch === this.epoch) this.say(String(e instanceof Error ? e.message : e)); return; } finally { if (epoch === this.epoch) this.loading = false; }
+    if (epoch === this.epoch) this.say();
   }
 
   atEnd() {
@@ -183,6 +203,8 @@ export class Past {
       const first = /** @type {DiskLine} */ (dropped[0].tcLine);
       for (const r of dropped) r.remove();
       el.querySelector('.past-end')?.remove();
+      // A generation marker left below the last row goes too.
+      while (el.lastElementChild && !(/** @type {PastRow} */ (el.lastElementChild)).tcLine) el.lastElementChild.remove();
       // Fetched again from there when scrolled back down.
       this.after = `${first.gen}:${first.offset}`;
     } else {
@@ -193,6 +215,8 @@ export class Past {
       while (el.firstElementChild && !(/** @type {PastRow} */ (el.firstElementChild)).tcLine) el.firstElementChild.remove();
       list = rows();
       const first = /** @type {DiskLine} */ (list[0].tcLine);
+      // The first row says its generation again.
+      el.prepend(this.marker(first.gen));
       this.before = `${first.gen}:${first.offset}`;
       this.scrollTo(el.scrollTop - (h0 - el.scrollHeight));
     }
@@ -317,6 +341,8 @@ export class Past {
       }
     } catch (e) {
       if (!ctl.signal.aborted) head.textContent = 'Search failed: ' + String(e instanceof Error ? e.message : e);
+      // Nothing more of it is read: the server's scan stops with the connection.
+      ctl.abort();
     } finally {
       if (this.searching === ctl) this.searching = null;
     }
@@ -341,10 +367,12 @@ export class Past {
   /** Opens a hit's place: the lines around it, the hit marked and in the middle.
    *  @param {DiskLine & {file: string}} hit */
   async goTo(hit) {
-    if (hit.file !== this.id) { this.id = hit.file; this.fileSel.value = hit.file; await this.loadNames(); }
+    const epoch = ++this.epoch;
     this.loading = true;
+    if (hit.file !== this.id) { this.id = hit.file; this.fileSel.value = hit.file; await this.loadNames(); }
     try {
       const page = await this.page({ around: `${hit.gen}:${hit.offset}` });
+      if (epoch !== this.epoch) return;
       this.rowsEl.replaceChildren();
       this.before = page.before;
       this.after = page.after;
@@ -352,7 +380,7 @@ export class Past {
       const row = /** @type {PastRow[]} */ (Array.from(this.rowsEl.children)).find((r) => r.tcLine && r.tcLine.gen === hit.gen && r.tcLine.offset === hit.offset);
       if (row) { row.classList.add('past-hit-row'); row.scrollIntoView({ block: 'center' }); }
       this.lastTop = this.rowsEl.scrollTop;
-    } catch (e) { this.say(String(e instanceof Error ? e.message : e)); } finally { this.loading = false; }
-    this.say();
+    } catch (e) { if (epoch === this.epoch) this.say(String(e instanceof Error ? e.message : e)); return; } finally { if (epoch === this.epoch) this.loading = false; }
+    if (epoch === this.epoch) this.say();
   }
 }

@@ -1538,6 +1538,21 @@ async function checkWholeFile(ctx) {
       await scroll('top');
       await waitFor(page, `the page above ${s.first}`, (t) => window.tailcast.past().first !== t || window.tailcast.past().atStart, s.first, 10000);
     }
+    // Each generation marker heads rows of its own generation, and only those.
+    const markers = () => page.evaluate(() => {
+      const bad = [];
+      const kids = [...document.getElementById('past-rows').children];
+      kids.forEach((k, i) => {
+        if (!k.classList.contains('past-gen')) return;
+        const next = kids[i + 1];
+        const want = next && next.classList.contains('past-row') ? (next.textContent.includes('old ') ? 'big.log.1' : 'big.log') : null;
+        if (k.textContent !== want) bad.push(`marker ${k.textContent} before ${next ? next.textContent : 'nothing'}`);
+      });
+      if (!kids[0] || !kids[0].classList.contains('past-gen')) bad.push('no marker at the top');
+      return bad;
+    });
+    let bad = await markers();
+    assert(bad.length === 0, `at the top: ${bad.join('; ')}`);
     const top = await page.evaluate(() => window.tailcast.pastRows()[0]);
     assert(top.n === '1' && top.text === 'old 1', `the first row is ${JSON.stringify(top)}`);
     // Down again to the end of the file; rows dropped above are fetched back.
@@ -1551,6 +1566,8 @@ async function checkWholeFile(ctx) {
       await scroll('bottom');
       await waitFor(page, `the page below ${s.last}`, (t) => { const p = window.tailcast.past(); return p.atEnd || p.last !== t; }, s.last, 10000);
     }
+    bad = await markers();
+    assert(bad.length === 0, `at the end: ${bad.join('; ')}`);
     // Every line once, in order, across the generation boundary too.
     const rows = await page.evaluate(() => window.tailcast.pastRows());
     for (let i = 1; i < rows.length; i++) {
