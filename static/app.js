@@ -759,8 +759,12 @@ function openPast() {
 }
 $('whole').addEventListener('click', openPast);
 $('older').addEventListener('click', openPast);
-// At the top of the live lines, the way further up: the file on disk.
+// At the top of the live lines, the way further up: the file on disk. Scrolling up once more
+// there opens it, as if the lines went on (a tap on the button does it on a touch screen).
 logEl.addEventListener('scroll', () => { $('older').hidden = past.isOpen || logEl.scrollTop > 0 || !view.ids.length || view.rowsDom.lines === 0; });
+logEl.addEventListener('wheel', (ev) => {
+  if (ev.deltaY < 0 && logEl.scrollTop === 0 && !$('older').hidden && !past.isOpen) openPast();
+}, { passive: true });
 
 // keyboard
 document.addEventListener('keydown', (ev) => {
