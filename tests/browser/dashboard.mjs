@@ -1509,16 +1509,14 @@ async function checkWholeFile(ctx) {
   try {
     await waitText(page, 'new 60000', 10000);
     const oldestLive = await page.evaluate(() => window.tailcast.lines('big.log')[0]);
-    // The way up from the top of the live lines.
+    // The way up from the top of the live lines: scrolling on up goes on into the file on disk
+    // (at the top, the "older lines" button shows, and the next scroll up opens the panel).
     await page.mouse.move(700, 400);
-    for (let i = 0; i < 20; i++) {
+    for (let i = 0; i < 40; i++) {
+      if (await page.evaluate(() => window.tailcast.past().open)) break;
       await page.mouse.wheel(0, -40000);
-      if (await page.evaluate(() => !document.getElementById('older').hidden)) break;
       await scrollSettled(page);
     }
-    await waitFor(page, 'the "older lines" button at the top of the live lines', () => !document.getElementById('older').hidden);
-    // Scrolling on up goes on into the file on disk.
-    await page.mouse.wheel(0, -300);
     await waitFor(page, 'the whole-file panel', () => window.tailcast.past().open && window.tailcast.past().rows > 0);
     const first = await page.evaluate(() => window.tailcast.past());
     const above = `new ${Number(oldestLive.split(' ')[1]) - 1}`;
