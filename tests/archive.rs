@@ -557,6 +557,22 @@ fn search_threads(pid: u32) -> usize {
         .unwrap_or(0)
 }
 
+/// A search of `file` for `status=200` (every line of [`big_file`]) by a client that reads
+/// nothing: 21 lines a hit, far more than every buffer on the way holds, so the search waits for
+/// it. Returns once the search thread runs.
+async fn stalled_search(server: &Server, file: &str) -> std::net::TcpStream {
+    let mut stalled = std::net::TcpStream::connect(&server.addr).unwrap();
+    write!(
+        stalled,
+        "GET /api/search?file={file}&q=status%3D200&max=10000&context=10 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+    )
+    .unwrap();
+    wait_threads(server.pid(), 1, Duration::from_secs(5))
+        .await
+        .expect("the search runs");
+    stalled
+}
+
 async fn wait_threads(pid: u32, want: usize, within: Duration) -> Option<Duration> {
     let started = Instant::now();
     wait_for(within, || async {
@@ -617,16 +633,9 @@ async fn a_client_that_goes_stops_its_search_at_once() {
 
     // A client that reads nothing while every line matches: the search waits, bounded, and
     // ends when the client goes.
-    let mut stalled = std::net::TcpStream::connect(&server.addr).unwrap();
-    write!(
-        stalled,
-        "GET /api/search?file=big.log&q=status%3D200&max=10000 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
-    )
-    .unwrap();
-    wait_threads(pid, 1, Duration::from_secs(5))
-        .await
-        .expect("the search runs");
+    let stalled = stalled_search(&server, "big.log").await;
     tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(search_threads(pid), 1, "the search waits for its client");
     let rss = server.rss_kib();
     drop(stalled);
     wait_threads(pid, 0, Duration::from_secs(2))
@@ -726,16 +735,7 @@ async fn search_bounds_are_refused_or_reported_clearly() {
 
     // One search at a time (--max-searches 1): a second is refused while the first waits for
     // a client that reads nothing, and taken once it is gone.
-    let mut stalled = std::net::TcpStream::connect(&server.addr).unwrap();
-    write!(
-        stalled,
-        // 21 lines a hit: far more than every buffer on the way holds.
-        "GET /api/search?file=app.log&q=status%3D200&max=10000&context=10 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
-    )
-    .unwrap();
-    wait_threads(server.pid(), 1, Duration::from_secs(5))
-        .await
-        .expect("the first search runs");
+    let stalled = stalled_search(&server, "app.log").await;
     let (status, body) = get(&server, "/api/search?file=app.log&q=x").await;
     assert_eq!(status, 503, "{body}");
     assert!(
@@ -1102,16 +1102,15 @@ async fn line_numbers_stay_true_when_a_file_is_rewritten_in_place() {
             )
         }
     };
+    // The line at an offset, and the number it shows (the header is line 1, `0..` from 2).
     let (n, text) = line_at(15_000_000).await;
-    assert_eq!(n.map(|n| n - 2), text.and_then(|t| t.parse().ok()));
+    let want = text.expect("a line there").parse::<u64>().unwrap() + 2;
+    assert_eq!(n, Some(want));
     // Rewritten in place (same inode, same first line), longer lines, bigger.
     write(14, 1_600_000);
     let (n, text) = line_at(15_000_000).await;
-    assert_eq!(
-        n.map(|n| n - 2),
-        text.and_then(|t| t.parse().ok()),
-        "a stale index"
-    );
+    let want = text.expect("a line there").parse::<u64>().unwrap() + 2;
+    assert_eq!(n, Some(want), "a stale index");
 }
 
 #[tokio::test]

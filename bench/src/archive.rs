@@ -215,35 +215,26 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 /// `rg ARGS` into a pipe we read (rg stops at the first hit when its output is /dev/null).
 fn rg_pipe(args: &[String]) -> (f64, usize) {
-    let t = Instant::now();
-    let mut child = Command::new("rg")
-        .args(args)
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("rg (Debian: apt-get install ripgrep)");
-    let mut out = Vec::new();
-    child
-        .stdout
-        .take()
-        .expect("stdout")
-        .read_to_end(&mut out)
-        .expect("read rg");
-    child.wait().expect("rg");
-    (
-        t.elapsed().as_secs_f64(),
-        out.iter().filter(|b| **b == b'\n').count(),
-    )
+    let mut cmd = Command::new("rg");
+    cmd.args(args);
+    timed_lines(cmd)
 }
 
 /// `zcat FILE | rg -n -F PATTERN`.
 fn zcat_rg(file: &str, pattern: &str) -> (f64, usize) {
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
+        .arg(format!("zcat '{file}' | rg -n -F '{pattern}'"));
+    timed_lines(cmd)
+}
+
+/// How long `cmd` takes to write everything into a pipe read here, and the lines it wrote.
+fn timed_lines(mut cmd: Command) -> (f64, usize) {
     let t = Instant::now();
-    let mut child = Command::new("sh")
-        .arg("-c")
-        .arg(format!("zcat '{file}' | rg -n -F '{pattern}'"))
+    let mut child = cmd
         .stdout(Stdio::piped())
         .spawn()
-        .expect("sh");
+        .expect("rg (Debian: apt-get install ripgrep) and zcat");
     let mut out = Vec::new();
     child
         .stdout
@@ -251,7 +242,7 @@ fn zcat_rg(file: &str, pattern: &str) -> (f64, usize) {
         .expect("stdout")
         .read_to_end(&mut out)
         .expect("read");
-    child.wait().expect("zcat | rg");
+    child.wait().expect("wait");
     (
         t.elapsed().as_secs_f64(),
         out.iter().filter(|b| **b == b'\n').count(),

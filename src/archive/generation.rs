@@ -118,34 +118,42 @@ pub struct KeyCache {
 /// (device, inode, size, modification seconds, nanoseconds).
 type FileVersion = (u64, u64, u64, i64, i64);
 
+fn version(meta: &std::fs::Metadata) -> FileVersion {
+    (
+        meta.dev(),
+        meta.ino(),
+        meta.len(),
+        meta.mtime(),
+        meta.mtime_nsec(),
+    )
+}
+
 /// Entries a [`KeyCache`] holds before it starts again.
 const KEY_CACHE_ENTRIES: usize = 16 * 1024;
 
 impl KeyCache {
+    /// What was computed for this version of a file, if anything.
+    fn known(&self, meta: &std::fs::Metadata) -> Option<(u64, bool)> {
+        self.lock().get(&version(meta)).copied()
+    }
+
     /// The hash of the first line of `file` (opened, its metadata `meta`) and whether that line
-    /// is complete.
+    /// is complete, remembered for this version of the file.
     fn first_line(
         &self,
         file: &File,
         meta: &std::fs::Metadata,
         compressed: bool,
     ) -> io::Result<(u64, bool)> {
-        let id = (
-            meta.dev(),
-            meta.ino(),
-            meta.len(),
-            meta.mtime(),
-            meta.mtime_nsec(),
-        );
-        if let Some(found) = self.lock().get(&id) {
-            return Ok(*found);
+        if let Some(found) = self.known(meta) {
+            return Ok(found);
         }
         let found = first_line_hash(file, compressed)?;
         let mut keys = self.lock();
         if keys.len() >= KEY_CACHE_ENTRIES {
             keys.clear();
         }
-        keys.insert(id, found);
+        keys.insert(version(meta), found);
         Ok(found)
     }
 
@@ -286,14 +294,29 @@ fn rotation_number(name: &str) -> Option<u64> {
 }
 
 /// A regular file's description (`None` for a link, a directory, a FIFO, or what cannot be
-/// read). The file is opened first and described from that descriptor, so the description is
-/// of what was opened.
+/// read). A version of the file met before (device, inode, size, mtime) is described from its
+/// metadata alone; a new one is opened first and described from that descriptor, so the
+/// description is of what was opened.
 fn describe(path: &Path, base: &str, current: bool, cache: &KeyCache) -> Option<Generation> {
-    let file = open_regular(path, current).ok()?;
-    let meta = file.metadata().ok()?;
+    // The configured path may be a link the operator made; a sibling never is one.
+    let seen = if current {
+        std::fs::metadata(path)
+    } else {
+        std::fs::symlink_metadata(path)
+    }
+    .ok()
+    .filter(|m| m.file_type().is_file())?;
     let name = path.file_name()?.to_string_lossy().into_owned();
     let compressed = name.ends_with(".gz");
-    let (hash, complete) = cache.first_line(&file, &meta, compressed).ok()?;
+    let (meta, (hash, complete)) = match cache.known(&seen) {
+        Some(found) => (seen, found),
+        None => {
+            let file = open_regular(path, current).ok()?;
+            let meta = file.metadata().ok()?;
+            let found = cache.first_line(&file, &meta, compressed).ok()?;
+            (meta, found)
+        }
+    };
     Some(Generation {
         key: format!("{hash:016x}"),
         name,

@@ -99,27 +99,70 @@ pub struct ArchiveLimits {
     pub max_context: usize,
 }
 
-/// What a page does when a generation after the first it reads fails.
-enum Further {
-    /// Pass over it (it cannot be read) and go on.
-    Skip(ArchiveError),
-    /// End the page with the lines it has (the time is up).
-    Stop,
+/// A page's walk over generations: which one it reads, what it has taken so far against its
+/// bounds, and what it does when a generation after the first fails.
+struct Walk<'a> {
+    ix: usize,
+    first: usize,
+    bounds: &'a PageBounds,
+    lines: usize,
+    bytes: usize,
 }
 
-/// The first generation's failure is the page's; a later one's is passed over when it cannot
-/// be read, and ends the page with what it has when the time is up.
-fn further(
-    later: bool,
-    out: &[(usize, RawLine)],
-    error: ArchiveError,
-) -> Result<Further, ArchiveError> {
-    match error {
-        e @ (ArchiveError::Read { .. } | ArchiveError::Gone { .. }) if later => {
-            Ok(Further::Skip(e))
+impl<'a> Walk<'a> {
+    fn new(ix: usize, bounds: &'a PageBounds) -> Walk<'a> {
+        Walk {
+            ix,
+            first: ix,
+            bounds,
+            lines: 0,
+            bytes: 0,
         }
-        ArchiveError::TooSlow { .. } if later && !out.is_empty() => Ok(Further::Stop),
-        e => Err(e),
+    }
+
+    /// What the next generation may still give.
+    fn left(&self) -> PageBounds {
+        PageBounds {
+            max_lines: self.bounds.max_lines - self.lines,
+            max_bytes: self.bounds.max_bytes.saturating_sub(self.bytes),
+            ..*self.bounds
+        }
+    }
+
+    fn taken(&mut self, lines: &[RawLine]) {
+        self.lines += lines.len();
+        self.bytes += lines
+            .iter()
+            .map(|l| (l.end - l.offset) as usize)
+            .sum::<usize>();
+    }
+
+    fn full(&self) -> bool {
+        self.lines >= self.bounds.max_lines
+            || (self.bytes >= self.bounds.max_bytes && self.lines > 0)
+    }
+
+    /// The generation's lines; or, for one after the first, none when it cannot be read (it
+    /// is put in `skipped`), or the end of the page (`None`) when the time is up and the page
+    /// has lines. The first generation's failure is the page's.
+    fn passed_over(
+        &self,
+        read: Result<page::Lines, ArchiveError>,
+        skipped: &mut Vec<(usize, ArchiveError)>,
+    ) -> Result<Option<page::Lines>, ArchiveError> {
+        let later = self.ix != self.first;
+        match read {
+            Ok(found) => Ok(Some(found)),
+            Err(e @ (ArchiveError::Read { .. } | ArchiveError::Gone { .. })) if later => {
+                skipped.push((self.ix, e));
+                Ok(Some(page::Lines {
+                    lines: Vec::new(),
+                    reached_edge: true,
+                }))
+            }
+            Err(ArchiveError::TooSlow { .. }) if later && self.lines > 0 => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 }
 
@@ -285,10 +328,8 @@ impl Archive {
         let mut skipped = Vec::new();
         let sk = &mut skipped;
         let mut lines: Vec<(usize, RawLine)> = match anchor {
-            Anchor::Newest => {
-                let end = page::readable_end(&gens[0], &bounds)?;
-                self.read_before(&gens, 0, end, &bounds, sk)?
-            }
+            // `lines_before` ends the file at the path at its last complete line itself.
+            Anchor::Newest => self.read_before(&gens, 0, u64::MAX, &bounds, sk)?,
             Anchor::Oldest => {
                 // The oldest generation that can be read: those that cannot are passed over.
                 let mut ix = gens.len() - 1;
@@ -437,45 +478,23 @@ impl Archive {
         bounds: &PageBounds,
         skipped: &mut Vec<(usize, ArchiveError)>,
     ) -> Result<Vec<(usize, RawLine)>, ArchiveError> {
-        let first = ix;
         let mut out: Vec<(usize, RawLine)> = Vec::new();
-        let mut ix = ix;
+        let mut walk = Walk::new(ix, bounds);
         let mut end = end;
         loop {
-            let left = PageBounds {
-                max_lines: bounds.max_lines - out.len(),
-                max_bytes: bounds
-                    .max_bytes
-                    .saturating_sub(out.iter().map(|(_, l)| (l.end - l.offset) as usize).sum()),
-                ..*bounds
+            let read = page::lines_before(&gens[walk.ix], end, &walk.left());
+            let Some(found) = walk.passed_over(read, skipped)? else {
+                return Ok(out);
             };
-            let found = match page::lines_before(&gens[ix], end, &left) {
-                Ok(found) => found,
-                Err(e) => match further(ix != first, &out, e)? {
-                    Further::Skip(e) => {
-                        skipped.push((ix, e));
-                        page::Lines {
-                            lines: Vec::new(),
-                            reached_edge: true,
-                        }
-                    }
-                    Further::Stop => return Ok(out),
-                },
-            };
+            walk.taken(&found.lines);
             let mut older: Vec<(usize, RawLine)> =
-                found.lines.into_iter().map(|l| (ix, l)).collect();
+                found.lines.into_iter().map(|l| (walk.ix, l)).collect();
             older.append(&mut out);
             out = older;
-            let full = out.len() >= bounds.max_lines
-                || out
-                    .iter()
-                    .map(|(_, l)| (l.end - l.offset) as usize)
-                    .sum::<usize>()
-                    >= bounds.max_bytes;
-            if !found.reached_edge || full || ix + 1 >= gens.len() {
+            if !found.reached_edge || walk.full() || walk.ix + 1 >= gens.len() {
                 return Ok(out);
             }
-            ix += 1;
+            walk.ix += 1;
             end = u64::MAX;
         }
     }
@@ -490,39 +509,23 @@ impl Archive {
         bounds: &PageBounds,
         skipped: &mut Vec<(usize, ArchiveError)>,
     ) -> Result<Vec<(usize, RawLine)>, ArchiveError> {
-        let first = ix;
         let mut out: Vec<(usize, RawLine)> = Vec::new();
-        let mut ix = ix;
+        let mut walk = Walk::new(ix, bounds);
         let mut start = start;
         loop {
-            let left = PageBounds {
-                max_lines: bounds.max_lines - out.len(),
-                max_bytes: bounds
-                    .max_bytes
-                    .saturating_sub(out.iter().map(|(_, l)| (l.end - l.offset) as usize).sum()),
-                ..*bounds
-            };
-            if left.max_lines == 0 || (left.max_bytes == 0 && !out.is_empty()) {
+            if walk.full() {
                 return Ok(out);
             }
-            let found = match page::lines_after(&gens[ix], start, u64::MAX, &left) {
-                Ok(found) => found,
-                Err(e) => match further(ix != first, &out, e)? {
-                    Further::Skip(e) => {
-                        skipped.push((ix, e));
-                        page::Lines {
-                            lines: Vec::new(),
-                            reached_edge: true,
-                        }
-                    }
-                    Further::Stop => return Ok(out),
-                },
+            let read = page::lines_after(&gens[walk.ix], start, u64::MAX, &walk.left());
+            let Some(found) = walk.passed_over(read, skipped)? else {
+                return Ok(out);
             };
-            out.extend(found.lines.into_iter().map(|l| (ix, l)));
-            if !found.reached_edge || ix == 0 {
+            walk.taken(&found.lines);
+            out.extend(found.lines.into_iter().map(|l| (walk.ix, l)));
+            if !found.reached_edge || walk.ix == 0 {
                 return Ok(out);
             }
-            ix -= 1;
+            walk.ix -= 1;
             start = 0;
         }
     }

@@ -13,8 +13,9 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
-use super::access::{self, form_urlencoded_pairs};
+use super::access;
 use super::error::ApiError;
+use super::query::pairs;
 use super::stream::Out;
 use super::{terminal, AppState};
 use crate::archive::search::{self, Case, Event, Query, Stopped, Summary, Target};
@@ -24,47 +25,6 @@ use crate::protocol::{DiskLine, GenerationInfo, PageAnswer, SearchRecord, Skippe
 
 /// Most files one search names.
 const MAX_SEARCH_FILES: usize = 16;
-
-/// The query's pairs, refusing keys not in `keys` (but `token`) and keys given twice (but
-/// `file` where `many_files`).
-fn pairs(
-    query: &str,
-    keys: &[&'static str],
-    many_files: bool,
-) -> Result<Vec<(&'static str, String)>, ApiError> {
-    let mut out: Vec<(&'static str, String)> = Vec::new();
-    for (key, value) in form_urlencoded_pairs(query) {
-        let Some(known) = keys.iter().chain(&["token"]).find(|k| **k == key).copied() else {
-            let mut names = keys.to_vec();
-            names.push("token");
-            let mut shown: String = key.chars().take(64).collect();
-            if shown.len() < key.len() {
-                shown.push_str("...");
-            }
-            return Err(ApiError::UnknownParam {
-                name: shown,
-                known: names.join(", "),
-            });
-        };
-        let repeat_ok = known == "file" && many_files;
-        if !repeat_ok && out.iter().any(|(k, _)| *k == known) {
-            return Err(ApiError::BadParam {
-                name: known,
-                message: "given twice: give it once".into(),
-            });
-        }
-        if known == "file" && out.iter().any(|(k, v)| *k == "file" && *v == value) {
-            return Err(ApiError::BadParam {
-                name: "file",
-                message: format!("`{value}` is given twice: name each file once"),
-            });
-        }
-        if known != "token" {
-            out.push((known, value));
-        }
-    }
-    Ok(out)
-}
 
 fn get<'a>(pairs: &'a [(&'static str, String)], key: &str) -> Option<&'a str> {
     pairs
@@ -126,11 +86,7 @@ fn wants_text(req: &HttpRequest, pairs: &[(&'static str, String)]) -> Result<boo
             name: "format",
             message: format!("`{other}` is not a format: use format=text or format=json"),
         }),
-        None => Ok(req
-            .headers()
-            .get(header::ACCEPT)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|a| a.contains("text/plain") && !a.contains("json"))),
+        None => Ok(super::query::accepts_text(req)),
     }
 }
 

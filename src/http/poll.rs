@@ -141,7 +141,7 @@ pub async fn poll(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRe
         state.config.max_grep_bytes,
     )?;
     let filter = filter.as_ref();
-    let text = params.text || wants_text(&req);
+    let text = params.text || query::accepts_text(&req);
     let cap = state.config.max_backlog;
     let max = params.max.unwrap_or(DEFAULT_MAX).min(cap);
     if params.files.len() > 1 {
@@ -511,13 +511,6 @@ fn read_bounded(
         }
     }
     read
-}
-
-fn wants_text(req: &HttpRequest) -> bool {
-    req.headers()
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|accept| accept.contains("text/plain") && !accept.contains("json"))
 }
 
 fn respond(state: &AppState, answer: Answer, text: bool, raw: bool) -> HttpResponse {

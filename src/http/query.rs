@@ -255,8 +255,19 @@ fn unescape_id(id: &str) -> String {
 /// Refuses a query with any key but `keys` (and `token`), or one given twice: for the endpoints
 /// that take no parameters of their own (`/ws`, `/api/files`, `/api/stats`).
 pub fn only(query: &str, keys: &[&'static str]) -> Result<(), ApiError> {
-    let mut seen: Vec<&'static str> = Vec::new();
-    for (key, _) in form_urlencoded_pairs(query) {
+    pairs(query, keys, false).map(drop)
+}
+
+/// The query's pairs but `token`, refusing a key not in `keys` (or `token`) and a key given
+/// twice (except `file` when `many_files`, which refuses the same file twice instead).
+pub fn pairs(
+    query: &str,
+    keys: &[&'static str],
+    many_files: bool,
+) -> Result<Vec<(&'static str, String)>, ApiError> {
+    let mut out: Vec<(&'static str, String)> = Vec::new();
+    let mut token_seen = false;
+    for (key, value) in form_urlencoded_pairs(query) {
         let known = keys
             .iter()
             .chain(std::iter::once(&"token"))
@@ -270,12 +281,33 @@ pub fn only(query: &str, keys: &[&'static str]) -> Result<(), ApiError> {
                 known: names.join(", "),
             });
         };
-        if seen.contains(&key) {
+        if key == "token" {
+            if std::mem::replace(&mut token_seen, true) {
+                return Err(repeated(key));
+            }
+            continue;
+        }
+        if key == "file" && many_files {
+            if out.iter().any(|(k, v)| *k == "file" && *v == value) {
+                return Err(ApiError::BadParam {
+                    name: "file",
+                    message: format!("`{value}` is given twice: name each file once"),
+                });
+            }
+        } else if out.iter().any(|(k, _)| *k == key) {
             return Err(repeated(key));
         }
-        seen.push(key);
+        out.push((key, value));
     }
-    Ok(())
+    Ok(out)
+}
+
+/// True when the request asks for plain text (`Accept: text/plain`, and not JSON).
+pub fn accepts_text(req: &actix_web::HttpRequest) -> bool {
+    req.headers()
+        .get(actix_web::http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|accept| accept.contains("text/plain") && !accept.contains("json"))
 }
 
 /// The static name of a key the transport knows.

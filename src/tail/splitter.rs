@@ -179,31 +179,33 @@ impl LineSplitter {
         out.reserve(whole.len());
         // The usual case, every line valid UTF-8, is checked once for the whole run of lines;
         // lines are then cut at newlines, which are never inside a character.
-        match std::str::from_utf8(whole) {
-            Ok(text) => {
-                let mut start = 0;
-                for newline in memchr::memchr_iter(b'\n', whole) {
-                    let line = strip_cr_str(&text[start..newline]);
-                    if line.len() > self.max_line_bytes {
-                        out.push(cap_str(line, self.max_line_bytes), true);
+        let text = std::str::from_utf8(whole).ok();
+        let mut start = 0;
+        for newline in memchr::memchr_iter(b'\n', whole) {
+            let line = strip_cr(&whole[start..newline]);
+            let over = line.len() > self.max_line_bytes;
+            match text {
+                Some(text) => {
+                    let line = &text[start..start + line.len()];
+                    out.push(
+                        if over {
+                            cap_str(line, self.max_line_bytes)
+                        } else {
+                            line
+                        },
+                        over,
+                    );
+                }
+                None => {
+                    let line = if over {
+                        cap_utf8(line, self.max_line_bytes)
                     } else {
-                        out.push(line, false);
-                    }
-                    start = newline + 1;
+                        line
+                    };
+                    out.push_bytes(line, over);
                 }
             }
-            Err(_) => {
-                let mut start = 0;
-                for newline in memchr::memchr_iter(b'\n', whole) {
-                    let line = strip_cr(&whole[start..newline]);
-                    if line.len() > self.max_line_bytes {
-                        out.push_bytes(cap_utf8(line, self.max_line_bytes), true);
-                    } else {
-                        out.push_bytes(line, false);
-                    }
-                    start = newline + 1;
-                }
-            }
+            start = newline + 1;
         }
         self.append_partial(rest);
     }
@@ -247,10 +249,6 @@ impl LineSplitter {
         self.partial_over_cap = false;
         self.partial_ends_in_cr = false;
     }
-}
-
-fn strip_cr_str(line: &str) -> &str {
-    line.strip_suffix('\r').unwrap_or(line)
 }
 
 /// The first `max` bytes of `line`, shortened to a character boundary.
