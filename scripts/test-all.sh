@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs tailcast's whole test suite on a fresh machine: installs what the tests need and is
-# missing (Debian's logrotate, chromium, nginx, jq, curl, ripgrep and gzip; npm's playwright-core
+# missing (Debian's logrotate, chromium, nginx, redis-server, jq, curl, ripgrep and gzip; npm's playwright-core
 # and typescript; PyPI's prometheus-client), checks formatting, lints and the dashboard's types,
 # then runs every test. A missing component makes the tests fail loudly, never skip.
 set -euo pipefail
@@ -14,6 +14,9 @@ command -v curl >/dev/null 2>&1 || missing+=(curl)
 command -v rg >/dev/null 2>&1 || missing+=(ripgrep)
 command -v zcat >/dev/null 2>&1 || missing+=(gzip)
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx)
+# The cluster tests start their own redis-server (and use redis-cli, from redis-tools).
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+command -v redis-cli >/dev/null 2>&1 || missing+=(redis-tools)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "test-all: installing ${missing[*]}"
   SUDO=""

@@ -19,6 +19,7 @@ use actix_web::{web, App, HttpServer};
 
 use crate::archive::{Archive, Positions, RunLog};
 use crate::cli::Config;
+use crate::cluster::Cluster;
 use crate::descriptors;
 use crate::files::{self, LiveRule};
 use crate::http::conn::{tcp_socket, Connections, OutputLimits};
@@ -216,6 +217,7 @@ fn live_rules(
     mut known: HashSet<PathBuf>,
     sinks: SinkMaker,
     rescan: Duration,
+    node: Option<String>,
 ) -> DiscoveryRules {
     let dirs = rules.iter().map(|rule| rule.dir.clone()).collect();
     let mut refused = HashSet::new();
@@ -225,10 +227,17 @@ fn live_rules(
             return;
         }
         let hub = &sinks.hub;
+        // In a cluster, ids start with the node's name.
+        let in_cluster = |id: &str| match &node {
+            Some(node) => format!("{node}/{id}"),
+            None => id.to_owned(),
+        };
         // Not an id that named another file earlier in the epoch: old cursors carry it.
         let id = files::id_for_new_file(path, |id| {
-            hub.lookup(id).is_some() || sinks.id_names_another(id, path)
+            let id = in_cluster(id);
+            hub.lookup(&id).is_some() || sinks.id_names_another(&id, path)
         });
+        let id = in_cluster(&id);
         match hub.add_file(id.clone(), path.to_path_buf()) {
             Some(ix) => {
                 tracing::info!(file = id, path = %path.display(), "new file followed");
@@ -303,7 +312,7 @@ pub async fn run(
         Some(dir) => Some(StateDir::open(dir).map_err(std::io::Error::other)?),
         None => None,
     };
-    let saved = state_dir
+    let mut saved = state_dir
         .as_ref()
         .map(|dir| same_ids_or_fresh(dir.load(), &config.files));
     // Every id of the epoch and its path: the saved ones, and this run's (which may add).
@@ -312,16 +321,52 @@ pub async fn run(
         ids.extend(saved.iter().flat_map(|s| s.ids.clone()));
         ids.extend(config.files.iter().map(|f| (f.id.clone(), f.path.clone())));
     }
-    let epoch = saved
+    let mut epoch = saved
         .as_ref()
         .and_then(|saved| saved.epoch)
         .unwrap_or_else(state::fresh_epoch);
+    // In a cluster the epoch is the cluster's, and each file's numbering goes on after what
+    // Redis holds of it, unless a checkpoint of that epoch continues it exactly.
+    let mut cluster_start = None;
+    if let Some(cluster_config) = &config.cluster {
+        let cluster = Cluster::join(cluster_config.clone(), epoch)
+            .await
+            .map_err(std::io::Error::other)?;
+        if let Some(stale) = saved
+            .as_mut()
+            .filter(|s| s.epoch.is_some_and(|e| e != cluster.epoch()))
+        {
+            tracing::warn!(
+                "the checkpoints in --state-dir are of epoch {:?}, the cluster's is {}:                  numbering goes on after what the cluster holds",
+                stale.epoch,
+                cluster.epoch()
+            );
+            *stale = state::Saved::default();
+        }
+        epoch = cluster.epoch();
+        let ids: Vec<String> = config.files.iter().map(|f| f.id.clone()).collect();
+        let published = cluster
+            .last_seqs(&ids)
+            .await
+            .map_err(std::io::Error::other)?;
+        cluster_start = Some((cluster, published));
+    }
     let files: Vec<_> = config
         .files
         .iter()
         .map(|f| (f.id.clone(), f.path.clone()))
         .collect();
     let hub = Hub::new(files, &config.hub, epoch);
+    if let Some((_, published)) = &cluster_start {
+        for (ix, f) in config.files.iter().enumerate() {
+            let checkpointed = saved
+                .as_ref()
+                .is_some_and(|s| s.files.contains_key(&f.path));
+            if !checkpointed {
+                hub.continue_numbering(ix, published.get(&f.id).copied().unwrap_or(0) + 1);
+            }
+        }
+    }
     let stats = Arc::new(Stats::default());
 
     let slots = state::Slots::default();
@@ -367,6 +412,7 @@ pub async fn run(
             known,
             sinks,
             config.tail.stat_interval,
+            config.cluster.as_ref().map(|c| c.node.clone()),
         )
     });
     let tail_config = config.tail.clone();
@@ -391,6 +437,27 @@ pub async fn run(
     };
 
     let (trigger, shutdown) = shutdown::channel();
+    let cluster_tasks = match cluster_start {
+        Some((cluster, published)) => {
+            let local = config
+                .files
+                .iter()
+                .enumerate()
+                .map(|(ix, f)| (ix, published.get(&f.id).copied().unwrap_or(0)))
+                .collect();
+            let tasks = cluster
+                .start(
+                    hub.clone(),
+                    local,
+                    config.tail.follow.max_line_bytes,
+                    shutdown.clone(),
+                )
+                .await
+                .map_err(std::io::Error::other)?;
+            Some(tasks)
+        }
+        None => None,
+    };
     let mut server_config = config.server.clone();
     let tcp_connections = fit_descriptors(
         &mut server_config,
@@ -475,6 +542,9 @@ pub async fn run(
     handle.stop(false).await;
     let _ = server_task.await;
     let _ = sweeper.await;
+    if let Some(tasks) = cluster_tasks {
+        tasks.finish().await;
+    }
     let _ = tokio::task::spawn_blocking(move || {
         tailer.shutdown();
         // After the followers' last read, so the checkpoints hold all of it.

@@ -11,6 +11,7 @@ use std::time::Duration;
 use clap::Parser;
 
 use crate::archive::ArchiveLimits;
+use crate::cluster::ClusterConfig;
 use crate::error::ConfigError;
 use crate::files::{add_commands, resolve_sources, LiveRule, WatchedFile};
 use crate::http::ServerConfig;
@@ -259,6 +260,57 @@ pub struct Cli {
     #[arg(long, env = "TAILCAST_TLS_KEY", value_name = "PATH")]
     pub tls_key: Option<PathBuf>,
 
+    /// Join a cluster through this Redis (`redis://HOST:PORT/DB`, or `rediss://` for TLS; a
+    /// password may be in the URL, better in --redis-password-file): this node's files are
+    /// published into Redis Streams, and every file of the cluster is served here. With no PATH,
+    /// the node only serves the others' files.
+    #[arg(
+        long,
+        env = "TAILCAST_REDIS",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub redis: Option<String>,
+
+    /// A file holding the Redis password (its first line), so that it shows neither in `ps` nor
+    /// in the environment.
+    #[arg(long, env = "TAILCAST_REDIS_PASSWORD_FILE", value_name = "PATH")]
+    pub redis_password_file: Option<PathBuf>,
+
+    /// This node's name in the cluster (letters, digits, `.`, `-`, `_`): its files' ids start
+    /// with it (`NODE/app.log`). Default: the host name.
+    #[arg(long, env = "TAILCAST_NODE", value_name = "NAME")]
+    pub node: Option<String>,
+
+    /// What every Redis key of this cluster starts with; clusters sharing a Redis use different
+    /// prefixes, and a node reads nothing outside its own.
+    #[arg(
+        long,
+        env = "TAILCAST_REDIS_PREFIX",
+        default_value = "tailcast",
+        value_name = "PREFIX"
+    )]
+    pub redis_prefix: String,
+
+    /// Lines kept in Redis per file (older ones are trimmed): how far back a cursor can resume
+    /// on any node.
+    #[arg(long, env = "TAILCAST_REDIS_HISTORY", default_value_t = 100_000)]
+    pub redis_history: usize,
+
+    /// Bytes of lines kept in Redis per file at most (suffixes: KiB, MiB, GiB).
+    #[arg(long, env = "TAILCAST_REDIS_HISTORY_BYTES", default_value = "64MiB", value_parser = parse_size)]
+    pub redis_history_bytes: u64,
+
+    /// How often a node tells the cluster it is alive and what its files are; a node silent for
+    /// three times this long is shown offline.
+    #[arg(long, env = "TAILCAST_REDIS_HEARTBEAT", default_value = "2s", value_parser = parse_duration)]
+    pub redis_heartbeat: Duration,
+
+    /// Longest a Redis command may take before the connection is counted lost (and retried
+    /// with backoff).
+    #[arg(long, env = "TAILCAST_REDIS_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
+    pub redis_timeout: Duration,
+
     /// Disable the WebSocket endpoint (browsers then use long-poll).
     #[arg(long, env = "TAILCAST_NO_WEBSOCKET")]
     pub no_websocket: bool,
@@ -311,6 +363,8 @@ pub struct Config {
     pub checkpoint_interval: Duration,
     /// Bounds of reads of the files' past on disk.
     pub archive: ArchiveLimits,
+    /// With `--redis`: the cluster to join.
+    pub cluster: Option<ClusterConfig>,
 }
 
 impl Cli {
@@ -326,6 +380,7 @@ impl Cli {
                 "--history must be at least 1 line".into(),
             ));
         }
+        let cluster = self.cluster_config()?;
         // An empty value (TAILCAST_TLS_CERT= in an environment file) counts as not given.
         let given = |path: Option<PathBuf>| path.filter(|p| !p.as_os_str().is_empty());
         let (tls, tls_reload) = match (given(self.tls_cert), given(self.tls_key)) {
@@ -341,7 +396,7 @@ impl Cli {
             Some(paths) if self.paths.is_empty() => paths,
             _ => self.paths,
         };
-        if paths.is_empty() && self.exec.is_empty() {
+        if paths.is_empty() && self.exec.is_empty() && cluster.is_none() {
             return Err(ConfigError::Invalid(
                 "no file to follow: name at least one PATH (or - for standard input, or --exec \
                  COMMAND)"
@@ -357,9 +412,15 @@ impl Cli {
         let sources = resolve_sources(&paths, name.as_deref().unwrap_or("stdin"))?;
         let mut files = sources.files;
         add_commands(&mut files, &self.exec, self.exec_shell)?;
+        if let Some(cluster) = &cluster {
+            // Ids are the cluster's: this node's name first, so no two nodes' files share one.
+            for file in &mut files {
+                file.id = cluster.file_id(&file.id);
+            }
+        }
         // Files named on the command line are bounded by it; --max-files bounds what live globs
         // and directories add to them.
-        let more_files = if sources.rules.is_empty() {
+        let more_files = if sources.rules.is_empty() && cluster.is_none() {
             0
         } else {
             self.max_files.saturating_sub(files.len())
@@ -404,6 +465,7 @@ impl Cli {
                 history_bytes,
                 pace_timeout: self.pace_timeout,
                 more_files,
+                node: cluster.as_ref().map(|c| c.node.clone()),
             },
             server: ServerConfig {
                 heartbeat: self.heartbeat,
@@ -440,7 +502,47 @@ impl Cli {
                 regex_size: 1 << 20,
                 max_context: 10,
             },
+            cluster,
         })
+    }
+
+    /// The cluster settings, checked, when `--redis` is given.
+    fn cluster_config(&self) -> Result<Option<ClusterConfig>, ConfigError> {
+        let Some(url) = self.redis.as_ref().filter(|u| !u.is_empty()) else {
+            return Ok(None);
+        };
+        let password = match self
+            .redis_password_file
+            .as_ref()
+            .filter(|p| !p.as_os_str().is_empty())
+        {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    ConfigError::Invalid(format!(
+                        "cannot read --redis-password-file {}: {e}",
+                        path.display()
+                    ))
+                })?;
+                Some(text.lines().next().unwrap_or_default().to_owned())
+            }
+            None => None,
+        };
+        let node = match &self.node {
+            Some(node) if !node.is_empty() => node.clone(),
+            _ => crate::cluster::host_name(),
+        };
+        let config = ClusterConfig {
+            url: url.clone(),
+            password,
+            node,
+            prefix: self.redis_prefix.clone(),
+            keep_lines: self.redis_history.max(1),
+            keep_bytes: self.redis_history_bytes.max(1 << 20) as usize,
+            heartbeat: self.redis_heartbeat.max(Duration::from_millis(50)),
+            timeout: self.redis_timeout.max(Duration::from_millis(100)),
+        };
+        config.check().map_err(ConfigError::Invalid)?;
+        Ok(Some(config))
     }
 }
 

@@ -12,6 +12,8 @@
 //!   token and Origin checks, the JSON API.
 //! - [`archive`]: a file's past on disk: its rotated generations, pages of lines before or after
 //!   a position, and search with ripgrep's crates. Knows files, not HTTP.
+//! - [`cluster`]: the Redis Streams cluster: publishing this node's files, mirroring the
+//!   others' into the hub with their own seqs, the heartbeat. Knows Redis and the hub, not HTTP.
 //! - [`protocol`]: every wire message, in one place.
 //! - [`state`]: checkpoints for `--state-dir`, so numbering and read positions survive restarts
 //!   and crashes.
@@ -23,6 +25,7 @@
 pub mod app;
 pub mod archive;
 pub mod cli;
+pub mod cluster;
 pub mod demo;
 pub mod descriptors;
 pub mod error;

@@ -44,7 +44,8 @@ fn real_main() -> anyhow::Result<()> {
         logger.init();
     }
 
-    let demo = if cli.paths.is_empty() && cli.exec.is_empty() {
+    // With --redis and no PATH, a node serves the cluster's files only.
+    let demo = if cli.paths.is_empty() && cli.exec.is_empty() && cli.redis.is_none() {
         Some(demo::Demo::start().context("cannot start the demo logs")?)
     } else {
         None
@@ -83,13 +84,20 @@ fn real_main() -> anyhow::Result<()> {
     } else {
         "http"
     };
+    let cluster_note = match &config.cluster {
+        Some(cluster) => format!(
+            ", and the cluster's files (node {}, prefix {})",
+            cluster.node, cluster.prefix
+        ),
+        None => String::new(),
+    };
     let tls_reload = config.tls_reload.clone();
     actix_web::rt::System::new().block_on(async move {
         // Before the listening line: from then on a SIGHUP must find its handler installed.
         reload_on_hangup(tls_reload).context("cannot install the SIGHUP handler")?;
         app::run(config, listener, shutdown_signal(), |ready| {
             println!(
-                "tailcast: listening on {scheme}://{}/ following {} file(s){demo_note}",
+                "tailcast: listening on {scheme}://{}/ following {} file(s){cluster_note}{demo_note}",
                 ready.addr,
                 ready.files.len()
             );

@@ -27,6 +27,9 @@ pub struct FileInfo {
     /// tailcast's user cannot read it"); absent while it can, or while the path is missing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// In a cluster: the node whose file it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
 }
 
 /// Messages a client sends over the WebSocket. Unknown fields are ignored (forward compatible).

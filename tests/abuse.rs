@@ -85,8 +85,12 @@ const FD_SLACK: usize = 2;
 /// accepted yet is not in the count).
 const FD_STABLE: Duration = Duration::from_millis(300);
 /// The canary's delivery latency, p99 over the attack: an attack on one connection or file
-/// must not slow the delivery of another file to another client.
-const CANARY_P99: Duration = Duration::from_millis(50);
+/// must not slow the delivery of another file to another client. What this guards against
+/// costs far more: a queue shared with a stalled socket holds lines for the send timeout (1 s
+/// here), pacing on a stalled reader for the pace timeout (250 ms). 200 ms tells those apart
+/// from the scheduling noise of a shared 2-core machine (p99 up to ~120 ms seen under three
+/// parallel builds); the latency itself is measured by the benchmark (`bench/`).
+const CANARY_P99: Duration = Duration::from_millis(200);
 /// How fast the canary's writer appends (lines per second).
 const CANARY_LINES_PER_SECOND: u64 = 100;
 /// `--send-timeout` given where a test waits for a stalled client to be dropped.

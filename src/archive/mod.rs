@@ -35,6 +35,14 @@ pub enum ArchiveError {
     /// The file is a stream (standard input, a command): it has no past on disk.
     #[error("`{0}` is a stream (standard input or a command), not a file: its past is only what the history holds")]
     NotAFile(String),
+    /// Another node's file (in a cluster): its disk is that node's.
+    #[error("`{id}` is a file of node {node}: its past on disk is read on that node; here only what the history holds")]
+    Remote {
+        /// The file id.
+        id: String,
+        /// Its node.
+        node: String,
+    },
     /// No generation has this key.
     #[error("file `{file}` has no generation `{key}` (any more); GET api/generations?file={file} lists them")]
     UnknownGeneration {
@@ -279,6 +287,13 @@ impl Archive {
     /// The configured path of a file, when it is a file (not a stream).
     fn path_of(&self, file: FileIx) -> Result<PathBuf, ArchiveError> {
         let info = self.hub.info(file);
+        if info.remote {
+            // Its path names a file on another host, never one here.
+            return Err(ArchiveError::Remote {
+                id: info.id,
+                node: info.node.unwrap_or_default(),
+            });
+        }
         if info.path.starts_with('/') {
             Ok(PathBuf::from(info.path))
         } else {

@@ -88,6 +88,7 @@ pub fn file_info(file: crate::hub::FileSummary) -> crate::protocol::FileInfo {
         size: file.size,
         last_seq: file.last_seq,
         error: file.error,
+        node: file.node,
     }
 }
 

@@ -65,6 +65,7 @@ impl ApiError {
             ApiError::Disabled(_) => "disabled",
             ApiError::Past(e) => match e {
                 ArchiveError::NotAFile(_) => "not_a_file",
+                ArchiveError::Remote { .. } => "remote_file",
                 ArchiveError::UnknownGeneration { .. } => "unknown_generation",
                 ArchiveError::UnknownSeq { .. } => "unknown_seq",
                 ArchiveError::Read { .. } => "read_failed",
@@ -85,7 +86,7 @@ impl ResponseError for ApiError {
             ApiError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Disabled(_) => StatusCode::NOT_FOUND,
             ApiError::Past(e) => match e {
-                ArchiveError::NotAFile(_) => StatusCode::BAD_REQUEST,
+                ArchiveError::NotAFile(_) | ArchiveError::Remote { .. } => StatusCode::BAD_REQUEST,
                 ArchiveError::UnknownGeneration { .. }
                 | ArchiveError::UnknownSeq { .. }
                 | ArchiveError::Gone { .. } => StatusCode::NOT_FOUND,

@@ -36,6 +36,8 @@ struct FileChannel {
     /// Set once, when the slot is taken (at start, or when a live glob finds a file).
     id: OnceLock<String>,
     path: OnceLock<PathBuf>,
+    /// In a cluster: the node whose file it is, and whether that is another node.
+    node: OnceLock<(Option<String>, bool)>,
     shared: Mutex<FileShared>,
     /// Signalled when a reader advances while the tailer waits in [`Hub::pace`].
     room: Condvar,
@@ -59,6 +61,7 @@ impl FileChannel {
         FileChannel {
             id: OnceLock::new(),
             path: OnceLock::new(),
+            node: OnceLock::new(),
             shared: Mutex::new(FileShared {
                 history: History::new(config.history_lines, config.history_bytes),
                 next_seq: 1,
@@ -143,6 +146,10 @@ struct HubInner {
     files_changed: watch::Sender<usize>,
     epoch: u64,
     pace_timeout: Duration,
+    /// This node's name in a cluster (its own files carry it).
+    node: Option<String>,
+    history_lines: usize,
+    history_bytes: usize,
 }
 
 /// The in-memory history of every file; see the module documentation. A cheap-clone handle.
@@ -164,12 +171,40 @@ impl MemoryHistory {
                 files_changed: watch::channel(0).0,
                 epoch,
                 pace_timeout: config.pace_timeout,
+                node: config.node.clone(),
+                history_lines: config.history_lines,
+                history_bytes: config.history_bytes,
             }),
         };
         for (id, path) in files {
             history.add_file(id, path);
         }
         history
+    }
+
+    /// Takes the next free slot for a file; `None` when none is left or the id is taken.
+    fn add_slot(
+        &self,
+        id: String,
+        path: PathBuf,
+        node: Option<String>,
+        remote: bool,
+    ) -> Option<FileIx> {
+        let inner = &self.inner;
+        let mut by_id = inner.by_id.write().unwrap_or_else(|e| e.into_inner());
+        let ix = inner.count.load(Ordering::Acquire);
+        if ix == inner.files.len() || by_id.contains_key(&id) {
+            return None;
+        }
+        let channel = &inner.files[ix];
+        let _ = channel.id.set(id.clone());
+        let _ = channel.path.set(path);
+        let _ = channel.node.set((node, remote));
+        by_id.insert(id, ix);
+        inner.count.store(ix + 1, Ordering::Release);
+        drop(by_id);
+        inner.files_changed.send_replace(ix + 1);
+        Some(ix)
     }
 
     /// (newest seq, state changes so far, pending-line changes so far), without the lock.
@@ -190,6 +225,7 @@ impl MemoryHistory {
         file: FileIx,
         start: Start,
         wake: Arc<Notify>,
+        passive: bool,
     ) -> Result<MemoryCursor, CursorAhead> {
         let channel = &self.inner.files[file];
         let mut shared = lock(&channel.shared);
@@ -211,7 +247,8 @@ impl MemoryHistory {
             wake,
             // A reader paces the tailer only once it has shown it keeps up by reaching the head:
             // a client that subscribes with a backlog and never reads holds nobody up.
-            left_behind: AtomicBool::new(next_seq < shared.next_seq),
+            left_behind: AtomicBool::new(passive || next_seq < shared.next_seq),
+            passive,
         });
         shared.readers.retain(|r| r.strong_count() > 0);
         shared.readers.push(Arc::downgrade(&reader));
@@ -332,7 +369,7 @@ impl MemoryHistory {
             cursor.pending_shown = text.is_some();
             cursor.pending_seen = pending_count;
         }
-        if next_seq > last_seq {
+        if next_seq > last_seq && !cursor.shared.passive {
             // Caught up: a reader left behind in a burst paces the tailer again.
             cursor.shared.left_behind.store(false, Ordering::Release);
         }
@@ -442,20 +479,11 @@ impl HistoryBackend for MemoryHistory {
     }
 
     fn add_file(&self, id: String, path: PathBuf) -> Option<FileIx> {
-        let inner = &self.inner;
-        let mut by_id = inner.by_id.write().unwrap_or_else(|e| e.into_inner());
-        let ix = inner.count.load(Ordering::Acquire);
-        if ix == inner.files.len() || by_id.contains_key(&id) {
-            return None;
-        }
-        let channel = &inner.files[ix];
-        let _ = channel.id.set(id.clone());
-        let _ = channel.path.set(path);
-        by_id.insert(id, ix);
-        inner.count.store(ix + 1, Ordering::Release);
-        drop(by_id);
-        inner.files_changed.send_replace(ix + 1);
-        Some(ix)
+        self.add_slot(id, path, self.inner.node.clone(), false)
+    }
+
+    fn add_remote_file(&self, id: String, path: PathBuf, node: String) -> Option<FileIx> {
+        self.add_slot(id, path, Some(node), true)
     }
 
     fn watch_files(&self) -> watch::Receiver<usize> {
@@ -476,6 +504,8 @@ impl HistoryBackend for MemoryHistory {
             size: shared.size,
             last_seq: shared.next_seq - 1,
             error: shared.error.clone(),
+            node: channel.node.get().and_then(|(node, _)| node.clone()),
+            remote: channel.node.get().is_some_and(|(_, remote)| *remote),
         }
     }
 
@@ -508,6 +538,57 @@ impl HistoryBackend for MemoryHistory {
             .store(shared.next_seq - 1, Ordering::Release);
         wake_readers(&mut shared);
         first_seq
+    }
+
+    fn ingest(&self, file: FileIx, first_seq: u64, time_ms: u64, lines: LineBatch) {
+        let channel = &self.inner.files[file];
+        let mut shared = lock(&channel.shared);
+        let end_seq = first_seq + lines.len() as u64;
+        if lines.is_empty() || end_seq <= shared.next_seq {
+            return;
+        }
+        let lines = if first_seq < shared.next_seq {
+            // Some of these lines are here already: keep the rest.
+            let skip = (shared.next_seq - first_seq) as usize;
+            let mut rest = LineBatch::default();
+            let truncated = lines.truncated();
+            for (ix, line) in lines.lines().enumerate().skip(skip) {
+                rest.push(line, truncated.contains(&(ix as u32)));
+            }
+            rest
+        } else {
+            if first_seq > shared.next_seq {
+                // What lies between is gone for good: the history starts again here, and a
+                // reader behind it reads the exact gap.
+                shared.history = History::new(self.inner.history_lines, self.inner.history_bytes);
+            }
+            lines
+        };
+        let first_seq = end_seq - lines.len() as u64;
+        let time_ms = time_ms.max(channel.last_time_ms.load(Ordering::Relaxed));
+        channel.last_time_ms.store(time_ms, Ordering::Relaxed);
+        let mut lines = lines;
+        lines.shrink_to_fit();
+        let batch = Arc::new(Batch::read_at(first_seq, lines, time_ms));
+        shared.next_seq = end_seq;
+        let keep_from = if shared.history.over_line_bound(batch.lines.len()) {
+            slowest_reader(&mut shared).unwrap_or(u64::MAX)
+        } else {
+            u64::MAX
+        };
+        shared.history.push_keeping(batch, keep_from);
+        channel.last_seq.store(end_seq - 1, Ordering::Release);
+        wake_readers(&mut shared);
+    }
+
+    fn subscribe_passive(
+        &self,
+        file: FileIx,
+        after: u64,
+        wake: Arc<Notify>,
+    ) -> Result<Box<dyn super::CursorBackend>, CursorAhead> {
+        self.subscribe_cursor(file, Start::After(after), wake, true)
+            .map(|cursor| Box::new(cursor) as Box<dyn super::CursorBackend>)
     }
 
     fn continue_numbering(&self, file: FileIx, next_seq: u64) {
@@ -564,7 +645,7 @@ impl HistoryBackend for MemoryHistory {
         start: Start,
         wake: Arc<Notify>,
     ) -> Result<Box<dyn super::CursorBackend>, CursorAhead> {
-        self.subscribe_cursor(file, start, wake)
+        self.subscribe_cursor(file, start, wake, false)
             .map(|cursor| Box::new(cursor) as Box<dyn super::CursorBackend>)
     }
 }
@@ -644,6 +725,7 @@ mod tests {
             history_bytes: 1 << 20,
             pace_timeout: Duration::ZERO,
             more_files: 0,
+            node: None,
         };
         Hub::new(vec![("f".into(), PathBuf::from("/f"))], &config, 1)
     }
@@ -725,6 +807,7 @@ mod tests {
             history_bytes: batch_bytes * 5 / 2,
             pace_timeout: Duration::from_secs(60),
             more_files: 0,
+            node: None,
         };
         let hub = Hub::new(vec![("f".into(), PathBuf::from("/f"))], &config, 1);
         let reader = hub.subscribe(0, Start::After(0), Arc::new(Notify::new()));

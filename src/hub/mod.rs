@@ -39,9 +39,11 @@ pub struct HubConfig {
     pub history_bytes: usize,
     /// Longest the tailer waits, per batch, for readers to make room (see [`Hub::pace`]).
     pub pace_timeout: Duration,
-    /// Files that may be added after start (found by live globs and directories), beyond those
-    /// given at start.
+    /// Files that may be added after start (found by live globs and directories, or other
+    /// nodes' files in a cluster), beyond those given at start.
     pub more_files: usize,
+    /// In a cluster: this node's name, which its own files carry.
+    pub node: Option<String>,
 }
 
 /// What the hub knows of a file (the transports turn it into the protocol's file entry).
@@ -59,6 +61,10 @@ pub struct FileSummary {
     pub last_seq: u64,
     /// Why the path cannot be read, when it exists but cannot be.
     pub error: Option<String>,
+    /// In a cluster: the node whose file it is.
+    pub node: Option<String>,
+    /// True for another node's file (mirrored from the cluster): its path is not on this host.
+    pub remote: bool,
 }
 
 /// Where a read or subscription starts.
@@ -112,6 +118,9 @@ pub trait HistoryBackend: Send + Sync + 'static {
     /// Adds a file found after start; `None` when there is no room left (`more_files`) or the
     /// id is taken.
     fn add_file(&self, id: String, path: PathBuf) -> Option<FileIx>;
+    /// Adds another node's file, whose lines come numbered from the cluster ([`Self::ingest`]);
+    /// `None` when there is no room left or the id is taken.
+    fn add_remote_file(&self, id: String, path: PathBuf, node: String) -> Option<FileIx>;
     /// Changes whenever a file is added (it holds the number of files).
     fn watch_files(&self) -> tokio::sync::watch::Receiver<usize>;
     /// One file's description.
@@ -132,6 +141,20 @@ pub trait HistoryBackend: Send + Sync + 'static {
     /// Before a file's first line: its numbering goes on from an earlier run (a checkpoint), so
     /// its next line gets `next_seq`. Does nothing once the file has lines.
     fn continue_numbering(&self, file: FileIx, next_seq: u64);
+    /// Stores lines numbered elsewhere (another node's file, read from the cluster): `first_seq`
+    /// is the first line's seq in that numbering, `time_ms` when they were read there. Lines the
+    /// history already has are skipped; a jump forward starts the history again at `first_seq`
+    /// (a reader behind it is told of the exact gap). Never waits for readers.
+    fn ingest(&self, file: FileIx, first_seq: u64, time_ms: u64, lines: LineBatch);
+    /// A reader that never paces the tailer nor keeps lines in the history for itself (the
+    /// cluster's publisher: a stalled Redis must not slow the file's own readers); when it falls
+    /// behind the history it is told of the gap like any reader.
+    fn subscribe_passive(
+        &self,
+        file: FileIx,
+        after: u64,
+        wake: Arc<Notify>,
+    ) -> Result<Box<dyn CursorBackend>, CursorAhead>;
     /// Records a state change of a file, in order with its lines.
     fn set_state(&self, file: FileIx, state: FileState);
     /// Records the file's unfinished last line (shown, not numbered), or that there is none.
@@ -237,6 +260,28 @@ impl Hub {
     /// See [`HistoryBackend::add_file`].
     pub fn add_file(&self, id: String, path: PathBuf) -> Option<FileIx> {
         self.backend.add_file(id, path)
+    }
+
+    /// See [`HistoryBackend::add_remote_file`].
+    pub fn add_remote_file(&self, id: String, path: PathBuf, node: String) -> Option<FileIx> {
+        self.backend.add_remote_file(id, path, node)
+    }
+
+    /// See [`HistoryBackend::ingest`].
+    pub fn ingest(&self, file: FileIx, first_seq: u64, time_ms: u64, lines: LineBatch) {
+        self.backend.ingest(file, first_seq, time_ms, lines)
+    }
+
+    /// See [`HistoryBackend::subscribe_passive`].
+    pub fn subscribe_passive(
+        &self,
+        file: FileIx,
+        after: u64,
+        wake: Arc<Notify>,
+    ) -> Result<LiveCursor, CursorAhead> {
+        self.backend
+            .subscribe_passive(file, after, wake)
+            .map(|inner| LiveCursor { inner })
     }
 
     /// See [`HistoryBackend::watch_files`].

@@ -1106,3 +1106,101 @@ pub fn readme_snippet(name: &str) -> String {
     let code_end = block[code_start..].find("```").expect("block end") + code_start;
     block[code_start..code_end].to_owned()
 }
+
+/// A real `redis-server` of the test's own, on a Unix socket in a temp dir (no TCP port to
+/// race for), with no persistence: killed on drop. [`RedisServer::restart`] starts it again,
+/// empty, on the same socket (as a Redis without persistence comes back).
+pub struct RedisServer {
+    pub dir: PathBuf,
+    child: Option<Child>,
+}
+
+impl RedisServer {
+    pub fn start(dir: &tempfile::TempDir) -> RedisServer {
+        let dir = dir.path().join("redis");
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut redis = RedisServer { dir, child: None };
+        redis.launch();
+        redis
+    }
+
+    pub fn socket(&self) -> PathBuf {
+        self.dir.join("redis.sock")
+    }
+
+    /// The URL nodes are given: `redis+unix:///...`.
+    pub fn url(&self) -> String {
+        format!("redis+unix://{}", self.socket().display())
+    }
+
+    fn launch(&mut self) {
+        let _ = std::fs::remove_file(self.socket());
+        let child = Command::new("redis-server")
+            .args(["--port", "0", "--unixsocket"])
+            .arg(self.socket())
+            .args([
+                "--unixsocketperm",
+                "700",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .arg("--dir")
+            .arg(&self.dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot run redis-server ({e}): install it (Debian: apt-get install \
+                     redis-server; scripts/test-all.sh does)"
+                )
+            });
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.cli(&["PING"]).trim() != "PONG" {
+            assert!(
+                Instant::now() < deadline,
+                "redis-server did not answer within 10 s"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Kills it (SIGKILL): what it held is gone.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it again, empty.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.launch();
+    }
+
+    /// What `redis-cli` prints for a command (empty when it cannot connect).
+    pub fn cli(&self, args: &[&str]) -> String {
+        let out = Command::new("redis-cli")
+            .arg("-s")
+            .arg(self.socket())
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run redis-cli ({e}): install redis-tools"));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// How many clients are connected.
+    pub fn clients(&self) -> usize {
+        self.cli(&["CLIENT", "LIST"]).lines().count()
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}

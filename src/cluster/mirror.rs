@@ -1,0 +1,319 @@
+//! Mirroring the other nodes' files: one reader per node, whatever the number of viewers.
+//!
+//! The [`Mirror`] finds the cluster's files in `P:files` (at start, then at every heartbeat),
+//! adds each other node's file to the local hub (within `--max-files`), and reads every
+//! mirrored stream with one `XREAD BLOCK` on a connection of its own (a blocking read must not
+//! hold up the shared, multiplexed one; its response timeout is above the block time). Entries
+//! go into the hub with the publisher's seqs ([`Hub::ingest`]), so local transports serve them
+//! like local lines and one cursor means the same line on every node. A new file is read from
+//! the oldest entry Redis holds, so its backlog is here at once and a cursor finds the lines
+//! Redis still has (as far as the local history's bounds reach).
+//!
+//! While Redis cannot be read, the mirrored files say so in their status (`error`), and reading
+//! goes on from the last entry read when it is back: nothing Redis still holds is lost.
+
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+use redis::aio::{ConnectionManager, MultiplexedConnection};
+
+use super::entry::{parse_read_reply, Entry, EntryId};
+use super::{backoff, ClusterConfig, ClusterError, FileRecord, Keys};
+use crate::hub::{FileIx, Hub};
+use crate::shutdown::Shutdown;
+use crate::tail::FileStatus;
+
+/// Most entries one read takes per stream.
+const READ_COUNT: usize = 1000;
+
+struct Mirrored {
+    ix: FileIx,
+    key: String,
+    /// The newest entry ingested.
+    read: EntryId,
+    node: String,
+}
+
+/// See the module documentation.
+pub(super) struct Mirror {
+    hub: Hub,
+    client: redis::Client,
+    conn: ConnectionManager,
+    blocking: Option<MultiplexedConnection>,
+    keys: Keys,
+    node: String,
+    block: Duration,
+    timeout: Duration,
+    max_line: usize,
+    files: Vec<Mirrored>,
+    by_key: HashMap<String, usize>,
+    by_id: HashMap<String, usize>,
+    /// Files not mirrored for want of room (`--max-files`), each warned of once.
+    refused: HashSet<String>,
+}
+
+impl Mirror {
+    pub(super) async fn new(
+        hub: Hub,
+        client: redis::Client,
+        conn: ConnectionManager,
+        keys: Keys,
+        config: &ClusterConfig,
+        max_line: usize,
+    ) -> Result<Mirror, ClusterError> {
+        Ok(Mirror {
+            hub,
+            client,
+            conn,
+            blocking: None,
+            keys,
+            node: config.node.clone(),
+            block: config.heartbeat,
+            timeout: config.timeout,
+            max_line,
+            files: Vec::new(),
+            by_key: HashMap::new(),
+            by_id: HashMap::new(),
+            refused: HashSet::new(),
+        })
+    }
+
+    /// Finds the cluster's files and reads each up to where Redis is.
+    pub(super) async fn catch_up(&mut self) -> Result<(), ClusterError> {
+        self.discover().await?;
+        let deadline = Instant::now() + self.timeout * 2;
+        while Instant::now() < deadline {
+            if self.read_once(None).await? == 0 {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Mirrors until `shutdown`.
+    pub(super) async fn run(mut self, mut shutdown: Shutdown) {
+        let mut failures = 0u32;
+        let mut next_discovery = Instant::now() + self.block;
+        loop {
+            if shutdown.is_fired() {
+                return;
+            }
+            if Instant::now() >= next_discovery {
+                next_discovery = Instant::now() + self.block;
+                if let Err(e) = self.discover().await {
+                    tracing::debug!("cluster file list not read: {e}");
+                }
+            }
+            let step = async {
+                if self.files.is_empty() {
+                    tokio::time::sleep(self.block).await;
+                    Ok(0)
+                } else {
+                    self.read_once(Some(self.block)).await
+                }
+            };
+            let result = tokio::select! {
+                result = step => result,
+                _ = shutdown.fired() => return,
+            };
+            match result {
+                Ok(_) => {
+                    if failures > 0 {
+                        tracing::info!("the cluster's Redis is read again");
+                        self.set_reachable(true);
+                    }
+                    failures = 0;
+                }
+                Err(e) => {
+                    if failures == 0 {
+                        tracing::warn!(
+                            "cannot read the cluster's streams: {e}; retrying (other nodes' \
+                             files resume where they stopped when Redis is back)"
+                        );
+                        self.set_reachable(false);
+                    }
+                    failures = failures.saturating_add(1);
+                    self.blocking = None;
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff(failures)) => {}
+                        _ = shutdown.fired() => return,
+                    }
+                }
+            }
+        }
+    }
+
+    /// Reads `P:files` and the nodes' liveness: new files of other nodes are mirrored, the
+    /// known ones' statuses refreshed.
+    async fn discover(&mut self) -> Result<(), ClusterError> {
+        let records: HashMap<String, String> = redis::cmd("HGETALL")
+            .arg(self.keys.files())
+            .query_async(&mut self.conn)
+            .await?;
+        let mut records: Vec<(String, FileRecord)> = records
+            .into_iter()
+            .filter_map(|(id, json)| Some((id, serde_json::from_str(&json).ok()?)))
+            .filter(|(_, record): &(String, FileRecord)| record.node != self.node)
+            .collect();
+        records.sort_by(|a, b| a.0.cmp(&b.0));
+        let nodes: Vec<String> = records
+            .iter()
+            .map(|(_, r)| r.node.clone())
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        let mut alive = HashSet::new();
+        if !nodes.is_empty() {
+            let mut pipe = redis::pipe();
+            for node in &nodes {
+                pipe.cmd("EXISTS").arg(self.keys.node(node));
+            }
+            let exists: Vec<bool> = pipe.query_async(&mut self.conn).await?;
+            alive = nodes
+                .into_iter()
+                .zip(exists)
+                .filter_map(|(node, up)| up.then_some(node))
+                .collect();
+        }
+        for (id, record) in records {
+            let ix = match self.by_id.get(&id) {
+                Some(&known) => self.files[known].ix,
+                None => match self.add(&id, &record) {
+                    Some(ix) => ix,
+                    None => continue,
+                },
+            };
+            let error = if alive.contains(&record.node) {
+                record.error.clone()
+            } else {
+                Some(format!(
+                    "node {} is offline (no heartbeat): what it published stays readable",
+                    record.node
+                ))
+            };
+            self.hub.set_status(
+                ix,
+                FileStatus {
+                    exists: record.exists,
+                    size: record.size,
+                    error,
+                },
+            );
+        }
+        Ok(())
+    }
+
+    /// Starts mirroring another node's file, from `--history` lines before its newest.
+    fn add(&mut self, id: &str, record: &FileRecord) -> Option<FileIx> {
+        if self.refused.contains(id) {
+            return None;
+        }
+        let Some(ix) = self.hub.add_remote_file(
+            id.to_owned(),
+            record.path.clone().into(),
+            record.node.clone(),
+        ) else {
+            if self.refused.is_empty() {
+                tracing::warn!(
+                    "{id} (node {}) is not served here: --max-files is reached; raise it to \
+                     serve more of the cluster's files",
+                    record.node
+                );
+            }
+            self.refused.insert(id.to_owned());
+            return None;
+        };
+        let key = self.keys.lines(id);
+        let slot = self.files.len();
+        self.by_key.insert(key.clone(), slot);
+        self.by_id.insert(id.to_owned(), slot);
+        self.files.push(Mirrored {
+            ix,
+            key,
+            // Everything Redis holds of it (the history keeps what its bounds allow).
+            read: EntryId::default(),
+            node: record.node.clone(),
+        });
+        tracing::info!(file = id, node = record.node, "cluster file served");
+        Some(ix)
+    }
+
+    /// One `XREAD` of every mirrored stream (blocking up to `block` when given); returns how
+    /// many entries it ingested.
+    async fn read_once(&mut self, block: Option<Duration>) -> Result<usize, ClusterError> {
+        if self.files.is_empty() {
+            return Ok(0);
+        }
+        if self.blocking.is_none() {
+            let config = redis::AsyncConnectionConfig::new()
+                .set_response_timeout(Some(self.block + self.timeout))
+                .set_connection_timeout(Some(self.timeout));
+            self.blocking = Some(
+                self.client
+                    .get_multiplexed_async_connection_with_config(&config)
+                    .await?,
+            );
+        }
+        let Some(conn) = self.blocking.as_mut() else {
+            return Ok(0);
+        };
+        let mut cmd = redis::cmd("XREAD");
+        cmd.arg("COUNT").arg(READ_COUNT);
+        if let Some(block) = block {
+            cmd.arg("BLOCK").arg(block.as_millis().max(1) as u64);
+        }
+        cmd.arg("STREAMS");
+        for file in &self.files {
+            cmd.arg(&file.key);
+        }
+        for file in &self.files {
+            cmd.arg(file.read.to_string());
+        }
+        let reply: redis::Value = cmd.query_async(conn).await?;
+        let mut ingested = 0;
+        for (key, entries) in parse_read_reply(&reply, self.max_line) {
+            let Some(&slot) = self.by_key.get(&key) else {
+                continue;
+            };
+            let file = &mut self.files[slot];
+            for (id, entry) in entries {
+                if id <= file.read {
+                    continue;
+                }
+                file.read = id;
+                ingested += 1;
+                match entry {
+                    Some(Entry::Lines {
+                        first_seq,
+                        time_ms,
+                        lines,
+                    }) => self.hub.ingest(file.ix, first_seq, time_ms, lines),
+                    Some(Entry::State(state)) => self.hub.set_state(file.ix, state),
+                    None => {}
+                }
+            }
+        }
+        Ok(ingested)
+    }
+
+    /// Tells the mirrored files' readers whether Redis can be read.
+    fn set_reachable(&self, reachable: bool) {
+        for file in &self.files {
+            let info = self.hub.info(file.ix);
+            let error = (!reachable).then(|| {
+                format!(
+                    "the cluster's Redis cannot be reached: lines of node {} resume when it is back",
+                    file.node
+                )
+            });
+            self.hub.set_status(
+                file.ix,
+                FileStatus {
+                    exists: info.exists,
+                    size: info.size,
+                    error,
+                },
+            );
+        }
+    }
+}

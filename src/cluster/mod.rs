@@ -1,0 +1,397 @@
+//! The cluster: every node serves every file of every host, through Redis Streams.
+//!
+//! A node with PATHs **publishes** them ([`publish`]): a passive reader of each local file's
+//! history (it never paces the tailer) writes its batches, pipelined, into one stream per file,
+//! trimmed by seq (`MINID ~`) to `--redis-history` lines and `--redis-history-bytes`. A
+//! heartbeat writes the node's liveness key (with a TTL) and each file's record. Every node
+//! **mirrors** the other nodes' files ([`mirror`]): one reader on a connection of its own
+//! (`XREAD BLOCK` on every stream it follows) ingests their entries, with the publisher's seqs,
+//! into the local history, from which every transport reads as it does for local files. So
+//! Redis sees a constant number of clients and commands per node, whatever the viewers.
+//!
+//! **Numbering**: a file's seqs are its publisher's, and the stream ids carry them
+//! ([`entry`]), so one cursor means the same line on every node. The epoch every node announces
+//! is the cluster's (`PREFIX:epoch`, set once by the first node). A publisher's seqs never go
+//! back: without a checkpoint (`--state-dir`) of the same epoch, its numbering goes on after the
+//! last seq Redis holds for the file. Redis losing its data (a restart without persistence,
+//! `FLUSHALL`) loses only what it held: the numbering lives with the publishers, which write on
+//! and re-register their files at the next heartbeat; nodes put the epoch back.
+//!
+//! Keys (all under `--redis-prefix`, `P`): `P:epoch`, `P:files` (a hash: file id to its record,
+//! JSON), `P:node:NAME` (liveness, with a TTL of three heartbeats), `P:lines:ID` (the stream).
+
+pub mod entry;
+mod mirror;
+mod publish;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use redis::aio::ConnectionManager;
+use serde::{Deserialize, Serialize};
+
+use crate::hub::{FileIx, Hub};
+use crate::shutdown::Shutdown;
+use entry::EntryId;
+
+/// How a node joins its cluster (from `--redis` and the options beside it).
+#[derive(Debug, Clone)]
+pub struct ClusterConfig {
+    /// `redis://` or `rediss://` URL.
+    pub url: String,
+    /// The password, from `--redis-password-file` (else any in the URL).
+    pub password: Option<String>,
+    /// This node's name.
+    pub node: String,
+    /// Prefix of every key.
+    pub prefix: String,
+    /// Lines kept in Redis per file.
+    pub keep_lines: usize,
+    /// Bytes of lines kept in Redis per file.
+    pub keep_bytes: usize,
+    /// Liveness and file records are written this often; the mirror's `BLOCK` is this long.
+    pub heartbeat: Duration,
+    /// Longest a Redis command may take.
+    pub timeout: Duration,
+}
+
+impl ClusterConfig {
+    /// Checks the node name, the prefix and the URL's scheme; the error says what to change.
+    pub fn check(&self) -> Result<(), String> {
+        let name_ok = |s: &str| {
+            !s.is_empty()
+                && s.len() <= 64
+                && s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        };
+        if !name_ok(&self.node) {
+            return Err(format!(
+                "--node `{}`: a node name is 1 to 64 letters, digits, `.`, `-` or `_` (it starts \
+                 the ids of this node's files)",
+                self.node
+            ));
+        }
+        if !name_ok(&self.prefix) {
+            return Err(format!(
+                "--redis-prefix `{}`: use 1 to 64 letters, digits, `.`, `-` or `_`",
+                self.prefix
+            ));
+        }
+        let schemes = ["redis://", "rediss://", "redis+unix://", "unix://"];
+        if !schemes.iter().any(|scheme| self.url.starts_with(scheme)) {
+            return Err(
+                "--redis: give a URL like redis://127.0.0.1:6379 (rediss:// for TLS, \
+                 redis+unix:///run/redis.sock for a Unix socket)"
+                    .into(),
+            );
+        }
+        Ok(())
+    }
+
+    /// The cluster-wide id of this node's file `local`: `NODE/local`.
+    pub fn file_id(&self, local: &str) -> String {
+        format!("{}/{local}", self.node)
+    }
+
+    /// The URL with the password of `--redis-password-file` in it, for the client.
+    fn connection_info(&self) -> Result<redis::ConnectionInfo, ClusterError> {
+        use redis::IntoConnectionInfo;
+        let info = self
+            .url
+            .as_str()
+            .into_connection_info()
+            .map_err(|e| ClusterError::Url(e.to_string()))?;
+        let Some(password) = &self.password else {
+            return Ok(info);
+        };
+        let settings = info.redis_settings().clone().set_password(password.clone());
+        Ok(info.set_redis_settings(settings))
+    }
+}
+
+/// The host name (the default `--node`), or `node` when it cannot be read.
+pub fn host_name() -> String {
+    let name = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    let name: String = name
+        .trim()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(64)
+        .collect();
+    if name.is_empty() {
+        "node".into()
+    } else {
+        name
+    }
+}
+
+/// What can go wrong joining or talking to the cluster.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    /// `--redis` is not a URL the client takes.
+    #[error("--redis is not a Redis URL ({0}): write it like redis://127.0.0.1:6379")]
+    Url(String),
+    /// Redis cannot be reached or refused a command.
+    #[error(
+        "cannot reach Redis at {url}: {source}; start it, or check --redis (and the password)"
+    )]
+    Connect {
+        /// The URL, without its password.
+        url: String,
+        /// Why.
+        source: redis::RedisError,
+    },
+    /// Redis answered a command with an error.
+    #[error("Redis: {0}")]
+    Redis(#[from] redis::RedisError),
+}
+
+/// The names of the cluster's keys.
+#[derive(Debug, Clone)]
+pub(crate) struct Keys {
+    prefix: String,
+}
+
+impl Keys {
+    fn epoch(&self) -> String {
+        format!("{}:epoch", self.prefix)
+    }
+
+    fn files(&self) -> String {
+        format!("{}:files", self.prefix)
+    }
+
+    fn node(&self, name: &str) -> String {
+        format!("{}:node:{name}", self.prefix)
+    }
+
+    fn lines(&self, file_id: &str) -> String {
+        format!("{}:lines:{file_id}", self.prefix)
+    }
+}
+
+/// A file's record in `P:files`, written by its publisher at every heartbeat.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub(crate) struct FileRecord {
+    /// The publishing node.
+    node: String,
+    /// The path on that node.
+    path: String,
+    exists: bool,
+    size: u64,
+    last_seq: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+/// A node's connection to its cluster, made at start.
+pub struct Cluster {
+    config: ClusterConfig,
+    client: redis::Client,
+    conn: ConnectionManager,
+    keys: Keys,
+    epoch: u64,
+}
+
+impl std::fmt::Debug for Cluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cluster")
+            .field("node", &self.config.node)
+            .field("epoch", &self.epoch)
+            .finish()
+    }
+}
+
+impl Cluster {
+    /// Connects, and learns the cluster's epoch (setting it to `mine` when there is none yet).
+    pub async fn join(config: ClusterConfig, mine: u64) -> Result<Cluster, ClusterError> {
+        let shown_url = redact(&config.url);
+        let connect = |source| ClusterError::Connect {
+            url: shown_url.clone(),
+            source,
+        };
+        let client = redis::Client::open(config.connection_info()?).map_err(connect)?;
+        let manager_config = redis::aio::ConnectionManagerConfig::new()
+            .set_response_timeout(Some(config.timeout))
+            .set_connection_timeout(Some(config.timeout))
+            .set_max_delay(Duration::from_secs(5));
+        let mut conn = ConnectionManager::new_with_config(client.clone(), manager_config)
+            .await
+            .map_err(connect)?;
+        let keys = Keys {
+            prefix: config.prefix.clone(),
+        };
+        let epoch = claim_epoch(&mut conn, &keys, mine).await.map_err(connect)?;
+        Ok(Cluster {
+            config,
+            client,
+            conn,
+            keys,
+            epoch,
+        })
+    }
+
+    /// The cluster's epoch.
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    /// The seq of the newest line Redis holds for each of these files (0 for none).
+    pub async fn last_seqs(&self, ids: &[String]) -> Result<HashMap<String, u64>, ClusterError> {
+        let mut conn = self.conn.clone();
+        let mut seqs = HashMap::new();
+        for id in ids {
+            let last = publish::last_id(&mut conn, &self.keys.lines(id)).await?;
+            seqs.insert(id.clone(), last.seq);
+        }
+        Ok(seqs)
+    }
+
+    /// Starts publishing `local` files (each with the seq Redis holds up to), mirroring every
+    /// other node's files, and the heartbeat; they stop at `shutdown`. Returns once the files
+    /// the cluster had are mirrored up to where Redis is, so a cursor from another node is
+    /// known here before the first client comes.
+    pub async fn start(
+        self,
+        hub: Hub,
+        local: Vec<(FileIx, u64)>,
+        max_line: usize,
+        shutdown: Shutdown,
+    ) -> Result<ClusterTasks, ClusterError> {
+        let mut tasks = vec![tokio::spawn(publish::publish_all(
+            hub.clone(),
+            self.conn.clone(),
+            self.keys.clone(),
+            self.config.clone(),
+            local,
+            shutdown.clone(),
+        ))];
+        let heartbeat = publish::Heartbeat {
+            hub: hub.clone(),
+            conn: self.conn.clone(),
+            keys: self.keys.clone(),
+            node: self.config.node.clone(),
+            epoch: self.epoch,
+            every: self.config.heartbeat,
+        };
+        heartbeat.beat().await?;
+        tasks.push(tokio::spawn(heartbeat.run(shutdown.clone())));
+        let mut mirror = mirror::Mirror::new(
+            hub,
+            self.client.clone(),
+            self.conn.clone(),
+            self.keys.clone(),
+            &self.config,
+            max_line,
+        )
+        .await?;
+        mirror.catch_up().await?;
+        tasks.push(tokio::spawn(mirror.run(shutdown)));
+        Ok(ClusterTasks { tasks })
+    }
+}
+
+/// The cluster's running tasks.
+#[derive(Debug)]
+pub struct ClusterTasks {
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl ClusterTasks {
+    /// Waits for every task to end (they end at the shutdown signal).
+    pub async fn finish(self) {
+        for task in self.tasks {
+            let _ = task.await;
+        }
+    }
+}
+
+/// Sets `P:epoch` to `mine` unless it has a value; returns the value it has.
+async fn claim_epoch(
+    conn: &mut ConnectionManager,
+    keys: &Keys,
+    mine: u64,
+) -> Result<u64, redis::RedisError> {
+    let old: Option<u64> = redis::cmd("SET")
+        .arg(keys.epoch())
+        .arg(mine)
+        .arg("NX")
+        .arg("GET")
+        .query_async(conn)
+        .await?;
+    Ok(old.unwrap_or(mine))
+}
+
+/// The URL without its password, for messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            format!("{}://***@{}", &url[..scheme], &url[at + 1..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// How long to wait before the next try after `failures` failures in a row: 100 ms doubling,
+/// at most 5 s.
+fn backoff(failures: u32) -> Duration {
+    Duration::from_millis(100)
+        .saturating_mul(1 << failures.min(6))
+        .min(Duration::from_secs(5))
+}
+
+/// The last seq in `EntryId` form, for a file with nothing published yet.
+fn nothing() -> EntryId {
+    EntryId::default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(node: &str) -> ClusterConfig {
+        ClusterConfig {
+            url: "redis://127.0.0.1:6379".into(),
+            password: None,
+            node: node.into(),
+            prefix: "tailcast".into(),
+            keep_lines: 10,
+            keep_bytes: 1 << 20,
+            heartbeat: Duration::from_secs(1),
+            timeout: Duration::from_secs(1),
+        }
+    }
+
+    #[test]
+    fn node_names_and_urls_are_checked() {
+        assert!(config("web-1.eu").check().is_ok());
+        assert!(config("web/1").check().unwrap_err().contains("--node"));
+        assert!(config("").check().is_err());
+        let mut bad = config("a");
+        bad.url = "http://x".into();
+        assert!(bad.check().unwrap_err().contains("redis://"));
+        assert_eq!(config("web1").file_id("app.log"), "web1/app.log");
+    }
+
+    #[test]
+    fn passwords_do_not_show_in_messages() {
+        assert_eq!(
+            redact("redis://user:secret@10.0.0.1:6379/0"),
+            "redis://***@10.0.0.1:6379/0"
+        );
+        assert_eq!(redact("redis://10.0.0.1"), "redis://10.0.0.1");
+    }
+
+    #[test]
+    fn backoff_grows_to_a_cap() {
+        assert_eq!(backoff(0), Duration::from_millis(100));
+        assert_eq!(backoff(1), Duration::from_millis(200));
+        assert_eq!(backoff(30), Duration::from_secs(5));
+    }
+}

@@ -1,0 +1,379 @@
+//! Publishing a node's own files into the cluster, and its heartbeat.
+//!
+//! A [`Publisher`] per local file reads the file's history through a passive cursor (it never
+//! holds the tailer back: while Redis is slow or away the file's own readers go on at full
+//! speed) and writes what it reads as stream entries, one pipelined round trip per read, each
+//! `XADD` trimming the stream by seq. While Redis cannot be written the publisher keeps what it
+//! read and retries with backoff; when Redis is back it first asks the stream's newest id (a
+//! write may have landed before the connection broke, and Redis may have lost everything), then
+//! writes what Redis lacks, and catches up from the history: what the history no longer holds
+//! is the gap other nodes see. The [`Heartbeat`] keeps the node's liveness key and its files'
+//! records, and puts the cluster's epoch back if Redis lost it.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use redis::aio::ConnectionManager;
+use tokio::sync::Notify;
+
+use super::entry::{Entry, EntryId};
+use super::{backoff, ClusterConfig, FileRecord, Keys};
+use crate::hub::{Delivery, FileIx, Hub, LiveCursor};
+use crate::shutdown::Shutdown;
+use crate::tail::LineBatch;
+
+/// Most lines and bytes of lines in one read, so one entry and one round trip stay small.
+const READ_LINES: usize = 10_000;
+const READ_BYTES: usize = 256 << 10;
+
+/// One local file's publisher; see the module documentation.
+pub(super) struct Publisher {
+    hub: Hub,
+    file: FileIx,
+    key: String,
+    conn: ConnectionManager,
+    keep_lines: usize,
+    keep_bytes: usize,
+    /// The newest entry Redis has (as far as this publisher knows).
+    written: EntryId,
+    /// (seq of the last line, bytes) of the entries written by this run, oldest first: the
+    /// byte bound's trim point.
+    sizes: VecDeque<(u64, usize)>,
+    sizes_total: usize,
+}
+
+impl Publisher {
+    /// A publisher of `file` into stream `key`, where Redis holds lines up to `published`.
+    pub(super) fn new(
+        hub: Hub,
+        file: FileIx,
+        key: String,
+        conn: ConnectionManager,
+        config: &ClusterConfig,
+        published: u64,
+    ) -> Self {
+        Publisher {
+            hub,
+            file,
+            key,
+            conn,
+            keep_lines: config.keep_lines,
+            keep_bytes: config.keep_bytes,
+            written: EntryId {
+                seq: published,
+                sub: u64::MAX,
+            },
+            sizes: VecDeque::new(),
+            sizes_total: 0,
+        }
+    }
+
+    /// Publishes until `shutdown`.
+    pub(super) async fn run(mut self, mut shutdown: Shutdown) {
+        let wake = Arc::new(Notify::new());
+        let from = self.written.seq.min(self.hub.last_seq(self.file));
+        let Ok(mut cursor) = self.hub.subscribe_passive(self.file, from, wake.clone()) else {
+            return;
+        };
+        let mut failures = 0u32;
+        let mut unsent: Vec<(EntryId, Entry)> = Vec::new();
+        loop {
+            if unsent.is_empty() {
+                if !cursor.has_news() {
+                    tokio::select! {
+                        _ = wake.notified() => {}
+                        _ = shutdown.fired() => return,
+                    }
+                }
+                unsent = self.entries(&mut cursor);
+            }
+            unsent.retain(|(id, _)| *id > self.written);
+            if unsent.is_empty() {
+                continue;
+            }
+            match self.write(&unsent).await {
+                Ok(()) => {
+                    if failures > 0 {
+                        tracing::info!(file = self.hub.id(self.file), "Redis is written again");
+                    }
+                    failures = 0;
+                    unsent.clear();
+                }
+                Err(e) => {
+                    if failures == 0 {
+                        tracing::warn!(
+                            file = self.hub.id(self.file),
+                            "cannot publish to Redis: {e}; retrying (the file is still served \
+                             here, and Redis catches up from the history when it is back)"
+                        );
+                    }
+                    failures = failures.saturating_add(1);
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff(failures)) => {}
+                        _ = shutdown.fired() => return,
+                    }
+                    // Some of it may have landed, or Redis may have lost everything.
+                    if let Ok(last) = last_id(&mut self.conn, &self.key).await {
+                        self.written = last;
+                    }
+                }
+            }
+        }
+    }
+
+    /// What the cursor has, as entries with their ids.
+    fn entries(&mut self, cursor: &mut LiveCursor) -> Vec<(EntryId, Entry)> {
+        let mut entries = Vec::new();
+        let head = cursor.next_seq() - 1;
+        // State changes after the same line as one written before number on from it.
+        let mut last = if self.written.seq == head && self.written.sub != u64::MAX {
+            self.written
+        } else {
+            EntryId { seq: head, sub: 0 }
+        };
+        for delivery in cursor.read(READ_LINES, READ_BYTES) {
+            match delivery {
+                Delivery::Lines(slice) => {
+                    let mut lines = LineBatch::default();
+                    lines.reserve(slice.text_bytes());
+                    let truncated: Vec<u64> = slice.truncated_seqs().collect();
+                    for (ix, line) in slice.lines().enumerate() {
+                        let seq = slice.first_seq() + ix as u64;
+                        lines.push(line, truncated.contains(&seq));
+                    }
+                    last = EntryId {
+                        seq: slice.first_seq() + slice.len() as u64 - 1,
+                        sub: 0,
+                    };
+                    entries.push((
+                        last,
+                        Entry::Lines {
+                            first_seq: slice.first_seq(),
+                            time_ms: slice.time_ms(),
+                            lines,
+                        },
+                    ));
+                }
+                Delivery::State(state) => {
+                    last = EntryId {
+                        seq: last.seq,
+                        sub: last.sub + 1,
+                    };
+                    entries.push((last, Entry::State(state)));
+                }
+                // Lines the history lost before they were written: readers on other nodes are
+                // told of the gap by the next entry's first seq.
+                Delivery::Gap(gap) => {
+                    last = EntryId {
+                        seq: gap.to,
+                        sub: 0,
+                    };
+                }
+                Delivery::Pending { .. } => {}
+            }
+        }
+        entries
+    }
+
+    /// Writes `entries` in one pipelined round trip.
+    async fn write(&mut self, entries: &[(EntryId, Entry)]) -> Result<(), redis::RedisError> {
+        let mut pipe = redis::pipe();
+        for (id, entry) in entries {
+            let fields = entry.fields();
+            if let Entry::Lines { lines, .. } = entry {
+                let bytes = lines.text_bytes() + lines.len() + 64;
+                self.sizes.push_back((id.seq, bytes));
+                self.sizes_total += bytes;
+            }
+            while self.sizes_total > self.keep_bytes && self.sizes.len() > 1 {
+                if let Some((_, bytes)) = self.sizes.pop_front() {
+                    self.sizes_total -= bytes;
+                }
+            }
+            // Keep the lines after `min_seq - 1` by both bounds: ids below `min_seq-0` go.
+            let by_lines = id.seq.saturating_sub(self.keep_lines as u64) + 1;
+            let by_bytes = self.sizes.front().map_or(0, |(seq, _)| *seq);
+            let min_seq = by_lines.max(by_bytes);
+            let cmd = pipe
+                .cmd("XADD")
+                .arg(&self.key)
+                .arg("MINID")
+                .arg("~")
+                .arg(format!("{min_seq}-0"))
+                .arg(id.to_string());
+            for (name, value) in fields {
+                cmd.arg(name).arg(value);
+            }
+            cmd.ignore();
+        }
+        pipe.query_async::<()>(&mut self.conn).await?;
+        if let Some((last, _)) = entries.last() {
+            self.written = *last;
+        }
+        Ok(())
+    }
+}
+
+/// Publishes `local` files (each with the seq Redis holds up to), and every local file added
+/// later (live globs and directories), until `shutdown`.
+pub(super) async fn publish_all(
+    hub: Hub,
+    conn: ConnectionManager,
+    keys: Keys,
+    config: ClusterConfig,
+    local: Vec<(FileIx, u64)>,
+    mut shutdown: Shutdown,
+) {
+    let mut files = hub.watch_files();
+    let mut known = hub.file_count();
+    let mut tasks = Vec::new();
+    let for_tasks = shutdown.clone();
+    let start = |file: FileIx, published: Option<u64>| {
+        let key = keys.lines(hub.id(file));
+        let hub = hub.clone();
+        let mut conn = conn.clone();
+        let config = config.clone();
+        let shutdown = for_tasks.clone();
+        tokio::spawn(async move {
+            let published = match published {
+                Some(seq) => seq,
+                // A file found after start may have been published by an earlier run.
+                None => {
+                    let mut failures = 0;
+                    loop {
+                        match last_id(&mut conn, &key).await {
+                            Ok(last) => break last.seq,
+                            Err(_) if shutdown.is_fired() => return,
+                            Err(_) => {
+                                failures += 1;
+                                tokio::time::sleep(backoff(failures)).await;
+                            }
+                        }
+                    }
+                }
+            };
+            Publisher::new(hub, file, key, conn, &config, published)
+                .run(shutdown)
+                .await;
+        })
+    };
+    for (file, published) in local {
+        tasks.push(start(file, Some(published)));
+    }
+    loop {
+        tokio::select! {
+            changed = files.changed() => {
+                if changed.is_err() {
+                    break;
+                }
+            }
+            _ = shutdown.fired() => break,
+        }
+        let count = hub.file_count();
+        for file in known..count {
+            if !hub.info(file).remote {
+                tasks.push(start(file, None));
+            }
+        }
+        known = count;
+    }
+    for task in tasks {
+        let _ = task.await;
+    }
+}
+
+/// The newest id of a stream (0-0 when it has none).
+pub(super) async fn last_id(
+    conn: &mut ConnectionManager,
+    key: &str,
+) -> Result<EntryId, redis::RedisError> {
+    let reply: redis::Value = redis::cmd("XREVRANGE")
+        .arg(key)
+        .arg("+")
+        .arg("-")
+        .arg("COUNT")
+        .arg(1)
+        .query_async(conn)
+        .await?;
+    Ok(super::entry::parse_entries(&reply, 1)
+        .first()
+        .map_or_else(super::nothing, |(id, _)| *id))
+}
+
+/// The node's liveness key and its files' records; see the module documentation.
+pub(super) struct Heartbeat {
+    pub(super) hub: Hub,
+    pub(super) conn: ConnectionManager,
+    pub(super) keys: Keys,
+    pub(super) node: String,
+    pub(super) epoch: u64,
+    pub(super) every: Duration,
+}
+
+impl Heartbeat {
+    /// Beats until `shutdown`, then removes the liveness key (the node is offline at once).
+    pub(super) async fn run(mut self, mut shutdown: Shutdown) {
+        let mut failures = 0u32;
+        loop {
+            let wait = if failures == 0 {
+                self.every
+            } else {
+                backoff(failures).min(self.every)
+            };
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = shutdown.fired() => break,
+            }
+            match self.beat().await {
+                Ok(()) => failures = 0,
+                Err(e) => {
+                    if failures == 0 {
+                        tracing::warn!("cannot reach Redis for the heartbeat: {e}; retrying");
+                    }
+                    failures = failures.saturating_add(1);
+                }
+            }
+        }
+        let _: Result<(), _> = redis::cmd("DEL")
+            .arg(self.keys.node(&self.node))
+            .query_async(&mut self.conn)
+            .await;
+    }
+
+    /// One beat: the epoch put back if Redis lost it, the liveness key, the files' records.
+    pub(super) async fn beat(&self) -> Result<(), super::ClusterError> {
+        let mut pipe = redis::pipe();
+        pipe.cmd("SET")
+            .arg(self.keys.epoch())
+            .arg(self.epoch)
+            .arg("NX")
+            .ignore();
+        let ttl = u64::try_from(self.every.as_millis() * 3).unwrap_or(u64::MAX);
+        pipe.cmd("SET")
+            .arg(self.keys.node(&self.node))
+            .arg(self.epoch)
+            .arg("PX")
+            .arg(ttl.max(1))
+            .ignore();
+        for file in self.hub.files().into_iter().filter(|f| !f.remote) {
+            let record = FileRecord {
+                node: self.node.clone(),
+                path: file.path,
+                exists: file.exists,
+                size: file.size,
+                last_seq: file.last_seq,
+                error: file.error,
+            };
+            let json = serde_json::to_string(&record).unwrap_or_default();
+            pipe.cmd("HSET")
+                .arg(self.keys.files())
+                .arg(&file.id)
+                .arg(json)
+                .ignore();
+        }
+        let mut conn = self.conn.clone();
+        pipe.query_async::<()>(&mut conn).await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,438 @@
+//! The cluster through a real `redis-server` each test starts and stops itself: three nodes on
+//! one machine, one publishing a file, the others serving it. Every viewer (WebSocket, SSE,
+//! long-poll) on every node gets every line once, in order, across a logrotate rotation; a
+//! cursor from one node resumes on another; a cursor older than what Redis keeps gets the
+//! exact gap; Redis killed and started again empty loses nothing the publisher still holds;
+//! `FLUSHALL` loses no line and renumbers none; a publisher killed with -9 and restarted with
+//! its state dir repeats nothing and resets nobody.
+
+mod common;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::{json, Value};
+
+const FILE: &str = "a/app.log";
+const WAIT: Duration = Duration::from_secs(30);
+
+/// A node of the cluster: `--node NAME --redis URL`, with more arguments (PATHs).
+fn node(redis: &RedisServer, name: &str, args: &[String]) -> Server {
+    let mut all = vec![
+        "--redis".to_owned(),
+        redis.url(),
+        "--node".to_owned(),
+        name.to_owned(),
+        "--redis-heartbeat".to_owned(),
+        "200ms".to_owned(),
+    ];
+    all.extend(args.iter().cloned());
+    Server::start(&all)
+}
+
+/// A cluster on one machine: its own Redis, and node `a` following `app.log` (with `a_args`
+/// before the PATH).
+struct Rig {
+    dir: tempfile::TempDir,
+    redis: RedisServer,
+    log: LogFile,
+    a: Server,
+}
+
+impl Rig {
+    fn start(a_args: &[String]) -> Rig {
+        let dir = temp_dir();
+        let redis = RedisServer::start(&dir);
+        let log = LogFile::new(&dir, "app.log");
+        let mut args = a_args.to_vec();
+        args.push(log.path_str());
+        let a = node(&redis, "a", &args);
+        Rig { dir, redis, log, a }
+    }
+
+    /// A node with no PATH, once it serves a's file.
+    async fn front(&self, name: &str) -> Server {
+        let server = node(&self.redis, name, &[]);
+        wait_served(&server, FILE, 0).await;
+        server
+    }
+}
+
+/// Waits until `server` lists `id` with its lines up to `seq`.
+async fn wait_served(server: &Server, id: &str, seq: u64) {
+    let served = wait_for(WAIT, || async {
+        let files = server.get_json("/api/files").await;
+        files
+            .as_array()?
+            .iter()
+            .find(|f| f["id"] == id)
+            .filter(|f| f["last_seq"].as_u64() >= Some(seq))
+            .cloned()
+    })
+    .await;
+    assert!(
+        served.is_some(),
+        "{} does not serve {id} up to {seq}: {}",
+        server.base,
+        server.get_json("/api/files").await
+    );
+}
+
+fn logrotate_create(dir: &Path, log: &Path) {
+    let conf = dir.join("logrotate.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "{} {{\n  rotate 3\n  create\n  missingok\n}}\n",
+            log.display()
+        ),
+    )
+    .unwrap();
+    run_logrotate(&conf, &dir.join("logrotate.state"));
+}
+
+/// The lines of an SSE stream's text, with their seqs (from `id: EPOCH-SEQ`).
+async fn sse_lines(text: &str) -> Vec<(u64, String)> {
+    sse_events(text)
+        .await
+        .into_iter()
+        .filter(|e| e.event == "message")
+        .map(|e| {
+            let seq = e.id.rsplit('-').next().unwrap().parse().unwrap();
+            (seq, e.data)
+        })
+        .collect()
+}
+
+fn assert_each_once_in_order(who: &str, got: &[(u64, String)], expected: &[String]) {
+    let texts: Vec<String> = got.iter().map(|(_, t)| t.clone()).collect();
+    let seqs: Vec<u64> = got.iter().map(|(s, _)| *s).collect();
+    let want_seqs: Vec<u64> = (1..=expected.len() as u64).collect();
+    assert_eq!(seqs, want_seqs, "{who}: seqs");
+    assert_lines_eq(&texts, expected);
+}
+
+#[tokio::test]
+async fn every_viewer_on_every_node_gets_each_line_once_in_order_across_a_rotation() {
+    let rig = Rig::start(&[]);
+    let (a, log) = (&rig.a, &rig.log);
+    let b = rig.front("b").await;
+    let c = rig.front("c").await;
+
+    // The same protocol as for a local file: the id carries the node, the entry says which.
+    let files = b.get_json("/api/files").await;
+    assert_eq!(file_entry(&files, FILE)["node"], "a", "{files}");
+    assert_eq!(
+        a.get_json("/api/files").await,
+        files,
+        "every node lists the same file"
+    );
+
+    let mut ws_b = WsClient::connect(&b).await;
+    let mut ws_c = WsClient::connect(&c).await;
+    assert_eq!(ws_b.hello["epoch"], ws_c.hello["epoch"], "one epoch");
+    ws_b.subscribe_after(FILE, 0).await;
+    ws_c.subscribe_after(FILE, 0).await;
+    let sse_url = b.url("/sse?file=a%2Fapp.log&after=0");
+    let sse = tokio::spawn(async move { stream_until(WAIT, &sse_url, &[], "second-299").await });
+    let mut poll_c = PollFollower::new(&c, FILE, 0);
+
+    log.append_numbered("first", 0..300);
+    wait_served(&c, FILE, 300).await;
+    logrotate_create(rig.dir.path(), log.path());
+    log.append_numbered("second", 0..300);
+
+    let mut expected = numbered("first", 0..300);
+    expected.extend(numbered("second", 0..300));
+    for (who, ws) in [("ws on b", &mut ws_b), ("ws on c", &mut ws_c)] {
+        let mut lines = Vec::new();
+        let (_, others) = ws.collect_lines(FILE, 600, WAIT, &mut lines).await;
+        assert_each_once_in_order(who, &lines, &expected);
+        assert!(
+            others
+                .iter()
+                .any(|m| m["type"] == "file" && m["state"] == "rotated"),
+            "{who} is told of the rotation: {others:?}"
+        );
+        let extra = ws.next_non_ping(Duration::from_millis(300)).await;
+        assert!(extra.is_none(), "{who}: nothing more: {extra:?}");
+    }
+    let sse_text = sse.await.unwrap();
+    assert_each_once_in_order("sse on b", &sse_lines(&sse_text).await, &expected);
+    let polled = poll_c.until_count(600, WAIT).await.to_vec();
+    assert_lines_eq(&polled, &expected);
+    assert!(poll_c.gaps.is_empty(), "poll on c: no gap");
+}
+
+#[tokio::test]
+async fn a_cursor_from_one_node_resumes_on_another_with_exactly_what_it_missed() {
+    let rig = Rig::start(&[]);
+    let (a, log) = (&rig.a, &rig.log);
+    let b = rig.front("b").await;
+    let c = rig.front("c").await;
+
+    let mut on_b = WsClient::connect(&b).await;
+    on_b.subscribe_after(FILE, 0).await;
+    log.append_numbered("x", 0..100);
+    let mut lines = Vec::new();
+    on_b.collect_lines(FILE, 100, WAIT, &mut lines).await;
+    let epoch = on_b.hello["epoch"].clone();
+    drop(on_b);
+
+    // Away: 50 more lines. Back on c, with the cursor b gave.
+    log.append_numbered("x", 100..150);
+    wait_served(&c, FILE, 150).await;
+    let mut on_c = WsClient::connect(&c).await;
+    on_c.send(json!({"type":"subscribe","file":FILE,"after":100,"epoch":epoch}))
+        .await;
+    let mut rest = Vec::new();
+    let (_, others) = on_c.collect_lines(FILE, 50, WAIT, &mut rest).await;
+    assert!(
+        others
+            .iter()
+            .all(|m| m["type"] != "reset" && m["type"] != "gap"),
+        "{others:?}"
+    );
+    assert_eq!(rest.first().map(|(s, _)| *s), Some(101));
+    assert_lines_eq(
+        &rest.iter().map(|(_, t)| t.clone()).collect::<Vec<_>>(),
+        &numbered("x", 100..150),
+    );
+    // And the same cursor as a long-poll on the publisher itself.
+    let cursor = format!("{}-100", epoch.as_u64().unwrap());
+    let answer = a
+        .get_json(&format!("/poll?file=a%2Fapp.log&after={cursor}&max=5"))
+        .await;
+    assert_eq!(answer["first_seq"], 101, "{answer}");
+    assert_eq!(answer["lines"][0], "x-100", "{answer}");
+}
+
+#[tokio::test]
+async fn a_cursor_older_than_what_redis_keeps_gets_the_exact_gap() {
+    let rig = Rig::start(&["--redis-history".to_owned(), "200".to_owned()]);
+    let (redis, log) = (&rig.redis, &rig.log);
+    // Many small batches, so the stream has many entries to trim.
+    for batch in 0..100 {
+        log.append_numbered("t", batch * 20..batch * 20 + 20);
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let deadline = Instant::now() + WAIT;
+    while !redis
+        .cli(&[
+            "XREVRANGE",
+            "tailcast:lines:a/app.log",
+            "+",
+            "-",
+            "COUNT",
+            "1",
+        ])
+        .starts_with("2000-0")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the publisher did not write line 2000"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // What Redis still has starts at its oldest entry's first line.
+    let oldest = redis.cli(&["XRANGE", "tailcast:lines:a/app.log", "-", "+", "COUNT", "1"]);
+    let mut fields = oldest.lines();
+    let _id = fields.next();
+    assert_eq!(fields.next(), Some("f"), "{oldest}");
+    let first_kept: u64 = fields.next().unwrap().parse().unwrap();
+    assert!(
+        first_kept > 1 && first_kept <= 2000 - 200 + 1 + 200,
+        "trimmed to about 200 lines: oldest kept is line {first_kept}"
+    );
+
+    // A node that comes now holds what Redis holds; a cursor before it gets the exact gap.
+    let b = rig.front("b").await;
+    wait_served(&b, FILE, 2000).await;
+    let answer = b.get_json("/poll?file=a%2Fapp.log&after=10&max=3").await;
+    assert_eq!(
+        answer["gap"],
+        json!({"from": 11, "to": first_kept - 1}),
+        "{answer}"
+    );
+    assert_eq!(answer["first_seq"], first_kept, "{answer}");
+    assert_eq!(
+        answer["lines"][0],
+        format!("t-{}", first_kept - 1),
+        "{answer}"
+    );
+}
+
+/// Appends `n` numbered lines in small writes, as a service logs.
+fn write_slowly(log: &LogFile, range: std::ops::Range<usize>, per_write: usize) {
+    let mut at = range.start;
+    while at < range.end {
+        let end = (at + per_write).min(range.end);
+        log.append_numbered("s", at..end);
+        at = end;
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[tokio::test]
+async fn redis_killed_and_started_again_empty_loses_nothing_the_publisher_holds() {
+    let mut rig = Rig::start(&[]);
+    let b = rig.front("b").await;
+    let mut on_b = WsClient::connect(&b).await;
+    on_b.subscribe_after(FILE, 0).await;
+    let log = rig.log.clone();
+
+    write_slowly(&log, 0..200, 10);
+    wait_served(&b, FILE, 200).await;
+    rig.redis.kill();
+    // The publisher serves its own file on, while Redis is away.
+    write_slowly(&log, 200..400, 10);
+    rig.a.wait_last_seq(FILE, 400, WAIT).await;
+    let during = b.file_info(FILE).await;
+    assert!(
+        during["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("Redis"),
+        "b says why the file stopped: {during}"
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    rig.redis.restart();
+    write_slowly(&log, 400..500, 10);
+
+    let mut lines = Vec::new();
+    let (_, others) = on_b.collect_lines(FILE, 500, WAIT, &mut lines).await;
+    assert!(
+        others
+            .iter()
+            .all(|m| m["type"] != "gap" && m["type"] != "reset"),
+        "{others:?}"
+    );
+    assert_each_once_in_order("ws on b", &lines, &numbered("s", 0..500));
+    wait_for(WAIT, || async {
+        b.file_info(FILE).await["error"].is_null().then_some(())
+    })
+    .await
+    .expect("b says the file is fine again");
+}
+
+#[tokio::test]
+async fn flushall_loses_no_line_and_renumbers_none() {
+    let rig = Rig::start(&[]);
+    let (redis, log) = (&rig.redis, &rig.log);
+    let b = rig.front("b").await;
+    let mut on_b = WsClient::connect(&b).await;
+    on_b.subscribe_after(FILE, 0).await;
+    log.append_numbered("f", 0..100);
+    wait_served(&b, FILE, 100).await;
+    let epoch = redis.cli(&["GET", "tailcast:epoch"]);
+
+    assert_eq!(redis.cli(&["FLUSHALL"]).trim(), "OK");
+    log.append_numbered("f", 100..200);
+    let mut lines = Vec::new();
+    let (_, others) = on_b.collect_lines(FILE, 200, WAIT, &mut lines).await;
+    assert!(others.iter().all(|m| m["type"] != "reset"), "{others:?}");
+    assert_each_once_in_order("ws on b", &lines, &numbered("f", 0..200));
+
+    // The cluster puts itself back: the same epoch, the file listed, and a node that comes
+    // now serves what was published since.
+    let back = wait_for(WAIT, || async {
+        let now = redis.cli(&["GET", "tailcast:epoch"]);
+        let listed = redis.cli(&["HEXISTS", "tailcast:files", FILE]);
+        (now == epoch && listed.trim() == "1").then_some(())
+    })
+    .await;
+    assert!(back.is_some(), "epoch and file record put back");
+    let c = rig.front("c").await;
+    wait_served(&c, FILE, 200).await;
+    let answer = c.get_json("/poll?file=a%2Fapp.log&backlog=1").await;
+    assert_eq!(answer["lines"], json!(["f-199"]), "{answer}");
+    assert_eq!(answer["last_seq"], 200, "{answer}");
+}
+
+#[tokio::test]
+async fn a_publisher_killed_and_restarted_with_its_state_dir_repeats_nothing_and_resets_nobody() {
+    let state = temp_dir();
+    let args = [
+        "--state-dir".to_owned(),
+        state.path().display().to_string(),
+        "--checkpoint-interval".to_owned(),
+        "50ms".to_owned(),
+    ];
+    let mut rig = Rig::start(&args);
+    let log = rig.log.clone();
+    let b = rig.front("b").await;
+    let mut on_b = WsClient::connect(&b).await;
+    on_b.subscribe_after(FILE, 0).await;
+    log.append_numbered("k", 0..200);
+    wait_served(&b, FILE, 200).await;
+
+    rig.a.signal("KILL");
+    let _ = rig.a.child.wait();
+    log.append_numbered("k", 200..300);
+    let mut args = args.to_vec();
+    args.push(log.path_str());
+    rig.a = node(&rig.redis, "a", &args);
+    log.append_numbered("k", 300..400);
+
+    let mut lines = Vec::new();
+    let (_, others) = on_b.collect_lines(FILE, 400, WAIT, &mut lines).await;
+    assert!(
+        others
+            .iter()
+            .all(|m| m["type"] != "reset" && m["type"] != "gap"),
+        "{others:?}"
+    );
+    assert_each_once_in_order("ws on b", &lines, &numbered("k", 0..400));
+    let extra = on_b.next_non_ping(Duration::from_millis(500)).await;
+    assert!(
+        extra.as_ref().is_none_or(|m| m["type"] != "lines"),
+        "nothing repeated: {extra:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_node_serves_only_its_prefix_and_redis_sees_one_reader_per_node() {
+    let rig = Rig::start(&[]);
+    let (redis, log) = (&rig.redis, &rig.log);
+    let other = LogFile::new(&rig.dir, "other.log");
+    let _x = node(
+        redis,
+        "x",
+        &[
+            "--redis-prefix".to_owned(),
+            "team2".to_owned(),
+            other.path_str(),
+        ],
+    );
+    let b = rig.front("b").await;
+    let ids: Vec<Value> = b
+        .get_json("/api/files")
+        .await
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["id"].clone())
+        .collect();
+    assert_eq!(ids, [json!(FILE)], "b's prefix holds only a's file");
+
+    // Viewers cost Redis nothing: 200 more of them on b add no client and no command per
+    // viewer.
+    let before_clients = redis.clients();
+    let mut viewers = Vec::new();
+    for _ in 0..200 {
+        let mut ws = WsClient::connect(&b).await;
+        ws.subscribe_backlog(FILE, 0).await;
+        viewers.push(ws);
+    }
+    log.append_numbered("v", 0..10);
+    for ws in &mut viewers {
+        let mut lines = Vec::new();
+        ws.collect_lines(FILE, 10, WAIT, &mut lines).await;
+    }
+    assert_eq!(
+        redis.clients(),
+        before_clients,
+        "no Redis client per viewer"
+    );
+}
