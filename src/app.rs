@@ -109,7 +109,9 @@ impl TailSink for HubSink {
             | FileState::Deleted
             | FileState::Ended
             | FileState::Started
-            | FileState::Exited(_) => 0,
+            | FileState::Exited(_)
+            | FileState::Unavailable
+            | FileState::Available => 0,
         };
         self.hub.set_state(self.file, state);
     }
@@ -450,6 +452,7 @@ pub async fn run(
                     hub.clone(),
                     local,
                     config.tail.follow.max_line_bytes,
+                    stats.clone(),
                     shutdown.clone(),
                 )
                 .await

@@ -47,6 +47,32 @@ pub struct Stats {
     pub search_bytes: AtomicU64,
     /// Pages of lines read back from disk.
     pub pages: AtomicU64,
+    /// In a cluster: what is wrong with it (Redis unreachable, ...), `None` while all is well.
+    pub cluster_trouble: std::sync::Mutex<Option<String>>,
+    /// In a cluster: Redis commands that failed (each retried).
+    pub redis_errors: AtomicU64,
+    /// In a cluster: stream entries written into Redis (batches and state changes).
+    pub entries_published: AtomicU64,
+    /// In a cluster: stream entries of other nodes' files read from Redis.
+    pub entries_mirrored: AtomicU64,
+}
+
+impl Stats {
+    /// Records what is wrong with the cluster (`None`: nothing).
+    pub fn set_cluster_trouble(&self, trouble: Option<String>) {
+        *self
+            .cluster_trouble
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = trouble;
+    }
+
+    /// What is wrong with the cluster, if anything.
+    pub fn cluster_trouble(&self) -> Option<String> {
+        self.cluster_trouble
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
 }
 
 /// A copy of the counters.

@@ -219,7 +219,7 @@ transport.on('reset', ({ file: f, quiet }) => {
 });
 transport.on('state', ({ file: f, state, message: m }) => {
   /** @type {Record<string, string>} */
-  const words = { created: 'was created', truncated: 'was truncated', rotated: 'was rotated', deleted: 'was deleted', ended: 'ended (end of input)', started: 'started (command)' };
+  const words = { created: 'was created', truncated: 'was truncated', rotated: 'was rotated', deleted: 'was deleted', ended: 'ended (end of input)', started: 'started (command)', unavailable: 'cannot be read from the cluster now (its Redis is unreachable); lines resume when it is back', available: 'can be read from the cluster again' };
   if (state === 'exited') {
     words.exited = m && m.signal != null ? `exited on signal ${m.signal}` : `exited with status ${m && m.code != null ? m.code : '?'}`;
   }

@@ -309,11 +309,31 @@ async fn redis_killed_and_started_again_empty_loses_nothing_the_publisher_holds(
         "{others:?}"
     );
     assert_each_once_in_order("ws on b", &lines, &numbered("s", 0..500));
+    let states: Vec<&Value> = others
+        .iter()
+        .filter(|m| m["type"] == "file")
+        .map(|m| &m["state"])
+        .collect();
+    assert_eq!(states, ["unavailable", "available"], "{others:?}");
     wait_for(WAIT, || async {
         b.file_info(FILE).await["error"].is_null().then_some(())
     })
     .await
     .expect("b says the file is fine again");
+    for node in [&rig.a, &b] {
+        let health = wait_for(WAIT, || async {
+            let text = get_text(node, "/healthz").await;
+            (text == "ok\n").then_some(text)
+        })
+        .await;
+        assert!(health.is_some(), "{} is healthy again", node.base);
+        let metrics = get_text(node, "/metrics").await;
+        let errors = metrics
+            .lines()
+            .find(|l| l.starts_with("tailcast_redis_errors_total "))
+            .and_then(|l| l.rsplit(' ').next()?.parse::<u64>().ok());
+        assert!(errors.is_some_and(|n| n > 0), "{metrics}");
+    }
 }
 
 #[tokio::test]

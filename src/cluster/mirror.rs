@@ -13,18 +13,23 @@
 //! goes on from the last entry read when it is back: nothing Redis still holds is lost.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use redis::aio::{ConnectionManager, MultiplexedConnection};
 
 use super::entry::{parse_read_reply, Entry, EntryId};
-use super::{backoff, ClusterConfig, ClusterError, FileRecord, Keys};
+use super::{backoff, ClusterConfig, ClusterError, FileRecord, Health, Keys};
 use crate::hub::{FileIx, Hub};
 use crate::shutdown::Shutdown;
-use crate::tail::FileStatus;
+use crate::tail::{FileState, FileStatus};
 
+/// Bytes one read may bring at most (the reply is buffered whole by the client): entries are
+/// asked for per stream so that, at their largest, all of them fit.
+const READ_BUDGET: usize = 32 << 20;
 /// Most entries one read takes per stream.
-const READ_COUNT: usize = 1000;
+const READ_COUNT: usize = 256;
 
 struct Mirrored {
     ix: FileIx,
@@ -50,6 +55,9 @@ pub(super) struct Mirror {
     by_id: HashMap<String, usize>,
     /// Files not mirrored for want of room (`--max-files`), each warned of once.
     refused: HashSet<String>,
+    health: Arc<Health>,
+    /// Redis could not be read last time (the files were told `unavailable`).
+    unreachable: bool,
 }
 
 impl Mirror {
@@ -60,6 +68,7 @@ impl Mirror {
         keys: Keys,
         config: &ClusterConfig,
         max_line: usize,
+        health: Arc<Health>,
     ) -> Result<Mirror, ClusterError> {
         Ok(Mirror {
             hub,
@@ -75,6 +84,8 @@ impl Mirror {
             by_key: HashMap::new(),
             by_id: HashMap::new(),
             refused: HashSet::new(),
+            health,
+            unreachable: false,
         })
     }
 
@@ -117,15 +128,10 @@ impl Mirror {
                 _ = shutdown.fired() => return,
             };
             match result {
-                Ok(_) => {
-                    if failures > 0 {
-                        tracing::info!("the cluster's Redis is read again");
-                        self.set_reachable(true);
-                    }
-                    failures = 0;
-                }
+                Ok(_) => failures = 0,
                 Err(e) => {
-                    if failures == 0 {
+                    self.health.error();
+                    if !self.unreachable {
                         tracing::warn!(
                             "cannot read the cluster's streams: {e}; retrying (other nodes' \
                              files resume where they stopped when Redis is back)"
@@ -257,8 +263,11 @@ impl Mirror {
         let Some(conn) = self.blocking.as_mut() else {
             return Ok(0);
         };
+        // An entry holds at most `publish::READ_BYTES` of lines, or one line at the length cap.
+        let largest_entry = super::publish::READ_BYTES.max(self.max_line) + 4096;
+        let count = (READ_BUDGET / (largest_entry * self.files.len())).clamp(1, READ_COUNT);
         let mut cmd = redis::cmd("XREAD");
-        cmd.arg("COUNT").arg(READ_COUNT);
+        cmd.arg("COUNT").arg(count);
         if let Some(block) = block {
             cmd.arg("BLOCK").arg(block.as_millis().max(1) as u64);
         }
@@ -270,6 +279,11 @@ impl Mirror {
             cmd.arg(file.read.to_string());
         }
         let reply: redis::Value = cmd.query_async(conn).await?;
+        if self.unreachable {
+            // Before what was missed, so readers see it after the `available`.
+            tracing::info!("the cluster's Redis is read again");
+            self.set_reachable(true);
+        }
         let mut ingested = 0;
         for (key, entries) in parse_read_reply(&reply, self.max_line) {
             let Some(&slot) = self.by_key.get(&key) else {
@@ -282,6 +296,7 @@ impl Mirror {
                 }
                 file.read = id;
                 ingested += 1;
+                self.health.stats.entries_mirrored.fetch_add(1, Relaxed);
                 match entry {
                     Some(Entry::Lines {
                         first_seq,
@@ -296,9 +311,18 @@ impl Mirror {
         Ok(ingested)
     }
 
-    /// Tells the mirrored files' readers whether Redis can be read.
-    fn set_reachable(&self, reachable: bool) {
+    /// Tells the mirrored files' readers whether Redis can be read: a state change in order
+    /// with the lines (`unavailable`, `available`) and the reason in the file's status.
+    fn set_reachable(&mut self, reachable: bool) {
+        self.unreachable = !reachable;
+        let state = if reachable {
+            FileState::Available
+        } else {
+            FileState::Unavailable
+        };
+        self.health.mirror(!reachable);
         for file in &self.files {
+            self.hub.set_state(file.ix, state);
             let info = self.hub.info(file.ix);
             let error = (!reachable).then(|| {
                 format!(

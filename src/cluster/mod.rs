@@ -25,6 +25,9 @@ mod mirror;
 mod publish;
 
 use std::collections::HashMap;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicBool, AtomicUsize};
+use std::sync::Arc;
 use std::time::Duration;
 
 use redis::aio::ConnectionManager;
@@ -32,6 +35,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::hub::{FileIx, Hub};
 use crate::shutdown::Shutdown;
+use crate::stats::Stats;
 use entry::EntryId;
 
 /// How a node joins its cluster (from `--redis` and the options beside it).
@@ -262,14 +266,17 @@ impl Cluster {
         hub: Hub,
         local: Vec<(FileIx, u64)>,
         max_line: usize,
+        stats: Arc<Stats>,
         shutdown: Shutdown,
     ) -> Result<ClusterTasks, ClusterError> {
+        let health = Arc::new(Health::new(stats));
         let mut tasks = vec![tokio::spawn(publish::publish_all(
             hub.clone(),
             self.conn.clone(),
             self.keys.clone(),
             self.config.clone(),
             local,
+            health.clone(),
             shutdown.clone(),
         ))];
         let heartbeat = publish::Heartbeat {
@@ -279,6 +286,7 @@ impl Cluster {
             node: self.config.node.clone(),
             epoch: self.epoch,
             every: self.config.heartbeat,
+            health: health.clone(),
         };
         heartbeat.beat().await?;
         tasks.push(tokio::spawn(heartbeat.run(shutdown.clone())));
@@ -289,11 +297,79 @@ impl Cluster {
             self.keys.clone(),
             &self.config,
             max_line,
+            health,
         )
         .await?;
         mirror.catch_up().await?;
         tasks.push(tokio::spawn(mirror.run(shutdown)));
         Ok(ClusterTasks { tasks })
+    }
+}
+
+/// What is failing in this node's use of Redis, told to `/healthz` and `/metrics` through the
+/// server's [`Stats`].
+pub(crate) struct Health {
+    stats: Arc<Stats>,
+    /// Publishers that cannot write their file's stream now.
+    publishers_failing: AtomicUsize,
+    mirror_failing: AtomicBool,
+    heartbeat_failing: AtomicBool,
+}
+
+impl Health {
+    fn new(stats: Arc<Stats>) -> Self {
+        Health {
+            stats,
+            publishers_failing: AtomicUsize::new(0),
+            mirror_failing: AtomicBool::new(false),
+            heartbeat_failing: AtomicBool::new(false),
+        }
+    }
+
+    /// A Redis command failed.
+    fn error(&self) {
+        self.stats.redis_errors.fetch_add(1, Relaxed);
+    }
+
+    /// A publisher starts or stops failing.
+    fn publisher(&self, failing: bool) {
+        if failing {
+            self.publishers_failing.fetch_add(1, Relaxed);
+        } else {
+            self.publishers_failing.fetch_sub(1, Relaxed);
+        }
+        self.tell();
+    }
+
+    fn mirror(&self, failing: bool) {
+        self.mirror_failing.store(failing, Relaxed);
+        self.tell();
+    }
+
+    fn heartbeat(&self, failing: bool) {
+        self.heartbeat_failing.store(failing, Relaxed);
+        self.tell();
+    }
+
+    fn tell(&self) {
+        let mut parts = Vec::new();
+        let publishers = self.publishers_failing.load(Relaxed);
+        if publishers > 0 {
+            parts.push(format!(
+                "{publishers} file(s) cannot be published (served here, caught up later)"
+            ));
+        }
+        if self.mirror_failing.load(Relaxed) {
+            parts.push("other nodes' files cannot be read (paused)".to_owned());
+        }
+        if self.heartbeat_failing.load(Relaxed) {
+            parts.push(
+                "the heartbeat cannot be written (other nodes see this one offline)".to_owned(),
+            );
+        }
+        let trouble =
+            (!parts.is_empty()).then(|| format!("Redis cannot be reached: {}", parts.join("; ")));
+        self.stats.set_cluster_trouble(trouble);
     }
 }
 

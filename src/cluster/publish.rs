@@ -11,6 +11,7 @@
 //! records, and puts the cluster's epoch back if Redis lost it.
 
 use std::collections::VecDeque;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,14 +19,14 @@ use redis::aio::ConnectionManager;
 use tokio::sync::Notify;
 
 use super::entry::{Entry, EntryId};
-use super::{backoff, ClusterConfig, FileRecord, Keys};
+use super::{backoff, ClusterConfig, FileRecord, Health, Keys};
 use crate::hub::{Delivery, FileIx, Hub, LiveCursor};
 use crate::shutdown::Shutdown;
 use crate::tail::LineBatch;
 
 /// Most lines and bytes of lines in one read, so one entry and one round trip stay small.
 const READ_LINES: usize = 10_000;
-const READ_BYTES: usize = 256 << 10;
+pub(super) const READ_BYTES: usize = 256 << 10;
 
 /// One local file's publisher; see the module documentation.
 pub(super) struct Publisher {
@@ -41,6 +42,7 @@ pub(super) struct Publisher {
     /// byte bound's trim point.
     sizes: VecDeque<(u64, usize)>,
     sizes_total: usize,
+    health: Arc<Health>,
 }
 
 impl Publisher {
@@ -52,6 +54,7 @@ impl Publisher {
         conn: ConnectionManager,
         config: &ClusterConfig,
         published: u64,
+        health: Arc<Health>,
     ) -> Self {
         Publisher {
             hub,
@@ -66,6 +69,7 @@ impl Publisher {
             },
             sizes: VecDeque::new(),
             sizes_total: 0,
+            health,
         }
     }
 
@@ -96,12 +100,19 @@ impl Publisher {
                 Ok(()) => {
                     if failures > 0 {
                         tracing::info!(file = self.hub.id(self.file), "Redis is written again");
+                        self.health.publisher(false);
                     }
                     failures = 0;
+                    self.health
+                        .stats
+                        .entries_published
+                        .fetch_add(unsent.len() as u64, Relaxed);
                     unsent.clear();
                 }
                 Err(e) => {
+                    self.health.error();
                     if failures == 0 {
+                        self.health.publisher(true);
                         tracing::warn!(
                             file = self.hub.id(self.file),
                             "cannot publish to Redis: {e}; retrying (the file is still served \
@@ -111,7 +122,7 @@ impl Publisher {
                     failures = failures.saturating_add(1);
                     tokio::select! {
                         _ = tokio::time::sleep(backoff(failures)) => {}
-                        _ = shutdown.fired() => return,
+                        _ = shutdown.fired() => break,
                     }
                     // Some of it may have landed, or Redis may have lost everything.
                     if let Ok(last) = last_id(&mut self.conn, &self.key).await {
@@ -223,6 +234,7 @@ pub(super) async fn publish_all(
     keys: Keys,
     config: ClusterConfig,
     local: Vec<(FileIx, u64)>,
+    health: Arc<Health>,
     mut shutdown: Shutdown,
 ) {
     let mut files = hub.watch_files();
@@ -234,6 +246,7 @@ pub(super) async fn publish_all(
         let hub = hub.clone();
         let mut conn = conn.clone();
         let config = config.clone();
+        let health = health.clone();
         let shutdown = for_tasks.clone();
         tokio::spawn(async move {
             let published = match published {
@@ -253,7 +266,7 @@ pub(super) async fn publish_all(
                     }
                 }
             };
-            Publisher::new(hub, file, key, conn, &config, published)
+            Publisher::new(hub, file, key, conn, &config, published, health)
                 .run(shutdown)
                 .await;
         })
@@ -309,6 +322,7 @@ pub(super) struct Heartbeat {
     pub(super) node: String,
     pub(super) epoch: u64,
     pub(super) every: Duration,
+    pub(super) health: Arc<Health>,
 }
 
 impl Heartbeat {
@@ -326,10 +340,17 @@ impl Heartbeat {
                 _ = shutdown.fired() => break,
             }
             match self.beat().await {
-                Ok(()) => failures = 0,
+                Ok(()) => {
+                    if failures > 0 {
+                        self.health.heartbeat(false);
+                    }
+                    failures = 0;
+                }
                 Err(e) => {
+                    self.health.error();
                     if failures == 0 {
                         tracing::warn!("cannot reach Redis for the heartbeat: {e}; retrying");
+                        self.health.heartbeat(true);
                     }
                     failures = failures.saturating_add(1);
                 }

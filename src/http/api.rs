@@ -44,9 +44,15 @@ pub async fn stats(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpR
     Ok(HttpResponse::Ok().json(body))
 }
 
-/// `GET /healthz`: 200 while the server runs (no token needed).
-pub async fn healthz() -> HttpResponse {
+/// `GET /healthz`: 200 while the server runs (no token needed): `ok`, or in a cluster whose
+/// Redis cannot be reached `degraded: WHY` (still 200: the node serves its own files and what it
+/// holds; a load balancer should not take it out for that).
+pub async fn healthz(state: web::Data<AppState>) -> HttpResponse {
+    let body = match state.stats.cluster_trouble() {
+        Some(why) => format!("degraded: {why}\n"),
+        None => "ok\n".to_owned(),
+    };
     HttpResponse::Ok()
         .content_type("text/plain; charset=utf-8")
-        .body("ok\n")
+        .body(body)
 }

@@ -130,6 +130,24 @@ impl Collector for TailcastCollector {
             "Pages of lines read back from disk (/api/page)",
             s.pages.load(Relaxed),
         )?;
+        counter(
+            &mut encoder,
+            "tailcast_redis_errors",
+            "Redis commands that failed, in a cluster (each is retried with backoff)",
+            s.redis_errors.load(Relaxed),
+        )?;
+        counter(
+            &mut encoder,
+            "tailcast_redis_entries_published",
+            "Stream entries this node wrote into Redis (batches of lines and state changes)",
+            s.entries_published.load(Relaxed),
+        )?;
+        counter(
+            &mut encoder,
+            "tailcast_redis_entries_mirrored",
+            "Stream entries of other nodes' files this node read from Redis",
+            s.entries_mirrored.load(Relaxed),
+        )?;
 
         counter(
             &mut encoder,

@@ -60,6 +60,11 @@ pub enum FileState {
     Started,
     /// A command source's process exited, with its status; it may be started again.
     Exited(super::exec::Exit),
+    /// Another node's file (in a cluster) cannot be read from the cluster now (its Redis cannot
+    /// be reached): lines resume, from where they stopped, when it can.
+    Unavailable,
+    /// Another node's file can be read from the cluster again.
+    Available,
 }
 
 impl FileState {
@@ -73,6 +78,8 @@ impl FileState {
             FileState::Ended => "ended",
             FileState::Started => "started",
             FileState::Exited(_) => "exited",
+            FileState::Unavailable => "unavailable",
+            FileState::Available => "available",
         }
     }
 }
