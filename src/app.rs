@@ -462,10 +462,13 @@ pub async fn run(
         None => None,
     };
     let mut server_config = config.server.clone();
-    let tcp_connections = fit_descriptors(
-        &mut server_config,
-        config.files.len() + config.hub.more_files,
-    );
+    // Files found later hold a descriptor each; other nodes' files (in a cluster) hold none.
+    let later_files = if config.rules.is_empty() {
+        0
+    } else {
+        config.hub.more_files
+    };
+    let tcp_connections = fit_descriptors(&mut server_config, config.files.len() + later_files);
     let conns = Connections::new(OutputLimits {
         per_connection: server_config.client_buffer,
         total: server_config.total_buffer,
