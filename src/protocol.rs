@@ -30,6 +30,10 @@ pub struct FileInfo {
     /// In a cluster: the node whose file it is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node: Option<String>,
+    /// In a cluster: another node's file, served here from the cluster (its past on disk is
+    /// read on its node). Absent for this node's own files.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub remote: bool,
 }
 
 /// Messages a client sends over the WebSocket. Unknown fields are ignored (forward compatible).

@@ -180,7 +180,7 @@ transport.on('hello', ({ files: list, reconnected }) => {
   if (reconnected) for (const v of views()) v.notice('conn', 'reconnected; resuming where it stopped');
   const hadView = view.ids.length > 0;
   if (fileOrder.join('\n') !== list.map((x) => x.id).join('\n')) setFiles(list);
-  else for (const x of list) { const f = /** @type {FileRec} */ (files.get(x.id)); f.exists = x.exists !== false; f.size = x.size; if (f.cursor == null) f.last_seq = x.last_seq; renderFileItem(f); }
+  else for (const x of list) { const f = /** @type {FileRec} */ (files.get(x.id)); f.exists = x.exists !== false; f.size = x.size; f.error = x.error; if (f.cursor == null) f.last_seq = x.last_seq; renderFileItem(f); }
   if (!hadView || view.ids.some((id) => !files.has(id))) { view.ids = view.ids.filter((id) => files.has(id)); ensureView(); }
 });
 transport.on('epoch', () => {
@@ -254,6 +254,7 @@ function setFiles(list) {
     }
     if (f.last_seq != null && x.last_seq > f.last_seq && !viewsOf(x.id).length) f.activity = now();
     f.path = x.path; f.exists = x.exists !== false; f.size = x.size; f.last_seq = x.last_seq;
+    f.node = x.node; f.error = x.error; f.remote = !!x.remote;
     f.color = i % 8;
   });
   for (const id of [...files.keys()]) if (!seen.has(id)) files.delete(id);
@@ -262,11 +263,35 @@ function setFiles(list) {
   for (const p of panes) p.renderFiles(fileOrder);
 }
 
+/** In a cluster the list is grouped by node (in the order nodes first appear), each file
+ *  named without its node. @returns {string[]} */
+function listedOrder() {
+  /** @type {Map<string, string[]>} */
+  const byNode = new Map();
+  for (const id of fileOrder) {
+    const node = files.get(id)?.node || '';
+    const group = byNode.get(node) || [];
+    group.push(id);
+    byNode.set(node, group);
+  }
+  return [...byNode.values()].flat();
+}
+
 function renderFiles() {
   const ul = $('files');
   ul.textContent = '';
-  for (const id of fileOrder) {
+  const clustered = fileOrder.some((id) => files.get(id)?.node);
+  let lastNode = null;
+  for (const id of clustered ? listedOrder() : fileOrder) {
     const f = /** @type {FileRec} */ (files.get(id));
+    if (clustered && f.node !== lastNode) {
+      lastNode = f.node || '';
+      const head = document.createElement('li');
+      head.className = 'node-group';
+      head.setAttribute('role', 'presentation');
+      head.textContent = lastNode || 'this node';
+      ul.appendChild(head);
+    }
     const li = document.createElement('li');
     li.className = 'file';
     li.dataset.id = id;
@@ -277,7 +302,7 @@ function renderFiles() {
     dot.className = 'dot';
     const name = document.createElement('span');
     name.className = 'name';
-    name.textContent = id;
+    name.textContent = clustered && f.node && id.startsWith(f.node + '/') ? id.slice(f.node.length + 1) : id;
     const meta = document.createElement('span');
     meta.className = 'meta';
     li.append(cb, dot, name, meta);
@@ -294,13 +319,14 @@ function renderFileItem(f) {
   const merged = view.merged;
   li.classList.toggle('active', inView);
   li.classList.toggle('missing', !f.exists);
+  li.classList.toggle('troubled', !!f.error);
   li.classList.toggle('busy', now() - f.activity < 2500 && f.activity > 0);
   li.classList.toggle('has-color', merged && inView);
   const dot = /** @type {HTMLElement} */ (li.querySelector('.dot'));
   dot.className = 'dot' + (merged && inView ? ' dc-' + f.color : '');
   /** @type {HTMLInputElement} */ (li.querySelector('.pick')).checked = inView;
   const text = f.exists
-    ? [fmtBytes(f.size), f.last_seq != null ? fmt(f.last_seq) + (f.last_seq === 1 ? ' line' : ' lines') : null].filter(Boolean).join(' \u00b7 ')
+    ? [fmtBytes(f.size), f.last_seq != null ? fmt(f.last_seq) + (f.last_seq === 1 ? ' line' : ' lines') : null, f.error ? '\u26a0 ' + f.error : null].filter(Boolean).join(' \u00b7 ')
     : '\u0000' + (f.path || '');
   if (li.tcMeta !== text) {
     li.tcMeta = text;
@@ -311,7 +337,7 @@ function renderFileItem(f) {
       meta.append(m, ' \u00b7 ' + (f.path || ''));
     } else meta.textContent = text;
   }
-  li.title = f.path || f.id;
+  li.title = [f.node ? `${f.id} on node ${f.node}: ${f.path || ''}` : f.path || f.id, f.error].filter(Boolean).join('\n');
 }
 /** @param {FileRec} f */
 function markActive(f) {
@@ -746,14 +772,19 @@ $('split-add').addEventListener('click', () => {
 panesEl.addEventListener('click', toggleJson);
 
 // ---------------------------------------------------------------- the whole file (past.js)
-const past = new Past({ closed: () => { $('older').hidden = !(logEl.scrollTop === 0 && view.ids.length > 0); logEl.focus({ preventScroll: true }); } });
+/** True when a file of the view has a past on disk this server reads: a file of this node (not
+ *  standard input, a command, or another node's file in a cluster). */
+function viewHasDisk() {
+  return view.ids.some((id) => { const f = files.get(id); return !!f && !f.remote && !!f.path && f.path.startsWith('/'); });
+}
+const past = new Past({ closed: () => { $('older').hidden = !(logEl.scrollTop === 0 && viewHasDisk()); logEl.focus({ preventScroll: true }); } });
 /** The oldest seq the main view holds of file id, or null. @param {string} id */
 function oldestSeq(id) {
   for (let i = 0; i < view.lines.len; i++) { const e = view.lines.at(i); if (!e.kind && e.f === id) return e.seq; }
   return null;
 }
 function openPast() {
-  if (!view.ids.length) return;
+  if (!viewHasDisk()) return;
   $('older').hidden = true;
   void past.open(view.ids, oldestSeq(view.ids[0]));
 }
@@ -761,7 +792,13 @@ $('whole').addEventListener('click', openPast);
 $('older').addEventListener('click', openPast);
 // At the top of the live lines, the way further up: the file on disk. Scrolling up once more
 // there opens it, as if the lines went on (a tap on the button does it on a touch screen).
-logEl.addEventListener('scroll', () => { $('older').hidden = past.isOpen || logEl.scrollTop > 0 || !view.ids.length || view.rowsDom.lines === 0; });
+logEl.addEventListener('scroll', () => { $('older').hidden = past.isOpen || logEl.scrollTop > 0 || !viewHasDisk() || view.rowsDom.lines === 0; });
+// Only files with a past on disk here offer it.
+setInterval(() => {
+  const disk = viewHasDisk();
+  /** @type {HTMLButtonElement} */ ($('whole')).disabled = !disk;
+  if (!disk) $('older').hidden = true;
+}, 500);
 logEl.addEventListener('wheel', (ev) => {
   if (ev.deltaY < 0 && logEl.scrollTop === 0 && !$('older').hidden && !past.isOpen) openPast();
 }, { passive: true });

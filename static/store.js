@@ -8,6 +8,7 @@
 
 /** A followed file as the page knows it.
  *  @typedef {{id: string, path?: string, exists: boolean, size?: number, last_seq?: number,
+ *             node?: string, error?: string, remote?: boolean,
  *             cursor: number | null, baseline: number | null, subscribed: boolean, color: number,
  *             activity: number, lastT?: number, el: (HTMLLIElement & {tcMeta?: string}) | null}} FileRec */
 

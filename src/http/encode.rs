@@ -89,6 +89,7 @@ pub fn file_info(file: crate::hub::FileSummary) -> crate::protocol::FileInfo {
         last_seq: file.last_seq,
         error: file.error,
         node: file.node,
+        remote: file.remote,
     }
 }
 

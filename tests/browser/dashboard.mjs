@@ -90,6 +90,7 @@ async function main() {
     ['path-prefix', checkPathPrefix],
     ['whole-file', checkWholeFile],
     ['whole-file-search', checkWholeFileSearch],
+    ['cluster', checkCluster],
   ];
   for (const [name, fn] of checks) {
     if (cfg.only.length && !cfg.only.includes(name)) continue;
@@ -1616,6 +1617,72 @@ async function checkWholeFileSearch(ctx) {
     return `1 hit of 100 000 lines, opened with its neighbours`;
   } finally {
     await closeContext(context);
+  }
+}
+
+/** A real redis-server on a Unix socket in `dir` (no persistence); resolves once it answers. */
+async function startRedis(dir) {
+  const { spawn, execFileSync } = await import('node:child_process');
+  const socket = path.join(dir, 'redis.sock');
+  const proc = spawn('redis-server', ['--port', '0', '--unixsocket', socket, '--unixsocketperm', '700', '--save', '', '--appendonly', 'no', '--dir', dir], { stdio: 'ignore' });
+  const failed = new Promise((_, reject) => proc.on('error', (e) => reject(new Error(`cannot run redis-server (${e.message}): install it (Debian: apt-get install redis-server)`))));
+  const ready = (async () => {
+    for (let i = 0; i < 500; i++) {
+      try { if (execFileSync('redis-cli', ['-s', socket, 'PING'], { stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim() === 'PONG') return; } catch { /* not yet */ }
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    throw new Error('redis-server did not answer within 10 s');
+  })();
+  await Promise.race([ready, failed]);
+  return { url: `redis+unix://${socket}`, stop: () => proc.kill('SIGKILL') };
+}
+
+// Two hosts' files through a cluster, on a front node that follows none: grouped by node in the
+// list, each named without its node, and merged across nodes in one view.
+async function checkCluster(ctx) {
+  if (!cfg.bin) return 'skip: needs TAILCAST_BIN to start the cluster';
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tailcast-cluster-'));
+  const redis = await startRedis(dir);
+  const servers = [];
+  try {
+    const node = (name, files) => {
+      const s = new Server(cfg.bin, files, { extraArgs: ['--redis', redis.url, '--node', name, '--redis-heartbeat', '200ms'] });
+      servers.push(s);
+      return s.start();
+    };
+    const logs = ['web1', 'web2'].map((n) => { const f = path.join(dir, `${n}.app.log`); fs.writeFileSync(f, ''); return f; });
+    await node('web1', [logs[0]]);
+    await node('web2', [logs[1]]);
+    const front = await node('front', []);
+    const ids = ['web1/web1.app.log', 'web2/web2.app.log'];
+    const { page, context, problems } = await openPage(ctx, { url: front, waitStatus: ['live'] });
+    try {
+      await waitFor(page, 'both nodes listed', () => document.querySelectorAll('#files li.file').length === 2, null, 10000);
+      const listed = await page.evaluate(() => [...document.querySelectorAll('#files li')].map((li) => li.classList.contains('node-group') ? `[${li.textContent}]` : li.querySelector('.name').textContent));
+      assert(JSON.stringify(listed) === JSON.stringify(['[web1]', 'web1.app.log', '[web2]', 'web2.app.log']), `list: ${JSON.stringify(listed)}`);
+      await page.click(`#files li.file[data-id="${ids[0]}"] .name`);
+      await page.click(`#files li.file[data-id="${ids[1]}"] input.pick`);
+      await waitFor(page, 'merged view of both nodes', (w) => JSON.stringify(window.tailcast.view()) === JSON.stringify(w), ids);
+      const tag = `cl${RUN}`;
+      append(logs[0], [`${tag} from web1`]);
+      append(logs[1], [`${tag} from web2`]);
+      await waitText(page, `${tag} from web1`, 10000);
+      await waitText(page, `${tag} from web2`, 10000);
+      // Another node's disk is not this server's: no way into the whole file for these.
+      await waitFor(page, 'no whole-file button for remote files', () => document.getElementById('whole').disabled, null, 5000);
+      for (const [w, h, name] of [[1280, 800, 'desktop'], [390, 844, 'phone']]) {
+        await page.setViewportSize({ width: w, height: h });
+        await page.screenshot({ path: path.join(os.tmpdir(), `tailcast-cluster-${name}.png`) });
+      }
+      assert(problems.length === 0, problems.join(' | '));
+      return `grouped by node, merged across two nodes; screenshots in ${os.tmpdir()}/tailcast-cluster-*.png`;
+    } finally {
+      await closeContext(context);
+    }
+  } finally {
+    for (const s of servers) await s.stop().catch(() => {});
+    redis.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
   }
 }
 
