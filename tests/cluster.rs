@@ -123,10 +123,11 @@ async fn every_viewer_on_every_node_gets_each_line_once_in_order_across_a_rotati
     // The same protocol as for a local file: the id carries the node, the entry says which.
     let files = b.get_json("/api/files").await;
     assert_eq!(file_entry(&files, FILE)["node"], "a", "{files}");
+    let mut on_a = a.get_json("/api/files").await;
+    on_a[0]["remote"] = json!(true);
     assert_eq!(
-        a.get_json("/api/files").await,
-        files,
-        "every node lists the same file"
+        on_a, files,
+        "every node lists the same file, remote but on a"
     );
 
     let mut ws_b = WsClient::connect(&b).await;
@@ -455,4 +456,25 @@ async fn a_node_serves_only_its_prefix_and_redis_sees_one_reader_per_node() {
         before_clients,
         "no Redis client per viewer"
     );
+}
+
+#[tokio::test]
+async fn a_burst_reaches_a_viewer_on_another_node_whole_when_it_keeps_up() {
+    // b's history is small: what keeps the lines is the mirror waiting for its viewer, as the
+    // tailer does for a local file (the stream in Redis is the buffer).
+    let rig = Rig::start(&[]);
+    let b = node(
+        &rig.redis,
+        "b",
+        &["--history-bytes".to_owned(), "128KiB".to_owned()],
+    );
+    wait_served(&b, FILE, 0).await;
+    let mut on_b = WsClient::connect(&b).await;
+    on_b.subscribe_after(FILE, 0).await;
+    let writer = write_in_bursts(rig.log.path(), "burst", 0..50_000, 5_000, Duration::ZERO);
+    let mut lines = Vec::new();
+    let (_, others) = on_b.collect_lines(FILE, 50_000, WAIT, &mut lines).await;
+    assert!(others.iter().all(|m| m["type"] != "gap"), "{others:?}");
+    assert_each_once_in_order("ws on b", &lines, &numbered("burst", 0..50_000));
+    writer.join().unwrap();
 }

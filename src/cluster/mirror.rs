@@ -284,7 +284,9 @@ impl Mirror {
             tracing::info!("the cluster's Redis is read again");
             self.set_reachable(true);
         }
-        let mut ingested = 0;
+        // What to store, in order; stored on a blocking thread, since storing waits (bounded)
+        // for the viewers that keep up, as reading a file does.
+        let mut batch = Vec::new();
         for (key, entries) in parse_read_reply(&reply, self.max_line) {
             let Some(&slot) = self.by_key.get(&key) else {
                 continue;
@@ -295,19 +297,30 @@ impl Mirror {
                     continue;
                 }
                 file.read = id;
-                ingested += 1;
-                self.health.stats.entries_mirrored.fetch_add(1, Relaxed);
-                match entry {
-                    Some(Entry::Lines {
-                        first_seq,
-                        time_ms,
-                        lines,
-                    }) => self.hub.ingest(file.ix, first_seq, time_ms, lines),
-                    Some(Entry::State(state)) => self.hub.set_state(file.ix, state),
-                    None => {}
+                if let Some(entry) = entry {
+                    batch.push((file.ix, entry));
                 }
             }
         }
+        let ingested = batch.len();
+        self.health
+            .stats
+            .entries_mirrored
+            .fetch_add(ingested as u64, Relaxed);
+        let hub = self.hub.clone();
+        let stored = tokio::task::spawn_blocking(move || {
+            for (ix, entry) in batch {
+                match entry {
+                    Entry::Lines {
+                        first_seq,
+                        time_ms,
+                        lines,
+                    } => hub.ingest(ix, first_seq, time_ms, lines),
+                    Entry::State(state) => hub.set_state(ix, state),
+                }
+            }
+        });
+        let _ = stored.await;
         Ok(ingested)
     }
 

@@ -1,7 +1,7 @@
 //! The cluster: every node serves every file of every host, through Redis Streams.
 //!
-//! A node with PATHs **publishes** them ([`publish`]): a passive reader of each local file's
-//! history (it never paces the tailer) writes its batches, pipelined, into one stream per file,
+//! A node with PATHs **publishes** them ([`publish`]): a reader of each local file's history,
+//! like a viewer, writes its batches, pipelined, into one stream per file,
 //! trimmed by seq (`MINID ~`) to `--redis-history` lines and `--redis-history-bytes`. A
 //! heartbeat writes the node's liveness key (with a TTL) and each file's record. Every node
 //! **mirrors** the other nodes' files ([`mirror`]): one reader on a connection of its own

@@ -1,9 +1,11 @@
 //! Publishing a node's own files into the cluster, and its heartbeat.
 //!
-//! A [`Publisher`] per local file reads the file's history through a passive cursor (it never
-//! holds the tailer back: while Redis is slow or away the file's own readers go on at full
-//! speed) and writes what it reads as stream entries, one pipelined round trip per read, each
-//! `XADD` trimming the stream by seq. While Redis cannot be written the publisher keeps what it
+//! A [`Publisher`] per local file reads the file's history like any viewer and writes what it
+//! reads as stream entries, one pipelined round trip per read, each `XADD` trimming the stream
+//! by seq. So during a burst it paces the tailer like a viewer that keeps up (the file is the
+//! buffer, and Redis gets every line); a Redis that stalls holds the file's reading up no more
+//! than a slow viewer can (one `--pace-timeout` at a time, a tenth of the time at most), and the
+//! publisher, left behind, catches up from the history. While Redis cannot be written the publisher keeps what it
 //! read and retries with backoff; when Redis is back it first asks the stream's newest id (a
 //! write may have landed before the connection broke, and Redis may have lost everything), then
 //! writes what Redis lacks, and catches up from the history: what the history no longer holds
@@ -20,7 +22,7 @@ use tokio::sync::Notify;
 
 use super::entry::{Entry, EntryId};
 use super::{backoff, ClusterConfig, FileRecord, Health, Keys};
-use crate::hub::{Delivery, FileIx, Hub, LiveCursor};
+use crate::hub::{Delivery, FileIx, Hub, LiveCursor, Start};
 use crate::shutdown::Shutdown;
 use crate::tail::LineBatch;
 
@@ -77,7 +79,10 @@ impl Publisher {
     pub(super) async fn run(mut self, mut shutdown: Shutdown) {
         let wake = Arc::new(Notify::new());
         let from = self.written.seq.min(self.hub.last_seq(self.file));
-        let Ok(mut cursor) = self.hub.subscribe_passive(self.file, from, wake.clone()) else {
+        let Ok(mut cursor) = self
+            .hub
+            .subscribe(self.file, Start::After(from), wake.clone())
+        else {
             return;
         };
         let mut failures = 0u32;

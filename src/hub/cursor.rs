@@ -27,8 +27,6 @@ pub(super) struct ReaderShared {
     /// Too slow during a burst: it no longer paces the tailer nor keeps lines in the history,
     /// until it catches up with the head.
     pub(super) left_behind: AtomicBool,
-    /// Never paces the tailer nor keeps lines (see `HistoryBackend::subscribe_passive`).
-    pub(super) passive: bool,
 }
 
 /// See the module documentation.

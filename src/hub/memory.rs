@@ -225,7 +225,6 @@ impl MemoryHistory {
         file: FileIx,
         start: Start,
         wake: Arc<Notify>,
-        passive: bool,
     ) -> Result<MemoryCursor, CursorAhead> {
         let channel = &self.inner.files[file];
         let mut shared = lock(&channel.shared);
@@ -247,8 +246,7 @@ impl MemoryHistory {
             wake,
             // A reader paces the tailer only once it has shown it keeps up by reaching the head:
             // a client that subscribes with a backlog and never reads holds nobody up.
-            left_behind: AtomicBool::new(passive || next_seq < shared.next_seq),
-            passive,
+            left_behind: AtomicBool::new(next_seq < shared.next_seq),
         });
         shared.readers.retain(|r| r.strong_count() > 0);
         shared.readers.push(Arc::downgrade(&reader));
@@ -369,7 +367,7 @@ impl MemoryHistory {
             cursor.pending_shown = text.is_some();
             cursor.pending_seen = pending_count;
         }
-        if next_seq > last_seq && !cursor.shared.passive {
+        if next_seq > last_seq {
             // Caught up: a reader left behind in a burst paces the tailer again.
             cursor.shared.left_behind.store(false, Ordering::Release);
         }
@@ -542,14 +540,15 @@ impl HistoryBackend for MemoryHistory {
 
     fn ingest(&self, file: FileIx, first_seq: u64, time_ms: u64, lines: LineBatch) {
         let channel = &self.inner.files[file];
-        let mut shared = lock(&channel.shared);
+        // Only the cluster's mirror ingests into this file, so this stays the next seq.
+        let next_seq = self.last_seq(file) + 1;
         let end_seq = first_seq + lines.len() as u64;
-        if lines.is_empty() || end_seq <= shared.next_seq {
+        if lines.is_empty() || end_seq <= next_seq {
             return;
         }
-        let lines = if first_seq < shared.next_seq {
+        let lines = if first_seq < next_seq {
             // Some of these lines are here already: keep the rest.
-            let skip = (shared.next_seq - first_seq) as usize;
+            let skip = (next_seq - first_seq) as usize;
             let mut rest = LineBatch::default();
             let truncated = lines.truncated();
             for (ix, line) in lines.lines().enumerate().skip(skip) {
@@ -557,11 +556,6 @@ impl HistoryBackend for MemoryHistory {
             }
             rest
         } else {
-            if first_seq > shared.next_seq {
-                // What lies between is gone for good: the history starts again here, and a
-                // reader behind it reads the exact gap.
-                shared.history = History::new(self.inner.history_lines, self.inner.history_bytes);
-            }
             lines
         };
         let first_seq = end_seq - lines.len() as u64;
@@ -570,6 +564,17 @@ impl HistoryBackend for MemoryHistory {
         let mut lines = lines;
         lines.shrink_to_fit();
         let batch = Arc::new(Batch::read_at(first_seq, lines, time_ms));
+        let mut shared = if first_seq > next_seq {
+            // What lies between is gone for good: the history starts again here, and a reader
+            // behind it reads the exact gap (waiting for readers would save nothing).
+            let mut shared = lock(&channel.shared);
+            shared.history = History::new(self.inner.history_lines, self.inner.history_bytes);
+            shared
+        } else {
+            // Like the tailer, the mirror waits (bounded) for the readers that keep up: the
+            // stream in Redis is the buffer.
+            self.pace(file, batch.bytes())
+        };
         shared.next_seq = end_seq;
         let keep_from = if shared.history.over_line_bound(batch.lines.len()) {
             slowest_reader(&mut shared).unwrap_or(u64::MAX)
@@ -579,16 +584,6 @@ impl HistoryBackend for MemoryHistory {
         shared.history.push_keeping(batch, keep_from);
         channel.last_seq.store(end_seq - 1, Ordering::Release);
         wake_readers(&mut shared);
-    }
-
-    fn subscribe_passive(
-        &self,
-        file: FileIx,
-        after: u64,
-        wake: Arc<Notify>,
-    ) -> Result<Box<dyn super::CursorBackend>, CursorAhead> {
-        self.subscribe_cursor(file, Start::After(after), wake, true)
-            .map(|cursor| Box::new(cursor) as Box<dyn super::CursorBackend>)
     }
 
     fn continue_numbering(&self, file: FileIx, next_seq: u64) {
@@ -645,7 +640,7 @@ impl HistoryBackend for MemoryHistory {
         start: Start,
         wake: Arc<Notify>,
     ) -> Result<Box<dyn super::CursorBackend>, CursorAhead> {
-        self.subscribe_cursor(file, start, wake, false)
+        self.subscribe_cursor(file, start, wake)
             .map(|cursor| Box::new(cursor) as Box<dyn super::CursorBackend>)
     }
 }

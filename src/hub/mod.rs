@@ -144,17 +144,9 @@ pub trait HistoryBackend: Send + Sync + 'static {
     /// Stores lines numbered elsewhere (another node's file, read from the cluster): `first_seq`
     /// is the first line's seq in that numbering, `time_ms` when they were read there. Lines the
     /// history already has are skipped; a jump forward starts the history again at `first_seq`
-    /// (a reader behind it is told of the exact gap). Never waits for readers.
+    /// (a reader behind it is told of the exact gap). Waits, bounded, for readers that keep up,
+    /// as [`Self::append`] does: call it from a blocking thread.
     fn ingest(&self, file: FileIx, first_seq: u64, time_ms: u64, lines: LineBatch);
-    /// A reader that never paces the tailer nor keeps lines in the history for itself (the
-    /// cluster's publisher: a stalled Redis must not slow the file's own readers); when it falls
-    /// behind the history it is told of the gap like any reader.
-    fn subscribe_passive(
-        &self,
-        file: FileIx,
-        after: u64,
-        wake: Arc<Notify>,
-    ) -> Result<Box<dyn CursorBackend>, CursorAhead>;
     /// Records a state change of a file, in order with its lines.
     fn set_state(&self, file: FileIx, state: FileState);
     /// Records the file's unfinished last line (shown, not numbered), or that there is none.
@@ -270,18 +262,6 @@ impl Hub {
     /// See [`HistoryBackend::ingest`].
     pub fn ingest(&self, file: FileIx, first_seq: u64, time_ms: u64, lines: LineBatch) {
         self.backend.ingest(file, first_seq, time_ms, lines)
-    }
-
-    /// See [`HistoryBackend::subscribe_passive`].
-    pub fn subscribe_passive(
-        &self,
-        file: FileIx,
-        after: u64,
-        wake: Arc<Notify>,
-    ) -> Result<LiveCursor, CursorAhead> {
-        self.backend
-            .subscribe_passive(file, after, wake)
-            .map(|inner| LiveCursor { inner })
     }
 
     /// See [`HistoryBackend::watch_files`].
