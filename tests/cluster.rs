@@ -478,3 +478,36 @@ async fn a_burst_reaches_a_viewer_on_another_node_whole_when_it_keeps_up() {
     assert_each_once_in_order("ws on b", &lines, &numbered("burst", 0..50_000));
     writer.join().unwrap();
 }
+
+#[tokio::test]
+async fn a_second_node_with_a_taken_name_is_refused_and_a_restarted_one_is_not() {
+    let mut rig = Rig::start(&[]);
+    let url = rig.redis.url();
+    let other = LogFile::new(&rig.dir, "other.log");
+    let (code, _, stderr) = run_to_exit(
+        &[
+            "--bind",
+            "127.0.0.1:0",
+            "--redis",
+            &url,
+            "--node",
+            "a",
+            "--redis-heartbeat",
+            "200ms",
+            &other.path_str(),
+        ],
+        &[],
+    );
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("another node named `a` is running"),
+        "{stderr}"
+    );
+    // Killed, its liveness key outlives it for a moment: the same name starts again once the
+    // key has expired.
+    rig.a.signal("KILL");
+    let _ = rig.a.child.wait();
+    rig.a = node(&rig.redis, "a", &[rig.log.path_str()]);
+    rig.log.append_line("after the restart");
+    rig.a.wait_last_seq(FILE, 1, WAIT).await;
+}

@@ -26,7 +26,7 @@ mod publish;
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::atomic::{AtomicBool, AtomicUsize};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -154,6 +154,9 @@ pub enum ClusterError {
     /// Redis answered a command with an error.
     #[error("Redis: {0}")]
     Redis(#[from] redis::RedisError),
+    /// Another running node has this node's name.
+    #[error("another node named `{0}` is running in this cluster (its heartbeat goes on): give this one another --node")]
+    NameTaken(String),
 }
 
 /// The names of the cluster's keys.
@@ -232,6 +235,7 @@ impl Cluster {
             prefix: config.prefix.clone(),
         };
         let epoch = claim_epoch(&mut conn, &keys, mine).await.map_err(connect)?;
+        name_is_free(&mut conn, &keys.node(&config.node), &config.node).await?;
         Ok(Cluster {
             config,
             client,
@@ -287,6 +291,8 @@ impl Cluster {
             epoch: self.epoch,
             every: self.config.heartbeat,
             health: health.clone(),
+            instance: format!("{}-{}", std::process::id(), crate::state::fresh_epoch()),
+            beats: AtomicU64::new(0),
         };
         heartbeat.beat().await?;
         tasks.push(tokio::spawn(heartbeat.run(shutdown.clone())));
@@ -386,6 +392,34 @@ impl ClusterTasks {
             let _ = task.await;
         }
     }
+}
+
+/// Waits until a liveness key left by an earlier run of this node has expired; fails when its
+/// value changes meanwhile: another node of this name is beating.
+async fn name_is_free(
+    conn: &mut ConnectionManager,
+    key: &str,
+    node: &str,
+) -> Result<(), ClusterError> {
+    let first: Option<String> = redis::cmd("GET").arg(key).query_async(conn).await?;
+    let Some(first) = first else {
+        return Ok(());
+    };
+    let ttl_ms: i64 = redis::cmd("PTTL").arg(key).query_async(conn).await?;
+    let deadline = tokio::time::Instant::now()
+        + Duration::from_millis(u64::try_from(ttl_ms).unwrap_or(0))
+        + Duration::from_millis(500);
+    tracing::info!("node `{node}` was alive a moment ago: waiting for its heartbeat to expire");
+    while tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let now: Option<String> = redis::cmd("GET").arg(key).query_async(conn).await?;
+        match now {
+            None => return Ok(()),
+            Some(value) if value != first => return Err(ClusterError::NameTaken(node.to_owned())),
+            Some(_) => {}
+        }
+    }
+    Ok(())
 }
 
 /// Sets `P:epoch` to `mine` unless it has a value; returns the value it has.

@@ -328,6 +328,10 @@ pub(super) struct Heartbeat {
     pub(super) epoch: u64,
     pub(super) every: Duration,
     pub(super) health: Arc<Health>,
+    /// This run of the node, and its beats so far: the liveness key's value changes at every
+    /// beat, so a node starting with the same name can tell a live one from an expiring key.
+    pub(super) instance: String,
+    pub(super) beats: std::sync::atomic::AtomicU64,
 }
 
 impl Heartbeat {
@@ -376,9 +380,10 @@ impl Heartbeat {
             .arg("NX")
             .ignore();
         let ttl = u64::try_from(self.every.as_millis() * 3).unwrap_or(u64::MAX);
+        let beat = self.beats.fetch_add(1, Relaxed);
         pipe.cmd("SET")
             .arg(self.keys.node(&self.node))
-            .arg(self.epoch)
+            .arg(format!("{} {beat}", self.instance))
             .arg("PX")
             .arg(ttl.max(1))
             .ignore();
