@@ -135,9 +135,13 @@ async fn every_viewer_on_every_node_gets_each_line_once_in_order_across_a_rotati
     assert_eq!(ws_b.hello["epoch"], ws_c.hello["epoch"], "one epoch");
     ws_b.subscribe_after(FILE, 0).await;
     ws_c.subscribe_after(FILE, 0).await;
-    let sse_url = b.url("/sse?file=a%2Fapp.log&after=0");
-    let sse = tokio::spawn(async move { stream_until(WAIT, &sse_url, &[], "second-299").await });
-    let mut poll_c = PollFollower::new(&c, FILE, 0);
+    let sse: Vec<_> = [&b, &c]
+        .iter()
+        .map(|node| {
+            let url = node.url("/sse?file=a%2Fapp.log&after=0");
+            tokio::spawn(async move { stream_until(WAIT, &url, &[], "second-299").await })
+        })
+        .collect();
 
     log.append_numbered("first", 0..300);
     wait_served(&c, FILE, 300).await;
@@ -159,11 +163,17 @@ async fn every_viewer_on_every_node_gets_each_line_once_in_order_across_a_rotati
         let extra = ws.next_non_ping(Duration::from_millis(300)).await;
         assert!(extra.is_none(), "{who}: nothing more: {extra:?}");
     }
-    let sse_text = sse.await.unwrap();
-    assert_each_once_in_order("sse on b", &sse_lines(&sse_text).await, &expected);
-    let polled = poll_c.until_count(600, WAIT).await.to_vec();
-    assert_lines_eq(&polled, &expected);
-    assert!(poll_c.gaps.is_empty(), "poll on c: no gap");
+    for (who, stream) in ["sse on b", "sse on c"].into_iter().zip(sse) {
+        let text = stream.await.unwrap();
+        assert_each_once_in_order(who, &sse_lines(&text).await, &expected);
+    }
+    // curl's long-poll, from the first line, on both.
+    for node in [&b, &c] {
+        let mut poll = PollFollower::new(node, FILE, 0);
+        let polled = poll.until_count(600, WAIT).await.to_vec();
+        assert_lines_eq(&polled, &expected);
+        assert!(poll.gaps.is_empty(), "poll on {}: no gap", node.base);
+    }
 }
 
 #[tokio::test]
@@ -286,6 +296,7 @@ async fn redis_killed_and_started_again_empty_loses_nothing_the_publisher_holds(
     write_slowly(&log, 0..200, 10);
     wait_served(&b, FILE, 200).await;
     rig.redis.kill();
+    let down = Instant::now();
     // The publisher serves its own file on, while Redis is away.
     write_slowly(&log, 200..400, 10);
     rig.a.wait_last_seq(FILE, 400, WAIT).await;
@@ -297,7 +308,8 @@ async fn redis_killed_and_started_again_empty_loses_nothing_the_publisher_holds(
             .contains("Redis"),
         "b says why the file stopped: {during}"
     );
-    std::thread::sleep(Duration::from_secs(2));
+    // Five seconds without Redis in all.
+    std::thread::sleep(Duration::from_secs(5).saturating_sub(down.elapsed()));
     rig.redis.restart();
     write_slowly(&log, 400..500, 10);
 
