@@ -39,6 +39,23 @@ struct Mirrored {
     node: String,
 }
 
+/// True for an id a node would give one of its files: `NODE/NAME`, with the record's node
+/// (a valid node name) and a name of printable characters, at most 1024 bytes in all.
+fn is_cluster_id(id: &str, node: &str) -> bool {
+    let Some(name) = id
+        .strip_prefix(node)
+        .and_then(|rest| rest.strip_prefix('/'))
+    else {
+        return false;
+    };
+    let node_ok = !node.is_empty()
+        && node.len() <= 64
+        && node
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+    node_ok && !name.is_empty() && id.len() <= 1024 && !name.chars().any(char::is_control)
+}
+
 /// See the module documentation.
 pub(super) struct Mirror {
     hub: Hub,
@@ -214,6 +231,16 @@ impl Mirror {
         if self.refused.contains(id) {
             return None;
         }
+        if !is_cluster_id(id, &record.node) {
+            // Only a node writes its records; anything else in the hash is not served.
+            tracing::warn!(
+                "`{}` in the cluster's file list is not an id of node `{}`: not served",
+                id.escape_debug(),
+                record.node.escape_debug()
+            );
+            self.refused.insert(id.to_owned());
+            return None;
+        }
         let Some(ix) = self.hub.add_remote_file(
             id.to_owned(),
             record.path.clone().into(),
@@ -352,5 +379,25 @@ impl Mirror {
                 },
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_nodes_own_ids_are_served() {
+        assert!(is_cluster_id("web1/app.log", "web1"));
+        assert!(is_cluster_id("web1/nginx/access.log", "web1"));
+        assert!(!is_cluster_id("web2/app.log", "web1"));
+        assert!(!is_cluster_id("web1app.log", "web1"));
+        assert!(!is_cluster_id("web1/", "web1"));
+        assert!(!is_cluster_id("web1/a\u{1b}[2Jb", "web1"));
+        assert!(!is_cluster_id("../x/app.log", "../x"));
+        assert!(!is_cluster_id(
+            &format!("web1/{}", "x".repeat(2000)),
+            "web1"
+        ));
     }
 }
