@@ -403,6 +403,18 @@ async fn a_publisher_killed_and_restarted_with_its_state_dir_repeats_nothing_and
     rig.a.signal("KILL");
     let _ = rig.a.child.wait();
     log.append_numbered("k", 200..300);
+    // Its heartbeat stops: b shows the node offline, and its lines so far stay readable.
+    let offline = wait_for(WAIT, || async {
+        let entry = b.file_info(FILE).await;
+        entry["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("node a is offline"))
+            .then_some(entry)
+    })
+    .await;
+    assert!(offline.is_some(), "{}", b.file_info(FILE).await);
+    let answer = b.get_json("/poll?file=a%2Fapp.log&after=198").await;
+    assert_eq!(answer["lines"], json!(["k-198", "k-199"]), "{answer}");
     let mut args = args.to_vec();
     args.push(log.path_str());
     rig.a = node(&rig.redis, "a", &args);
@@ -417,6 +429,11 @@ async fn a_publisher_killed_and_restarted_with_its_state_dir_repeats_nothing_and
         "{others:?}"
     );
     assert_each_once_in_order("ws on b", &lines, &numbered("k", 0..400));
+    wait_for(WAIT, || async {
+        b.file_info(FILE).await["error"].is_null().then_some(())
+    })
+    .await
+    .expect("back online");
     let extra = on_b.next_non_ping(Duration::from_millis(500)).await;
     assert!(
         extra.as_ref().is_none_or(|m| m["type"] != "lines"),
