@@ -27,10 +27,10 @@ impl Serialize for LinesHere {
 /// `message` (whose `lines` is [`LinesHere`]) as JSON, with `lines` written into its array,
 /// after the bytes of `frame` (empty, or room for a WebSocket header).
 /// Inside a JSON string every `"` is escaped, so the first `"lines":[]` is the field itself.
-fn with_lines<'a, M: Serialize>(
+fn with_lines<M: Serialize>(
     mut frame: Vec<u8>,
     message: &M,
-    lines: impl Iterator<Item = &'a str>,
+    write_lines: impl FnOnce(&mut Vec<u8>),
 ) -> Vec<u8> {
     const FIELD: &[u8] = b"\"lines\":[]";
     let front = frame.len();
@@ -42,14 +42,20 @@ fn with_lines<'a, M: Serialize>(
         return frame;
     };
     let tail = frame.split_off(front + at + FIELD.len() - 1);
-    for (i, line) in lines.enumerate() {
-        if i > 0 {
-            frame.push(b',');
-        }
-        super::json::push_str(&mut frame, line);
-    }
+    write_lines(&mut frame);
     frame.extend_from_slice(&tail);
     frame
+}
+
+/// Writes the lines of `slices` into a JSON array being written, comma-separated, each slice's
+/// lines as one run (see [`super::json::push_lines`]).
+fn push_slices(frame: &mut Vec<u8>, slices: &[BatchSlice]) {
+    let mut comma = false;
+    for slice in slices {
+        let (text, start, ends) = slice.batch.lines.run(slice.range.clone());
+        super::json::push_lines(frame, text, start, ends, comma);
+        comma |= !ends.is_empty();
+    }
 }
 
 /// A frame made by [`with_lines`] as a string (serde_json and [`super::json`] write UTF-8).
@@ -133,8 +139,7 @@ fn lines_into(frame: Vec<u8>, file: &str, first_seq: u64, slices: &[BatchSlice])
         times: (times.len() > 1).then_some(times),
         truncated: truncated_seqs(slices),
     };
-    let lines = slices.iter().flat_map(BatchSlice::lines);
-    with_lines(frame, &message, lines)
+    with_lines(frame, &message, |frame| push_slices(frame, slices))
 }
 
 /// The `lines` message of filtered lines (`grep`): not consecutive, so with each line's seq.
@@ -163,8 +168,7 @@ fn filtered_into(frame: Vec<u8>, file: &str, slices: &[BatchSlice]) -> Vec<u8> {
         times: (times.len() > 1).then_some(times),
         truncated: truncated_seqs(slices),
     };
-    let lines = slices.iter().flat_map(BatchSlice::lines);
-    with_lines(frame, &message, lines)
+    with_lines(frame, &message, |frame| push_slices(frame, slices))
 }
 
 /// The WebSocket frame of a whole batch's `lines` message, built on first use and kept with the
@@ -198,7 +202,10 @@ fn batch_frame(file: &str, batch: &Batch) -> Vec<u8> {
     // once and kept without spare capacity.
     let capacity = Batch::encoded_estimate(lines) + file.len();
     let frame = ws_out::frame_buffer(capacity);
-    let mut frame = with_lines(frame, &message, lines.lines());
+    let mut frame = with_lines(frame, &message, |frame| {
+        let (text, start, ends) = lines.run(0..lines.len());
+        super::json::push_lines(frame, text, start, ends, false);
+    });
     frame.shrink_to_fit();
     frame
 }

@@ -50,8 +50,10 @@ struct Sub {
 /// Most lines, and about the most bytes, read from one file per turn of the session loop
 /// (client messages, the heartbeat and shutdown are seen between turns; the rest is read on the
 /// next one). A small turn keeps the cursor close to what the client has received, which is what
-/// pacing and gaps are judged by.
-const LINES_PER_TURN: usize = 10_000;
+/// pacing and gaps are judged by. The byte bound is the one that binds for lines of 8 bytes or
+/// more: the hub cuts it between batches (whose frames are shared), where the line bound would
+/// cut inside one.
+const LINES_PER_TURN: usize = 32_768;
 const BYTES_PER_TURN: usize = 256 * 1024;
 
 /// `GET /ws`: checks access, then upgrades and spawns the session.
