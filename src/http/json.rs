@@ -60,10 +60,29 @@ pub fn push_lines(out: &mut Vec<u8>, text: &str, start: usize, ends: &[u32], com
 
 /// True when some byte needs escaping in JSON: a control character, `"` or `\\`.
 fn needs_escape(bytes: &[u8]) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if bytes.len() >= 64 && std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU has AVX2 (just checked), all that `needs_escape_avx2` asks.
+            return unsafe { needs_escape_avx2(bytes) };
+        }
+    }
+    scan::<32>(bytes)
+}
+
+/// [`scan`] compiled for AVX2: twice the bytes per instruction of the SSE2 baseline.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn needs_escape_avx2(bytes: &[u8]) -> bool {
+    scan::<64>(bytes)
+}
+
+/// The scan of [`needs_escape`], `LANES` bytes a step.
+#[inline(always)]
+fn scan<const LANES: usize>(bytes: &[u8]) -> bool {
     // Lane by lane into an accumulator that is looked at once at the end: the compiler keeps it
     // in vector registers (compare, or; no mask extracted per block). Escapes are rare, so
     // scanning a run to its end costs less than checking for one at every block.
-    const LANES: usize = 32;
     let mut acc = [0u8; LANES];
     let mut chunks = bytes.chunks_exact(LANES);
     for chunk in &mut chunks {
@@ -101,6 +120,18 @@ mod tests {
             let mut ours = Vec::new();
             push_str(&mut ours, text);
             assert_eq!(ours, serde_json::to_vec(text).unwrap(), "{text:?}");
+        }
+        // Every position of an escape in runs long enough for the vector scans.
+        for len in [63, 64, 65, 200, 1000] {
+            let clean = "a".repeat(len);
+            assert!(!needs_escape(clean.as_bytes()), "{len}");
+            for at in 0..len {
+                for bad in [b'"', b'\\', 0x1f, 0x00] {
+                    let mut text = clean.clone().into_bytes();
+                    text[at] = bad;
+                    assert!(needs_escape(&text), "{len} {at} {bad}");
+                }
+            }
         }
         // A run of lines back to back, with and without something to escape in it.
         for run in [&samples[..2], &samples[1..3], &samples[3..], &samples[..]] {
