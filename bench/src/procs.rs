@@ -63,11 +63,18 @@ pub fn cpu_s(pids: &[u32]) -> f64 {
 fn schedstat_s(pid: u32) -> Option<f64> {
     let mut ns = 0u64;
     let mut threads = 0;
-    for task in std::fs::read_dir(format!("/proc/{pid}/task")).ok()?.flatten() {
+    for task in std::fs::read_dir(format!("/proc/{pid}/task"))
+        .ok()?
+        .flatten()
+    {
         let Ok(stat) = std::fs::read_to_string(task.path().join("schedstat")) else {
             continue;
         };
-        if let Some(run) = stat.split_whitespace().next().and_then(|s| s.parse::<u64>().ok()) {
+        if let Some(run) = stat
+            .split_whitespace()
+            .next()
+            .and_then(|s| s.parse::<u64>().ok())
+        {
             ns += run;
             threads += 1;
         }
