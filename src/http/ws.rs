@@ -5,9 +5,10 @@
 //! deadline and the shutdown signal. Lines go out as the hub's shared, pre-serialized frames (the
 //! very bytes, WebSocket header included: see [`super::ws_out`]); only part of a batch (a backlog
 //! that starts inside one) is re-serialized. The client's frames are read by actix-ws; what the
-//! server sends goes through [`ws_out`]'s queue and body instead of actix-ws's `Session`. A subscriber left behind
-//! by a burst is told of a `gap` (see `Hub::pace`); a send that stalls longer than
-//! `--send-timeout` closes the client. Nothing the client sends can make the session panic.
+//! server sends goes through [`ws_out`]'s queue and body instead of actix-ws's `Session`. A
+//! subscriber left behind by a burst is told of a `gap` (see `Hub::pace`); a send that stalls
+//! longer than `--send-timeout` closes the client. Nothing the client sends can make the session
+//! panic.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering::Relaxed;
