@@ -13,6 +13,7 @@ use proptest::prelude::*;
 use proptest::test_runner::Config;
 use serde_json::{json, Map, Value};
 use tailcast::http::encode::whole_batch_frame;
+use tailcast::http::ws_out;
 use tailcast::hub::Batch;
 use tailcast::protocol::{ClientMessage, WireCursor};
 use tailcast::tail::{LineBatch, LineSplitter};
@@ -382,7 +383,7 @@ proptest! {
         let cut: Vec<u32> = (0..lines.len() as u32).filter(|&i| lines[i as usize].1).collect();
         prop_assert_eq!(batch.truncated(), &cut[..]);
 
-        let frame: Value = serde_json::from_str(&whole_batch_frame(&file, &Batch::new(first_seq, batch)))
+        let frame: Value = serde_json::from_slice(ws_out::payload(&whole_batch_frame(&file, &Batch::new(first_seq, batch))))
             .expect("the frame is JSON");
         prop_assert_eq!(&frame["type"], "lines");
         prop_assert_eq!(&frame["file"], &Value::from(file));

@@ -18,16 +18,32 @@ pub fn now_ns() -> u64 {
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
-/// Bytes per line written, newline included.
+/// Bytes per line written, newline included, unless [`LINE_BYTES_ENV`] says otherwise.
 pub const LINE_BYTES: usize = 100;
 
-/// Appends one workload line, `SEQ SEND_TIME_NS padding\n`, exactly [`LINE_BYTES`] long.
+/// The environment variable that sets the line size (`suite --line-bytes N` sets it; the client
+/// processes it starts inherit it, so that writer and clients agree).
+pub const LINE_BYTES_ENV: &str = "TAILCAST_BENCH_LINE_BYTES";
+
+/// Bytes per workload line, newline included: [`LINE_BYTES`], or what [`LINE_BYTES_ENV`] says
+/// (at least 40, room for the seq and the send time).
+pub fn line_bytes() -> usize {
+    static BYTES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *BYTES.get_or_init(|| {
+        std::env::var(LINE_BYTES_ENV)
+            .ok()
+            .and_then(|v| v.parse::<usize>().ok())
+            .map_or(LINE_BYTES, |n| n.max(40))
+    })
+}
+
+/// Appends one workload line, `SEQ SEND_TIME_NS padding\n`, exactly [`line_bytes`] long.
 pub fn format_line(out: &mut Vec<u8>, seq: u64, send_ns: u64) {
     use std::io::Write;
     let start = out.len();
     let _ = write!(out, "{seq} {send_ns} ");
     let used = out.len() - start;
-    out.resize(start + LINE_BYTES.max(used + 1) - 1, b'x');
+    out.resize(start + line_bytes().max(used + 1) - 1, b'x');
     out.push(b'\n');
 }
 
@@ -156,7 +172,7 @@ impl ConnStats {
             return;
         };
         self.received += 1;
-        if line.len() != LINE_BYTES - 1 || line.last() != Some(&b'x') {
+        if line.len() != line_bytes() - 1 || line.last() != Some(&b'x') {
             self.corrupt += 1;
         }
         if self.first_recv_ns == 0 {

@@ -49,17 +49,47 @@ pub fn tree(pid: u32) -> Vec<u32> {
     out
 }
 
-/// User+system CPU seconds of these processes.
+/// User+system CPU seconds of these processes: the scheduler's own count in nanoseconds
+/// (`/proc/PID/task/TID/schedstat`, summed over the threads alive now), so that short runs are
+/// not rounded to the 10 ms of a clock tick; the tick count of `/proc/PID/stat` for a process
+/// whose threads cannot be read. A thread that ends between two readings takes its time with
+/// it: the servers measured keep their threads for the whole run.
 pub fn cpu_s(pids: &[u32]) -> f64 {
+    pids.iter()
+        .map(|&p| schedstat_s(p).unwrap_or_else(|| ticks_s(p)))
+        .sum()
+}
+
+fn schedstat_s(pid: u32) -> Option<f64> {
+    let mut ns = 0u64;
+    let mut threads = 0;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task"))
+        .ok()?
+        .flatten()
+    {
+        let Ok(stat) = std::fs::read_to_string(task.path().join("schedstat")) else {
+            continue;
+        };
+        if let Some(run) = stat
+            .split_whitespace()
+            .next()
+            .and_then(|s| s.parse::<u64>().ok())
+        {
+            ns += run;
+            threads += 1;
+        }
+    }
+    (threads > 0).then(|| ns as f64 / 1e9)
+}
+
+fn ticks_s(pid: u32) -> f64 {
     let mut ticks = 0u64;
-    for p in pids {
-        if let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat")) {
-            if let Some((_, rest)) = stat.rsplit_once(')') {
-                let f: Vec<&str> = rest.split_whitespace().collect();
-                // Fields 14 and 15 of stat; `rest` starts at field 3.
-                ticks += f.get(11).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0);
-                ticks += f.get(12).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0);
-            }
+    if let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        if let Some((_, rest)) = stat.rsplit_once(')') {
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            // Fields 14 and 15 of stat; `rest` starts at field 3.
+            ticks += f.get(11).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0);
+            ticks += f.get(12).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0);
         }
     }
     ticks as f64 / clk_tck()

@@ -98,6 +98,11 @@ fn median(mut v: Vec<f64>) -> Option<f64> {
 pub fn suite_main(args: Args) {
     install_signal_cleanup();
     let quick = args.flag("--quick");
+    if let Some(bytes) = args.get("--line-bytes") {
+        bytes.parse::<usize>().expect("--line-bytes");
+        // Before any thread or client process starts: they all read it (common::line_bytes).
+        std::env::set_var(crate::common::LINE_BYTES_ENV, bytes);
+    }
     let me = std::env::current_exe().expect("own path");
     let work = std::env::temp_dir().join(format!("tailcast-bench-{}", std::process::id()));
     std::fs::create_dir_all(&work).expect("work dir");

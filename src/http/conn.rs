@@ -1,8 +1,9 @@
 //! What each TCP connection may keep waiting to go out, and how the server ends a connection.
 //!
-//! Our own queues are only the top of the stack: below them actix-ws keeps a channel of frames,
-//! actix-http a write buffer per connection that takes a whole sized body at once, and the kernel
-//! a send buffer. A client that stops reading fills all of them, and actix never gives up on a
+//! Our own queues are only the top of the stack: below them a WebSocket keeps a channel of
+//! frames (`ws_out`), actix-http a write buffer per connection that takes a whole sized body at
+//! once (and, patched, up to 16 large chunks it writes from their own buffers), and the kernel a
+//! send buffer. A client that stops reading fills all of them, and actix never gives up on a
 //! write by itself. So every connection gets a [`Conn`] (made in `on_connect`, found by handlers
 //! in the request's connection data) that:
 //!

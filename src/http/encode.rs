@@ -1,11 +1,14 @@
 //! Encoding what the history holds into wire messages: `lines` frames and long-poll answers.
 //!
 //! The history keeps lines and file states only; it knows no wire format. A whole batch's
-//! WebSocket frame is built here the first time a client needs it and cached with the batch
-//! ([`whole_batch_frame`]), so however many clients read it, it is serialized once.
+//! WebSocket frame (header included, see [`super::ws_out`]) is built here the first time a client
+//! needs it and cached with the batch ([`whole_batch_frame`]), so however many clients read it,
+//! it is serialized and framed once, and every client sends the same bytes.
 
-use bytestring::ByteString;
+use bytes::Bytes;
 use serde::{Serialize, Serializer};
+
+use super::ws_out;
 
 use crate::hub::{Batch, BatchSlice, Gap};
 use crate::protocol::{GapRange, LinesMessage};
@@ -21,30 +24,38 @@ impl Serialize for LinesHere {
     }
 }
 
-/// `message` (whose `lines` is [`LinesHere`]) as JSON, with `lines` written into its array.
+/// `message` (whose `lines` is [`LinesHere`]) as JSON, with `lines` written into its array,
+/// after the bytes of `frame` (empty, or room for a WebSocket header).
 /// Inside a JSON string every `"` is escaped, so the first `"lines":[]` is the field itself.
-fn with_lines<'a, M: Serialize>(
+fn with_lines<M: Serialize>(
+    mut frame: Vec<u8>,
     message: &M,
-    lines: impl Iterator<Item = &'a str>,
-    capacity: usize,
+    write_lines: impl FnOnce(&mut Vec<u8>),
 ) -> Vec<u8> {
     const FIELD: &[u8] = b"\"lines\":[]";
-    let mut frame = Vec::with_capacity(capacity);
+    let front = frame.len();
     if serde_json::to_writer(&mut frame, message).is_err() {
-        return Vec::new();
+        frame.truncate(front);
+        return frame;
     }
-    let Some(at) = memchr::memmem::find(&frame, FIELD) else {
+    let Some(at) = memchr::memmem::find(&frame[front..], FIELD) else {
         return frame;
     };
-    let tail = frame.split_off(at + FIELD.len() - 1);
-    for (i, line) in lines.enumerate() {
-        if i > 0 {
-            frame.push(b',');
-        }
-        super::json::push_str(&mut frame, line);
-    }
+    let tail = frame.split_off(front + at + FIELD.len() - 1);
+    write_lines(&mut frame);
     frame.extend_from_slice(&tail);
     frame
+}
+
+/// Writes the lines of `slices` into a JSON array being written, comma-separated, each slice's
+/// lines as one run (see [`super::json::push_lines`]).
+fn push_slices(frame: &mut Vec<u8>, slices: &[BatchSlice]) {
+    let mut comma = false;
+    for slice in slices {
+        let (text, start, ends) = slice.batch.lines.run(slice.range.clone());
+        super::json::push_lines(frame, text, start, ends, comma);
+        comma |= !ends.is_empty();
+    }
 }
 
 /// A frame made by [`with_lines`] as a string (serde_json and [`super::json`] write UTF-8).
@@ -108,6 +119,17 @@ pub fn gap_range(gap: Gap) -> GapRange {
 
 /// The `lines` message for consecutive slices starting at `first_seq`.
 pub fn lines_frame(file: &str, first_seq: u64, slices: &[BatchSlice]) -> String {
+    let frame = Vec::with_capacity(slices_estimate(slices));
+    frame_text(lines_into(frame, file, first_seq, slices))
+}
+
+/// [`lines_frame`] as a WebSocket frame.
+pub fn lines_ws_frame(file: &str, first_seq: u64, slices: &[BatchSlice]) -> Bytes {
+    let frame = ws_out::frame_buffer(slices_estimate(slices));
+    ws_out::text_frame(lines_into(frame, file, first_seq, slices))
+}
+
+fn lines_into(frame: Vec<u8>, file: &str, first_seq: u64, slices: &[BatchSlice]) -> Vec<u8> {
     let times = times_of(slices);
     let message = LinesMessage {
         kind: "lines",
@@ -119,12 +141,22 @@ pub fn lines_frame(file: &str, first_seq: u64, slices: &[BatchSlice]) -> String 
         times: (times.len() > 1).then_some(times),
         truncated: truncated_seqs(slices),
     };
-    let lines = slices.iter().flat_map(BatchSlice::lines);
-    frame_text(with_lines(&message, lines, slices_estimate(slices)))
+    with_lines(frame, &message, |frame| push_slices(frame, slices))
 }
 
 /// The `lines` message of filtered lines (`grep`): not consecutive, so with each line's seq.
 pub fn filtered_lines_frame(file: &str, slices: &[BatchSlice]) -> String {
+    let frame = Vec::with_capacity(slices_estimate(slices));
+    frame_text(filtered_into(frame, file, slices))
+}
+
+/// [`filtered_lines_frame`] as a WebSocket frame.
+pub fn filtered_lines_ws_frame(file: &str, slices: &[BatchSlice]) -> Bytes {
+    let frame = ws_out::frame_buffer(slices_estimate(slices));
+    ws_out::text_frame(filtered_into(frame, file, slices))
+}
+
+fn filtered_into(frame: Vec<u8>, file: &str, slices: &[BatchSlice]) -> Vec<u8> {
     let seqs = super::filter::seqs_of(slices);
     let times = times_of(slices);
     let message = LinesMessage {
@@ -138,20 +170,20 @@ pub fn filtered_lines_frame(file: &str, slices: &[BatchSlice]) -> String {
         times: (times.len() > 1).then_some(times),
         truncated: truncated_seqs(slices),
     };
-    let lines = slices.iter().flat_map(BatchSlice::lines);
-    frame_text(with_lines(&message, lines, slices_estimate(slices)))
+    with_lines(frame, &message, |frame| push_slices(frame, slices))
 }
 
-/// The `lines` message of a whole batch, built on first use and kept with the batch for every
-/// other client.
-pub fn whole_batch_frame(file: &str, batch: &Batch) -> ByteString {
+/// The WebSocket frame of a whole batch's `lines` message, built on first use and kept with the
+/// batch for every other client (the same bytes: a clone is a reference count).
+pub fn whole_batch_frame(file: &str, batch: &Batch) -> Bytes {
     batch
         .encoded
-        .get_or_init(|| ByteString::from(batch_frame(file, batch)))
+        .get_or_init(|| ws_out::text_frame(batch_frame(file, batch)))
         .clone()
 }
 
-fn batch_frame(file: &str, batch: &Batch) -> String {
+/// The whole batch's `lines` message, after room for a WebSocket header.
+fn batch_frame(file: &str, batch: &Batch) -> Vec<u8> {
     let lines = &batch.lines;
     let message = LinesMessage {
         kind: "lines",
@@ -171,9 +203,13 @@ fn batch_frame(file: &str, batch: &Batch) -> String {
     // Sized for the usual case (quotes and commas, little to escape), so that it is allocated
     // once and kept without spare capacity.
     let capacity = Batch::encoded_estimate(lines) + file.len();
-    let mut frame = with_lines(&message, lines.lines(), capacity);
+    let frame = ws_out::frame_buffer(capacity);
+    let mut frame = with_lines(frame, &message, |frame| {
+        let (text, start, ends) = lines.run(0..lines.len());
+        super::json::push_lines(frame, text, start, ends, false);
+    });
     frame.shrink_to_fit();
-    frame_text(frame)
+    frame
 }
 
 /// How a poll answer writes its lines.
@@ -466,7 +502,8 @@ mod tests {
         ];
         // Two reads with the same millisecond are one run; an empty slice names nothing.
         assert_eq!(times_of(&slices), vec![(2, 1000), (7, 2500)]);
-        let frame: serde_json::Value = serde_json::from_str(&whole_batch_frame("f", &c)).unwrap();
+        let frame: serde_json::Value =
+            serde_json::from_slice(ws_out::payload(&whole_batch_frame("f", &c))).unwrap();
         assert_eq!(frame["time"], 2500);
         assert!(frame.get("times").is_none(), "{frame}");
         let part: serde_json::Value =
@@ -513,7 +550,20 @@ mod tests {
             })
             .unwrap();
             assert_eq!(lines_frame(file, 3, &whole), want, "{file}");
-            assert_eq!(&*batch_frame(file, &batch), want.as_str(), "{file}");
+            assert_eq!(
+                &batch_frame(file, &batch)[ws_out::MAX_HEADER..],
+                want.as_bytes()
+            );
+            assert_eq!(
+                lines_ws_frame(file, 3, &whole),
+                ws_out::text(&want),
+                "{file}"
+            );
+            assert_eq!(
+                whole_batch_frame(file, &Batch::new(3, batch.lines.clone())),
+                ws_out::text(&want),
+                "{file}"
+            );
         }
     }
 
@@ -524,7 +574,7 @@ mod tests {
         lines.push("cut", true);
         let batch = Batch::new(7, lines);
         let frame = whole_batch_frame("f", &batch);
-        let v: serde_json::Value = serde_json::from_str(&frame).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(ws_out::payload(&frame)).unwrap();
         assert_eq!(v["type"], "lines");
         assert_eq!(v["seq"], 7);
         assert_eq!(v["lines"][0], "a \"quoted\" <b>");

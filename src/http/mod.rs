@@ -25,6 +25,7 @@ mod stream;
 mod terminal;
 mod ws;
 mod ws_guard;
+pub mod ws_out;
 
 use std::future::Future;
 use std::sync::Arc;

@@ -2,10 +2,13 @@
 //!
 //! A session task selects over: client frames, one hub wake-up shared by all its subscriptions
 //! (each a [`LiveCursor`] reading the file's history), the heartbeat tick, the client-silence
-//! deadline and the shutdown signal. Lines go out as the hub's shared, pre-serialized frames; only
-//! part of a batch (a backlog that starts inside one) is re-serialized. A subscriber left behind
-//! by a burst is told of a `gap` (see `Hub::pace`); a send that stalls longer than
-//! `--send-timeout` closes the client. Nothing the client sends can make the session panic.
+//! deadline and the shutdown signal. Lines go out as the hub's shared, pre-serialized frames (the
+//! very bytes, WebSocket header included: see [`super::ws_out`]); only part of a batch (a backlog
+//! that starts inside one) is re-serialized. The client's frames are read by actix-ws; what the
+//! server sends goes through [`ws_out`]'s queue and body instead of actix-ws's `Session`. A
+//! subscriber left behind by a burst is told of a `gap` (see `Hub::pace`); a send that stalls
+//! longer than `--send-timeout` closes the client. Nothing the client sends can make the session
+//! panic.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering::Relaxed;
@@ -13,8 +16,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
-use actix_ws::{AggregatedMessage, CloseCode, CloseReason, ProtocolError};
-use bytestring::ByteString;
+use actix_ws::{AggregatedMessage, CloseCode, ProtocolError};
+use bytes::Bytes;
 use futures_util::StreamExt;
 use tokio::sync::Notify;
 use tokio::time::{sleep_until, Instant};
@@ -29,6 +32,7 @@ use super::conn::{Conn, NoRoom};
 use super::encode;
 use super::query::{self, Cursor, Resume};
 use super::ws_guard::{self, FrameGuard, Verdict, Violation};
+use super::ws_out::{self, Outbox};
 use super::{access, AppState};
 
 /// Most files one client may subscribe to at once.
@@ -47,8 +51,10 @@ struct Sub {
 /// Most lines, and about the most bytes, read from one file per turn of the session loop
 /// (client messages, the heartbeat and shutdown are seen between turns; the rest is read on the
 /// next one). A small turn keeps the cursor close to what the client has received, which is what
-/// pacing and gaps are judged by.
-const LINES_PER_TURN: usize = 10_000;
+/// pacing and gaps are judged by. The byte bound is the one that binds for lines of 8 bytes or
+/// more: the hub cuts it between batches (whose frames are shared), where the line bound would
+/// cut inside one.
+const LINES_PER_TURN: usize = 32_768;
 const BYTES_PER_TURN: usize = 256 * 1024;
 
 /// `GET /ws`: checks access, then upgrades and spawns the session.
@@ -70,7 +76,11 @@ pub async fn connect(
     let (guard, verdict) = FrameGuard::new(body, max);
     let mut guarded = actix_web::dev::Payload::from(Box::pin(guard) as ws_guard::GuardedPayload);
     let body = web::Payload::from_request(&req, &mut guarded).await?;
-    let (response, session, stream) = actix_ws::handle(&req, body)?;
+    let (response, _actix_session, stream) = actix_ws::handle(&req, body)?;
+    // Our frames go in our own body; actix-ws's stays with it, unpolled (see ws_out::OutBody).
+    let (response, actix_ws_body) = response.into_parts();
+    let (session, body) = ws_out::channel(actix_ws_body);
+    let response = response.set_body(body).map_into_boxed_body();
     let stream = stream
         .max_frame_size(max)
         .aggregate_continuations()
@@ -116,7 +126,7 @@ enum End {
 
 struct WsSession {
     state: AppState,
-    session: actix_ws::Session,
+    session: Outbox,
     /// The connection's output budget and reset switch.
     conn: Conn,
     /// What the frame guard found wrong with the client's frames, if anything.
@@ -128,7 +138,7 @@ struct WsSession {
 }
 
 impl WsSession {
-    fn new(state: AppState, session: actix_ws::Session, conn: Conn, verdict: Verdict) -> Self {
+    fn new(state: AppState, session: Outbox, conn: Conn, verdict: Verdict) -> Self {
         let idle_deadline = Instant::now() + state.config.client_timeout;
         WsSession {
             state,
@@ -153,7 +163,7 @@ impl WsSession {
             heartbeat_ms: millis(self.state.config.heartbeat),
             timeout_ms: millis(self.state.config.client_timeout),
         };
-        if let Err(end) = self.send(hello.to_json().into()).await {
+        if let Err(end) = self.send_json(&hello.to_json()).await {
             return end;
         }
         let mut shutdown = self.state.shutdown.clone();
@@ -203,15 +213,11 @@ impl WsSession {
                 "server busy (its output budget is full): reconnect shortly",
             ),
         };
-        let reason = CloseReason {
-            code,
-            description: Some(description.into()),
-        };
-        let frame_bytes = 4 + description.len();
-        self.conn.queued(frame_bytes);
+        let frame = ws_out::close(u16::from(code), description);
+        self.conn.queued(frame.len());
         // A stalled socket may never take the close frame: bound the wait.
         let grace = Duration::from_millis(500);
-        let _ = tokio::time::timeout(grace, self.session.close(Some(reason))).await;
+        let _ = tokio::time::timeout(grace, self.session.close(frame)).await;
         if matches!(
             end,
             End::Silent | End::TooBig | End::BadText | End::Protocol
@@ -224,11 +230,16 @@ impl WsSession {
         }
     }
 
-    /// Sends one text frame once the output budgets have room for it (see `Conn::make_room`),
-    /// the send itself bounded by the send timeout.
-    async fn send(&mut self, frame: ByteString) -> Result<(), End> {
-        let len = frame.len() as u64;
-        let wire_bytes = frame_bytes(frame.len());
+    /// Sends a JSON message as a text frame (see [`WsSession::send`]).
+    async fn send_json(&mut self, json: &str) -> Result<(), End> {
+        self.send(ws_out::text(json)).await
+    }
+
+    /// Sends one text frame (made by [`ws_out`]) once the output budgets have room for it (see
+    /// `Conn::make_room`), the send itself bounded by the send timeout.
+    async fn send(&mut self, frame: Bytes) -> Result<(), End> {
+        let len = ws_out::payload(&frame).len() as u64;
+        let wire_bytes = frame.len();
         self.conn
             .make_room(wire_bytes)
             .await
@@ -237,7 +248,7 @@ impl WsSession {
                 NoRoom::ServerBusy => End::Busy,
             })?;
         self.conn.queued(wire_bytes);
-        within(self.state.config.send_timeout, self.session.text(frame)).await?;
+        within(self.state.config.send_timeout, self.session.send(frame)).await?;
         let stats = &self.state.stats;
         stats.frames_out.fetch_add(1, Relaxed);
         stats.bytes_out.fetch_add(len, Relaxed);
@@ -246,13 +257,14 @@ impl WsSession {
 
     async fn send_error(&mut self, code: &str, message: &str) -> Result<(), End> {
         let frame = ServerMessage::Error { code, message }.to_json();
-        self.send(frame.into()).await
+        self.send_json(&frame).await
     }
 
     async fn heartbeat(&mut self) -> Result<(), End> {
-        self.send(ServerMessage::Ping.to_json().into()).await?;
-        self.conn.queued(frame_bytes(2));
-        within(self.state.config.send_timeout, self.session.ping(b"hb")).await
+        self.send_json(&ServerMessage::Ping.to_json()).await?;
+        let ping = ws_out::ping(b"hb");
+        self.conn.queued(ping.len());
+        within(self.state.config.send_timeout, self.session.send(ping)).await
     }
 
     async fn on_client(
@@ -294,8 +306,9 @@ impl WsSession {
                 .await
             }
             AggregatedMessage::Ping(bytes) => {
-                self.conn.queued(frame_bytes(bytes.len().min(125)));
-                within(self.state.config.send_timeout, self.session.pong(&bytes)).await
+                let pong = ws_out::pong(&bytes);
+                self.conn.queued(pong.len());
+                within(self.state.config.send_timeout, self.session.send(pong)).await
             }
             AggregatedMessage::Pong(_) => Ok(()),
             AggregatedMessage::Close(_) => Err(End::ClientGone),
@@ -319,7 +332,7 @@ impl WsSession {
             }
         };
         match message {
-            ClientMessage::Ping => self.send(ServerMessage::Pong.to_json().into()).await,
+            ClientMessage::Ping => self.send_json(&ServerMessage::Pong.to_json()).await,
             ClientMessage::Pong => Ok(()),
             ClientMessage::Unsubscribe { file } => {
                 let Some(ix) = self.state.hub.lookup(&file) else {
@@ -438,7 +451,7 @@ impl WsSession {
                     reason: "epoch",
                 }
                 .to_json();
-                self.send(frame.into()).await?;
+                self.send_json(&frame).await?;
                 backlog_start
             }
             None => backlog_start,
@@ -472,7 +485,7 @@ impl WsSession {
         let frame = if slice.is_whole() {
             encode::whole_batch_frame(id, &slice.batch)
         } else {
-            encode::lines_frame(id, slice.first_seq(), std::slice::from_ref(slice)).into()
+            encode::lines_ws_frame(id, slice.first_seq(), std::slice::from_ref(slice))
         };
         self.send(frame).await
     }
@@ -481,7 +494,7 @@ impl WsSession {
     async fn on_files_changed(&mut self) -> Result<(), End> {
         let files = encode::file_infos(&self.state.hub);
         let frame = ServerMessage::Files { files: &files }.to_json();
-        self.send(frame.into()).await
+        self.send_json(&frame).await
     }
 
     async fn send_gap(&mut self, ix: FileIx, gap: Gap) -> Result<(), End> {
@@ -493,7 +506,7 @@ impl WsSession {
             to: gap.to,
         }
         .to_json();
-        self.send(frame.into()).await
+        self.send_json(&frame).await
     }
 
     /// A subscribed file has news: read each subscription that has some, a bounded amount per
@@ -559,7 +572,7 @@ impl WsSession {
                         signal: state.exit_signal(),
                     }
                     .to_json();
-                    self.send(frame.into()).await?
+                    self.send_json(&frame).await?
                 }
                 Delivery::Pending { seq, text } => {
                     let file = self.state.hub.id(ix);
@@ -569,7 +582,7 @@ impl WsSession {
                         text: text.as_deref(),
                     }
                     .to_json();
-                    self.send(frame.into()).await?
+                    self.send_json(&frame).await?
                 }
             }
         }
@@ -581,9 +594,9 @@ impl WsSession {
         if kept.is_empty() {
             return Ok(());
         }
-        let frame = encode::filtered_lines_frame(self.state.hub.id(ix), kept);
+        let frame = encode::filtered_lines_ws_frame(self.state.hub.id(ix), kept);
         kept.clear();
-        self.send(frame.into()).await
+        self.send(frame).await
     }
 }
 
@@ -598,16 +611,6 @@ async fn within<E>(
         Ok(Err(_closed)) => Err(End::ClientGone),
         Err(_elapsed) => Err(End::Stalled),
     }
-}
-
-/// Bytes of an unmasked server frame carrying `payload` bytes (what actix-ws writes for it).
-fn frame_bytes(payload: usize) -> usize {
-    let header = match payload {
-        0..=125 => 2,
-        126..=65535 => 4,
-        _ => 10,
-    };
-    header + payload
 }
 
 fn millis(duration: Duration) -> u64 {

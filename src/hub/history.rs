@@ -12,8 +12,6 @@ use std::collections::VecDeque;
 use std::ops::Range;
 use std::sync::{Arc, OnceLock};
 
-use bytestring::ByteString;
-
 use crate::tail::LineBatch;
 
 /// Lines `first_seq ..` of one file.
@@ -28,7 +26,7 @@ pub struct Batch {
     pub lines: LineBatch,
     /// A transport's encoding of the whole batch, made by the first reader that needs it and
     /// shared by all the others (the hub never looks inside).
-    pub encoded: OnceLock<ByteString>,
+    pub encoded: OnceLock<bytes::Bytes>,
     /// What the batch counts against the history's byte bound, fixed when it is made.
     cost: usize,
 }

@@ -291,7 +291,10 @@ impl MemoryHistory {
         } else {
             HistoryRead::default()
         };
-        // At most `max_bytes` of text (at least one line), cut between lines.
+        // At most `max_bytes` of text (at least one line). Cut between batches where it can: a
+        // whole batch goes out as the frame it shares with every other reader, a part of one is
+        // encoded again for this reader alone (twice: the part, then the rest). Only a first
+        // slice larger than the bound by itself is cut, between lines.
         let mut taken_bytes = 0;
         let mut keep = 0;
         for slice in &mut read.slices {
@@ -300,6 +303,9 @@ impl MemoryHistory {
             }
             let bytes = slice.text_bytes();
             if taken_bytes + bytes > max_bytes {
+                if taken_bytes > 0 {
+                    break;
+                }
                 let mut end = slice.range.start;
                 for line in slice.lines() {
                     let cost = line.len() + 1;

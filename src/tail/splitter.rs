@@ -43,6 +43,21 @@ impl LineBatch {
         self.ends[range.end - 1] as usize - start
     }
 
+    /// The lines `range` as one run of text: all the batch's text, the offset in it where line
+    /// `range.start` begins, and where each line of `range` ends (lines are held back to back,
+    /// without separators). For encoders that treat a run of lines at once.
+    pub fn run(&self, range: std::ops::Range<usize>) -> (&str, usize, &[u32]) {
+        let start = match range.start {
+            0 => 0,
+            i => self
+                .ends
+                .get(i - 1)
+                .map_or(self.text.len(), |&end| end as usize),
+        };
+        let ends = self.ends.get(range).unwrap_or_default();
+        (&self.text, start, ends)
+    }
+
     /// Line `index` (0-based within the batch).
     pub fn line(&self, index: usize) -> &str {
         let start = if index == 0 {

@@ -105,6 +105,28 @@ impl Codec {
     }
 }
 
+/// tailcast patch: body chunks at least this large are written from their own buffers (see
+/// [`Codec::encode_chunk_shared`]); smaller ones are cheaper to copy and write together.
+pub(crate) const SHARED_CHUNK_MIN: usize = 4 * 1024;
+
+impl Codec {
+    /// tailcast patch: encodes a body chunk like `encode(Message::Chunk(Some(chunk)), dst)`, except
+    /// that a chunk of [`SHARED_CHUNK_MIN`] bytes or more that goes on the wire unchanged (a body
+    /// with a length or read to EOF, as a WebSocket's is) is not copied into `dst`: it is given
+    /// back, to be written as it is right after what `dst` holds now.
+    pub(crate) fn encode_chunk_shared(
+        &mut self,
+        chunk: bytes::Bytes,
+        dst: &mut BytesMut,
+    ) -> io::Result<Option<bytes::Bytes>> {
+        if chunk.len() >= SHARED_CHUNK_MIN && self.encoder.te.pass_through(chunk.len()) {
+            return Ok(Some(chunk));
+        }
+        self.encoder.encode_chunk(chunk.as_ref(), dst)?;
+        Ok(None)
+    }
+}
+
 impl Decoder for Codec {
     type Item = Message<Request>;
     type Error = ParseError;

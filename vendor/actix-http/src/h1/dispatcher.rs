@@ -195,6 +195,10 @@ pin_project! {
         // True if backing allocation of `write_buf` needs to be released.
         write_buf_needs_reset: bool,
 
+        // tailcast patch: large body chunks waiting to be written from their own buffers, in
+        // order, before what `write_buf` holds (see `SharedChunks`).
+        shared_out: SharedChunks,
+
         codec: Codec,
     }
 }
@@ -312,6 +316,7 @@ where
                     write_buf: BytesMut::with_capacity(HW_BUFFER_SIZE),
                     h1_write_buffer_size: config.h1_write_buffer_size(),
                     write_buf_needs_reset: false,
+                    shared_out: SharedChunks::default(),
                     codec: Codec::new(config),
                 },
             },
@@ -368,6 +373,7 @@ where
             write_buf,
             h1_write_buffer_size,
             write_buf_needs_reset,
+            shared_out,
             ..
         } = self.project();
         let mut io = Pin::new(io.as_mut().unwrap());
@@ -384,6 +390,32 @@ where
 
         let len = write_buf.len();
         let mut written = 0;
+
+        // tailcast patch: shared chunks first (they came before what `write_buf` holds), in one
+        // vectored write with the start of `write_buf`.
+        while !shared_out.is_empty() {
+            let poll = {
+                let mut slices = [io::IoSlice::new(&[]); SharedChunks::MAX_PARTS + 1];
+                let mut n = 0;
+                for part in &shared_out.parts {
+                    slices[n] = io::IoSlice::new(part);
+                    n += 1;
+                }
+                slices[n] = io::IoSlice::new(write_buf);
+                io.as_mut().poll_write_vectored(cx, &slices[..=n])?
+            };
+            match poll {
+                Poll::Ready(0) => {
+                    error!("write zero; closing");
+                    return Poll::Ready(Err(io::Error::new(io::ErrorKind::WriteZero, "")));
+                }
+                Poll::Ready(n) => written += shared_out.consume(n),
+                Poll::Pending => {
+                    write_buf.advance(written);
+                    return Poll::Pending;
+                }
+            }
+        }
 
         while written < len {
             match io.as_mut().poll_write(cx, &write_buf[written..])? {
@@ -621,7 +653,10 @@ where
                 // tailcast patch: answers whose head alone goes into the write buffer (no body:
                 // 405, redirects) were written one after another for every queued request,
                 // however full the buffer; the next request waits until it has drained.
-                StateProj::None if this.write_buf.len() >= *this.h1_write_buffer_size => {
+                StateProj::None
+                    if this.write_buf.len() + this.shared_out.len
+                        >= *this.h1_write_buffer_size =>
+                {
                     return Ok(PollResponse::DrainWriteBuf);
                 }
 
@@ -694,11 +729,18 @@ where
                 StateProj::SendPayload { mut body } => {
                     // keep populate writer buffer until buffer size limit hit,
                     // get blocked or finished.
-                    while this.write_buf.len() < *this.h1_write_buffer_size {
+                    // tailcast patch: large chunks are queued, not copied (see `SharedChunks`);
+                    // the bound counts them with the write buffer.
+                    while this.write_buf.len() + this.shared_out.len < *this.h1_write_buffer_size
+                        && this.shared_out.has_room()
+                    {
                         match body.as_mut().poll_next(cx) {
                             Poll::Ready(Some(Ok(item))) => {
-                                this.codec
-                                    .encode(Message::Chunk(Some(item)), this.write_buf)?;
+                                if let Some(item) =
+                                    this.codec.encode_chunk_shared(item, this.write_buf)?
+                                {
+                                    this.shared_out.push(this.write_buf, item);
+                                }
                             }
 
                             Poll::Ready(None) => {
@@ -982,7 +1024,8 @@ where
                             // handle request early when no future in InnerDispatcher state
                             // (tailcast patch: and the write buffer has room; see poll_response).
                             if this.state.is_none()
-                                && this.write_buf.len() < *this.h1_write_buffer_size
+                                && this.write_buf.len() + this.shared_out.len
+                                    < *this.h1_write_buffer_size
                             {
                                 self.as_mut().handle_request(req, cx)?;
                                 this = self.as_mut().project();
@@ -1315,6 +1358,16 @@ where
             mem::take(this.read_buf),
         );
         parts.write_buf = mem::take(this.write_buf);
+        // tailcast patch: chunks not yet written go first (a copy, on this rare path only).
+        if !this.shared_out.is_empty() {
+            let mut all = BytesMut::with_capacity(this.shared_out.len + parts.write_buf.len());
+            for part in this.shared_out.parts.drain(..) {
+                all.extend_from_slice(&part);
+            }
+            this.shared_out.len = 0;
+            all.extend_from_slice(&parts.write_buf);
+            parts.write_buf = all;
+        }
         let framed = Framed::from_parts(parts);
         this.flow.upgrade.as_ref().unwrap().call((req, framed))
     }
@@ -1493,7 +1546,10 @@ where
                     }
 
                     // keep-alive and stream errors
-                    if state_is_none && inner_p.write_buf.is_empty() {
+                    if state_is_none
+                        && inner_p.write_buf.is_empty()
+                        && inner_p.shared_out.is_empty()
+                    {
                         if let Some(err) = inner_p.error.take() {
                             error!("stream error: {}", &err);
                             return Poll::Ready(Err(err));
@@ -1542,6 +1598,63 @@ where
                 poll
             }
         }
+    }
+}
+
+/// tailcast patch: body chunks written from their own buffers.
+///
+/// A large body chunk that goes on the wire unchanged (a WebSocket's frames, a sized body's
+/// pieces) used to be copied into `write_buf` before being written; now it waits here, and
+/// `poll_flush` writes these chunks and then `write_buf` in one vectored write. Order is kept:
+/// what `write_buf` held when a chunk came is moved here first (without a copy), so everything
+/// here precedes what `write_buf` holds. The write-buffer bound counts these bytes too.
+#[derive(Debug, Default)]
+struct SharedChunks {
+    parts: VecDeque<bytes::Bytes>,
+    /// Bytes in `parts`.
+    len: usize,
+}
+
+impl SharedChunks {
+    /// Most chunks waiting at once (each one a slice of the vectored write).
+    const MAX_PARTS: usize = 16;
+
+    fn is_empty(&self) -> bool {
+        self.parts.is_empty()
+    }
+
+    /// True while another chunk (and what `write_buf` holds before it) fits.
+    fn has_room(&self) -> bool {
+        self.parts.len() + 2 <= Self::MAX_PARTS
+    }
+
+    /// Queues `chunk` after what `write_buf` holds.
+    fn push(&mut self, write_buf: &mut BytesMut, chunk: bytes::Bytes) {
+        if !write_buf.is_empty() {
+            let before = write_buf.split().freeze();
+            self.len += before.len();
+            self.parts.push_back(before);
+        }
+        self.len += chunk.len();
+        self.parts.push_back(chunk);
+    }
+
+    /// Forgets the first `n` bytes written; returns how many of them came from `write_buf`.
+    fn consume(&mut self, mut n: usize) -> usize {
+        while n > 0 {
+            let Some(front) = self.parts.front_mut() else {
+                return n;
+            };
+            if n < front.len() {
+                front.advance(n);
+                self.len -= n;
+                return 0;
+            }
+            n -= front.len();
+            self.len -= front.len();
+            self.parts.pop_front();
+        }
+        0
     }
 }
 

@@ -490,6 +490,21 @@ impl TransferEncoding {
         }
     }
 
+    /// tailcast patch: whether a body chunk of `len` bytes goes on the wire exactly as it is
+    /// (no chunked framing, and within a declared length), counted as sent if so: the caller
+    /// then writes it from its own buffer instead of copying it into the write buffer.
+    #[inline]
+    pub(crate) fn pass_through(&mut self, len: usize) -> bool {
+        match self.kind {
+            TransferEncodingKind::Eof => true,
+            TransferEncodingKind::Length(ref mut remaining) if len as u64 <= *remaining => {
+                *remaining -= len as u64;
+                true
+            }
+            TransferEncodingKind::Length(_) | TransferEncodingKind::Chunked(_) => false,
+        }
+    }
+
     /// Encode eof. Return `EOF` state of encoder
     #[inline]
     pub fn encode_eof(&mut self, buf: &mut BytesMut) -> io::Result<()> {
