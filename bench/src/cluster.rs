@@ -693,6 +693,22 @@ fn ratio(res: &Res, a: &str, b: &str, key: &str) -> Option<f64> {
     )
 }
 
+/// `a / b` of each run with both, for the targets' rows.
+fn per_run(res: &Res, a: &str, b: &str, key: &str) -> String {
+    res.iter()
+        .filter(|((n, _), _)| *n == a)
+        .filter_map(|((_, run), m)| {
+            let other = res.iter().find(|((n, r), _)| *n == b && r == run)?.1;
+            Some(format!(
+                "{} / {}",
+                fmt_num(*m.get(key)?),
+                fmt_num(*other.get(key)?)
+            ))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn all<'a>(res: &'a Res, name: &'a str) -> impl Iterator<Item = &'a Metrics> + 'a {
     res.iter()
         .filter(move |((n, _), _)| *n == name)
@@ -762,7 +778,7 @@ fn render(env: &Env, res: &Res, notes: &[String], took: Duration) -> String {
                     .join(" / ")
             };
             s += &format!(
-                "| {} | {shown} | {} | {} | {} | {} / {} / {} | {} | {} | {} | {} | {} / {} | {} |\n",
+                "| {} | {shown} | {} | {} | {} | {} / {} / {} | {} | {} | {} | {} | {} | {} |\n",
                 title(what),
                 cell(md("viewers"), ""),
                 cell(md("rate"), ""),
@@ -775,8 +791,11 @@ fn render(env: &Env, res: &Res, notes: &[String], took: Duration) -> String {
                 cell(md("max_ms"), ""),
                 list(0),
                 // A burst lasts a few 10 ms CPU ticks: its % of a core would be noise.
-                if what == "burst" { "–".to_owned() } else { list(1) },
-                if what == "burst" { "–".to_owned() } else { cell(md("pct_total"), "") },
+                if what == "burst" {
+                    "– (a burst lasts a few CPU ticks)".to_owned()
+                } else {
+                    format!("{} / {}", list(1), cell(md("pct_total"), ""))
+                },
                 cell(md("redis_cmd_rate"), ""),
             );
         }
@@ -821,10 +840,11 @@ fn render(env: &Env, res: &Res, notes: &[String], took: Duration) -> String {
         "latency: cluster p99 within 2× of single-node (every line delivered)",
         r.map(|r| r <= 2.0 && complete("latency/cluster")),
         format!(
-            "{} ({} ms vs {} ms){}",
+            "{} ({} ms vs {} ms; per run, cluster / single: {}){}",
             cell(r, "×"),
             cell(med(res, "latency/cluster", "p99_ms"), ""),
             cell(med(res, "latency/single", "p99_ms"), ""),
+            per_run(res, "latency/cluster", "latency/single", "p99_ms"),
             if complete("latency/cluster") {
                 ""
             } else {
@@ -837,10 +857,11 @@ fn render(env: &Env, res: &Res, notes: &[String], took: Duration) -> String {
         "burst: cluster ≥ 40 % of single-node lines/s",
         r.map(|r| r >= 0.4),
         format!(
-            "{} ({} vs {} lines/s)",
+            "{} ({} vs {} lines/s; per run, cluster / single: {})",
             cell(r.map(|r| r * 100.0), " %"),
             cell(med(res, "burst/cluster", "rate"), ""),
             cell(med(res, "burst/single", "rate"), ""),
+            per_run(res, "burst/cluster", "burst/single", "rate"),
         ),
     );
     let lost: Vec<f64> = all(res, "burst/cluster")
