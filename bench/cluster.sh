@@ -3,7 +3,7 @@
 # socket, no persistence), one publisher and two front nodes, against one plain tailcast in the
 # same run. Builds tailcast and the harness (release) first.
 #
-#   bench/cluster.sh                 # 3 runs per cell, medians (~6 minutes on 2 cores)
+#   bench/cluster.sh                 # 3 runs per cell, medians (~3 minutes on 2 cores)
 #   bench/cluster.sh --quick         # smoke test: 1 run, smaller sizes
 #   bench/cluster.sh --runs 5 --parts lb   # l: latency, b: burst, i: idle
 #
