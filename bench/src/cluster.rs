@@ -322,7 +322,7 @@ fn window(redis: &Redis, nodes: &[u32], len: Duration) -> Result<Window, String>
         clients,
         // The measure's own: the two INFOs of the start (counted once done).
         cmd_rate: (cmds1.saturating_sub(cmds0 + 2)) as f64 / secs,
-        conns_opened: conns1 - conns0,
+        conns_opened: conns1.saturating_sub(conns0),
         redis_cpu_pct: 100.0 * (cpu_r1 - cpu_r0) / secs,
         nodes_cpu_pct: 100.0 * (cpu_n1 - cpu_n0) / secs,
     })
@@ -914,4 +914,39 @@ fn render(env: &Env, res: &Res, notes: &[String], took: Duration) -> String {
         }
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A `Resp` whose server is the other end of a socket pair, with these replies queued.
+    fn canned(replies: &str) -> (Resp, UnixStream) {
+        let (ours, mut theirs) = UnixStream::pair().expect("socket pair");
+        theirs.write_all(replies.as_bytes()).expect("queue replies");
+        let r = BufReader::new(ours.try_clone().expect("clone"));
+        (Resp { r, w: ours }, theirs)
+    }
+
+    #[test]
+    fn replies_are_read() {
+        let info = "# Stats\r\ntotal_commands_processed:1234\r\ntotal_connections_received:7\r\n";
+        let list = "id=3 addr=/tmp/s:0 cmd=xread\nid=4 addr=/tmp/s:0 cmd=client|list\n";
+        let (mut c, mut server) = canned(&format!(
+            "+PONG\r\n:42\r\n-ERR no\r\n$-1\r\n${}\r\n{info}\r\n${}\r\n{list}\r\n",
+            info.len(),
+            list.len()
+        ));
+        assert_eq!(c.cmd(&["PING"]).as_deref(), Ok("PONG"));
+        assert_eq!(c.cmd(&["INCR", "x"]).as_deref(), Ok("42"));
+        assert!(c.cmd(&["NOPE"]).is_err());
+        assert_eq!(c.cmd(&["GET", "y"]).as_deref(), Ok(""));
+        assert_eq!(c.info("stats", "total_commands_processed"), Ok(1234));
+        // Itself excluded.
+        assert_eq!(c.clients(), Ok(1));
+        drop(c);
+        let mut sent = String::new();
+        server.read_to_string(&mut sent).expect("requests");
+        assert!(sent.starts_with("*1\r\n$4\r\nPING\r\n*2\r\n$4\r\nINCR\r\n$1\r\nx\r\n"));
+    }
 }
