@@ -1,11 +1,13 @@
 //! `tailcast-bench`: the benchmark harness of tailcast (see bench/README.md).
 //!
 //! `tailcast-bench suite [--quick] ...` runs everything and prints the table; the other
-//! subcommands are the client processes it starts (and `soak`, the long-running check, and
-//! `archive`, search and pages on disk against ripgrep).
+//! subcommands are the client processes it starts (and `soak`, the long-running check,
+//! `archive`, search and pages on disk against ripgrep, and `cluster`, the Redis cluster against
+//! one plain tailcast).
 
 mod archive;
 mod clients;
+mod cluster;
 mod common;
 mod procs;
 mod soak;
@@ -14,7 +16,7 @@ mod suite;
 fn main() {
     let mut argv: Vec<String> = std::env::args().skip(1).collect();
     if argv.is_empty() {
-        eprintln!("usage: tailcast-bench suite|archive|soak|ws|poll|pipe [options]  (see bench/README.md)");
+        eprintln!("usage: tailcast-bench suite|cluster|archive|soak|ws|poll|pipe [options]  (see bench/README.md)");
         std::process::exit(2);
     }
     let cmd = argv.remove(0);
@@ -22,6 +24,7 @@ fn main() {
     match cmd.as_str() {
         "suite" => suite::suite_main(args),
         "archive" => archive::archive_main(args),
+        "cluster" => cluster::cluster_main(args),
         "soak" => soak::soak_main(args),
         "ws" => clients::ws_main(args),
         "poll" => clients::poll_main(args),

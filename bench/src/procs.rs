@@ -327,11 +327,18 @@ pub fn free_port() -> u16 {
 
 /// Starts tailcast on port 0 and reads the port it printed.
 pub fn start_tailcast(bin: &Path, file: &Path, extra: &[String], log: &Path) -> (Proc, u16) {
+    let mut args = extra.to_vec();
+    args.push(file.display().to_string());
+    start_tailcast_args(bin, &args, log)
+}
+
+/// Starts `tailcast --bind 127.0.0.1:0 ARGS...` (PATHs among them, or none for a cluster's
+/// front node) and reads the port it printed.
+pub fn start_tailcast_args(bin: &Path, args: &[String], log: &Path) -> (Proc, u16) {
     let mut child = Command::new(bin)
         .arg("--bind")
         .arg("127.0.0.1:0")
-        .args(extra)
-        .arg(file)
+        .args(args)
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

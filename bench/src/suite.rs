@@ -47,7 +47,7 @@ struct Env {
 }
 
 /// Metrics of one run of one server in one scenario.
-type Metrics = BTreeMap<&'static str, f64>;
+pub(crate) type Metrics = BTreeMap<&'static str, f64>;
 
 #[derive(Default)]
 struct Results {
@@ -82,7 +82,7 @@ impl Results {
     }
 }
 
-fn median(mut v: Vec<f64>) -> Option<f64> {
+pub(crate) fn median(mut v: Vec<f64>) -> Option<f64> {
     if v.is_empty() {
         return None;
     }
@@ -204,7 +204,7 @@ fn brief(m: &Metrics) -> String {
         .join(" ")
 }
 
-fn fmt_num(v: f64) -> String {
+pub(crate) fn fmt_num(v: f64) -> String {
     if v.abs() >= 1000.0 || (v.fract() == 0.0 && v.abs() < 1e15) {
         format!("{v:.0}")
     } else if v.abs() >= 10.0 {
@@ -272,7 +272,7 @@ fn base_sizes(env: &Env, scen: char) -> Sizes {
     }
 }
 
-fn tailcast_base_args() -> Vec<String> {
+pub(crate) fn tailcast_base_args() -> Vec<String> {
     ["--max-connections", "20000", "--max-polls", "20000"]
         .iter()
         .map(|s| s.to_string())
@@ -455,7 +455,7 @@ fn data_run(env: &Env, scen: char, server: Server, run: usize) -> Result<Metrics
     Ok(m)
 }
 
-fn data_metrics(
+pub(crate) fn data_metrics(
     reports: &[ClientReport],
     w: &crate::procs::Written,
     expected: u64,
@@ -617,7 +617,7 @@ fn poll_run(env: &Env, run: usize) -> Result<Metrics, String> {
 // ---------------------------------------------------------------------------------------------
 // Table
 
-fn machine() -> String {
+pub(crate) fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|s| {
@@ -658,7 +658,7 @@ fn machine() -> String {
     )
 }
 
-fn cell(v: Option<f64>, unit: &str) -> String {
+pub(crate) fn cell(v: Option<f64>, unit: &str) -> String {
     match v {
         Some(v) if v.is_finite() => format!("{}{unit}", fmt_num(v)),
         _ => "–".into(),
