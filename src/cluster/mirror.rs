@@ -226,7 +226,7 @@ impl Mirror {
         Ok(())
     }
 
-    /// Starts mirroring another node's file, from `--history` lines before its newest.
+    /// Starts mirroring another node's file, from the oldest entry Redis holds of it.
     fn add(&mut self, id: &str, record: &FileRecord) -> Option<FileIx> {
         if self.refused.contains(id) {
             return None;

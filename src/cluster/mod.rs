@@ -143,13 +143,13 @@ pub enum ClusterError {
     Url(String),
     /// Redis cannot be reached or refused a command.
     #[error(
-        "cannot reach Redis at {url}: {source}; start it, or check --redis (and the password)"
+        "cannot reach Redis at {url}: {reason}; start it, or check --redis (and the password)"
     )]
     Connect {
         /// The URL, without its password.
         url: String,
-        /// Why.
-        source: redis::RedisError,
+        /// Why (in the message, so not a `source` as well: it would be printed twice).
+        reason: redis::RedisError,
     },
     /// Redis answered a command with an error.
     #[error("Redis: {0}")]
@@ -219,9 +219,9 @@ impl Cluster {
     /// Connects, and learns the cluster's epoch (setting it to `mine` when there is none yet).
     pub async fn join(config: ClusterConfig, mine: u64) -> Result<Cluster, ClusterError> {
         let shown_url = redact(&config.url);
-        let connect = |source| ClusterError::Connect {
+        let connect = |reason| ClusterError::Connect {
             url: shown_url.clone(),
-            source,
+            reason,
         };
         let client = redis::Client::open(config.connection_info()?).map_err(connect)?;
         let manager_config = redis::aio::ConnectionManagerConfig::new()
