@@ -330,28 +330,44 @@ pub async fn run(
     // In a cluster the epoch is the cluster's, and each file's numbering goes on after what
     // Redis holds of it, unless a checkpoint of that epoch continues it exactly.
     let mut cluster_start = None;
+    let mut join_later = false;
     if let Some(cluster_config) = &config.cluster {
-        let cluster = Cluster::join(cluster_config.clone(), epoch)
-            .await
-            .map_err(std::io::Error::other)?;
-        if let Some(stale) = saved
-            .as_mut()
-            .filter(|s| s.epoch.is_some_and(|e| e != cluster.epoch()))
-        {
-            tracing::warn!(
+        let joined = Cluster::join(cluster_config.clone(), epoch).await;
+        // Checkpoints of a cluster's epoch carry its numbering: the node can serve its own
+        // files while Redis is away, and publish them once it is back.
+        let numbered = saved.as_ref().is_some_and(|s| s.epoch.is_some());
+        let cluster = match joined {
+            Ok(cluster) => Some(cluster),
+            Err(e @ crate::cluster::ClusterError::Connect { .. }) if numbered => {
+                tracing::warn!(
+                    "{e}; serving this node's files (numbered by --state-dir, epoch {epoch}) and \
+                     joining the cluster when Redis can be reached"
+                );
+                join_later = true;
+                None
+            }
+            Err(e) => return Err(std::io::Error::other(e)),
+        };
+        if let Some(cluster) = cluster {
+            if let Some(stale) = saved
+                .as_mut()
+                .filter(|s| s.epoch.is_some_and(|e| e != cluster.epoch()))
+            {
+                tracing::warn!(
                 "the checkpoints in --state-dir are of epoch {:?}, the cluster's is {}:                  numbering goes on after what the cluster holds",
                 stale.epoch,
                 cluster.epoch()
             );
-            *stale = state::Saved::default();
+                *stale = state::Saved::default();
+            }
+            epoch = cluster.epoch();
+            let ids: Vec<String> = config.files.iter().map(|f| f.id.clone()).collect();
+            let published = cluster
+                .last_seqs(&ids)
+                .await
+                .map_err(std::io::Error::other)?;
+            cluster_start = Some((cluster, published));
         }
-        epoch = cluster.epoch();
-        let ids: Vec<String> = config.files.iter().map(|f| f.id.clone()).collect();
-        let published = cluster
-            .last_seqs(&ids)
-            .await
-            .map_err(std::io::Error::other)?;
-        cluster_start = Some((cluster, published));
     }
     let files: Vec<_> = config
         .files
@@ -459,6 +475,16 @@ pub async fn run(
                 .map_err(std::io::Error::other)?;
             Some(tasks)
         }
+        None if join_later => config.cluster.clone().map(|cluster_config| {
+            crate::cluster::join_later(
+                cluster_config,
+                epoch,
+                hub.clone(),
+                config.tail.follow.max_line_bytes,
+                stats.clone(),
+                shutdown.clone(),
+            )
+        }),
         None => None,
     };
     let mut server_config = config.server.clone();

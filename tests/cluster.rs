@@ -540,3 +540,42 @@ async fn a_second_node_with_a_taken_name_is_refused_and_a_restarted_one_is_not()
     rig.log.append_line("after the restart");
     rig.a.wait_last_seq(FILE, 1, WAIT).await;
 }
+
+#[tokio::test]
+async fn a_publisher_with_its_state_dir_starts_without_redis_and_publishes_once_it_is_back() {
+    let state = temp_dir();
+    let args = [
+        "--state-dir".to_owned(),
+        state.path().display().to_string(),
+        "--checkpoint-interval".to_owned(),
+        "50ms".to_owned(),
+    ];
+    let mut rig = Rig::start(&args);
+    let log = rig.log.clone();
+    let b = rig.front("b").await;
+    let mut on_b = WsClient::connect(&b).await;
+    on_b.subscribe_after(FILE, 0).await;
+    log.append_numbered("w", 0..100);
+    wait_served(&b, FILE, 100).await;
+
+    // a stops, Redis goes; a starts again without it and serves its own file.
+    rig.a.stop(Duration::from_secs(10));
+    rig.redis.kill();
+    let mut args = args.to_vec();
+    args.push(log.path_str());
+    rig.a = node(&rig.redis, "a", &args);
+    log.append_numbered("w", 100..150);
+    rig.a.wait_last_seq(FILE, 150, WAIT).await;
+    let health = get_text(&rig.a, "/healthz").await;
+    assert!(health.starts_with("degraded:"), "{health}");
+
+    // Redis is back (empty): a joins, and b's viewer gets what it missed, once.
+    rig.redis.restart();
+    let mut lines = Vec::new();
+    let (_, others) = on_b.collect_lines(FILE, 150, WAIT, &mut lines).await;
+    assert!(
+        others.iter().all(|m| m["type"] != "reset" && m["type"] != "gap"),
+        "{others:?}"
+    );
+    assert_each_once_in_order("ws on b", &lines, &numbered("w", 0..150));
+}

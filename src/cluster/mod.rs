@@ -379,6 +379,76 @@ impl Health {
     }
 }
 
+/// Joins the cluster once Redis can be reached, for a node that started while it could not:
+/// one whose checkpoints (`--state-dir`) carry the cluster's epoch, so its numbering is the
+/// cluster's and it could serve its own files meanwhile. If the cluster turns out to have
+/// another epoch, the node does not publish (its seqs would name other lines) and says so.
+pub fn join_later(
+    config: ClusterConfig,
+    epoch: u64,
+    hub: Hub,
+    max_line: usize,
+    stats: Arc<Stats>,
+    mut shutdown: Shutdown,
+) -> ClusterTasks {
+    let task = tokio::spawn(async move {
+        stats.set_cluster_trouble(Some(
+            "Redis cannot be reached: this node serves its own files and joins the cluster when \
+             it can"
+                .to_owned(),
+        ));
+        let mut failures = 0u32;
+        let cluster = loop {
+            tokio::select! {
+                _ = tokio::time::sleep(backoff(failures)) => {}
+                _ = shutdown.fired() => return,
+            }
+            match Cluster::join(config.clone(), epoch).await {
+                Ok(cluster) => break cluster,
+                Err(e) => {
+                    stats.redis_errors.fetch_add(1, Relaxed);
+                    tracing::debug!("not joined yet: {e}");
+                    failures = failures.saturating_add(1);
+                }
+            }
+        };
+        if cluster.epoch() != epoch {
+            let why = format!(
+                "the cluster's epoch is {}, this node's numbering is of epoch {epoch}: it does \
+                 not publish (its seqs would name other lines); restart it to join",
+                cluster.epoch()
+            );
+            tracing::error!("{why}");
+            stats.set_cluster_trouble(Some(why));
+            return;
+        }
+        let ids: Vec<String> = (0..hub.file_count())
+            .filter(|&ix| !hub.info(ix).remote)
+            .map(|ix| hub.id(ix).to_owned())
+            .collect();
+        let published = match cluster.last_seqs(&ids).await {
+            Ok(published) => published,
+            Err(e) => {
+                tracing::warn!(
+                    "joined, but cannot read the streams' heads: {e}; retrying at the next start"
+                );
+                return;
+            }
+        };
+        let local = ids
+            .iter()
+            .filter_map(|id| Some((hub.lookup(id)?, published.get(id).copied().unwrap_or(0))))
+            .collect();
+        stats.set_cluster_trouble(None);
+        tracing::info!("joined the cluster");
+        match cluster.start(hub, local, max_line, stats, shutdown).await {
+            Ok(tasks) => tasks.finish().await,
+            Err(e) => tracing::warn!("cannot start the cluster's tasks: {e}"),
+        }
+    });
+    ClusterTasks { tasks: vec![task] }
+}
+
 /// The cluster's running tasks.
 #[derive(Debug)]
 pub struct ClusterTasks {
