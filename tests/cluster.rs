@@ -865,3 +865,45 @@ async fn one_small_entry_with_many_marks_does_not_stall_the_mirror() {
     );
     assert!(took < Duration::from_secs(1), "the mirror stalled {took:?}");
 }
+
+#[tokio::test]
+#[ignore = "review17: what one entry can make every node hold"]
+async fn review_one_entry_of_empty_lines_and_what_a_node_holds() {
+    let rig = Rig::start(&[]);
+    let b = rig.front("b").await;
+    rig.log.append_numbered("h", 0..10);
+    wait_served(&b, FILE, 10).await;
+    let before = b.rss_kib();
+    let lines = vec![b'\n'; 32 << 20];
+    let command = resp(&[
+        b"XADD",
+        b"tailcast:lines:a/app.log",
+        b"10-5",
+        b"f",
+        b"11",
+        b"l",
+        &lines,
+    ]);
+    let pipe = rig.dir.path().join("entry.resp");
+    std::fs::write(&pipe, command).unwrap();
+    std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "redis-cli -s {} --pipe < {}",
+            rig.redis.socket().display(),
+            pipe.display()
+        ))
+        .output()
+        .unwrap();
+    wait_served(&b, FILE, 11).await;
+    std::thread::sleep(Duration::from_secs(1));
+    let info = b.file_info(FILE).await;
+    eprintln!(
+        "b's RSS {before} KiB -> {} KiB after one 32 MiB entry; b now says {info}",
+        b.rss_kib()
+    );
+    assert!(
+        b.rss_kib() < before + (64 << 10),
+        "one entry grew b by over 64 MiB"
+    );
+}
