@@ -131,13 +131,16 @@ impl Entry {
         let first_seq = number("f")?;
         let time_ms = number("t").unwrap_or(0);
         let text = get("l")?;
-        let truncated: Vec<u32> = get("x")
+        let mut truncated: Vec<u32> = get("x")
             .and_then(|x| std::str::from_utf8(x).ok())
             .map(|x| x.split(',').filter_map(|n| n.parse().ok()).collect())
             .unwrap_or_default();
+        // Looked up per line: sorted, so that another writer's long list costs no more than
+        // its length (a linear search per line made one 2 MB entry cost seconds).
+        truncated.sort_unstable();
         let mut lines = LineBatch::default();
         for (ix, line) in text.split(|&b| b == b'\n').enumerate() {
-            let marked = truncated.contains(&(ix as u32));
+            let marked = truncated.binary_search(&(ix as u32)).is_ok();
             match std::str::from_utf8(line) {
                 Ok(text) if text.len() <= max_line => lines.push(text, marked),
                 // Another writer's entry could hold anything: the caps of lines read from a file.

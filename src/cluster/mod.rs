@@ -308,7 +308,10 @@ impl Cluster {
         .await?;
         mirror.catch_up().await?;
         tasks.push(tokio::spawn(mirror.run(shutdown)));
-        Ok(ClusterTasks { tasks })
+        Ok(ClusterTasks {
+            tasks,
+            grace: self.config.timeout.min(Duration::from_secs(1)),
+        })
     }
 }
 
@@ -391,6 +394,7 @@ pub fn join_later(
     stats: Arc<Stats>,
     mut shutdown: Shutdown,
 ) -> ClusterTasks {
+    let config_timeout = config.timeout;
     let task = tokio::spawn(async move {
         stats.set_cluster_trouble(Some(
             "Redis cannot be reached: this node serves its own files and joins the cluster when \
@@ -446,20 +450,32 @@ pub fn join_later(
             Err(e) => tracing::warn!("cannot start the cluster's tasks: {e}"),
         }
     });
-    ClusterTasks { tasks: vec![task] }
+    ClusterTasks {
+        tasks: vec![task],
+        grace: config_timeout.min(Duration::from_secs(1)),
+    }
 }
 
 /// The cluster's running tasks.
 #[derive(Debug)]
 pub struct ClusterTasks {
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// How long they may take to end after the shutdown signal (`--redis-timeout`, at most a
+    /// second).
+    grace: Duration,
 }
 
 impl ClusterTasks {
-    /// Waits for every task to end (they end at the shutdown signal).
+    /// Waits for every task to end (they end at the shutdown signal), a second at most: with
+    /// Redis away, a command on the connection manager waits for its reconnection attempts
+    /// (seconds), whatever `--redis-timeout` says; a task still waiting then is dropped.
     pub async fn finish(self) {
+        let deadline = tokio::time::Instant::now() + self.grace;
         for task in self.tasks {
-            let _ = task.await;
+            let abort = task.abort_handle();
+            if tokio::time::timeout_at(deadline, task).await.is_err() {
+                abort.abort();
+            }
         }
     }
 }
@@ -508,14 +524,26 @@ async fn claim_epoch(
     Ok(old.unwrap_or(mine))
 }
 
-/// The URL without its password, for messages.
+/// The URL without its password, for messages: neither the user information before `@` nor
+/// the `pass=` of a Unix socket URL's query (`redis+unix:///run/redis.sock?pass=...`).
 fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
+    let shown = match (url.find("://"), url.rfind('@')) {
         (Some(scheme), Some(at)) if at > scheme => {
             format!("{}://***@{}", &url[..scheme], &url[at + 1..])
         }
         _ => url.to_owned(),
-    }
+    };
+    let Some((base, query)) = shown.split_once('?') else {
+        return shown;
+    };
+    let pairs: Vec<String> = query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((key, _)) if key == "pass" || key == "password" => format!("{key}=***"),
+            _ => pair.to_owned(),
+        })
+        .collect();
+    format!("{base}?{}", pairs.join("&"))
 }
 
 /// How long to wait before the next try after `failures` failures in a row: 100 ms doubling,
@@ -566,6 +594,14 @@ mod tests {
             "redis://***@10.0.0.1:6379/0"
         );
         assert_eq!(redact("redis://10.0.0.1"), "redis://10.0.0.1");
+        assert_eq!(
+            redact("redis+unix:///run/redis.sock?db=1&pass=secret&user=tc"),
+            "redis+unix:///run/redis.sock?db=1&pass=***&user=tc"
+        );
+        assert_eq!(
+            redact("redis://:p@ss@10.0.0.1/0?protocol=resp3"),
+            "redis://***@10.0.0.1/0?protocol=resp3"
+        );
     }
 
     #[test]

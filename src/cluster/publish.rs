@@ -156,7 +156,7 @@ impl Publisher {
                     let truncated: Vec<u64> = slice.truncated_seqs().collect();
                     for (ix, line) in slice.lines().enumerate() {
                         let seq = slice.first_seq() + ix as u64;
-                        lines.push(line, truncated.contains(&seq));
+                        lines.push(line, truncated.binary_search(&seq).is_ok());
                     }
                     last = EntryId {
                         seq: slice.first_seq() + slice.len() as u64 - 1,

@@ -558,7 +558,8 @@ impl HistoryBackend for MemoryHistory {
             let mut rest = LineBatch::default();
             let truncated = lines.truncated();
             for (ix, line) in lines.lines().enumerate().skip(skip) {
-                rest.push(line, truncated.contains(&(ix as u32)));
+                // In order (a batch's marks are pushed with its lines).
+                rest.push(line, truncated.binary_search(&(ix as u32)).is_ok());
             }
             rest
         } else {
