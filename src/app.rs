@@ -381,7 +381,8 @@ pub async fn run(
                 .as_ref()
                 .is_some_and(|s| s.files.contains_key(&f.path));
             if !checkpointed {
-                hub.continue_numbering(ix, published.get(&f.id).copied().unwrap_or(0) + 1);
+                let head = published.get(&f.id).map_or(0, |id| id.seq);
+                hub.continue_numbering(ix, head + 1);
             }
         }
     }
@@ -461,7 +462,7 @@ pub async fn run(
                 .files
                 .iter()
                 .enumerate()
-                .map(|(ix, f)| (ix, published.get(&f.id).copied().unwrap_or(0)))
+                .map(|(ix, f)| (ix, published.get(&f.id).copied().unwrap_or_default()))
                 .collect();
             let tasks = cluster
                 .start(

@@ -541,8 +541,9 @@ async fn a_second_node_with_a_taken_name_is_refused_and_a_restarted_one_is_not()
     rig.a.wait_last_seq(FILE, 1, WAIT).await;
 }
 
-// Review 17's reproductions. The tests marked `ignore` show bugs not fixed yet (run them with
-// `cargo test --test cluster -- --ignored review_`); they pass once each is fixed.
+// Reproductions from a review of the cluster. The three marked `ignore` show limits not fixed
+// yet (each says which; run them with `cargo test --test cluster -- --ignored review_`): they
+// pass once it is.
 
 /// Everything `ws` is sent within `within` (lines as (seq, text), and the other messages).
 async fn drain(ws: &mut WsClient, within: Duration) -> (Vec<(u64, String)>, Vec<Value>) {
@@ -569,8 +570,7 @@ async fn drain(ws: &mut WsClient, within: Duration) -> (Vec<(u64, String)>, Vec<
 }
 
 #[tokio::test]
-#[ignore = "review17: numbering reused after Redis lost its data"]
-async fn review_a_publisher_restarted_after_redis_lost_its_data_reuses_seqs() {
+async fn a_publisher_restarted_after_redis_lost_its_data_reuses_no_seq() {
     let mut rig = Rig::start(&[]);
     let log = rig.log.clone();
     let b = rig.front("b").await;
@@ -593,44 +593,49 @@ async fn review_a_publisher_restarted_after_redis_lost_its_data_reuses_seqs() {
     })
     .await;
     assert!(back.is_some());
-    // The publisher restarts without --state-dir: its numbering "goes on after the newest seq
-    // Redis holds", which is none.
+    // The publisher restarts without --state-dir. Redis holds no line of the file any more,
+    // but the record the heartbeat put back says how far the cluster got: numbering goes on
+    // after it.
     rig.a.signal("KILL");
     let _ = rig.a.child.wait();
     rig.a = node(&rig.redis, "a", &[log.path_str()]);
     log.append_numbered("new", 0..150);
     rig.a.wait_last_seq(FILE, 170, WAIT).await;
-    let a_hello = WsClient::connect(&rig.a).await.hello;
-    let b_hello = WsClient::connect(&b).await.hello;
-    eprintln!("epochs: a {} b {}", a_hello["epoch"], b_hello["epoch"]);
-
-    // The same cursor, two nodes.
+    // No seq names two lines: what a numbered after the restart starts at 121 everywhere.
+    for cursor in [120, 130, 160] {
+        let on_a = rig
+            .a
+            .get_json(&format!("/poll?file=a%2Fapp.log&after={cursor}&max=1"))
+            .await;
+        let on_b = b
+            .get_json(&format!("/poll?file=a%2Fapp.log&after={cursor}&max=1"))
+            .await;
+        assert_eq!(on_a["first_seq"], cursor + 1, "{on_a}");
+        assert_eq!(
+            on_a["lines"], on_b["lines"],
+            "after={cursor}: {on_a} vs {on_b}"
+        );
+    }
+    // A cursor from before the restart: b still has the line; a (which read only the file's
+    // tail again) says it is gone, and never names another line by it.
     let on_a = rig
         .a
         .get_json("/poll?file=a%2Fapp.log&after=20&max=1")
         .await;
+    assert!(on_a["gap"].is_object(), "{on_a}");
     let on_b_poll = b.get_json("/poll?file=a%2Fapp.log&after=20&max=1").await;
-    eprintln!("after=20 on a: {on_a}\nafter=20 on b: {on_b_poll}");
-
+    assert_eq!(on_b_poll["lines"], json!(["old-20"]), "{on_b_poll}");
+    // b's viewer goes on at 121: nothing renumbered under it.
     let (lines, others) = drain(&mut on_b, Duration::from_secs(3)).await;
-    eprintln!(
-        "b's viewer after the restart: {} lines, first {:?}, others {others:?}",
-        lines.len(),
+    assert!(others.iter().all(|m| m["type"] != "reset"), "{others:?}");
+    assert_eq!(
+        lines.first().map(|(seq, _)| *seq),
+        Some(121),
+        "{:?}",
         lines.first()
     );
-    let told = others
-        .iter()
-        .any(|m| m["type"] == "reset" || m["type"] == "gap");
-    let texts: Vec<&str> = lines.iter().map(|(_, t)| t.as_str()).collect();
-    assert!(
-        told || texts.first() == Some(&"new-0"),
-        "b's viewer silently missed the publisher's new lines: first {:?}",
-        lines.first()
-    );
-    assert!(
-        a_hello["epoch"] != b_hello["epoch"] || on_a["lines"] == on_b_poll["lines"],
-        "one epoch, one cursor, two different lines: {on_a} vs {on_b_poll}"
-    );
+    let seqs: Vec<u64> = lines.iter().map(|(seq, _)| *seq).collect();
+    assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "consecutive");
 }
 
 #[tokio::test]
@@ -653,7 +658,7 @@ async fn sigterm_while_redis_is_down_exits_within_a_second_or_so() {
 }
 
 #[tokio::test]
-#[ignore = "review17: a remote file refuses a cursor ahead of the mirror"]
+#[ignore = "known limit, not fixed yet: a node whose mirror lags answers a cursor ahead of it with reset cursor_ahead instead of holding it until it catches up"]
 async fn review_a_cursor_moving_to_a_node_that_lags_is_reset() {
     let mut rig = Rig::start(&[]);
     let b = rig.front("b").await;
@@ -691,7 +696,7 @@ async fn review_a_cursor_moving_to_a_node_that_lags_is_reset() {
 }
 
 #[tokio::test]
-#[ignore = "review17: an id beyond the numbering is taken as written"]
+#[ignore = "known limit, half fixed: the publisher no longer drops its lines after a stray entry and names it in an error, but the stream stays blocked until the entry is removed (XDEL, XSETID) and mirrors that read it skip what follows"]
 async fn review_one_stray_xadd_with_an_automatic_id_stops_a_files_publication() {
     let mut rig = Rig::start(&[]);
     let b = rig.front("b").await;
@@ -719,7 +724,7 @@ async fn review_one_stray_xadd_with_an_automatic_id_stops_a_files_publication() 
 }
 
 #[tokio::test]
-#[ignore = "review17: P:files is never pruned, slots never freed"]
+#[ignore = "known limit, not fixed yet: records in PREFIX:files are never pruned and a mirrored file keeps its slot for good, so stale or fake records can take every --max-files slot"]
 async fn review_stale_or_fake_file_records_take_every_slot_for_good() {
     let rig = Rig::start(&[]);
     // Records of files that are gone (P:files is never pruned), or written by anyone: they sort
@@ -750,8 +755,7 @@ async fn review_stale_or_fake_file_records_take_every_slot_for_good() {
 }
 
 #[tokio::test]
-#[ignore = "review17: first state after a restart dropped"]
-async fn review_a_rotation_right_after_a_publisher_restart_is_not_published() {
+async fn a_rotation_right_after_a_publisher_restart_is_published() {
     let state = temp_dir();
     let args = [
         "--state-dir".to_owned(),
@@ -857,15 +861,15 @@ async fn one_small_entry_with_many_marks_does_not_stall_the_mirror() {
     let b = rig.front("b").await;
     rig.log.append_numbered("h", 0..10);
     wait_served(&b, FILE, 10).await;
-    // 60 000 one-byte lines, every one marked truncated: under 500 KB in all.
-    let n = 200_000usize;
+    // As many one-byte lines as an entry may hold, every one marked truncated.
+    let n = 10_000usize;
     let lines = vec!["x"; n].join("\n");
     let marks: Vec<String> = (0..n).map(|i| i.to_string()).collect();
     let marks = marks.join(",");
     let command = resp(&[
         b"XADD",
         b"tailcast:lines:a/app.log",
-        b"10-5",
+        b"10010-0",
         b"f",
         b"11",
         b"l",
@@ -886,7 +890,7 @@ async fn one_small_entry_with_many_marks_does_not_stall_the_mirror() {
         .output()
         .unwrap();
     eprintln!("{}", String::from_utf8_lossy(&out.stdout));
-    wait_served(&b, FILE, 11).await;
+    wait_served(&b, FILE, 10_010).await;
     let took = started.elapsed();
     eprintln!(
         "b's mirror took {took:?} over one {} KB entry",
@@ -896,8 +900,7 @@ async fn one_small_entry_with_many_marks_does_not_stall_the_mirror() {
 }
 
 #[tokio::test]
-#[ignore = "review17: what one entry can make every node hold"]
-async fn review_one_entry_of_empty_lines_and_what_a_node_holds() {
+async fn an_entry_no_publisher_writes_is_not_served_nor_held() {
     let rig = Rig::start(&[]);
     let b = rig.front("b").await;
     rig.log.append_numbered("h", 0..10);
@@ -924,16 +927,17 @@ async fn review_one_entry_of_empty_lines_and_what_a_node_holds() {
         ))
         .output()
         .unwrap();
-    wait_served(&b, FILE, 11).await;
-    std::thread::sleep(Duration::from_secs(1));
-    let info = b.file_info(FILE).await;
-    eprintln!(
-        "b's RSS {before} KiB -> {} KiB after one 32 MiB entry; b now says {info}",
-        b.rss_kib()
-    );
+    // Not an entry a publisher writes (far too many lines, and not ending at its id's seq): it is
+    // not served, and the file's own lines go on after it with their seqs.
+    rig.log.append_numbered("h", 10..20);
+    wait_served(&b, FILE, 20).await;
+    let answer = b.get_json("/poll?file=a%2Fapp.log&after=10").await;
+    assert_eq!(answer["lines"], json!(numbered("h", 10..20)), "{answer}");
+    assert_eq!(b.file_info(FILE).await["last_seq"], 20);
     assert!(
         b.rss_kib() < before + (64 << 10),
-        "one entry grew b by over 64 MiB"
+        "one entry grew b by over 64 MiB: {before} KiB -> {} KiB",
+        b.rss_kib()
     );
 }
 

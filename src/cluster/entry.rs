@@ -131,6 +131,12 @@ impl Entry {
         let first_seq = number("f")?;
         let time_ms = number("t").unwrap_or(0);
         let text = get("l")?;
+        // A publisher writes at most its read's worth: more than that is not one of ours, and
+        // would make every node hold it.
+        let count = memchr::memchr_iter(b'\n', text).count() + 1;
+        if text.len() > MAX_ENTRY_TEXT.max(max_line) + max_line || count > MAX_ENTRY_LINES {
+            return None;
+        }
         let mut truncated: Vec<u32> = get("x")
             .and_then(|x| std::str::from_utf8(x).ok())
             .map(|x| x.split(',').filter_map(|n| n.parse().ok()).collect())
@@ -158,6 +164,12 @@ impl Entry {
     }
 }
 
+/// Most bytes of lines a publisher puts in one entry (one read of the history; a single line
+/// may be longer, up to the length cap).
+pub const MAX_ENTRY_TEXT: usize = 256 << 10;
+/// Most lines a publisher puts in one entry.
+pub const MAX_ENTRY_LINES: usize = 10_000;
+
 /// A stream's entries in order, each with its id (`None`: an entry this version cannot read).
 pub type Entries = Vec<(EntryId, Option<Entry>)>;
 
@@ -177,7 +189,14 @@ pub fn parse_entries(value: &Value, max_line: usize) -> Entries {
                 .chunks_exact(2)
                 .filter_map(|pair| Some((as_bytes(&pair[0])?, as_bytes(&pair[1])?)))
                 .collect();
-            Some((id, Entry::from_fields(&fields, max_line)))
+            let entry = Entry::from_fields(&fields, max_line).filter(|entry| match entry {
+                // The id names the batch's last line, a state the line before it.
+                Entry::Lines {
+                    first_seq, lines, ..
+                } => id.sub == 0 && *first_seq >= 1 && first_seq + lines.len() as u64 - 1 == id.seq,
+                Entry::State(_) => id.sub >= 1,
+            });
+            Some((id, entry))
         })
         .collect()
 }

@@ -250,15 +250,37 @@ impl Cluster {
         self.epoch
     }
 
-    /// The seq of the newest line Redis holds for each of these files (0 for none).
-    pub async fn last_seqs(&self, ids: &[String]) -> Result<HashMap<String, u64>, ClusterError> {
+    /// How far the cluster has each of these files: its stream's newest id, or the newest seq
+    /// its record names when that is further (Redis lost the stream, not the record the
+    /// heartbeat put back), `0-0` for a file it has never had. A publisher's numbering goes on
+    /// after it, so no seq the cluster has seen names another line.
+    pub async fn last_seqs(
+        &self,
+        ids: &[String],
+    ) -> Result<HashMap<String, EntryId>, ClusterError> {
         let mut conn = self.conn.clone();
-        let mut seqs = HashMap::new();
+        let mut heads = HashMap::new();
         for id in ids {
             let last = publish::last_id(&mut conn, &self.keys.lines(id)).await?;
-            seqs.insert(id.clone(), last.seq);
+            let record: Option<String> = redis::cmd("HGET")
+                .arg(self.keys.files())
+                .arg(id)
+                .query_async(&mut conn)
+                .await?;
+            let recorded = record
+                .and_then(|json| serde_json::from_str::<FileRecord>(&json).ok())
+                .map_or(0, |r| r.last_seq);
+            let head = if recorded > last.seq {
+                EntryId {
+                    seq: recorded,
+                    sub: 0,
+                }
+            } else {
+                last
+            };
+            heads.insert(id.clone(), head);
         }
-        Ok(seqs)
+        Ok(heads)
     }
 
     /// Starts publishing `local` files (each with the seq Redis holds up to), mirroring every
@@ -268,7 +290,7 @@ impl Cluster {
     pub async fn start(
         self,
         hub: Hub,
-        local: Vec<(FileIx, u64)>,
+        local: Vec<(FileIx, EntryId)>,
         max_line: usize,
         stats: Arc<Stats>,
         shutdown: Shutdown,
@@ -441,7 +463,12 @@ pub fn join_later(
         };
         let local = ids
             .iter()
-            .filter_map(|id| Some((hub.lookup(id)?, published.get(id).copied().unwrap_or(0))))
+            .filter_map(|id| {
+                Some((
+                    hub.lookup(id)?,
+                    published.get(id).copied().unwrap_or_default(),
+                ))
+            })
             .collect();
         stats.set_cluster_trouble(None);
         tracing::info!("joined the cluster");

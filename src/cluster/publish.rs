@@ -27,8 +27,8 @@ use crate::shutdown::Shutdown;
 use crate::tail::LineBatch;
 
 /// Most lines and bytes of lines in one read, so one entry and one round trip stay small.
-const READ_LINES: usize = 10_000;
-pub(super) const READ_BYTES: usize = 256 << 10;
+const READ_LINES: usize = super::entry::MAX_ENTRY_LINES;
+pub(super) const READ_BYTES: usize = super::entry::MAX_ENTRY_TEXT;
 
 /// One local file's publisher; see the module documentation.
 pub(super) struct Publisher {
@@ -48,14 +48,14 @@ pub(super) struct Publisher {
 }
 
 impl Publisher {
-    /// A publisher of `file` into stream `key`, where Redis holds lines up to `published`.
+    /// A publisher of `file` into stream `key`, whose newest entry in Redis is `published`.
     pub(super) fn new(
         hub: Hub,
         file: FileIx,
         key: String,
         conn: ConnectionManager,
         config: &ClusterConfig,
-        published: u64,
+        published: EntryId,
         health: Arc<Health>,
     ) -> Self {
         Publisher {
@@ -65,10 +65,7 @@ impl Publisher {
             conn,
             keep_lines: config.keep_lines,
             keep_bytes: config.keep_bytes,
-            written: EntryId {
-                seq: published,
-                sub: u64::MAX,
-            },
+            written: published,
             sizes: VecDeque::new(),
             sizes_total: 0,
             health,
@@ -86,6 +83,7 @@ impl Publisher {
             return;
         };
         let mut failures = 0u32;
+        let mut stray_told = false;
         let mut unsent: Vec<(EntryId, Entry)> = Vec::new();
         loop {
             if unsent.is_empty() {
@@ -131,7 +129,18 @@ impl Publisher {
                     }
                     // Some of it may have landed, or Redis may have lost everything.
                     if let Ok(last) = last_id(&mut self.conn, &self.key).await {
-                        self.written = last;
+                        if last.seq <= self.hub.last_seq(self.file) {
+                            self.written = last;
+                        } else if !stray_told {
+                            // Not ours: taking it as written would drop every line to come.
+                            tracing::error!(
+                                "{} holds an entry ({last}) beyond this file's newest line: \
+                                 something else writes into it; delete that entry (XDEL) for \
+                                 publishing to go on",
+                                self.key
+                            );
+                            stray_told = true;
+                        }
                     }
                 }
             }
@@ -238,7 +247,7 @@ pub(super) async fn publish_all(
     conn: ConnectionManager,
     keys: Keys,
     config: ClusterConfig,
-    local: Vec<(FileIx, u64)>,
+    local: Vec<(FileIx, EntryId)>,
     health: Arc<Health>,
     mut shutdown: Shutdown,
 ) {
@@ -246,7 +255,7 @@ pub(super) async fn publish_all(
     let mut known = hub.file_count();
     let mut tasks = Vec::new();
     let for_tasks = shutdown.clone();
-    let start = |file: FileIx, published: Option<u64>| {
+    let start = |file: FileIx, published: Option<EntryId>| {
         let key = keys.lines(hub.id(file));
         let hub = hub.clone();
         let mut conn = conn.clone();
@@ -261,7 +270,7 @@ pub(super) async fn publish_all(
                     let mut failures = 0;
                     loop {
                         match last_id(&mut conn, &key).await {
-                            Ok(last) => break last.seq,
+                            Ok(last) => break last,
                             Err(_) if shutdown.is_fired() => return,
                             Err(_) => {
                                 failures += 1;
