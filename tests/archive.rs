@@ -568,11 +568,15 @@ fn search_threads(pid: u32) -> usize {
 /// A search of `file` for `status=200` (every line of [`big_file`]) by a client that reads
 /// nothing: 21 lines a hit, far more than every buffer on the way holds, so the search waits for
 /// it. Returns once the search thread runs.
+/// A search of a [`big_file`] whose answer no buffer holds: every tenth line a hit (`0 GET`),
+/// each with ten lines of context around it, so 10 000 hits bring about 20 MB of events.
+const FLOOD: &str = "q=0%20GET&max=10000&context=10";
+
 async fn stalled_search(server: &Server, file: &str) -> std::net::TcpStream {
     let mut stalled = std::net::TcpStream::connect(&server.addr).unwrap();
     write!(
         stalled,
-        "GET /api/search?file={file}&q=status%3D200&max=10000&context=10 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+        "GET /api/search?file={file}&{FLOOD} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
     )
     .unwrap();
     wait_threads(server.pid(), 1, Duration::from_secs(5))
@@ -793,14 +797,14 @@ async fn search_bounds_are_refused_or_reported_clearly() {
     );
 }
 
-/// A search for every line of `file` whose client reads nothing until `limit` has passed while
+/// A [`FLOOD`] search of `file` whose client reads nothing until `limit` has passed while
 /// the search still runs, then reads the whole answer (de-chunked).
 async fn search_read_late(server: &Server, file: &str, extra: &str, limit: Duration) -> String {
     let asked = Instant::now();
     let mut client = std::net::TcpStream::connect(&server.addr).unwrap();
     write!(
         client,
-        "GET /api/search?file={file}&q=status%3D200&max=10000{extra} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+        "GET /api/search?file={file}&{FLOOD}{extra} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
     )
     .unwrap();
     wait_threads(server.pid(), 1, Duration::from_secs(5))
