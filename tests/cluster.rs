@@ -51,12 +51,29 @@ impl Rig {
         Rig { dir, redis, log, a }
     }
 
+    /// Starts node `a` again (after it stopped), with `a_args` before its PATH.
+    fn restart_a(&mut self, a_args: &[String]) {
+        let mut args = a_args.to_vec();
+        args.push(self.log.path_str());
+        self.a = node(&self.redis, "a", &args);
+    }
+
     /// A node with no PATH, once it serves a's file.
     async fn front(&self, name: &str) -> Server {
         let server = node(&self.redis, name, &[]);
         wait_served(&server, FILE, 0).await;
         server
     }
+}
+
+/// `--state-dir` in `state` for node a, with checkpoints every 50 ms.
+fn state_args(state: &tempfile::TempDir) -> Vec<String> {
+    vec![
+        "--state-dir".to_owned(),
+        state.path().display().to_string(),
+        "--checkpoint-interval".to_owned(),
+        "50ms".to_owned(),
+    ]
 }
 
 /// Waits until `server` lists `id` with its lines up to `seq`.
@@ -386,12 +403,7 @@ async fn flushall_loses_no_line_and_renumbers_none() {
 #[tokio::test]
 async fn a_publisher_killed_and_restarted_with_its_state_dir_repeats_nothing_and_resets_nobody() {
     let state = temp_dir();
-    let args = [
-        "--state-dir".to_owned(),
-        state.path().display().to_string(),
-        "--checkpoint-interval".to_owned(),
-        "50ms".to_owned(),
-    ];
+    let args = state_args(&state);
     let mut rig = Rig::start(&args);
     let log = rig.log.clone();
     let b = rig.front("b").await;
@@ -415,9 +427,7 @@ async fn a_publisher_killed_and_restarted_with_its_state_dir_repeats_nothing_and
     assert!(offline.is_some(), "{}", b.file_info(FILE).await);
     let answer = b.get_json("/poll?file=a%2Fapp.log&after=198").await;
     assert_eq!(answer["lines"], json!(["k-198", "k-199"]), "{answer}");
-    let mut args = args.to_vec();
-    args.push(log.path_str());
-    rig.a = node(&rig.redis, "a", &args);
+    rig.restart_a(&args);
     log.append_numbered("k", 300..400);
 
     let mut lines = Vec::new();
@@ -536,7 +546,7 @@ async fn a_second_node_with_a_taken_name_is_refused_and_a_restarted_one_is_not()
     // key has expired.
     rig.a.signal("KILL");
     let _ = rig.a.child.wait();
-    rig.a = node(&rig.redis, "a", &[rig.log.path_str()]);
+    rig.restart_a(&[]);
     rig.log.append_line("after the restart");
     rig.a.wait_last_seq(FILE, 1, WAIT).await;
 }
@@ -598,7 +608,7 @@ async fn a_publisher_restarted_after_redis_lost_its_data_reuses_no_seq() {
     // after it.
     rig.a.signal("KILL");
     let _ = rig.a.child.wait();
-    rig.a = node(&rig.redis, "a", &[log.path_str()]);
+    rig.restart_a(&[]);
     log.append_numbered("new", 0..150);
     rig.a.wait_last_seq(FILE, 170, WAIT).await;
     // No seq names two lines: what a numbered after the restart starts at 121 everywhere.
@@ -757,12 +767,7 @@ async fn review_stale_or_fake_file_records_take_every_slot_for_good() {
 #[tokio::test]
 async fn a_rotation_right_after_a_publisher_restart_is_published() {
     let state = temp_dir();
-    let args = [
-        "--state-dir".to_owned(),
-        state.path().display().to_string(),
-        "--checkpoint-interval".to_owned(),
-        "50ms".to_owned(),
-    ];
+    let args = state_args(&state);
     let mut rig = Rig::start(&args);
     let log = rig.log.clone();
     let b = rig.front("b").await;
@@ -773,9 +778,7 @@ async fn a_rotation_right_after_a_publisher_restart_is_published() {
     on_b.collect_lines(FILE, 50, WAIT, &mut lines).await;
     std::thread::sleep(Duration::from_millis(300));
     rig.a.terminate(WAIT);
-    let mut args = args.to_vec();
-    args.push(log.path_str());
-    rig.a = node(&rig.redis, "a", &args);
+    rig.restart_a(&args);
     let mut on_a = WsClient::connect(&rig.a).await;
     on_a.subscribe_after(FILE, 50).await;
     logrotate_create(rig.dir.path(), log.path());
@@ -796,12 +799,7 @@ async fn a_rotation_right_after_a_publisher_restart_is_published() {
 #[tokio::test]
 async fn a_publisher_restarted_with_sigterm_and_its_state_dir_loses_no_line_for_other_nodes() {
     let state = temp_dir();
-    let args = [
-        "--state-dir".to_owned(),
-        state.path().display().to_string(),
-        "--checkpoint-interval".to_owned(),
-        "50ms".to_owned(),
-    ];
+    let args = state_args(&state);
     let mut rig = Rig::start(&args);
     let log = rig.log.clone();
     let b = rig.front("b").await;
@@ -825,9 +823,7 @@ async fn a_publisher_restarted_with_sigterm_and_its_state_dir_loses_no_line_for_
     slow.subscribe_after(FILE, 0).await;
     std::thread::sleep(Duration::from_millis(600));
     let took = rig.a.terminate(WAIT);
-    let mut args = args.to_vec();
-    args.push(log.path_str());
-    rig.a = node(&rig.redis, "a", &args);
+    rig.restart_a(&args);
     writer.join().unwrap();
     rig.a.wait_last_seq(FILE, 400, WAIT).await;
     let (rest, others) = drain(&mut on_b, Duration::from_secs(3)).await;
@@ -944,12 +940,7 @@ async fn an_entry_no_publisher_writes_is_not_served_nor_held() {
 #[tokio::test]
 async fn a_publisher_with_its_state_dir_starts_without_redis_and_publishes_once_it_is_back() {
     let state = temp_dir();
-    let args = [
-        "--state-dir".to_owned(),
-        state.path().display().to_string(),
-        "--checkpoint-interval".to_owned(),
-        "50ms".to_owned(),
-    ];
+    let args = state_args(&state);
     let mut rig = Rig::start(&args);
     let log = rig.log.clone();
     let b = rig.front("b").await;
@@ -961,9 +952,7 @@ async fn a_publisher_with_its_state_dir_starts_without_redis_and_publishes_once_
     // a stops, Redis goes; a starts again without it and serves its own file.
     rig.a.stop(Duration::from_secs(10));
     rig.redis.kill();
-    let mut args = args.to_vec();
-    args.push(log.path_str());
-    rig.a = node(&rig.redis, "a", &args);
+    rig.restart_a(&args);
     log.append_numbered("w", 100..150);
     rig.a.wait_last_seq(FILE, 150, WAIT).await;
     let health = get_text(&rig.a, "/healthz").await;

@@ -28,6 +28,8 @@ use crate::tail::{FileState, FileStatus};
 /// Bytes one read may bring at most (the reply is buffered whole by the client): entries are
 /// asked for per stream so that, at their largest, all of them fit.
 const READ_BUDGET: usize = 32 << 20;
+/// Most ids of files not served that are remembered (a writer in Redis could add any number).
+const MAX_REFUSED_REMEMBERED: usize = 10_000;
 /// Most entries one read takes per stream.
 const READ_COUNT: usize = 256;
 
@@ -226,6 +228,15 @@ impl Mirror {
         Ok(())
     }
 
+    /// Remembers a file not served, so that it is warned of once (at most
+    /// [`MAX_REFUSED_REMEMBERED`] of them: past that, a refused file is looked at again at each
+    /// discovery, which costs a lookup, not memory).
+    fn refuse(&mut self, id: &str) {
+        if self.refused.len() < MAX_REFUSED_REMEMBERED {
+            self.refused.insert(id.to_owned());
+        }
+    }
+
     /// Starts mirroring another node's file, from the oldest entry Redis holds of it.
     fn add(&mut self, id: &str, record: &FileRecord) -> Option<FileIx> {
         if self.refused.contains(id) {
@@ -238,7 +249,7 @@ impl Mirror {
                 id.escape_debug(),
                 record.node.escape_debug()
             );
-            self.refused.insert(id.to_owned());
+            self.refuse(id);
             return None;
         }
         let Some(ix) = self.hub.add_remote_file(
@@ -253,7 +264,7 @@ impl Mirror {
                     record.node
                 );
             }
-            self.refused.insert(id.to_owned());
+            self.refuse(id);
             return None;
         };
         let key = self.keys.lines(id);
