@@ -573,6 +573,11 @@ fn search_threads(pid: u32) -> usize {
 const FLOOD: &str = "q=0%20GET&max=10000&context=10";
 
 async fn stalled_search(server: &Server, file: &str) -> std::net::TcpStream {
+    // An earlier search's thread may not have ended yet: counting it as this one's would let
+    // the test go on before this search holds its place.
+    wait_threads(server.pid(), 0, Duration::from_secs(5))
+        .await
+        .expect("earlier searches end");
     let mut stalled = std::net::TcpStream::connect(&server.addr).unwrap();
     write!(
         stalled,
@@ -800,6 +805,9 @@ async fn search_bounds_are_refused_or_reported_clearly() {
 /// A [`FLOOD`] search of `file` whose client reads nothing until `limit` has passed while
 /// the search still runs, then reads the whole answer (de-chunked).
 async fn search_read_late(server: &Server, file: &str, extra: &str, limit: Duration) -> String {
+    wait_threads(server.pid(), 0, Duration::from_secs(5))
+        .await
+        .expect("earlier searches end");
     let asked = Instant::now();
     let mut client = std::net::TcpStream::connect(&server.addr).unwrap();
     write!(
