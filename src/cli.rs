@@ -466,6 +466,9 @@ impl Cli {
                 pace_timeout: self.pace_timeout,
                 more_files,
                 node: cluster.as_ref().map(|c| c.node.clone()),
+                // A node lags behind the publisher by less than Redis keeps (beyond that its
+                // readers would get a gap anyway).
+                remote_ahead: cluster.as_ref().map_or(0, |c| c.keep_lines as u64),
             },
             server: ServerConfig {
                 heartbeat: self.heartbeat,

@@ -150,6 +150,8 @@ struct HubInner {
     node: Option<String>,
     history_lines: usize,
     history_bytes: usize,
+    /// See [`HubConfig::remote_ahead`].
+    remote_ahead: u64,
 }
 
 /// The in-memory history of every file; see the module documentation. A cheap-clone handle.
@@ -174,6 +176,7 @@ impl MemoryHistory {
                 node: config.node.clone(),
                 history_lines: config.history_lines,
                 history_bytes: config.history_bytes,
+                remote_ahead: config.remote_ahead,
             }),
         };
         for (id, path) in files {
@@ -233,7 +236,13 @@ impl MemoryHistory {
                 let first_kept = shared.history.first_seq().unwrap_or(shared.next_seq);
                 shared.next_seq.saturating_sub(n as u64).max(first_kept)
             }
-            Start::After(after) if after >= shared.next_seq => {
+            // Another node's file: this copy may lag behind what a client saw elsewhere, so a
+            // cursor a little ahead waits here for its lines instead of being reset.
+            Start::After(after)
+                if after >= shared.next_seq
+                    && !(channel.node.get().is_some_and(|(_, remote)| *remote)
+                        && after - (shared.next_seq - 1) <= self.inner.remote_ahead) =>
+            {
                 return Err(CursorAhead {
                     after,
                     last_seq: shared.next_seq - 1,
@@ -360,9 +369,10 @@ impl MemoryHistory {
         // State changes after the last line read (all of them when the reader is at the head).
         take_states_before(&mut states, next_seq, &mut next_state, &mut out);
         cursor.next_state = next_state;
-        // At the head, the unfinished line as it is now (once per change).
+        // At the head, the unfinished line as it is now (once per change); not for a reader
+        // held ahead of the head (its next line is not the pending one).
         let pending_count = channel.pending_count.load(Ordering::Acquire);
-        if next_seq > last_seq && cursor.pending_seen != pending_count {
+        if next_seq == last_seq + 1 && cursor.pending_seen != pending_count {
             let text = shared.pending.clone();
             if text.is_some() || cursor.pending_shown {
                 out.push(Delivery::Pending {
@@ -728,6 +738,7 @@ mod tests {
             pace_timeout: Duration::ZERO,
             more_files: 0,
             node: None,
+            remote_ahead: 0,
         };
         Hub::new(vec![("f".into(), PathBuf::from("/f"))], &config, 1)
     }
@@ -798,6 +809,44 @@ mod tests {
     }
 
     #[test]
+    fn a_cursor_a_little_ahead_of_another_nodes_file_waits_for_its_lines() {
+        let config = HubConfig {
+            history_lines: 100,
+            history_bytes: 1 << 20,
+            pace_timeout: Duration::ZERO,
+            more_files: 1,
+            node: Some("here".into()),
+            remote_ahead: 10,
+        };
+        let hub = Hub::new(vec![("here/f".into(), PathBuf::from("/f"))], &config, 1);
+        let remote = hub
+            .add_remote_file("there/g".into(), PathBuf::from("/g"), "there".into())
+            .unwrap();
+        hub.ingest(remote, 1, 0, batch(&["1", "2", "3"]));
+        hub.append(0, batch(&["1", "2", "3"]));
+        let wake = || Arc::new(Notify::new());
+        // This node's copy has 3 lines; a client saw 8 on the publisher.
+        let mut held = hub.subscribe(remote, Start::After(8), wake()).unwrap();
+        assert_eq!(held.next_seq(), 9);
+        assert!(held.read(100, usize::MAX).is_empty());
+        assert!(!held.has_news());
+        hub.ingest(remote, 4, 0, batch(&["4", "5", "6", "7", "8", "9", "10"]));
+        assert!(held.has_news());
+        assert_eq!(describe(&held.read(100, usize::MAX)), ["9,10"]);
+        // Further ahead than this node can lag, or on a file of this node's own: refused.
+        let far = hub.subscribe(remote, Start::After(21), wake());
+        assert_eq!(
+            far.err(),
+            Some(CursorAhead {
+                after: 21,
+                last_seq: 10
+            })
+        );
+        assert!(hub.subscribe(remote, Start::After(20), wake()).is_ok());
+        assert!(hub.subscribe(0, Start::After(4), wake()).is_err());
+    }
+
+    #[test]
     fn the_tailer_waits_for_a_lagging_reader_and_goes_on_when_it_leaves() {
         // Room for two and a half batches: a reader that read nothing holds the third one back.
         let line = "x".repeat(100);
@@ -810,6 +859,7 @@ mod tests {
             pace_timeout: Duration::from_secs(60),
             more_files: 0,
             node: None,
+            remote_ahead: 0,
         };
         let hub = Hub::new(vec![("f".into(), PathBuf::from("/f"))], &config, 1);
         let reader = hub.subscribe(0, Start::After(0), Arc::new(Notify::new()));

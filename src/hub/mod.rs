@@ -44,6 +44,10 @@ pub struct HubConfig {
     pub more_files: usize,
     /// In a cluster: this node's name, which its own files carry.
     pub node: Option<String>,
+    /// In a cluster: how far a cursor may be ahead of another node's file as this node holds
+    /// it and still be taken (and held until the lines come): this node's copy may lag behind
+    /// the publisher. A cursor further ahead is refused as [`CursorAhead`]. 0 outside a cluster.
+    pub remote_ahead: u64,
 }
 
 /// What the hub knows of a file (the transports turn it into the protocol's file entry).
