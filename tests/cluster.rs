@@ -263,12 +263,7 @@ async fn a_cursor_older_than_what_redis_keeps_gets_the_exact_gap() {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-    // What Redis still has starts at its oldest entry's first line.
-    let oldest = redis.cli(&["XRANGE", "tailcast:lines:a/app.log", "-", "+", "COUNT", "1"]);
-    let mut fields = oldest.lines();
-    let _id = fields.next();
-    assert_eq!(fields.next(), Some("f"), "{oldest}");
-    let first_kept: u64 = fields.next().unwrap().parse().unwrap();
+    let first_kept = oldest_in_redis(redis);
     assert!(
         first_kept > 1 && first_kept <= 2000 - 200 + 1 + 200,
         "trimmed to about 200 lines: oldest kept is line {first_kept}"
@@ -277,6 +272,12 @@ async fn a_cursor_older_than_what_redis_keeps_gets_the_exact_gap() {
     // A node that comes now holds what Redis holds; a cursor before it gets the exact gap.
     let b = rig.front("b").await;
     wait_served(&b, FILE, 2000).await;
+    assert_exact_gap_after_10(&b, first_kept).await;
+}
+
+/// `after=10` on `b` is told of the exact gap up to `first_kept`, Redis's oldest line, then
+/// gets that line (`t-N` is line N+1).
+async fn assert_exact_gap_after_10(b: &Server, first_kept: u64) {
     let answer = b.get_json("/poll?file=a%2Fapp.log&after=10&max=3").await;
     assert_eq!(
         answer["gap"],
@@ -289,6 +290,69 @@ async fn a_cursor_older_than_what_redis_keeps_gets_the_exact_gap() {
         format!("t-{}", first_kept - 1),
         "{answer}"
     );
+}
+
+/// The first line of the oldest entry Redis still has of a's file.
+fn oldest_in_redis(redis: &RedisServer) -> u64 {
+    let oldest = redis.cli(&["XRANGE", "tailcast:lines:a/app.log", "-", "+", "COUNT", "1"]);
+    let mut fields = oldest.lines();
+    let _id = fields.next();
+    assert_eq!(fields.next(), Some("f"), "{oldest}");
+    fields.next().unwrap().parse().unwrap()
+}
+
+/// A node holds less of another node's file than Redis does (`--history 50` against
+/// `--redis-history 500`): a cursor older than the node's history gets the lines from Redis,
+/// over poll, WebSocket and SSE, and only one older than what Redis keeps gets a gap, the exact
+/// one.
+#[tokio::test]
+async fn a_cursor_older_than_a_node_holds_is_read_back_from_redis() {
+    let rig = Rig::start(&["--redis-history".to_owned(), "500".to_owned()]);
+    let b = node(&rig.redis, "b", &["--history".to_owned(), "50".to_owned()]);
+    wait_served(&b, FILE, 0).await;
+    for batch in 0..100 {
+        rig.log.append_numbered("t", batch * 20..batch * 20 + 20);
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    wait_served(&b, FILE, 2000).await;
+    let first_kept = oldest_in_redis(&rig.redis);
+    assert!(
+        first_kept > 1 && first_kept < 2000 - 50 - 100,
+        "Redis holds far more than b: its oldest line is {first_kept}"
+    );
+    // Line N is `t-(N-1)`.
+    let expected = |from: u64| numbered("t", from as usize - 1..2000);
+
+    // Long-poll from ten lines into what Redis has, to the end: no gap.
+    let after = first_kept + 9;
+    let mut poll = PollFollower::new(&b, FILE, after);
+    let polled = poll.until_count(2000 - after as usize, WAIT).await.to_vec();
+    assert_lines_eq(&polled, &expected(after + 1));
+    assert!(poll.gaps.is_empty(), "poll: {:?}", poll.gaps);
+
+    // WebSocket and SSE from the same cursor.
+    let mut ws = WsClient::connect(&b).await;
+    ws.subscribe_after(FILE, after).await;
+    let mut lines = Vec::new();
+    let (_, others) = ws
+        .collect_lines(FILE, 2000 - after as usize, WAIT, &mut lines)
+        .await;
+    let texts: Vec<String> = lines.iter().map(|(_, t)| t.clone()).collect();
+    assert_lines_eq(&texts, &expected(after + 1));
+    assert_eq!(lines.first().map(|(seq, _)| *seq), Some(after + 1));
+    assert!(
+        others
+            .iter()
+            .all(|m| m["type"] != "gap" && m["type"] != "reset"),
+        "{others:?}"
+    );
+    let url = b.url(&format!("/sse?file=a%2Fapp.log&after={after}"));
+    let text = stream_until(WAIT, &url, &[], "t-1999").await;
+    let sse: Vec<String> = sse_lines(&text).await.into_iter().map(|(_, t)| t).collect();
+    assert_lines_eq(&sse, &expected(after + 1));
+
+    // Older than Redis keeps: the exact gap, then Redis's oldest line.
+    assert_exact_gap_after_10(&b, first_kept).await;
 }
 
 /// Appends `n` numbered lines in small writes, as a service logs.

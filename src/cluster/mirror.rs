@@ -7,7 +7,7 @@
 //! go into the hub with the publisher's seqs ([`Hub::ingest`]), so local transports serve them
 //! like local lines and one cursor means the same line on every node. A new file is read from
 //! the oldest entry Redis holds, so its backlog is here at once and a cursor finds the lines
-//! Redis still has (as far as the local history's bounds reach).
+//! Redis still has (beyond the local history's bounds, [`super::fill`] reads them back).
 //!
 //! While Redis cannot be read, the mirrored files say so in their status (`error`), and reading
 //! goes on from the last entry read when it is back: nothing Redis still holds is lost.

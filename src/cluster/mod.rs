@@ -9,6 +9,9 @@
 //! into the local history, from which every transport reads as it does for local files. So
 //! Redis sees a constant number of clients and commands per node, whatever the viewers.
 //!
+//! A reader whose cursor is older than what this node holds of another node's file gets the
+//! lines Redis still has ([`fill`]), so only what Redis lacks too is a gap.
+//!
 //! **Numbering**: a file's seqs are its publisher's, and the stream ids carry them
 //! ([`entry`]), so one cursor means the same line on every node. The epoch every node announces
 //! is the cluster's (`PREFIX:epoch`, set once by the first node). A publisher's seqs never go
@@ -21,6 +24,7 @@
 //! JSON), `P:node:NAME` (liveness, with a TTL of three heartbeats), `P:lines:ID` (the stream).
 
 pub mod entry;
+mod fill;
 mod mirror;
 mod publish;
 
@@ -296,6 +300,13 @@ impl Cluster {
         shutdown: Shutdown,
     ) -> Result<ClusterTasks, ClusterError> {
         let health = Arc::new(Health::new(stats));
+        // Readers of other nodes' files get from Redis what this node's history no longer has.
+        hub.set_gap_fill(Arc::new(fill::RedisFill::new(
+            self.conn.clone(),
+            self.keys.clone(),
+            max_line,
+            self.config.timeout,
+        )));
         let mut tasks = vec![tokio::spawn(publish::publish_all(
             hub.clone(),
             self.conn.clone(),

@@ -372,15 +372,17 @@ impl MemoryHistory {
         // At the head, the unfinished line as it is now (once per change); not for a reader
         // held ahead of the head (its next line is not the pending one).
         let pending_count = channel.pending_count.load(Ordering::Acquire);
-        if next_seq == last_seq + 1 && cursor.pending_seen != pending_count {
-            let text = shared.pending.clone();
-            if text.is_some() || cursor.pending_shown {
-                out.push(Delivery::Pending {
-                    seq: next_seq,
-                    text: text.clone(),
-                });
+        if next_seq > last_seq && cursor.pending_seen != pending_count {
+            if next_seq == last_seq + 1 {
+                let text = shared.pending.clone();
+                if text.is_some() || cursor.pending_shown {
+                    out.push(Delivery::Pending {
+                        seq: next_seq,
+                        text: text.clone(),
+                    });
+                }
+                cursor.pending_shown = text.is_some();
             }
-            cursor.pending_shown = text.is_some();
             cursor.pending_seen = pending_count;
         }
         if next_seq > last_seq {
@@ -728,6 +730,7 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::hub::describe;
     // Through the seam: what the transports see.
     use crate::hub::Hub;
 
@@ -749,18 +752,6 @@ mod tests {
             batch.push(line, false);
         }
         batch
-    }
-
-    fn describe(deliveries: &[Delivery]) -> Vec<String> {
-        deliveries
-            .iter()
-            .map(|d| match d {
-                Delivery::Gap(gap) => format!("gap {}-{}", gap.from, gap.to),
-                Delivery::Lines(slice) => slice.lines().collect::<Vec<_>>().join(","),
-                Delivery::State(state) => format!("<{}>", state.as_str()),
-                Delivery::Pending { seq, text } => format!("pending {seq} {text:?}"),
-            })
-            .collect()
     }
 
     #[test]

@@ -10,9 +10,12 @@
 //!
 //! [`MemoryHistory`] (`memory.rs`, with its cursor in `cursor.rs`) is the backend today: a
 //! bounded ring per file. A Redis Streams backend sits beside it by implementing the two traits;
-//! no transport changes. `docs/architecture.md` draws the whole path.
+//! no transport changes. In a cluster, other nodes' files are mirrored into it, and a
+//! [`GapFill`] (`fill.rs`) reads back what it no longer holds of them where a reader would get a
+//! gap. `docs/architecture.md` draws the whole path.
 
 mod cursor;
+mod fill;
 mod history;
 mod memory;
 
@@ -22,6 +25,7 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
+pub use fill::{FillSlot, FillingCursor, GapFill};
 pub use history::{Batch, BatchSlice, Gap, History, HistoryRead};
 pub use memory::MemoryHistory;
 
@@ -178,6 +182,8 @@ pub trait CursorBackend: Send {
 #[derive(Clone)]
 pub struct Hub {
     backend: Arc<dyn HistoryBackend>,
+    /// In a cluster: where readers of other nodes' files get what this node no longer holds.
+    gap_fill: Arc<std::sync::OnceLock<Arc<dyn GapFill>>>,
 }
 
 impl std::fmt::Debug for Hub {
@@ -198,6 +204,7 @@ impl Hub {
     pub fn over(backend: impl HistoryBackend) -> Hub {
         Hub {
             backend: Arc::new(backend),
+            gap_fill: Arc::default(),
         }
     }
 
@@ -236,16 +243,31 @@ impl Hub {
         self.backend.last_seq(file)
     }
 
-    /// See [`HistoryBackend::subscribe`].
+    /// See [`HistoryBackend::subscribe`]. A reader of another node's file gets, where it would
+    /// get a gap, what the [`GapFill`] still has ([`FillingCursor`]).
     pub fn subscribe(
         &self,
         file: FileIx,
         start: Start,
         wake: Arc<Notify>,
     ) -> Result<LiveCursor, CursorAhead> {
-        self.backend
-            .subscribe(file, start, wake)
-            .map(|inner| LiveCursor { inner })
+        let inner = self.backend.subscribe(file, start, wake.clone())?;
+        let inner = match self.gap_fill.get() {
+            Some(fill) if self.backend.info(file).remote => Box::new(FillingCursor::new(
+                inner,
+                fill.clone(),
+                self.id(file).to_owned(),
+                wake,
+            )),
+            _ => inner,
+        };
+        Ok(LiveCursor { inner })
+    }
+
+    /// Sets where readers of other nodes' files get what this node no longer holds (once: the
+    /// cluster's, when it starts).
+    pub fn set_gap_fill(&self, fill: Arc<dyn GapFill>) {
+        let _ = self.gap_fill.set(fill);
     }
 
     /// See [`HistoryBackend::append`].
@@ -324,4 +346,19 @@ impl LiveCursor {
     pub fn read(&mut self, max_lines: usize, max_bytes: usize) -> Vec<Delivery> {
         self.inner.read(max_lines, max_bytes)
     }
+}
+
+/// What a read delivered, one word per delivery: `gap A-B`, the lines joined by `,`, `<state>`,
+/// `pending SEQ TEXT` (for tests of the hub and its backends).
+#[cfg(test)]
+pub(crate) fn describe(deliveries: &[Delivery]) -> Vec<String> {
+    deliveries
+        .iter()
+        .map(|d| match d {
+            Delivery::Gap(gap) => format!("gap {}-{}", gap.from, gap.to),
+            Delivery::Lines(slice) => slice.lines().collect::<Vec<_>>().join(","),
+            Delivery::State(state) => format!("<{}>", state.as_str()),
+            Delivery::Pending { seq, text } => format!("pending {seq} {text:?}"),
+        })
+        .collect()
 }

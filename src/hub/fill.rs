@@ -1,0 +1,491 @@
+//! Reading back what this node no longer holds of another node's file.
+//!
+//! A cursor on another node's file (in a cluster) that is older than the local history would get
+//! a `gap`, although the cluster still has the lines (Redis keeps more than a node's memory). A
+//! [`FillingCursor`] wraps such a reader's cursor: where the local cursor says `gap`, it asks a
+//! [`GapFill`] (the cluster's, reading Redis) for those lines, one bounded piece at a time, off
+//! the caller's thread, and delivers them in their place; only what the fill does not have
+//! either is a `gap`, the exact one. What the local cursor read after its gap waits until the
+//! fill is done, so the reader gets everything in order.
+//!
+//! Bounded: one piece (the fill's choice, about a megabyte at most) per reader at a time, and
+//! what one local read returned; the fill bounds how many pieces are fetched at once. Nothing
+//! of this runs on the live path: a reader that keeps up never has a gap to fill.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::Notify;
+
+use super::{BatchSlice, CursorBackend, Delivery, FileIx, Gap};
+
+/// Fetches lines of another node's file that this node no longer holds.
+pub trait GapFill: Send + Sync + 'static {
+    /// Starts fetching the first piece of lines `from..=to` of the file `file_id` (with the
+    /// state changes among them), in order: lines (trimmed to the range), states, and a
+    /// [`Delivery::Gap`] for lines it does not have either. Puts the result in `into` (`None`
+    /// when it cannot be fetched: the rest is then a gap) and wakes `wake`. Must not block.
+    fn fetch(&self, file_id: &str, from: u64, to: u64, into: Arc<FillSlot>, wake: Arc<Notify>);
+}
+
+/// Where a fetched piece is left for its reader.
+#[derive(Debug, Default)]
+pub struct FillSlot {
+    piece: Mutex<Option<Option<Vec<Delivery>>>>,
+}
+
+impl FillSlot {
+    /// Leaves a piece (`None`: it could not be fetched).
+    pub fn put(&self, piece: Option<Vec<Delivery>>) {
+        *self.piece.lock().unwrap_or_else(|e| e.into_inner()) = Some(piece);
+    }
+
+    fn take(&self) -> Option<Option<Vec<Delivery>>> {
+        self.piece.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+
+    fn is_ready(&self) -> bool {
+        self.piece
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some()
+    }
+}
+
+/// Lines `next..=to` still to be fetched.
+struct Fill {
+    next: u64,
+    to: u64,
+    slot: Arc<FillSlot>,
+    in_flight: bool,
+}
+
+/// See the module documentation.
+pub struct FillingCursor {
+    inner: Box<dyn CursorBackend>,
+    fill_from: Arc<dyn GapFill>,
+    file_id: String,
+    wake: Arc<Notify>,
+    fill: Option<Fill>,
+    /// Fetched, not read yet (one piece at most).
+    ready: VecDeque<Delivery>,
+    /// What the local cursor read after its gap, for once the fill is done.
+    held: VecDeque<Delivery>,
+    /// Seq of the next line the reader gets, while `fill` or `held` are not empty.
+    next_seq: u64,
+}
+
+impl FillingCursor {
+    /// Wraps `inner`, a reader of `file_id`, woken through `wake`.
+    pub fn new(
+        inner: Box<dyn CursorBackend>,
+        fill_from: Arc<dyn GapFill>,
+        file_id: String,
+        wake: Arc<Notify>,
+    ) -> Self {
+        let next_seq = inner.next_seq();
+        FillingCursor {
+            inner,
+            fill_from,
+            file_id,
+            wake,
+            fill: None,
+            ready: VecDeque::new(),
+            held: VecDeque::new(),
+            next_seq,
+        }
+    }
+
+    fn request(&self, fill: &Fill) {
+        self.fill_from.fetch(
+            &self.file_id,
+            fill.next,
+            fill.to,
+            fill.slot.clone(),
+            self.wake.clone(),
+        );
+    }
+
+    /// Takes a fetched piece into `ready`, or the rest of the range as a gap when there is none.
+    fn absorb(&mut self, piece: Option<Vec<Delivery>>) {
+        let Some(fill) = self.fill.as_mut() else {
+            return;
+        };
+        let start = fill.next;
+        for delivery in piece.unwrap_or_default() {
+            let end = match &delivery {
+                Delivery::Lines(slice) => slice.first_seq() + slice.len() as u64,
+                Delivery::Gap(gap) => gap.to + 1,
+                _ => fill.next,
+            };
+            // Only what moves the reader on, in order, within the range.
+            let in_order = match &delivery {
+                Delivery::Lines(slice) => slice.first_seq() == fill.next && end <= fill.to + 1,
+                Delivery::Gap(gap) => gap.from == fill.next && gap.to <= fill.to,
+                _ => true,
+            };
+            if in_order && !matches!(delivery, Delivery::Pending { .. }) {
+                fill.next = end;
+                self.ready.push_back(delivery);
+            }
+        }
+        if fill.next == start && fill.next <= fill.to {
+            // Nothing of the range: the fill does not have it (or cannot be read now).
+            self.ready.push_back(Delivery::Gap(Gap {
+                from: fill.next,
+                to: fill.to,
+            }));
+            fill.next = fill.to + 1;
+        }
+    }
+
+    /// Splits what the local cursor read at its first gap: what came before is read now, the
+    /// gap is fetched, and what came after waits (state changes before its first line fell in
+    /// the gap, and come from the fill in their places).
+    fn take_local(&mut self, read: Vec<Delivery>) -> Vec<Delivery> {
+        let mut out = Vec::new();
+        let mut deliveries = read.into_iter();
+        for delivery in deliveries.by_ref() {
+            match delivery {
+                Delivery::Gap(gap) => {
+                    let fill = Fill {
+                        next: gap.from,
+                        to: gap.to,
+                        slot: Arc::new(FillSlot::default()),
+                        in_flight: true,
+                    };
+                    self.request(&fill);
+                    self.fill = Some(fill);
+                    self.next_seq = gap.from;
+                    break;
+                }
+                other => out.push(other),
+            }
+        }
+        if self.fill.is_some() {
+            let mut seen_lines = false;
+            for delivery in deliveries {
+                seen_lines |= matches!(delivery, Delivery::Lines(_));
+                if seen_lines || !matches!(delivery, Delivery::State(_)) {
+                    self.held.push_back(delivery);
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Takes deliveries from the front of `queue`, at most `max_lines` lines and `max_bytes` of
+/// text (at least one line), cutting a batch where the bound falls; advances `next_seq`.
+fn take_bounded(
+    queue: &mut VecDeque<Delivery>,
+    max_lines: usize,
+    max_bytes: usize,
+    next_seq: &mut u64,
+) -> Vec<Delivery> {
+    let mut out = Vec::new();
+    let (mut lines, mut bytes) = (0, 0);
+    while let Some(delivery) = queue.pop_front() {
+        match delivery {
+            Delivery::Lines(slice) => {
+                if lines >= max_lines || (lines > 0 && bytes >= max_bytes) {
+                    queue.push_front(Delivery::Lines(slice));
+                    break;
+                }
+                // As many of its lines as the bounds leave room for, at least one.
+                let mut take = 0;
+                let mut taken_bytes = 0;
+                for (ix, line) in slice.lines().enumerate() {
+                    let fits =
+                        lines + ix < max_lines && bytes + taken_bytes + line.len() <= max_bytes;
+                    let first_of_read = lines == 0 && ix == 0;
+                    if !(fits || first_of_read) {
+                        break;
+                    }
+                    take += 1;
+                    taken_bytes += line.len();
+                }
+                lines += take;
+                bytes += taken_bytes;
+                let head = BatchSlice {
+                    batch: slice.batch.clone(),
+                    range: slice.range.start..slice.range.start + take,
+                };
+                *next_seq = head.first_seq() + take as u64;
+                let rest = slice.from_seq(*next_seq);
+                out.push(Delivery::Lines(head));
+                if !rest.is_empty() {
+                    queue.push_front(Delivery::Lines(rest));
+                    break;
+                }
+            }
+            Delivery::Gap(gap) => {
+                *next_seq = gap.to + 1;
+                out.push(Delivery::Gap(gap));
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// Lines and bytes of text in `deliveries`.
+fn size(deliveries: &[Delivery]) -> (usize, usize) {
+    deliveries
+        .iter()
+        .filter_map(|d| match d {
+            Delivery::Lines(slice) => Some((slice.len(), slice.text_bytes())),
+            _ => None,
+        })
+        .fold((0, 0), |(l, b), (dl, db)| (l + dl, b + db))
+}
+
+impl CursorBackend for FillingCursor {
+    fn file(&self) -> FileIx {
+        self.inner.file()
+    }
+
+    fn next_seq(&self) -> u64 {
+        if self.fill.is_some() || !self.held.is_empty() {
+            self.next_seq
+        } else {
+            self.inner.next_seq()
+        }
+    }
+
+    fn has_news(&self) -> bool {
+        match &self.fill {
+            Some(fill) => !self.ready.is_empty() || fill.slot.is_ready(),
+            None => !self.held.is_empty() || self.inner.has_news(),
+        }
+    }
+
+    fn read(&mut self, max_lines: usize, max_bytes: usize) -> Vec<Delivery> {
+        if let Some(piece) = self.fill.as_ref().and_then(|f| f.slot.take()) {
+            if let Some(fill) = self.fill.as_mut() {
+                fill.in_flight = false;
+            }
+            self.absorb(piece);
+        }
+        let mut out = Vec::new();
+        if let Some(fill) = &self.fill {
+            out = take_bounded(&mut self.ready, max_lines, max_bytes, &mut self.next_seq);
+            if !self.ready.is_empty() {
+                return out;
+            }
+            if fill.next <= fill.to {
+                if !fill.in_flight {
+                    self.request(fill);
+                    if let Some(fill) = self.fill.as_mut() {
+                        fill.in_flight = true;
+                    }
+                }
+                return out;
+            }
+            // Done: what the local cursor read after its gap follows, within what is left.
+            self.fill = None;
+        }
+        let (lines, bytes) = size(&out);
+        if lines >= max_lines || bytes >= max_bytes {
+            if !self.held.is_empty() {
+                self.wake.notify_one();
+            }
+            return out;
+        }
+        if !self.held.is_empty() {
+            out.extend(take_bounded(
+                &mut self.held,
+                max_lines - lines,
+                max_bytes - bytes,
+                &mut self.next_seq,
+            ));
+            if !self.held.is_empty() {
+                self.wake.notify_one();
+            }
+            return out;
+        }
+        if !out.is_empty() {
+            // Read the local cursor next time: its lines may begin with another gap.
+            self.wake.notify_one();
+            return out;
+        }
+        let read = self.inner.read(max_lines, max_bytes);
+        self.take_local(read)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hub::describe;
+    use crate::hub::{Batch, HistoryBackend, HubConfig, MemoryHistory, Start};
+    use crate::tail::{FileState, LineBatch};
+    use std::path::PathBuf;
+    use std::time::Duration;
+
+    /// A fill that has lines 1..=1000 except `missing`, answered at once, `piece` lines at a
+    /// time; remembers what it was asked.
+    struct Lines {
+        missing: std::ops::RangeInclusive<u64>,
+        piece: u64,
+        asked: Mutex<Vec<(u64, u64)>>,
+    }
+
+    impl GapFill for Lines {
+        fn fetch(&self, _: &str, from: u64, to: u64, into: Arc<FillSlot>, wake: Arc<Notify>) {
+            self.asked.lock().unwrap().push((from, to));
+            let mut out = Vec::new();
+            let mut at = from;
+            if self.missing.contains(&at) {
+                let end = (*self.missing.end()).min(to);
+                out.push(Delivery::Gap(Gap { from: at, to: end }));
+                at = end + 1;
+            }
+            let end = (at + self.piece - 1).min(to);
+            // Lines at..=end, with the rotation after line 4 where it falls.
+            let mut cuts = vec![at];
+            if at < 5 && end >= 5 {
+                cuts.push(5);
+            }
+            cuts.push(end + 1);
+            for pair in cuts.windows(2) {
+                if pair[0] == 5 {
+                    out.push(Delivery::State(FileState::Rotated));
+                }
+                let mut lines = LineBatch::default();
+                for seq in pair[0]..pair[1] {
+                    lines.push(&format!("r{seq}"), false);
+                }
+                let len = lines.len();
+                if len > 0 {
+                    let batch = Arc::new(Batch::read_at(pair[0], lines, 0));
+                    out.push(Delivery::Lines(BatchSlice {
+                        batch,
+                        range: 0..len,
+                    }));
+                }
+            }
+            into.put(Some(out));
+            wake.notify_one();
+        }
+    }
+
+    /// A history whose one file (another node's) keeps 3 lines and has had 20 (`l1`..`l20`),
+    /// with a rotation after line 4 (states are kept longer than lines).
+    fn hub_with_lines() -> MemoryHistory {
+        let config = HubConfig {
+            history_lines: 3,
+            history_bytes: 1 << 20,
+            pace_timeout: Duration::ZERO,
+            more_files: 1,
+            node: Some("here".into()),
+            remote_ahead: 0,
+        };
+        let hub = MemoryHistory::new(Vec::new(), &config, 1);
+        let ix = hub
+            .add_remote_file("there/f".into(), PathBuf::from("/f"), "there".into())
+            .unwrap();
+        for seq in 1..=20 {
+            let mut lines = LineBatch::default();
+            lines.push(&format!("l{seq}"), false);
+            hub.ingest(ix, seq, 0, lines);
+            if seq == 4 {
+                hub.set_state(ix, FileState::Rotated);
+            }
+        }
+        hub
+    }
+
+    fn reader(hub: &MemoryHistory, fill: Arc<Lines>, after: u64) -> FillingCursor {
+        let wake = Arc::new(Notify::new());
+        let inner = hub.subscribe(0, Start::After(after), wake.clone());
+        FillingCursor::new(inner.unwrap(), fill, "there/f".into(), wake)
+    }
+
+    /// Reads until nothing is left (each piece is ready at once), at most `max_lines` a time.
+    fn read_all(cursor: &mut FillingCursor, max_lines: usize) -> Vec<String> {
+        let mut got = Vec::new();
+        for _ in 0..100 {
+            if !cursor.has_news() {
+                break;
+            }
+            got.extend(describe(&cursor.read(max_lines, usize::MAX)));
+        }
+        got
+    }
+
+    #[test]
+    fn a_gap_is_filled_in_order_a_piece_at_a_time_and_only_what_the_fill_lacks_stays_a_gap() {
+        let hub = hub_with_lines();
+        let fill = Arc::new(Lines {
+            missing: 1..=2,
+            piece: 4,
+            asked: Mutex::default(),
+        });
+        let mut cursor = reader(&hub, fill.clone(), 0);
+        // The local history has 18..=20; 1..=17 come from the fill (1..=2 it lacks too), with
+        // the rotation after line 4 in its place (the local one, met after the gap, is not
+        // told twice), then the local lines.
+        let first = cursor.read(2, usize::MAX);
+        assert!(first.is_empty(), "the first piece is being fetched");
+        assert_eq!(cursor.next_seq(), 1);
+        let got = read_all(&mut cursor, 2);
+        assert_eq!(
+            got,
+            [
+                "gap 1-2",
+                "r3,r4",
+                "<rotated>",
+                "r5,r6",
+                "r7,r8",
+                "r9,r10",
+                "r11,r12",
+                "r13,r14",
+                "r15,r16",
+                "r17",
+                "l18",
+                "l19",
+                "l20"
+            ]
+        );
+        assert_eq!(cursor.next_seq(), 21);
+        // One piece at a time, each from where the last one ended.
+        let asked = fill.asked.lock().unwrap().clone();
+        assert_eq!(asked, [(1, 17), (7, 17), (11, 17), (15, 17)]);
+        // Live lines go on through the local cursor.
+        let mut lines = LineBatch::default();
+        lines.push("l21", false);
+        hub.ingest(0, 21, 0, lines);
+        assert!(cursor.has_news());
+        assert_eq!(describe(&cursor.read(10, usize::MAX)), ["l21"]);
+    }
+
+    #[test]
+    fn a_fill_that_cannot_be_fetched_is_the_exact_gap_and_the_cursor_goes_on() {
+        struct Broken;
+        impl GapFill for Broken {
+            fn fetch(&self, _: &str, _: u64, _: u64, into: Arc<FillSlot>, wake: Arc<Notify>) {
+                into.put(None);
+                wake.notify_one();
+            }
+        }
+        let hub = hub_with_lines();
+        let wake = Arc::new(Notify::new());
+        let inner = hub.subscribe(0, Start::After(10), wake.clone());
+        let mut cursor = FillingCursor::new(inner.unwrap(), Arc::new(Broken), "x".into(), wake);
+        let mut got = Vec::new();
+        for _ in 0..10 {
+            got.extend(describe(&cursor.read(100, usize::MAX)));
+        }
+        assert_eq!(got, ["gap 11-17", "l18", "l19", "l20"]);
+        // A reader with no gap never asks the fill.
+        let fill = Arc::new(Lines {
+            missing: 0..=0,
+            piece: 4,
+            asked: Mutex::default(),
+        });
+        let mut keeping_up = reader(&hub, fill.clone(), 18);
+        assert_eq!(read_all(&mut keeping_up, 100), ["l19", "l20"]);
+        assert!(fill.asked.lock().unwrap().is_empty());
+    }
+}
