@@ -306,6 +306,12 @@ pub struct Cli {
     #[arg(long, env = "TAILCAST_REDIS_HEARTBEAT", default_value = "2s", value_parser = parse_duration)]
     pub redis_heartbeat: Duration,
 
+    /// How long the cluster keeps the files of a node that stopped: once its heartbeat has been
+    /// silent this long, any node removes their records and streams from Redis (0 keeps them
+    /// for good).
+    #[arg(long, env = "TAILCAST_REDIS_RETENTION", default_value = "7days", value_parser = parse_duration)]
+    pub redis_retention: Duration,
+
     /// Longest a Redis command may take before the connection is counted lost (and retried
     /// with backoff).
     #[arg(long, env = "TAILCAST_REDIS_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
@@ -543,6 +549,7 @@ impl Cli {
             keep_bytes: self.redis_history_bytes.max(1 << 20) as usize,
             heartbeat: self.redis_heartbeat.max(Duration::from_millis(50)),
             timeout: self.redis_timeout.max(Duration::from_millis(100)),
+            retention: self.redis_retention,
         };
         config.check().map_err(ConfigError::Invalid)?;
         Ok(Some(config))

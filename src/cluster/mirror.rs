@@ -36,8 +36,10 @@ const READ_COUNT: usize = 256;
 struct Mirrored {
     ix: FileIx,
     key: String,
-    /// The newest entry ingested.
+    /// The newest entry read.
     read: EntryId,
+    /// The newest entry read that a publisher could have written (see [`Mirror::discover`]).
+    read_valid: EntryId,
     node: String,
 }
 
@@ -68,6 +70,7 @@ pub(super) struct Mirror {
     node: String,
     block: Duration,
     timeout: Duration,
+    retention: Duration,
     max_line: usize,
     files: Vec<Mirrored>,
     by_key: HashMap<String, usize>,
@@ -98,6 +101,7 @@ impl Mirror {
             node: config.node.clone(),
             block: config.heartbeat,
             timeout: config.timeout,
+            retention: config.retention,
             max_line,
             files: Vec::new(),
             by_key: HashMap::new(),
@@ -200,9 +204,63 @@ impl Mirror {
                 .filter_map(|(node, up)| up.then_some(node))
                 .collect();
         }
+        // Files of nodes that are not running: those silent for longer than the retention go
+        // (record and stream, whichever node sees it first); a new one is served only if its
+        // stream holds something (a record alone, of a node that died before its first line
+        // or written by anything else, would take a slot here for nothing).
+        let now = crate::hub::unix_ms_now();
+        let retention = u64::try_from(self.retention.as_millis()).unwrap_or(u64::MAX);
+        let mut expired = HashSet::new();
+        let mut offline_new = Vec::new();
+        for (id, record) in &records {
+            if alive.contains(&record.node) || self.refused.contains(id) {
+                continue;
+            }
+            let silent_for = now.saturating_sub(record.beat_ms);
+            if retention > 0 && record.beat_ms > 0 && silent_for > retention {
+                expired.insert(id.clone());
+            } else if !self.by_id.contains_key(id) {
+                offline_new.push(id.clone());
+            }
+        }
+        if !expired.is_empty() {
+            self.forget(&expired).await?;
+        }
+        let mut empty = HashSet::new();
+        if !offline_new.is_empty() {
+            let mut pipe = redis::pipe();
+            for id in &offline_new {
+                pipe.cmd("EXISTS").arg(self.keys.lines(id));
+            }
+            let exists: Vec<bool> = pipe.query_async(&mut self.conn).await?;
+            empty = offline_new
+                .into_iter()
+                .zip(exists)
+                .filter_map(|(id, exists)| (!exists).then_some(id))
+                .collect();
+        }
         for (id, record) in records {
+            if expired.contains(&id) || empty.contains(&id) {
+                continue;
+            }
             let ix = match self.by_id.get(&id) {
-                Some(&known) => self.files[known].ix,
+                Some(&known) => {
+                    let file = &mut self.files[known];
+                    // Read past an entry no publisher wrote, beyond the file's numbering (an
+                    // `XADD ... *` from elsewhere): the file's next entries have lower ids, so
+                    // reading goes back to the last good one (the publisher removes the stray).
+                    if file.read != file.read_valid && file.read.seq > record.last_seq {
+                        tracing::warn!(
+                            file = id.as_str(),
+                            "the stream holds an entry ({}) beyond the file's numbering: \
+                             reading again after {}",
+                            file.read,
+                            file.read_valid
+                        );
+                        file.read = file.read_valid;
+                    }
+                    file.ix
+                }
                 None => match self.add(&id, &record) {
                     Some(ix) => ix,
                     None => continue,
@@ -224,6 +282,57 @@ impl Mirror {
                     error,
                 },
             );
+        }
+        Ok(())
+    }
+
+    /// Removes the records and streams of files whose node has been silent for longer than
+    /// `--redis-retention`, and stops reading them (their slots here stay, saying why).
+    async fn forget(&mut self, ids: &HashSet<String>) -> Result<(), ClusterError> {
+        let mut pipe = redis::pipe();
+        for id in ids {
+            pipe.cmd("HDEL").arg(self.keys.files()).arg(id).ignore();
+            pipe.cmd("UNLINK").arg(self.keys.lines(id)).ignore();
+        }
+        pipe.query_async::<()>(&mut self.conn).await?;
+        let retention = humantime::format_duration(self.retention);
+        let prefix = self.keys.lines("");
+        let id_of = |file: &Mirrored| {
+            file.key
+                .strip_prefix(&prefix)
+                .unwrap_or_default()
+                .to_owned()
+        };
+        let (gone, kept): (Vec<Mirrored>, Vec<Mirrored>) = std::mem::take(&mut self.files)
+            .into_iter()
+            .partition(|file| ids.contains(&id_of(file)));
+        self.files = kept;
+        for id in ids {
+            tracing::info!(
+                file = id.as_str(),
+                "removed from the cluster: its node has been silent for longer than \
+                 --redis-retention ({retention})"
+            );
+        }
+        for file in gone {
+            self.hub.set_status(
+                file.ix,
+                FileStatus {
+                    exists: false,
+                    size: 0,
+                    error: Some(format!(
+                        "node {} has been offline for longer than --redis-retention \
+                         ({retention}): its files were removed from the cluster",
+                        file.node
+                    )),
+                },
+            );
+        }
+        self.by_key.clear();
+        self.by_id.clear();
+        for (slot, file) in self.files.iter().enumerate() {
+            self.by_key.insert(file.key.clone(), slot);
+            self.by_id.insert(id_of(file), slot);
         }
         Ok(())
     }
@@ -252,11 +361,14 @@ impl Mirror {
             self.refuse(id);
             return None;
         }
-        let Some(ix) = self.hub.add_remote_file(
+        let added = self.hub.add_remote_file(
             id.to_owned(),
             record.path.clone().into(),
             record.node.clone(),
-        ) else {
+        );
+        // A file served before and removed after the retention has its slot still.
+        let again = || self.hub.lookup(id).filter(|&ix| self.hub.info(ix).remote);
+        let Some(ix) = added.or_else(again) else {
             if self.refused.is_empty() {
                 tracing::warn!(
                     "{id} (node {}) is not served here: --max-files is reached; raise it to \
@@ -276,6 +388,7 @@ impl Mirror {
             key,
             // Everything Redis holds of it (the history keeps what its bounds allow).
             read: EntryId::default(),
+            read_valid: EntryId::default(),
             node: record.node.clone(),
         });
         tracing::info!(file = id, node = record.node, "cluster file served");
@@ -336,6 +449,7 @@ impl Mirror {
                 }
                 file.read = id;
                 if let Some(entry) = entry {
+                    file.read_valid = id;
                     batch.push((file.ix, entry));
                 }
             }

@@ -61,6 +61,8 @@ pub struct ClusterConfig {
     pub heartbeat: Duration,
     /// Longest a Redis command may take.
     pub timeout: Duration,
+    /// A node silent this long has its files removed from Redis (zero: never).
+    pub retention: Duration,
 }
 
 impl ClusterConfig {
@@ -199,6 +201,9 @@ pub(crate) struct FileRecord {
     last_seq: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     error: Option<String>,
+    /// When the publisher wrote the record (unix ms; 0 in records of older versions).
+    #[serde(default)]
+    beat_ms: u64,
 }
 
 /// A node's connection to its cluster, made at start.
@@ -611,6 +616,7 @@ mod tests {
             keep_bytes: 1 << 20,
             heartbeat: Duration::from_secs(1),
             timeout: Duration::from_secs(1),
+            retention: Duration::ZERO,
         }
     }
 

@@ -129,17 +129,34 @@ impl Publisher {
                     }
                     // Some of it may have landed, or Redis may have lost everything.
                     if let Ok(last) = last_id(&mut self.conn, &self.key).await {
-                        if last.seq <= self.hub.last_seq(self.file) {
+                        let head = self.hub.last_seq(self.file);
+                        if last.seq <= head {
                             self.written = last;
-                        } else if !stray_told {
+                        } else {
                             // Not ours: taking it as written would drop every line to come.
-                            tracing::error!(
-                                "{} holds an entry ({last}) beyond this file's newest line: \
-                                 something else writes into it; delete that entry (XDEL) for \
-                                 publishing to go on",
-                                self.key
-                            );
-                            stray_told = true;
+                            // The stream is this file's, so what lies beyond its numbering goes.
+                            match remove_strays(&mut self.conn, &self.key, head).await {
+                                Ok((removed, top)) => {
+                                    tracing::warn!(
+                                        "{} held {removed} entries beyond this file's newest \
+                                         line (the first {last}), which no publisher writes: \
+                                         something else writes into the stream; removed them",
+                                        self.key
+                                    );
+                                    self.written = top;
+                                }
+                                Err(e) if !stray_told => {
+                                    tracing::error!(
+                                        "{} holds an entry ({last}) beyond this file's newest \
+                                         line, and it cannot be removed ({e}): delete it (XDEL, \
+                                         then XSETID to the newest entry left) for publishing \
+                                         to go on",
+                                        self.key
+                                    );
+                                    stray_told = true;
+                                }
+                                Err(_) => {}
+                            }
                         }
                     }
                 }
@@ -328,6 +345,48 @@ pub(super) async fn last_id(
         .map_or_else(super::nothing, |(id, _)| *id))
 }
 
+/// Removes the entries of stream `key` beyond line `head` (none is a publisher's: its ids name
+/// its own lines), then sets the stream's last id back to the newest entry left, so that the
+/// publisher's next entries are taken again. Returns how many went, and that newest entry.
+async fn remove_strays(
+    conn: &mut ConnectionManager,
+    key: &str,
+    head: u64,
+) -> Result<(usize, EntryId), redis::RedisError> {
+    let mut removed = 0;
+    // Bounded: another writer could go on adding.
+    for _ in 0..100 {
+        let reply: redis::Value = redis::cmd("XRANGE")
+            .arg(key)
+            .arg(format!("{}-0", head + 1))
+            .arg("+")
+            .arg("COUNT")
+            .arg(1000)
+            .query_async(conn)
+            .await?;
+        let ids: Vec<String> = super::entry::parse_entries(&reply, 1)
+            .into_iter()
+            .map(|(id, _)| id.to_string())
+            .collect();
+        if ids.is_empty() {
+            break;
+        }
+        redis::cmd("XDEL")
+            .arg(key)
+            .arg(&ids)
+            .query_async::<()>(conn)
+            .await?;
+        removed += ids.len();
+    }
+    let top = last_id(conn, key).await?;
+    redis::cmd("XSETID")
+        .arg(key)
+        .arg(top.to_string())
+        .query_async::<()>(conn)
+        .await?;
+    Ok((removed, top))
+}
+
 /// The node's liveness key and its files' records; see the module documentation.
 pub(super) struct Heartbeat {
     pub(super) hub: Hub,
@@ -404,6 +463,7 @@ impl Heartbeat {
                 size: file.size,
                 last_seq: file.last_seq,
                 error: file.error,
+                beat_ms: crate::hub::unix_ms_now(),
             };
             let json = serde_json::to_string(&record).unwrap_or_default();
             pipe.cmd("HSET")

@@ -26,7 +26,7 @@ use std::time::Duration;
 use tokio::sync::Notify;
 
 pub use fill::{FillSlot, FillingCursor, GapFill};
-pub use history::{Batch, BatchSlice, Gap, History, HistoryRead};
+pub use history::{unix_ms_now, Batch, BatchSlice, Gap, History, HistoryRead};
 pub use memory::MemoryHistory;
 
 use crate::tail::{FileState, FileStatus, LineBatch};
