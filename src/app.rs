@@ -310,6 +310,7 @@ pub async fn run(
     on_ready: impl FnOnce(Ready<'_>),
 ) -> std::io::Result<()> {
     let addr = listener.local_addr()?;
+    let mut shutdown_signal = std::pin::pin!(shutdown_signal);
     let state_dir = match &config.state_dir {
         Some(dir) => Some(StateDir::open(dir).map_err(std::io::Error::other)?),
         None => None,
@@ -332,17 +333,42 @@ pub async fn run(
     let mut cluster_start = None;
     let mut join_later = false;
     if let Some(cluster_config) = &config.cluster {
-        let joined = Cluster::join(cluster_config.clone(), epoch).await;
+        let mut joined = Cluster::join(cluster_config.clone(), epoch).await;
         // Checkpoints of a cluster's epoch carry its numbering: the node can serve its own
-        // files while Redis is away, and publish them once it is back.
+        // files while Redis is away, and publish them once it is back. A front node numbers
+        // nothing: it serves, and takes the cluster's epoch when it joins.
         let numbered = saved.as_ref().is_some_and(|s| s.epoch.is_some());
+        let front = config.files.is_empty() && config.rules.is_empty();
+        // Any other node needs the cluster's numbering before its first line: it waits.
+        let mut failures = 0u32;
+        while let Err(e @ crate::cluster::ClusterError::Connect { .. }) = &joined {
+            if numbered || front {
+                break;
+            }
+            if failures == 0 {
+                tracing::warn!(
+                    "{e}; waiting for it (this node's files are numbered by the cluster: give \
+                     it --state-dir to serve them at once next time)"
+                );
+            }
+            failures = failures.saturating_add(1);
+            tokio::select! {
+                _ = tokio::time::sleep(crate::cluster::backoff(failures)) => {}
+                _ = &mut shutdown_signal => return Ok(()),
+            }
+            joined = Cluster::join(cluster_config.clone(), epoch).await;
+        }
         let cluster = match joined {
             Ok(cluster) => Some(cluster),
-            Err(e @ crate::cluster::ClusterError::Connect { .. }) if numbered => {
-                tracing::warn!(
-                    "{e}; serving this node's files (numbered by --state-dir, epoch {epoch}) and \
-                     joining the cluster when Redis can be reached"
-                );
+            Err(e @ crate::cluster::ClusterError::Connect { .. }) => {
+                if front {
+                    tracing::warn!("{e}; serving the cluster's files once Redis can be reached");
+                } else {
+                    tracing::warn!(
+                        "{e}; serving this node's files (numbered by --state-dir, epoch \
+                         {epoch}) and joining the cluster when Redis can be reached"
+                    );
+                }
                 join_later = true;
                 None
             }
@@ -354,10 +380,11 @@ pub async fn run(
                 .filter(|s| s.epoch.is_some_and(|e| e != cluster.epoch()))
             {
                 tracing::warn!(
-                "the checkpoints in --state-dir are of epoch {:?}, the cluster's is {}:                  numbering goes on after what the cluster holds",
-                stale.epoch,
-                cluster.epoch()
-            );
+                    "the checkpoints in --state-dir are of epoch {:?}, the cluster's is {}: \
+                     numbering goes on after what the cluster holds",
+                    stale.epoch,
+                    cluster.epoch()
+                );
                 *stale = state::Saved::default();
             }
             epoch = cluster.epoch();

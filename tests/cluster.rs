@@ -1111,3 +1111,50 @@ async fn a_publisher_with_its_state_dir_starts_without_redis_and_publishes_once_
     );
     assert_each_once_in_order("ws on b", &lines, &numbered("w", 0..150));
 }
+
+/// Nodes started while Redis is down never exit: a front node serves at once (saying it is
+/// degraded) and takes the cluster's epoch when it joins; a publisher without `--state-dir`
+/// (whose numbering is the cluster's) waits for Redis before it serves; then one cursor means
+/// the same line on both.
+#[tokio::test]
+async fn nodes_started_while_redis_is_down_wait_for_it_and_join() {
+    let dir = temp_dir();
+    let mut redis = RedisServer::start(&dir);
+    redis.kill();
+    let log = LogFile::new(&dir, "app.log");
+    let b = node(&redis, "b", &[]);
+    let health = get_text(&b, "/healthz").await;
+    assert!(health.contains("degraded"), "{health}");
+    let args = vec![
+        "--redis".to_owned(),
+        redis.url(),
+        "--node".to_owned(),
+        "a".to_owned(),
+        "--redis-heartbeat".to_owned(),
+        "200ms".to_owned(),
+        log.path_str(),
+    ];
+    let publisher = std::thread::spawn(move || Server::start(&args));
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(
+        !publisher.is_finished(),
+        "the publisher started (or exited) before it could learn the cluster's numbering"
+    );
+    redis.restart();
+    let a = publisher
+        .join()
+        .expect("the publisher starts once Redis is up");
+    log.append_numbered("j", 0..5);
+    a.wait_last_seq(FILE, 5, WAIT).await;
+    wait_served(&b, FILE, 5).await;
+    let on_a = a.get_json("/poll?file=a%2Fapp.log&after=2").await;
+    let on_b = b.get_json("/poll?file=a%2Fapp.log&after=2").await;
+    assert_eq!(on_a["epoch"], on_b["epoch"], "one epoch: {on_a} {on_b}");
+    assert_eq!(on_b["lines"], json!(["j-2", "j-3", "j-4"]), "{on_b}");
+    let health = wait_for(WAIT, || async {
+        let health = get_text(&b, "/healthz").await;
+        (!health.contains("degraded")).then_some(health)
+    })
+    .await;
+    assert!(health.is_some(), "b stays degraded after joining");
+}

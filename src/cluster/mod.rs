@@ -435,8 +435,8 @@ pub fn join_later(
     let config_timeout = config.timeout;
     let task = tokio::spawn(async move {
         stats.set_cluster_trouble(Some(
-            "Redis cannot be reached: this node serves its own files and joins the cluster when \
-             it can"
+            "Redis cannot be reached: this node serves its own files (if any) and joins the \
+             cluster when it can"
                 .to_owned(),
         ));
         let mut failures = 0u32;
@@ -454,7 +454,15 @@ pub fn join_later(
                 }
             }
         };
-        if cluster.epoch() != epoch {
+        let ids: Vec<String> = (0..hub.file_count())
+            .filter(|&ix| !hub.info(ix).remote)
+            .map(|ix| hub.id(ix).to_owned())
+            .collect();
+        if cluster.epoch() != epoch && ids.is_empty() {
+            // A front node numbered nothing: the cluster's numbering is its own from now on
+            // (a client that came before has nothing to resume, and gets a reset).
+            hub.adopt_epoch(cluster.epoch());
+        } else if cluster.epoch() != epoch {
             let why = format!(
                 "the cluster's epoch is {}, this node's numbering is of epoch {epoch}: it does \
                  not publish (its seqs would name other lines); restart it to join",
@@ -464,10 +472,6 @@ pub fn join_later(
             stats.set_cluster_trouble(Some(why));
             return;
         }
-        let ids: Vec<String> = (0..hub.file_count())
-            .filter(|&ix| !hub.info(ix).remote)
-            .map(|ix| hub.id(ix).to_owned())
-            .collect();
         let published = match cluster.last_seqs(&ids).await {
             Ok(published) => published,
             Err(e) => {
@@ -591,7 +595,7 @@ fn redact(url: &str) -> String {
 
 /// How long to wait before the next try after `failures` failures in a row: 100 ms doubling,
 /// at most 5 s.
-fn backoff(failures: u32) -> Duration {
+pub(crate) fn backoff(failures: u32) -> Duration {
     Duration::from_millis(100)
         .saturating_mul(1 << failures.min(6))
         .min(Duration::from_secs(5))

@@ -144,7 +144,7 @@ struct HubInner {
     by_id: RwLock<HashMap<String, FileIx>>,
     /// The number of files, for those who show the list (it only grows).
     files_changed: watch::Sender<usize>,
-    epoch: u64,
+    epoch: AtomicU64,
     pace_timeout: Duration,
     /// This node's name in a cluster (its own files carry it).
     node: Option<String>,
@@ -171,7 +171,7 @@ impl MemoryHistory {
                 count: AtomicUsize::new(0),
                 by_id: RwLock::new(HashMap::new()),
                 files_changed: watch::channel(0).0,
-                epoch,
+                epoch: AtomicU64::new(epoch),
                 pace_timeout: config.pace_timeout,
                 node: config.node.clone(),
                 history_lines: config.history_lines,
@@ -478,7 +478,11 @@ impl std::fmt::Debug for MemoryHistory {
 
 impl HistoryBackend for MemoryHistory {
     fn epoch(&self) -> u64 {
-        self.inner.epoch
+        self.inner.epoch.load(Ordering::Acquire)
+    }
+
+    fn adopt_epoch(&self, epoch: u64) {
+        self.inner.epoch.store(epoch, Ordering::Release);
     }
 
     fn file_count(&self) -> usize {

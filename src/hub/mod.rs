@@ -117,6 +117,9 @@ pub enum Delivery {
 pub trait HistoryBackend: Send + Sync + 'static {
     /// This numbering's epoch: changes when the numbering starts again.
     fn epoch(&self) -> u64;
+    /// Takes another epoch: only for a hub that numbered no line itself (a cluster's front
+    /// node that started before it could learn the cluster's epoch).
+    fn adopt_epoch(&self, epoch: u64);
     /// Number of files.
     fn file_count(&self) -> usize;
     /// The file with this id, if any. Ids are only ever compared, never used as paths.
@@ -211,6 +214,11 @@ impl Hub {
     /// See [`HistoryBackend::epoch`].
     pub fn epoch(&self) -> u64 {
         self.backend.epoch()
+    }
+
+    /// See [`HistoryBackend::adopt_epoch`].
+    pub fn adopt_epoch(&self, epoch: u64) {
+        self.backend.adopt_epoch(epoch)
     }
 
     /// See [`HistoryBackend::file_count`].
