@@ -356,18 +356,28 @@ fn map_for_search(file: &std::fs::File, len: u64) -> Option<MappedFile> {
 }
 
 /// Where the lines a shrunk file lost begin: the start of the line that holds the first byte
-/// the map lost (looked for at most [`SEARCHER_HEAP`] back). `None` when it lost nothing.
+/// the map lost, looked for back from there a page at a time (at most [`SEARCHER_HEAP`]). If
+/// the bytes before are lost too (reading them faulted), the first byte lost now: the file
+/// shrank further than where the scan noticed, and its lines are not looked for byte by byte
+/// through what is gone. `None` when the map lost nothing.
 fn lines_lost_from(map: &MappedFile) -> Option<u64> {
-    let mut lost = map.lost_from()?.min(map.bytes().len());
-    loop {
-        let lo = lost.saturating_sub(SEARCHER_HEAP);
-        // Reading back may fault on a page the file lost too: then the loss moves back.
-        let start = memchr::memrchr(b'\n', &map.bytes()[lo..lost]).map_or(lo, |i| lo + i + 1);
+    const STEP: usize = 4096;
+    let lost = map.lost_from()?.min(map.bytes().len());
+    let lo = lost.saturating_sub(SEARCHER_HEAP);
+    let mut end = lost;
+    while end > lo {
+        let start = end.saturating_sub(STEP).max(lo);
+        let newline = memchr::memrchr(b'\n', &map.bytes()[start..end]);
         match map.lost_from() {
-            Some(now) if now < lost => lost = now,
-            _ => return Some(start as u64),
+            Some(now) if now < lost => return Some(now as u64),
+            _ => {}
         }
+        if let Some(i) = newline {
+            return Some((start + i + 1) as u64);
+        }
+        end = start;
     }
+    Some(lo as u64)
 }
 
 /// A reader that counts the bytes it reads.
@@ -612,7 +622,9 @@ impl Collect<'_> {
     }
 
     /// Whether the map's file still had the line at `offset`, `len` bytes long, when it was
-    /// read (always, for a read).
+    /// read (always, for a read). Asked once the line was read (made a [`Found`], which reads
+    /// its last byte): a loss is a suffix of the file, so a line that lost any byte lost its
+    /// last, and reading it marked the loss.
     fn still_there(&mut self, offset: u64, len: usize) -> bool {
         let Some(map) = self.map else { return true };
         let Some(lost_from) = map.lost_from() else {
@@ -645,11 +657,11 @@ impl Sink for Collect<'_> {
                 self.stop = Some(Stopped::MaxHits);
                 return Ok(false);
             }
+            let found = self.found(line, offset, number);
             if !self.still_there(offset, line.len()) {
                 return Ok(false);
             }
             *self.hits += 1;
-            let found = self.found(line, offset, number);
             if !self.send(Event::Hit(found)) {
                 return Ok(false);
             }
@@ -663,10 +675,10 @@ impl Sink for Collect<'_> {
         if matches!(ctx.kind(), SinkContextKind::Other) {
             return Ok(true);
         }
+        let found = self.found(ctx.bytes(), ctx.absolute_byte_offset(), ctx.line_number());
         if !self.still_there(ctx.absolute_byte_offset(), ctx.bytes().len()) {
             return Ok(false);
         }
-        let found = self.found(ctx.bytes(), ctx.absolute_byte_offset(), ctx.line_number());
         Ok(self.send(Event::Context(found)))
     }
 
