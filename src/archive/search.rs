@@ -191,14 +191,21 @@ fn run_with(
 ) -> Summary {
     let started = Instant::now();
     let deadline = started + limits.search_timeout;
-    let mut searcher = SearcherBuilder::new()
-        .line_number(true)
-        .invert_match(query.invert)
-        .before_context(query.context)
-        .after_context(query.context)
-        .binary_detection(BinaryDetection::none())
-        .heap_limit(Some(SEARCHER_HEAP))
-        .build();
+    let searcher = |numbered: bool| {
+        SearcherBuilder::new()
+            .line_number(numbered)
+            .invert_match(query.invert)
+            .before_context(query.context)
+            .after_context(query.context)
+            .binary_detection(BinaryDetection::none())
+            .heap_limit(Some(SEARCHER_HEAP))
+            .build()
+    };
+    // The searcher numbers lines by counting them from one hit to the next when it reaches the
+    // next: through a map, that would map again every page a scan has given back since the
+    // last hit. Mapped, the matcher counts them as it goes instead (see `LineCount`).
+    let mut reading = searcher(true);
+    let mut mapping = searcher(false);
     let mut hits = 0;
     let mut scanned = 0;
     let mut stopped = None;
@@ -228,6 +235,7 @@ fn run_with(
             map: map.as_ref(),
             window: window.max(1),
             scanned_to: Cell::new(0),
+            newlines: LineCount::default(),
         };
         let mut sink = Collect {
             target: ix,
@@ -239,6 +247,8 @@ fn run_with(
             map: map.as_ref(),
             lost: None,
             pending_break: false,
+            newlines: &checked.newlines,
+            numbered: (0, 0),
         };
         let (result, read) = match (reader, &map) {
             (Some(reader), _) => {
@@ -246,11 +256,11 @@ fn run_with(
                     inner: reader,
                     read: 0,
                 };
-                let result = searcher.search_reader(&checked, &mut counted, &mut sink);
+                let result = reading.search_reader(&checked, &mut counted, &mut sink);
                 (result, counted.read)
             }
             (None, Some(map)) => {
-                let result = searcher.search_slice(&checked, map.bytes(), &mut sink);
+                let result = mapping.search_slice(&checked, map.bytes(), &mut sink);
                 let whole = result.is_ok() && map.lost_from().is_none();
                 let read = if whole {
                     map.bytes().len()
@@ -394,6 +404,28 @@ impl Read for Counted {
     }
 }
 
+/// Newlines before an offset of a map, counted by the matcher as its scan passes them (while
+/// their pages are still mapped), so the sink can number a hit without reading everything since
+/// the last one again.
+#[derive(Default)]
+struct LineCount {
+    /// The offset counted to.
+    at: Cell<usize>,
+    /// Newlines before it.
+    newlines: Cell<u64>,
+}
+
+impl LineCount {
+    fn advance(&self, bytes: &[u8], to: usize) {
+        let at = self.at.get();
+        if to > at && to <= bytes.len() {
+            let more = memchr::memchr_iter(b'\n', &bytes[at..to]).count() as u64;
+            self.newlines.set(self.newlines.get() + more);
+            self.at.set(to);
+        }
+    }
+}
+
 /// The search's matcher: the pattern's, searching at most `window` bytes of a haystack at a
 /// time and, before each window, checking the time limit, the client (every [`GONE_CHECK`])
 /// and the map's file. A stop is an error, which ends the search (grep-searcher makes a
@@ -411,6 +443,8 @@ struct CheckedMatcher<'a> {
     window: usize,
     /// How far into the map the windows have gone.
     scanned_to: Cell<usize>,
+    /// Newlines of the map before the scan's position.
+    newlines: LineCount,
 }
 
 /// What the inner matcher's never-made errors become.
@@ -451,6 +485,7 @@ impl CheckedMatcher<'_> {
         self.calls.set(0);
         self.check()?;
         if let Some((map, at)) = self.in_map(haystack) {
+            self.newlines.advance(map.bytes(), at);
             map.release_before(at);
         }
         Ok(())
@@ -543,6 +578,7 @@ impl Matcher for CheckedMatcher<'_> {
             if map.lost_from().is_some() {
                 return Ok(None);
             }
+            self.newlines.advance(map.bytes(), at);
             map.release_before(at);
         }
         let window = haystack.len().min(self.window);
@@ -592,6 +628,10 @@ struct Collect<'a> {
     lost: Option<(usize, u64)>,
     /// A break not sent yet: once the file shrank, one is sent only before a line that is.
     pending_break: bool,
+    /// The matcher's count of the map's newlines.
+    newlines: &'a LineCount,
+    /// (offset, newlines before it) of the last line numbered here.
+    numbered: (usize, u64),
 }
 
 impl Collect<'_> {
@@ -641,6 +681,35 @@ impl Collect<'_> {
         offset + len as u64 <= lines_from
     }
 
+    /// The line number of the line at `offset` of the map: counted from the nearest place
+    /// before it whose count is known, the last line numbered here or the matcher's position
+    /// (lines come in order, so either is near).
+    fn number_in_map(&mut self, map: &MappedFile, offset: u64) -> u64 {
+        let bytes = map.bytes();
+        let offset = (offset as usize).min(bytes.len());
+        let scanned = (self.newlines.at.get(), self.newlines.newlines.get());
+        let (from, mut newlines) = if scanned.0 <= offset && scanned.0 > self.numbered.0 {
+            scanned
+        } else {
+            self.numbered
+        };
+        if offset >= from {
+            newlines += memchr::memchr_iter(b'\n', &bytes[from..offset]).count() as u64;
+        } else {
+            newlines -= memchr::memchr_iter(b'\n', &bytes[offset..from]).count() as u64;
+        }
+        self.numbered = (offset, newlines);
+        newlines + 1
+    }
+
+    /// The line's number: from the searcher, or counted through the map.
+    fn number(&mut self, offset: u64, searcher: Option<u64>) -> Option<u64> {
+        match self.map {
+            Some(map) => Some(self.number_in_map(map, offset)),
+            None => searcher,
+        }
+    }
+
     fn truncated(&self) -> bool {
         self.map.is_some_and(|m| m.lost_from().is_some())
     }
@@ -657,7 +726,8 @@ impl Sink for Collect<'_> {
                 self.stop = Some(Stopped::MaxHits);
                 return Ok(false);
             }
-            let found = self.found(line, offset, number);
+            let numbered = self.number(offset, number);
+            let found = self.found(line, offset, numbered);
             if !self.still_there(offset, line.len()) {
                 return Ok(false);
             }
@@ -675,7 +745,8 @@ impl Sink for Collect<'_> {
         if matches!(ctx.kind(), SinkContextKind::Other) {
             return Ok(true);
         }
-        let found = self.found(ctx.bytes(), ctx.absolute_byte_offset(), ctx.line_number());
+        let number = self.number(ctx.absolute_byte_offset(), ctx.line_number());
+        let found = self.found(ctx.bytes(), ctx.absolute_byte_offset(), number);
         if !self.still_there(ctx.absolute_byte_offset(), ctx.bytes().len()) {
             return Ok(false);
         }
@@ -907,6 +978,66 @@ mod tests {
         }
     }
 
+    fn rss_file_kib() -> u64 {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let line = status.lines().find(|l| l.starts_with("RssFile:")).unwrap();
+        line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    }
+
+    #[test]
+    fn a_mapped_search_gives_back_the_pages_it_passed_even_to_number_a_far_hit() {
+        let _slots = SLOTS_IN_TESTS.lock().unwrap_or_else(|e| e.into_inner());
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("app.log");
+        let mut text = needles_log(&log, 5_000_000)
+            .into_iter()
+            .map(|b| if b == b'n' { b'N' } else { b })
+            .collect::<Vec<u8>>();
+        text.extend_from_slice(b"the only needle\n");
+        std::fs::write(&log, &text).unwrap();
+        let before = rss_file_kib();
+        let peak = Cell::new(before);
+        let sample = || peak.set(peak.get().max(rss_file_kib()));
+        // Asked every GONE_CHECK while the scan runs.
+        let gone = || {
+            sample();
+            false
+        };
+        let mut events = Vec::new();
+        // At the hit: once the searcher has numbered it.
+        let mut emit = |event: Event| {
+            sample();
+            events.push(format!("{event:?}"));
+            true
+        };
+        let mut open = |target: &Target, _: Instant| -> Result<Source, ArchiveError> {
+            let file = target.generation.open_plain()?;
+            let map = MappedFile::map(&file, text.len()).unwrap().expect("a slot");
+            Ok(Source::Mapped(map))
+        };
+        let limits = limits(Duration::from_secs(60));
+        let q = query("needle", false);
+        let matcher = q.matcher(&limits).unwrap();
+        run_with(
+            &targets(&log),
+            &q,
+            &matcher,
+            &limits,
+            &mut emit,
+            &gone,
+            &mut open,
+            WINDOW,
+        );
+        assert_eq!(events.len(), 2, "{events:?}");
+        assert!(events[1].contains("number: 5000001,"), "{events:?}");
+        let grown = peak.get().saturating_sub(before);
+        assert!(
+            grown < 48 * 1024,
+            "{grown} KiB mapped at once for a {} MiB file",
+            text.len() >> 20
+        );
+    }
+
     #[test]
     fn the_matcher_keeps_the_line_terminator_so_the_fast_path_stays() {
         let matcher = query("x", false)
@@ -922,6 +1053,7 @@ mod tests {
             map: None,
             window: WINDOW,
             scanned_to: Cell::new(0),
+            newlines: LineCount::default(),
         };
         assert_eq!(checked.line_terminator().map(|t| t.as_byte()), Some(b'\n'));
     }
