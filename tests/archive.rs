@@ -1223,3 +1223,154 @@ async fn a_search_of_several_files_reads_each_in_turn_and_labels_them() {
     let (status, body) = get(&server, "/api/search?file=a.log&file=a.log&q=x").await;
     assert_eq!(status, 400, "{body}");
 }
+
+/// A line of a big generation (`gen` names it): every 997th one without ` ok`.
+fn big_generation_line(gen: &str, n: usize) -> String {
+    let verb = ["GET", "POST", "get", "ERROR timeout"][n % 4];
+    let end = if n % 997 == 0 { "failed" } else { "ok" };
+    format!(
+        "{gen} line {n} request id={:05} {verb} {end}\n",
+        n * 7 % 100_000
+    )
+}
+
+#[tokio::test]
+async fn big_generations_searched_in_place_give_exactly_grep_n_hits() {
+    let dir = temp_dir();
+    let log = dir.path().join("app.log");
+    // Plain generations past the size searched through a map (1 MiB) and longer than the
+    // matcher's window (2 MiB): a rotated one whole, the current one to its last complete line.
+    let generation = |name: &str, bytes: usize| {
+        let mut text = Vec::new();
+        let mut n = 0;
+        while text.len() < bytes {
+            text.extend_from_slice(big_generation_line(name, n).as_bytes());
+            n += 1;
+        }
+        text
+    };
+    let rotated = generation("old", 5 << 20);
+    let current = generation("new", 3 << 20);
+    std::fs::write(dir.path().join("app.log.1"), &rotated).unwrap();
+    let mut on_disk = current.clone();
+    on_disk.extend_from_slice(b"unfinished line 123 id=00012 failed");
+    std::fs::write(&log, &on_disk).unwrap();
+    let server = Server::start(&[path_str(&log)]);
+    let cases: [(&str, &[&str], &str); 6] = [
+        ("q=line%20123", &["-F"], "line 123"),
+        (
+            "q=id%3D0%5B0-4%5D%5B0-9%5D5&regex=1",
+            &["-E"],
+            "id=0[0-4][0-9]5",
+        ),
+        ("q=ID%3D0001&case=insensitive", &["-F", "-i"], "ID=0001"),
+        ("q=line%2012&word=1", &["-F", "-w"], "line 12"),
+        (
+            "q=line%204242%20&context=2",
+            &["-F", "-C", "2"],
+            "line 4242 ",
+        ),
+        ("q=%20ok&invert=1", &["-F", "-v"], " ok"),
+    ];
+    for (query, args, pattern) in cases {
+        let want = grep(args, pattern, &current, Some("app.log"))
+            + &grep(args, pattern, &rotated, Some("app.log.1"));
+        let url = format!(
+            "/api/search?file=app.log&{query}&generations=all&format=text&line_number=1&max=10000"
+        );
+        let got = get_text(&server, &url).await;
+        assert!(want.lines().count() > 1, "{query}: grep finds too little");
+        assert_eq!(got, want, "{query}");
+    }
+    let out = Command::new("rg")
+        .args(["-n", "--no-heading", "--color", "never", "-e"])
+        .arg(r"\bline 9\d{2}\b")
+        .arg(dir.path().join("app.log.1"))
+        .output()
+        .expect("rg (Debian: apt-get install ripgrep; scripts/test-all.sh does it)");
+    let want = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(!want.is_empty(), "rg finds nothing");
+    let names = gen_names(&server, "app.log").await;
+    let key = names
+        .iter()
+        .find(|(_, name)| name.as_str() == "app.log.1")
+        .map(|(key, _)| key.clone())
+        .unwrap();
+    let got = get_text(
+        &server,
+        &format!("/api/search?file=app.log&gen={key}&q=%5Cbline%209%5Cd%7B2%7D%5Cb&regex=1&format=text&line_number=1"),
+    )
+    .await;
+    assert_eq!(got, want);
+}
+
+#[tokio::test]
+async fn a_file_truncated_while_it_is_searched_ends_that_search_with_an_error_and_the_server_lives()
+{
+    let dir = temp_dir();
+    let log = dir.path().join("big.log");
+    big_file(&log, 64);
+    let server = Server::start(&[path_str(&log)]);
+    // A search whose answer no buffer holds, read only up to its first hit: it runs, on the
+    // map, and cannot have ended.
+    let mut client = std::net::TcpStream::connect(&server.addr).unwrap();
+    write!(
+        client,
+        "GET /api/search?file=big.log&{FLOOD} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    client
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&raw).contains("\"type\":\"match\"") {
+        let n = client.read(&mut buf).expect("the first hits");
+        assert!(n > 0, "the answer ended early");
+        raw.extend_from_slice(&buf[..n]);
+    }
+    // What `copytruncate` does once it has copied the file.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&log)
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+    client.read_to_end(&mut raw).expect("the answer ends");
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a head");
+    let body = String::from_utf8(dechunk(&raw[split + 4..])).unwrap();
+    let records: Vec<Value> = body
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let lines: Vec<&Value> = records
+        .iter()
+        .filter(|r| r["type"] == "match" || r["type"] == "context")
+        .collect();
+    assert!(!lines.is_empty());
+    for line in &lines {
+        let text = line["text"].as_str().unwrap();
+        assert!(
+            text.contains(" GET /api/v1/items?page=") && !text.contains('\0'),
+            "a line of the file, not of zeros: {line}"
+        );
+    }
+    let error = &records[records.len() - 2];
+    assert_eq!(error["type"], "error", "{error}");
+    let message = error["message"].as_str().unwrap();
+    assert!(
+        message.contains("big.log shrank while it was searched")
+            && message.contains("were not searched"),
+        "{message}"
+    );
+    let end = records.last().unwrap();
+    assert_eq!(end["type"], "end");
+    assert_eq!(end["stopped"], Value::Null);
+    // The server lives, and searches the file as it is now.
+    std::fs::write(&log, "after the rotation GET\n").unwrap();
+    let text = get_text(&server, "/api/search?file=big.log&q=GET&format=text").await;
+    assert_eq!(text, "after the rotation GET\n");
+}

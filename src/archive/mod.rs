@@ -8,11 +8,14 @@
 //! - [`page`]: lines before or after a byte offset in one generation, backwards in chunks.
 //! - [`lines`]: line numbers of plain generations (a sparse index, built as pages need it).
 //! - [`search`]: a search over generations, newest first, hits handed out as they are found.
+//! - [`mapped`]: read-only memory maps a search scans in place, safe against the file being
+//!   truncated under them (a `SIGBUS` handler puts zeros there, and the loss is reported).
 //! - [`positions`]: where the hub's numbered lines are on disk (runs of consecutive seqs per
 //!   generation), so a page can start at a seq and name the seqs of the lines it returns.
 
 pub mod generation;
 pub mod lines;
+pub mod mapped;
 pub mod page;
 pub mod positions;
 pub mod search;
@@ -73,6 +76,15 @@ pub enum ArchiveError {
     Gone {
         /// The generation's file name when it was listed.
         name: String,
+    },
+    /// The generation shrank while it was searched (truncated in place, as a `copytruncate`
+    /// rotation does to the file at the path): its lines from `offset` on were not searched.
+    #[error("{name} shrank while it was searched (truncated, as a copytruncate rotation does); its lines from byte {offset} on were not searched (a rotation's copy of them is the newest rotated generation)")]
+    Truncated {
+        /// The generation's file name.
+        name: String,
+        /// Where the lines not searched begin.
+        offset: u64,
     },
     /// The read took longer than the time limit.
     #[error(

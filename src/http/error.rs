@@ -70,6 +70,7 @@ impl ApiError {
                 ArchiveError::UnknownSeq { .. } => "unknown_seq",
                 ArchiveError::Read { .. } => "read_failed",
                 ArchiveError::Gone { .. } => "generation_gone",
+                ArchiveError::Truncated { .. } => "generation_truncated",
                 ArchiveError::TooSlow { .. } => "too_slow",
             },
         }
@@ -91,6 +92,7 @@ impl ResponseError for ApiError {
                 | ArchiveError::UnknownSeq { .. }
                 | ArchiveError::Gone { .. } => StatusCode::NOT_FOUND,
                 ArchiveError::Read { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+                ArchiveError::Truncated { .. } => StatusCode::CONFLICT,
                 ArchiveError::TooSlow { .. } => StatusCode::SERVICE_UNAVAILABLE,
             },
         }
