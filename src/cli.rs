@@ -306,9 +306,8 @@ pub struct Cli {
     #[arg(long, env = "TAILCAST_REDIS_HEARTBEAT", default_value = "2s", value_parser = parse_duration)]
     pub redis_heartbeat: Duration,
 
-    /// How long the cluster keeps the files of a node that stopped: once its heartbeat has been
-    /// silent this long, any node removes their records and streams from Redis (0 keeps them
-    /// for good).
+    /// How long the cluster keeps the lines of a node that stopped: once its heartbeat has been
+    /// silent this long, any node removes its files' streams from Redis (0 keeps them for good).
     #[arg(long, env = "TAILCAST_REDIS_RETENTION", default_value = "7days", value_parser = parse_duration)]
     pub redis_retention: Duration,
 

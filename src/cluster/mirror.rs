@@ -32,6 +32,10 @@ const READ_BUDGET: usize = 32 << 20;
 const MAX_REFUSED_REMEMBERED: usize = 10_000;
 /// Most entries one read takes per stream.
 const READ_COUNT: usize = 256;
+/// How far past the last good entry an entry's seq may be and still be a publisher's: more lines
+/// than any file gets between two reads, far fewer than the milliseconds since 1970 that the id
+/// of an `XADD *` holds.
+const PLAUSIBLE_AHEAD: u64 = 1 << 32;
 
 struct Mirrored {
     ix: FileIx,
@@ -41,6 +45,8 @@ struct Mirrored {
     /// The newest entry read that a publisher could have written (see [`Mirror::discover`]).
     read_valid: EntryId,
     node: String,
+    /// A stray entry in its stream was told of (once: it stays until its publisher writes).
+    stray_told: bool,
 }
 
 /// True for an id a node would give one of its files: `NODE/NAME`, with the record's node
@@ -210,37 +216,48 @@ impl Mirror {
         // or written by anything else, would take a slot here for nothing).
         let now = crate::hub::unix_ms_now();
         let retention = u64::try_from(self.retention.as_millis()).unwrap_or(u64::MAX);
-        let mut expired = HashSet::new();
-        let mut offline_new = Vec::new();
+        let mut expired = HashMap::new();
+        let mut unmirrored = Vec::new();
         for (id, record) in &records {
             if alive.contains(&record.node) || self.refused.contains(id) {
                 continue;
             }
             let silent_for = now.saturating_sub(record.beat_ms);
-            if retention > 0 && record.beat_ms > 0 && silent_for > retention {
-                expired.insert(id.clone());
-            } else if !self.by_id.contains_key(id) {
-                offline_new.push(id.clone());
+            let is_expired = retention > 0 && record.beat_ms > 0 && silent_for > retention;
+            if self.by_id.contains_key(id) {
+                if is_expired {
+                    expired.insert(id.clone(), record.node.clone());
+                }
+            } else {
+                unmirrored.push((id.clone(), record.node.clone(), is_expired));
+            }
+        }
+        // A file not mirrored here yet: served if its stream has lines and it has not expired;
+        // an expired one whose stream is still there is removed (once: then it has none).
+        let mut empty = HashSet::new();
+        if !unmirrored.is_empty() {
+            let mut pipe = redis::pipe();
+            for (id, _, _) in &unmirrored {
+                pipe.cmd("EXISTS").arg(self.keys.lines(id));
+            }
+            let exists: Vec<bool> = pipe.query_async(&mut self.conn).await?;
+            for ((id, node, is_expired), exists) in unmirrored.into_iter().zip(exists) {
+                match (is_expired, exists) {
+                    (true, true) => {
+                        expired.insert(id, node);
+                    }
+                    (false, true) => {}
+                    (_, false) => {
+                        empty.insert(id);
+                    }
+                }
             }
         }
         if !expired.is_empty() {
             self.forget(&expired).await?;
         }
-        let mut empty = HashSet::new();
-        if !offline_new.is_empty() {
-            let mut pipe = redis::pipe();
-            for id in &offline_new {
-                pipe.cmd("EXISTS").arg(self.keys.lines(id));
-            }
-            let exists: Vec<bool> = pipe.query_async(&mut self.conn).await?;
-            empty = offline_new
-                .into_iter()
-                .zip(exists)
-                .filter_map(|(id, exists)| (!exists).then_some(id))
-                .collect();
-        }
         for (id, record) in records {
-            if expired.contains(&id) || empty.contains(&id) {
+            if expired.contains_key(&id) || empty.contains(&id) {
                 continue;
             }
             let ix = match self.by_id.get(&id) {
@@ -250,13 +267,17 @@ impl Mirror {
                     // `XADD ... *` from elsewhere): the file's next entries have lower ids, so
                     // reading goes back to the last good one (the publisher removes the stray).
                     if file.read != file.read_valid && file.read.seq > record.last_seq {
-                        tracing::warn!(
-                            file = id.as_str(),
-                            "the stream holds an entry ({}) beyond the file's numbering: \
-                             reading again after {}",
-                            file.read,
-                            file.read_valid
-                        );
+                        if !file.stray_told {
+                            tracing::warn!(
+                                file = id.as_str(),
+                                "the stream holds an entry ({}) beyond the file's numbering, \
+                                 which no publisher writes: reading again after {} (its \
+                                 publisher removes it when it next writes)",
+                                file.read,
+                                file.read_valid
+                            );
+                            file.stray_told = true;
+                        }
                         file.read = file.read_valid;
                     }
                     file.ix
@@ -286,15 +307,23 @@ impl Mirror {
         Ok(())
     }
 
-    /// Removes the records and streams of files whose node has been silent for longer than
-    /// `--redis-retention`, and stops reading them (their slots here stay, saying why).
-    async fn forget(&mut self, ids: &HashSet<String>) -> Result<(), ClusterError> {
+    /// Removes the streams of files whose node has been silent for longer than
+    /// `--redis-retention` (each only if its node is still not running, in one script, so a
+    /// node coming back meanwhile keeps what it writes), and stops reading them (their slots
+    /// here stay, saying why). The records stay: their newest seq is where a returning node's
+    /// numbering goes on, so no seq ever names two lines.
+    async fn forget(&mut self, ids: &HashMap<String, String>) -> Result<(), ClusterError> {
+        const UNLINK_IF_GONE: &str = "if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end \
+             return redis.call('UNLINK', KEYS[2])";
         let mut pipe = redis::pipe();
-        for id in ids {
-            pipe.cmd("HDEL").arg(self.keys.files()).arg(id).ignore();
-            pipe.cmd("UNLINK").arg(self.keys.lines(id)).ignore();
+        for (id, node) in ids {
+            pipe.cmd("EVAL")
+                .arg(UNLINK_IF_GONE)
+                .arg(2)
+                .arg(self.keys.node(node))
+                .arg(self.keys.lines(id));
         }
-        pipe.query_async::<()>(&mut self.conn).await?;
+        let _removed: Vec<i64> = pipe.query_async(&mut self.conn).await?;
         let retention = humantime::format_duration(self.retention);
         let prefix = self.keys.lines("");
         let id_of = |file: &Mirrored| {
@@ -305,12 +334,12 @@ impl Mirror {
         };
         let (gone, kept): (Vec<Mirrored>, Vec<Mirrored>) = std::mem::take(&mut self.files)
             .into_iter()
-            .partition(|file| ids.contains(&id_of(file)));
+            .partition(|file| ids.contains_key(&id_of(file)));
         self.files = kept;
-        for id in ids {
+        for id in ids.keys() {
             tracing::info!(
                 file = id.as_str(),
-                "removed from the cluster: its node has been silent for longer than \
+                "lines removed from Redis: the file's node has been silent for longer than \
                  --redis-retention ({retention})"
             );
         }
@@ -322,7 +351,7 @@ impl Mirror {
                     size: 0,
                     error: Some(format!(
                         "node {} has been offline for longer than --redis-retention \
-                         ({retention}): its files were removed from the cluster",
+                         ({retention}): its lines were removed from Redis",
                         file.node
                     )),
                 },
@@ -390,6 +419,7 @@ impl Mirror {
             read: EntryId::default(),
             read_valid: EntryId::default(),
             node: record.node.clone(),
+            stray_told: false,
         });
         tracing::info!(file = id, node = record.node, "cluster file served");
         Some(ix)
@@ -448,7 +478,10 @@ impl Mirror {
                     continue;
                 }
                 file.read = id;
-                if let Some(entry) = entry {
+                // Far beyond the numbering (the time-based id of an `XADD *`): not a publisher's,
+                // whatever its fields say.
+                let plausible = id.seq <= file.read_valid.seq.saturating_add(PLAUSIBLE_AHEAD);
+                if let Some(entry) = entry.filter(|_| plausible) {
                     file.read_valid = id;
                     batch.push((file.ix, entry));
                 }

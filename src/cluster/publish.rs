@@ -379,6 +379,13 @@ async fn remove_strays(
         removed += ids.len();
     }
     let top = last_id(conn, key).await?;
+    if top.seq > head {
+        // Still written into meanwhile, or more than this removes at once: try again later.
+        return Err(redis::RedisError::from((
+            redis::ErrorKind::Client,
+            "entries beyond the file's numbering are still being added",
+        )));
+    }
     redis::cmd("XSETID")
         .arg(key)
         .arg(top.to_string())

@@ -297,7 +297,19 @@ async fn poll_many(
             }
         }
         let at_once = parts.iter().any(|p| p.at_once || p.answer.reset.is_some());
-        if news || at_once || timeout.is_zero() || Instant::now() >= hold.deadline {
+        // A file whose lines are being read back from elsewhere (in a cluster) and that has
+        // nothing yet: its lines are on their way, so the answer waits for them (whatever the
+        // timeout), or that file would never move on.
+        let filling = parts.iter().any(|p| {
+            p.cursor.as_ref().is_some_and(LiveCursor::filling)
+                && p.answer.read.slices.is_empty()
+                && p.answer.read.gap.is_none()
+        });
+        if filling {
+            hold.wait_at_least(FILL_WAIT);
+        }
+        let ready = news || at_once || timeout.is_zero();
+        if (ready && !filling) || Instant::now() >= hold.deadline {
             break;
         }
         if more {
@@ -441,7 +453,13 @@ async fn wait_after(
     loop {
         let read = read_bounded(&mut cursor, max, state.config.client_buffer, filter);
         scanned = scanned.max(cursor.next_seq().saturating_sub(1));
-        if read.line_count() > 0 || read.gap.is_some() || timeout.is_zero() {
+        if read.line_count() > 0 || read.gap.is_some() {
+            return Ok(answer(read, scanned));
+        }
+        if cursor.filling() {
+            // Lines read back from elsewhere are on their way: wait for them (see poll_many).
+            hold.wait_at_least(FILL_WAIT);
+        } else if timeout.is_zero() {
             return Ok(answer(read, scanned));
         }
         if filtered && cursor.has_news() {
@@ -459,8 +477,13 @@ async fn wait_after(
     }
 }
 
+/// How long a poll waits for lines being read back from elsewhere (a cluster's Redis; that read
+/// has its own `--redis-timeout`, after which the poll gets a gap), even with `timeout=0`.
+const FILL_WAIT: Duration = Duration::from_secs(10);
+
 /// A request held until its files have news, its deadline or the shutdown.
 struct Hold {
+    started: Instant,
     deadline: Instant,
     shutdown: crate::shutdown::Shutdown,
     /// Once held: its place among --max-polls, and what keeps the shutdown's drain waiting.
@@ -469,11 +492,18 @@ struct Hold {
 
 impl Hold {
     fn new(state: &AppState, timeout: Duration) -> Hold {
+        let started = Instant::now();
         Hold {
-            deadline: Instant::now() + timeout,
+            started,
+            deadline: started + timeout,
             shutdown: state.shutdown.clone(),
             held: None,
         }
+    }
+
+    /// Holds the request for at least `wait` from its start.
+    fn wait_at_least(&mut self, wait: Duration) {
+        self.deadline = self.deadline.max(self.started + wait);
     }
 
     /// Waits for `wake` (true), or the deadline or the shutdown (false).

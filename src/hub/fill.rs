@@ -18,29 +18,54 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::Notify;
 
 use super::{BatchSlice, CursorBackend, Delivery, FileIx, Gap};
+use crate::tail::FileState;
 
 /// Fetches lines of another node's file that this node no longer holds.
 pub trait GapFill: Send + Sync + 'static {
-    /// Starts fetching the first piece of lines `from..=to` of the file `file_id` (with the
-    /// state changes among them), in order: lines (trimmed to the range), states, and a
-    /// [`Delivery::Gap`] for lines it does not have either. Puts the result in `into` (`None`
-    /// when it cannot be fetched: the rest is then a gap) and wakes `wake`. Must not block.
-    fn fetch(&self, file_id: &str, from: u64, to: u64, into: Arc<FillSlot>, wake: Arc<Notify>);
+    /// Starts fetching a piece of `request`'s lines of the file `file_id`, with the state
+    /// changes among them. Puts it in `into` (`None` when it cannot be fetched: the rest of the
+    /// range is then a gap) and wakes `wake`. Must not block.
+    fn fetch(&self, file_id: &str, request: FillRequest, into: Arc<FillSlot>, wake: Arc<Notify>);
+}
+
+/// What a reader asks a [`GapFill`] for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FillRequest {
+    /// Lines `from..=to`.
+    pub from: u64,
+    /// See `from`.
+    pub to: u64,
+    /// `None` for the first piece, else the `resume` the last piece handed out.
+    pub resume: Option<(u64, u64)>,
+    /// About how many bytes of lines the piece may hold.
+    pub budget: usize,
+}
+
+/// One piece of a fill.
+#[derive(Debug)]
+pub struct FillPiece {
+    /// In order: lines (within the range), states, and a [`Delivery::Gap`] for lines the fill
+    /// does not have.
+    pub deliveries: Vec<Delivery>,
+    /// Where the next piece starts (the fill's own position, handed back to it).
+    pub resume: (u64, u64),
+    /// Nothing of the range follows: what is left of it is a gap.
+    pub done: bool,
 }
 
 /// Where a fetched piece is left for its reader.
 #[derive(Debug, Default)]
 pub struct FillSlot {
-    piece: Mutex<Option<Option<Vec<Delivery>>>>,
+    piece: Mutex<Option<Option<FillPiece>>>,
 }
 
 impl FillSlot {
     /// Leaves a piece (`None`: it could not be fetched).
-    pub fn put(&self, piece: Option<Vec<Delivery>>) {
+    pub fn put(&self, piece: Option<FillPiece>) {
         *self.piece.lock().unwrap_or_else(|e| e.into_inner()) = Some(piece);
     }
 
-    fn take(&self) -> Option<Option<Vec<Delivery>>> {
+    fn take(&self) -> Option<Option<FillPiece>> {
         self.piece.lock().unwrap_or_else(|e| e.into_inner()).take()
     }
 
@@ -52,12 +77,17 @@ impl FillSlot {
     }
 }
 
-/// Lines `next..=to` still to be fetched.
+/// Lines `next..=to` still to be delivered, fetched a piece at a time.
 struct Fill {
     next: u64,
     to: u64,
+    resume: Option<(u64, u64)>,
     slot: Arc<FillSlot>,
     in_flight: bool,
+    /// The fill has said all it has of the range.
+    done: bool,
+    /// The local cursor's state changes inside the gap, for when the fill cannot be read.
+    local_states: Vec<Delivery>,
 }
 
 /// See the module documentation.
@@ -73,7 +103,12 @@ pub struct FillingCursor {
     held: VecDeque<Delivery>,
     /// Seq of the next line the reader gets, while `fill` or `held` are not empty.
     next_seq: u64,
+    /// The bytes its last read could take: what a piece may hold.
+    budget: usize,
 }
+
+/// The most a piece holds, whatever a reader could take at once.
+const MAX_PIECE_BYTES: usize = 4 << 20;
 
 impl FillingCursor {
     /// Wraps `inner`, a reader of `file_id`, woken through `wake`.
@@ -93,55 +128,77 @@ impl FillingCursor {
             ready: VecDeque::new(),
             held: VecDeque::new(),
             next_seq,
+            budget: 64 << 10,
         }
     }
 
     fn request(&self, fill: &Fill) {
-        self.fill_from.fetch(
-            &self.file_id,
-            fill.next,
-            fill.to,
-            fill.slot.clone(),
-            self.wake.clone(),
-        );
+        let request = FillRequest {
+            from: fill.next,
+            to: fill.to,
+            resume: fill.resume,
+            budget: self.budget,
+        };
+        self.fill_from
+            .fetch(&self.file_id, request, fill.slot.clone(), self.wake.clone());
     }
 
-    /// Takes a fetched piece into `ready`, or the rest of the range as a gap when there is none.
-    fn absorb(&mut self, piece: Option<Vec<Delivery>>) {
+    /// Takes a fetched piece into `ready`; when the fill has no more (or cannot be read), the
+    /// rest of the range is a gap.
+    fn absorb(&mut self, piece: Option<FillPiece>) {
         let Some(fill) = self.fill.as_mut() else {
             return;
         };
-        let start = fill.next;
-        for delivery in piece.unwrap_or_default() {
-            let end = match &delivery {
-                Delivery::Lines(slice) => slice.first_seq() + slice.len() as u64,
-                Delivery::Gap(gap) => gap.to + 1,
-                _ => fill.next,
-            };
-            // Only what moves the reader on, in order, within the range.
-            let in_order = match &delivery {
-                Delivery::Lines(slice) => slice.first_seq() == fill.next && end <= fill.to + 1,
-                Delivery::Gap(gap) => gap.from == fill.next && gap.to <= fill.to,
-                _ => true,
-            };
-            if in_order && !matches!(delivery, Delivery::Pending { .. }) {
-                fill.next = end;
-                self.ready.push_back(delivery);
+        let done = match piece {
+            Some(piece) => {
+                for delivery in piece.deliveries {
+                    // Only what moves the reader on, in order, within the range.
+                    match &delivery {
+                        Delivery::Lines(slice)
+                            if slice.first_seq() == fill.next
+                                && slice.first_seq() + slice.len() as u64 <= fill.to + 1 =>
+                        {
+                            fill.next = slice.first_seq() + slice.len() as u64;
+                        }
+                        Delivery::Gap(gap) if gap.from == fill.next && gap.to <= fill.to => {
+                            fill.next = gap.to + 1;
+                        }
+                        Delivery::State(_) => {}
+                        _ => continue,
+                    }
+                    self.ready.push_back(delivery);
+                }
+                fill.resume = Some(piece.resume);
+                piece.done
             }
-        }
-        if fill.next == start && fill.next <= fill.to {
-            // Nothing of the range: the fill does not have it (or cannot be read now).
-            self.ready.push_back(Delivery::Gap(Gap {
-                from: fill.next,
-                to: fill.to,
-            }));
-            fill.next = fill.to + 1;
+            None => {
+                if fill.next <= fill.to {
+                    self.ready.push_back(Delivery::Gap(Gap {
+                        from: fill.next,
+                        to: fill.to,
+                    }));
+                }
+                fill.next = fill.to + 1;
+                self.ready.extend(fill.local_states.drain(..));
+                true
+            }
+        };
+        if done {
+            if fill.next <= fill.to {
+                self.ready.push_back(Delivery::Gap(Gap {
+                    from: fill.next,
+                    to: fill.to,
+                }));
+                fill.next = fill.to + 1;
+            }
+            fill.done = true;
         }
     }
 
     /// Splits what the local cursor read at its first gap: what came before is read now, the
-    /// gap is fetched, and what came after waits (state changes before its first line fell in
-    /// the gap, and come from the fill in their places).
+    /// gap is fetched, and what came after waits. State changes between the gap and the first
+    /// line after it fell in the gap, and come from the fill in their places (kept aside for a
+    /// fill that fails), except this node's own `unavailable` / `available`, which only it has.
     fn take_local(&mut self, read: Vec<Delivery>) -> Vec<Delivery> {
         let mut out = Vec::new();
         let mut deliveries = read.into_iter();
@@ -151,8 +208,11 @@ impl FillingCursor {
                     let fill = Fill {
                         next: gap.from,
                         to: gap.to,
+                        resume: None,
                         slot: Arc::new(FillSlot::default()),
                         in_flight: true,
+                        done: false,
+                        local_states: Vec::new(),
                     };
                     self.request(&fill);
                     self.fill = Some(fill);
@@ -162,12 +222,16 @@ impl FillingCursor {
                 other => out.push(other),
             }
         }
-        if self.fill.is_some() {
+        if let Some(fill) = self.fill.as_mut() {
             let mut seen_lines = false;
             for delivery in deliveries {
                 seen_lines |= matches!(delivery, Delivery::Lines(_));
-                if seen_lines || !matches!(delivery, Delivery::State(_)) {
-                    self.held.push_back(delivery);
+                match delivery {
+                    Delivery::State(FileState::Available | FileState::Unavailable) => {
+                        self.held.push_back(delivery);
+                    }
+                    Delivery::State(_) if !seen_lines => fill.local_states.push(delivery),
+                    other => self.held.push_back(other),
                 }
             }
         }
@@ -176,7 +240,8 @@ impl FillingCursor {
 }
 
 /// Takes deliveries from the front of `queue`, at most `max_lines` lines and `max_bytes` of
-/// text (at least one line), cutting a batch where the bound falls; advances `next_seq`.
+/// text (at least one line), cutting a batch where the bound falls, and never past a gap that
+/// follows lines (a read's gap comes before its lines); advances `next_seq`.
 fn take_bounded(
     queue: &mut VecDeque<Delivery>,
     max_lines: usize,
@@ -197,13 +262,13 @@ fn take_bounded(
                 let mut taken_bytes = 0;
                 for (ix, line) in slice.lines().enumerate() {
                     let fits =
-                        lines + ix < max_lines && bytes + taken_bytes + line.len() <= max_bytes;
+                        lines + ix < max_lines && bytes + taken_bytes + line.len() < max_bytes;
                     let first_of_read = lines == 0 && ix == 0;
                     if !(fits || first_of_read) {
                         break;
                     }
                     take += 1;
-                    taken_bytes += line.len();
+                    taken_bytes += line.len() + 1;
                 }
                 lines += take;
                 bytes += taken_bytes;
@@ -219,6 +284,10 @@ fn take_bounded(
                     break;
                 }
             }
+            Delivery::Gap(gap) if lines > 0 => {
+                queue.push_front(Delivery::Gap(gap));
+                break;
+            }
             Delivery::Gap(gap) => {
                 *next_seq = gap.to + 1;
                 out.push(Delivery::Gap(gap));
@@ -229,12 +298,13 @@ fn take_bounded(
     out
 }
 
-/// Lines and bytes of text in `deliveries`.
+/// Lines and bytes of text (each line with its newline, as the memory cursor counts) in
+/// `deliveries`.
 fn size(deliveries: &[Delivery]) -> (usize, usize) {
     deliveries
         .iter()
         .filter_map(|d| match d {
-            Delivery::Lines(slice) => Some((slice.len(), slice.text_bytes())),
+            Delivery::Lines(slice) => Some((slice.len(), slice.text_bytes() + slice.len())),
             _ => None,
         })
         .fold((0, 0), |(l, b), (dl, db)| (l + dl, b + db))
@@ -260,7 +330,14 @@ impl CursorBackend for FillingCursor {
         }
     }
 
+    fn filling(&self) -> bool {
+        self.fill
+            .as_ref()
+            .is_some_and(|fill| self.ready.is_empty() && !fill.slot.is_ready())
+    }
+
     fn read(&mut self, max_lines: usize, max_bytes: usize) -> Vec<Delivery> {
+        self.budget = max_bytes.clamp(1, MAX_PIECE_BYTES);
         if let Some(piece) = self.fill.as_ref().and_then(|f| f.slot.take()) {
             if let Some(fill) = self.fill.as_mut() {
                 fill.in_flight = false;
@@ -273,7 +350,7 @@ impl CursorBackend for FillingCursor {
             if !self.ready.is_empty() {
                 return out;
             }
-            if fill.next <= fill.to {
+            if !fill.done {
                 if !fill.in_flight {
                     self.request(fill);
                     if let Some(fill) = self.fill.as_mut() {
@@ -332,7 +409,8 @@ mod tests {
     }
 
     impl GapFill for Lines {
-        fn fetch(&self, _: &str, from: u64, to: u64, into: Arc<FillSlot>, wake: Arc<Notify>) {
+        fn fetch(&self, _: &str, request: FillRequest, into: Arc<FillSlot>, wake: Arc<Notify>) {
+            let (from, to) = (request.from, request.to);
             self.asked.lock().unwrap().push((from, to));
             let mut out = Vec::new();
             let mut at = from;
@@ -365,7 +443,11 @@ mod tests {
                     }));
                 }
             }
-            into.put(Some(out));
+            into.put(Some(FillPiece {
+                deliveries: out,
+                resume: (end, 0),
+                done: end >= to,
+            }));
             wake.notify_one();
         }
     }
@@ -464,20 +546,29 @@ mod tests {
     fn a_fill_that_cannot_be_fetched_is_the_exact_gap_and_the_cursor_goes_on() {
         struct Broken;
         impl GapFill for Broken {
-            fn fetch(&self, _: &str, _: u64, _: u64, into: Arc<FillSlot>, wake: Arc<Notify>) {
+            fn fetch(&self, _: &str, _: FillRequest, into: Arc<FillSlot>, wake: Arc<Notify>) {
                 into.put(None);
                 wake.notify_one();
             }
         }
         let hub = hub_with_lines();
-        let wake = Arc::new(Notify::new());
-        let inner = hub.subscribe(0, Start::After(10), wake.clone());
-        let mut cursor = FillingCursor::new(inner.unwrap(), Arc::new(Broken), "x".into(), wake);
-        let mut got = Vec::new();
-        for _ in 0..10 {
-            got.extend(describe(&cursor.read(100, usize::MAX)));
-        }
-        assert_eq!(got, ["gap 11-17", "l18", "l19", "l20"]);
+        // Ten reads of a reader after `after` whose fill always fails.
+        let broken_reads = |after| {
+            let wake = Arc::new(Notify::new());
+            let inner = hub.subscribe(0, Start::After(after), wake.clone()).unwrap();
+            let mut cursor = FillingCursor::new(inner, Arc::new(Broken), "x".into(), wake);
+            let mut got = Vec::new();
+            for _ in 0..10 {
+                got.extend(describe(&cursor.read(100, usize::MAX)));
+            }
+            got
+        };
+        assert_eq!(broken_reads(10), ["gap 11-17", "l18", "l19", "l20"]);
+        // The local rotation inside the gap is told after it, since the fill cannot say where.
+        assert_eq!(
+            broken_reads(3),
+            ["gap 4-17", "<rotated>", "l18", "l19", "l20"]
+        );
         // A reader with no gap never asks the fill.
         let fill = Arc::new(Lines {
             missing: 0..=0,

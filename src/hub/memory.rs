@@ -341,6 +341,13 @@ impl MemoryHistory {
             .filter(|s| s.index >= first_unseen)
             .peekable();
         let mut next_seq = cursor.next_seq;
+        if next_seq > last_seq + 1 {
+            // Held ahead of this node's copy (another node's file): the states before its
+            // cursor are ones its client saw where it read those lines.
+            while let Some(state) = states.next_if(|s| s.at_seq < next_seq) {
+                next_state = state.index + 1;
+            }
+        }
         if let Some(gap) = read.gap {
             take_states_before(&mut states, gap.from, &mut next_state, &mut out);
             out.push(Delivery::Gap(gap));
@@ -825,9 +832,17 @@ mod tests {
         assert_eq!(held.next_seq(), 9);
         assert!(held.read(100, usize::MAX).is_empty());
         assert!(!held.has_news());
-        hub.ingest(remote, 4, 0, batch(&["4", "5", "6", "7", "8", "9", "10"]));
+        hub.ingest(remote, 4, 0, batch(&["4", "5"]));
+        // A rotation after line 5: the client saw it where it saw line 5.
+        hub.set_state(remote, FileState::Rotated);
+        assert!(held.read(100, usize::MAX).is_empty());
+        hub.ingest(remote, 6, 0, batch(&["6", "7", "8", "9", "10"]));
+        hub.set_state(remote, FileState::Truncated);
         assert!(held.has_news());
-        assert_eq!(describe(&held.read(100, usize::MAX)), ["9,10"]);
+        assert_eq!(
+            describe(&held.read(100, usize::MAX)),
+            ["9,10", "<truncated>"]
+        );
         // Further ahead than this node can lag, or on a file of this node's own: refused.
         let far = hub.subscribe(remote, Start::After(21), wake());
         assert_eq!(

@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
-pub use fill::{FillSlot, FillingCursor, GapFill};
+pub use fill::{FillPiece, FillRequest, FillSlot, FillingCursor, GapFill};
 pub use history::{unix_ms_now, Batch, BatchSlice, Gap, History, HistoryRead};
 pub use memory::MemoryHistory;
 
@@ -176,6 +176,11 @@ pub trait CursorBackend: Send {
     fn next_seq(&self) -> u64;
     /// True when there is something this reader has not read yet (cheap: called per wake-up).
     fn has_news(&self) -> bool;
+    /// True while the reader waits for lines fetched from elsewhere (see [`FillingCursor`]):
+    /// they are on their way, so a request should wait for them rather than answer empty.
+    fn filling(&self) -> bool {
+        false
+    }
     /// Takes what is new, at most `max_lines` lines and `max_bytes` of text (at least one
     /// line), and advances. Returns nothing when the reader is at the head.
     fn read(&mut self, max_lines: usize, max_bytes: usize) -> Vec<Delivery>;
@@ -348,6 +353,11 @@ impl LiveCursor {
     /// True when there is something this reader has not read yet.
     pub fn has_news(&self) -> bool {
         self.inner.has_news()
+    }
+
+    /// See [`CursorBackend::filling`].
+    pub fn filling(&self) -> bool {
+        self.inner.filling()
     }
 
     /// See [`CursorBackend::read`].
