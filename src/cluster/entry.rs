@@ -101,12 +101,12 @@ impl Entry {
     }
 
     /// Reads an entry from its fields; `None` for one this version does not know (skipped).
-    pub fn from_fields(fields: &[(Vec<u8>, Vec<u8>)], max_line: usize) -> Option<Entry> {
+    pub fn from_fields(fields: &[(&[u8], &[u8])], max_line: usize) -> Option<Entry> {
         let get = |name: &str| {
             fields
                 .iter()
-                .find(|(key, _)| key == name.as_bytes())
-                .map(|(_, value)| value.as_slice())
+                .find(|(key, _)| *key == name.as_bytes())
+                .map(|(_, value)| *value)
         };
         let number =
             |name: &str| -> Option<u64> { std::str::from_utf8(get(name)?).ok()?.parse().ok() };
@@ -145,14 +145,25 @@ impl Entry {
         // its length (a linear search per line made one 2 MB entry cost seconds).
         truncated.sort_unstable();
         let mut lines = LineBatch::default();
-        for (ix, line) in text.split(|&b| b == b'\n').enumerate() {
-            let marked = truncated.binary_search(&(ix as u32)).is_ok();
-            match std::str::from_utf8(line) {
-                Ok(text) if text.len() <= max_line => lines.push(text, marked),
-                // Another writer's entry could hold anything: the caps of lines read from a file.
-                _ => {
+        lines.reserve(text.len());
+        let marked = |ix: usize| truncated.binary_search(&(ix as u32)).is_ok();
+        match std::str::from_utf8(text) {
+            // A publisher's entry: valid as a whole (checked once), each line within the cap.
+            Ok(whole) => {
+                for (ix, line) in whole.split('\n').enumerate() {
+                    if line.len() <= max_line {
+                        lines.push(line, marked(ix));
+                    } else {
+                        let (text, cut) = crate::tail::line_text(line.as_bytes(), max_line);
+                        lines.push(&text, cut || marked(ix));
+                    }
+                }
+            }
+            // Another writer's entry could hold anything: the caps of lines read from a file.
+            Err(_) => {
+                for (ix, line) in text.split(|&b| b == b'\n').enumerate() {
                     let (text, cut) = crate::tail::line_text(line, max_line);
-                    lines.push(&text, cut || marked);
+                    lines.push(&text, cut || marked(ix));
                 }
             }
         }
@@ -185,9 +196,9 @@ pub fn parse_entries(value: &Value, max_line: usize) -> Entries {
             let parts = as_array(item)?;
             let id = EntryId::parse(&as_text(parts.first()?)?)?;
             let flat = as_array(parts.get(1)?)?;
-            let fields: Vec<(Vec<u8>, Vec<u8>)> = flat
+            let fields: Vec<(&[u8], &[u8])> = flat
                 .chunks_exact(2)
-                .filter_map(|pair| Some((as_bytes(&pair[0])?, as_bytes(&pair[1])?)))
+                .filter_map(|pair| Some((as_slice(&pair[0])?, as_slice(&pair[1])?)))
                 .collect();
             let entry = Entry::from_fields(&fields, max_line).filter(|entry| match entry {
                 // The id names the batch's last line, a state the line before it.
@@ -240,6 +251,15 @@ fn as_bytes(value: &Value) -> Option<Vec<u8>> {
     }
 }
 
+/// A field's bytes, borrowed (fields are bulk strings; a reply of another form is not ours).
+fn as_slice(value: &Value) -> Option<&[u8]> {
+    match value {
+        Value::BulkString(bytes) => Some(bytes),
+        Value::SimpleString(text) | Value::VerbatimString { text, .. } => Some(text.as_bytes()),
+        _ => None,
+    }
+}
+
 fn as_text(value: &Value) -> Option<String> {
     String::from_utf8(as_bytes(value)?).ok()
 }
@@ -256,6 +276,14 @@ mod tests {
             .collect()
     }
 
+    fn from(fields: &[(Vec<u8>, Vec<u8>)], max_line: usize) -> Option<Entry> {
+        let borrowed: Vec<(&[u8], &[u8])> = fields
+            .iter()
+            .map(|(k, v)| (k.as_slice(), v.as_slice()))
+            .collect();
+        Entry::from_fields(&borrowed, max_line)
+    }
+
     #[test]
     fn lines_and_states_go_through_their_fields_unchanged() {
         let mut lines = LineBatch::default();
@@ -267,7 +295,7 @@ mod tests {
             time_ms: 1_764_547_200_123,
             lines,
         };
-        assert_eq!(Entry::from_fields(&flat(&entry), 1024), Some(entry));
+        assert_eq!(from(&flat(&entry), 1024), Some(entry));
         for state in [
             FileState::Rotated,
             FileState::Truncated,
@@ -275,10 +303,10 @@ mod tests {
             FileState::Exited(Exit::Signal(9)),
         ] {
             let entry = Entry::State(state);
-            assert_eq!(Entry::from_fields(&flat(&entry), 1024), Some(entry));
+            assert_eq!(from(&flat(&entry), 1024), Some(entry));
         }
         let unknown = vec![(b"s".to_vec(), b"teleported".to_vec())];
-        assert_eq!(Entry::from_fields(&unknown, 1024), None);
+        assert_eq!(from(&unknown, 1024), None);
     }
 
     #[test]
@@ -297,10 +325,21 @@ mod tests {
             (b"f".to_vec(), b"1".to_vec()),
             (b"l".to_vec(), vec![b'x'; 100]),
         ];
-        let Some(Entry::Lines { lines, .. }) = Entry::from_fields(&fields, 10) else {
+        let Some(Entry::Lines { lines, .. }) = from(&fields, 10) else {
             panic!("lines expected");
         };
         assert_eq!(lines.line(0).len(), 10);
         assert_eq!(lines.truncated(), [0]);
+        // Invalid UTF-8 from another writer: its lines are made text as a file's would be.
+        let fields = vec![
+            (b"f".to_vec(), b"1".to_vec()),
+            (b"l".to_vec(), b"ok\n\xff bad".to_vec()),
+        ];
+        let Some(Entry::Lines { lines, .. }) = from(&fields, 10) else {
+            panic!("lines expected");
+        };
+        assert_eq!(lines.len(), 2);
+        assert_eq!(lines.line(0), "ok");
+        assert_eq!(lines.line(1), crate::tail::line_text(b"\xff bad", 10).0);
     }
 }

@@ -26,9 +26,12 @@ use crate::hub::{Delivery, FileIx, Hub, LiveCursor, Start};
 use crate::shutdown::Shutdown;
 use crate::tail::LineBatch;
 
-/// Most lines and bytes of lines in one read, so one entry and one round trip stay small.
+/// Most lines and bytes of lines in one read of the history, so that one entry stays small.
 const READ_LINES: usize = super::entry::MAX_ENTRY_LINES;
 pub(super) const READ_BYTES: usize = super::entry::MAX_ENTRY_TEXT;
+/// Bytes of lines one pipelined round trip carries at most (several reads): a burst costs few
+/// round trips, and no write holds much.
+const WRITE_BYTES: usize = 4 << 20;
 
 /// One local file's publisher; see the module documentation.
 pub(super) struct Publisher {
@@ -174,48 +177,71 @@ impl Publisher {
         } else {
             EntryId { seq: head, sub: 0 }
         };
-        for delivery in cursor.read(READ_LINES, READ_BYTES) {
-            match delivery {
-                Delivery::Lines(slice) => {
-                    let mut lines = LineBatch::default();
-                    lines.reserve(slice.text_bytes());
-                    let truncated: Vec<u64> = slice.truncated_seqs().collect();
-                    for (ix, line) in slice.lines().enumerate() {
-                        let seq = slice.first_seq() + ix as u64;
-                        lines.push(line, truncated.binary_search(&seq).is_ok());
-                    }
-                    last = EntryId {
-                        seq: slice.first_seq() + slice.len() as u64 - 1,
-                        sub: 0,
-                    };
-                    entries.push((
-                        last,
-                        Entry::Lines {
-                            first_seq: slice.first_seq(),
-                            time_ms: slice.time_ms(),
-                            lines,
-                        },
-                    ));
-                }
-                Delivery::State(state) => {
-                    last = EntryId {
-                        seq: last.seq,
-                        sub: last.sub + 1,
-                    };
-                    entries.push((last, Entry::State(state)));
-                }
-                // Lines the history lost before they were written: readers on other nodes are
-                // told of the gap by the next entry's first seq.
-                Delivery::Gap(gap) => {
-                    last = EntryId {
-                        seq: gap.to,
-                        sub: 0,
-                    };
-                }
-                Delivery::Pending { .. } => {}
+        let mut taken = 0;
+        loop {
+            let read = cursor.read(READ_LINES, READ_BYTES);
+            if read.is_empty() {
+                break;
+            }
+            for delivery in read {
+                taken += self.add_entry(delivery, &mut last, &mut entries);
+            }
+            if taken >= WRITE_BYTES || !cursor.has_news() {
+                break;
             }
         }
         entries
+    }
+
+    /// Adds what `delivery` is as an entry (numbered on from `last`); returns its bytes.
+    fn add_entry(
+        &mut self,
+        delivery: Delivery,
+        last: &mut EntryId,
+        entries: &mut Vec<(EntryId, Entry)>,
+    ) -> usize {
+        let mut bytes = 0;
+        match delivery {
+            Delivery::Lines(slice) => {
+                let mut lines = LineBatch::default();
+                lines.reserve(slice.text_bytes());
+                let truncated: Vec<u64> = slice.truncated_seqs().collect();
+                for (ix, line) in slice.lines().enumerate() {
+                    let seq = slice.first_seq() + ix as u64;
+                    lines.push(line, truncated.binary_search(&seq).is_ok());
+                }
+                bytes = slice.text_bytes() + slice.len();
+                *last = EntryId {
+                    seq: slice.first_seq() + slice.len() as u64 - 1,
+                    sub: 0,
+                };
+                entries.push((
+                    *last,
+                    Entry::Lines {
+                        first_seq: slice.first_seq(),
+                        time_ms: slice.time_ms(),
+                        lines,
+                    },
+                ));
+            }
+            Delivery::State(state) => {
+                *last = EntryId {
+                    seq: last.seq,
+                    sub: last.sub + 1,
+                };
+                entries.push((*last, Entry::State(state)));
+            }
+            // Lines the history lost before they were written: readers on other nodes are
+            // told of the gap by the next entry's first seq.
+            Delivery::Gap(gap) => {
+                *last = EntryId {
+                    seq: gap.to,
+                    sub: 0,
+                };
+            }
+            Delivery::Pending { .. } => {}
+        }
+        bytes
     }
 
     /// Writes `entries` in one pipelined round trip.
