@@ -270,6 +270,10 @@ fn take_bounded(
                     take += 1;
                     taken_bytes += line.len() + 1;
                 }
+                if take == 0 {
+                    queue.push_front(Delivery::Lines(slice));
+                    break;
+                }
                 lines += take;
                 bytes += taken_bytes;
                 let head = BatchSlice {
@@ -540,6 +544,51 @@ mod tests {
         hub.ingest(0, 21, 0, lines);
         assert!(cursor.has_news());
         assert_eq!(describe(&cursor.read(10, usize::MAX)), ["l21"]);
+    }
+
+    #[test]
+    fn a_bounded_take_cuts_between_lines_never_hands_out_an_empty_slice_nor_a_gap_after_lines() {
+        let slice = |first: u64, texts: &[&str]| {
+            let mut lines = LineBatch::default();
+            for text in texts {
+                lines.push(text, false);
+            }
+            let batch = Arc::new(Batch::read_at(first, lines, 0));
+            let len = batch.lines.len();
+            Delivery::Lines(BatchSlice {
+                batch,
+                range: 0..len,
+            })
+        };
+        let mut queue: VecDeque<Delivery> = [
+            slice(1, &["aaaa", "bbbb"]),
+            slice(3, &["cccc"]),
+            Delivery::Gap(Gap { from: 4, to: 9 }),
+            slice(10, &["dddd"]),
+        ]
+        .into();
+        let mut next = 1;
+        // 7 bytes: "aaaa" and its newline, not "bbbb" too.
+        assert_eq!(
+            describe(&take_bounded(&mut queue, 10, 7, &mut next)),
+            ["aaaa"]
+        );
+        assert_eq!(next, 2);
+        // Room for "bbbb" but not "cccc": no empty slice of the second batch.
+        assert_eq!(
+            describe(&take_bounded(&mut queue, 10, 7, &mut next)),
+            ["bbbb"]
+        );
+        // A gap after lines waits for the next take.
+        assert_eq!(
+            describe(&take_bounded(&mut queue, 10, 100, &mut next)),
+            ["cccc"]
+        );
+        assert_eq!(
+            describe(&take_bounded(&mut queue, 10, 100, &mut next)),
+            ["gap 4-9", "dddd"]
+        );
+        assert_eq!(next, 11);
     }
 
     #[test]
