@@ -71,16 +71,25 @@ impl GapFill for RedisFill {
             let fetch = async {
                 let _turn = fetches.acquire_owned().await.ok()?;
                 into.upgrade()?;
-                match read_piece(&mut conn, &key, request, max_line).await {
-                    Ok(piece) => Some(piece),
-                    Err(e) => {
-                        tracing::warn!(
-                            "cannot read old lines of {key} back from Redis ({e}): the reader \
-                             is told of a gap"
-                        );
-                        None
+                // Once more after a failure (a reconnect), after the cluster's first backoff and
+                // within the same `--redis-timeout`: a gap is for good.
+                let mut failed = None;
+                for attempt in 0..2 {
+                    if attempt > 0 {
+                        tokio::time::sleep(super::backoff(0)).await;
+                    }
+                    match read_piece(&mut conn, &key, request, max_line).await {
+                        Ok(piece) => return Some(piece),
+                        Err(e) => failed = Some(e),
                     }
                 }
+                if let Some(e) = failed {
+                    tracing::warn!(
+                        "cannot read old lines of {key} back from Redis ({e}): the reader is \
+                         told of a gap"
+                    );
+                }
+                None
             };
             // The wait for a turn counts too: a reader is answered (lines or a gap) in time.
             let piece = tokio::time::timeout(timeout, fetch).await.ok().flatten();
