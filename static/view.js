@@ -366,6 +366,8 @@ export class View {
    *  @param {boolean} [force] */
   updateUi(force) {
     const t = now();
+    // The first rows drawn replace the empty-view message at once, not a throttle later.
+    if (this.rowsDom.rows > 0 && !this.els.empty.hidden) force = true;
     if (!force && t - this.lastUi < 150) {
       if (!this.uiTimer) this.uiTimer = window.setTimeout(() => { this.uiTimer = 0; this.updateUi(); }, 160);
       return;

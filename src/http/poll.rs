@@ -260,12 +260,19 @@ async fn poll_many(
         // The files share the answer's bounds, in the order asked.
         let mut lines = 0;
         let mut bytes = 0;
-        let mut news = false;
         let mut more = false;
         for part in &mut parts {
             let Some(cursor) = part.cursor.as_mut() else {
                 continue;
             };
+            let kept = &part.answer.read;
+            if kept.line_count() > 0 || kept.gap.is_some() {
+                // Read in an earlier pass (the answer waited for another file's lines that are
+                // read back from elsewhere): kept as it is, and counted against the bounds.
+                lines += kept.line_count();
+                bytes += text_bytes(kept);
+                continue;
+            }
             if lines >= max || bytes >= state.config.client_buffer {
                 break;
             }
@@ -276,11 +283,7 @@ async fn poll_many(
                 filter,
             );
             lines += read.line_count();
-            bytes += read
-                .slices
-                .iter()
-                .map(BatchSlice::text_bytes)
-                .sum::<usize>();
+            bytes += text_bytes(&read);
             let scanned = cursor.next_seq().saturating_sub(1);
             let answer = &mut part.answer;
             answer.last_seq = match filter {
@@ -290,12 +293,14 @@ async fn poll_many(
                     .or(read.gap.map(|g| g.to))
                     .unwrap_or(answer.last_seq),
             };
-            news |= read.line_count() > 0 || read.gap.is_some();
             more |= filter.is_some() && cursor.has_news();
             if !read.slices.is_empty() || read.gap.is_some() {
                 answer.read = read;
             }
         }
+        let news = parts
+            .iter()
+            .any(|p| p.answer.read.line_count() > 0 || p.answer.read.gap.is_some());
         let at_once = parts.iter().any(|p| p.at_once || p.answer.reset.is_some());
         // A file whose lines are being read back from elsewhere (in a cluster) and that has
         // nothing yet: its lines are on their way, so the answer waits for them (whatever the
@@ -475,6 +480,11 @@ async fn wait_after(
             return Ok(answer(HistoryRead::default(), scanned));
         }
     }
+}
+
+/// Bytes of line text a read holds.
+fn text_bytes(read: &HistoryRead) -> usize {
+    read.slices.iter().map(BatchSlice::text_bytes).sum()
 }
 
 /// How long a poll waits for lines being read back from elsewhere (a cluster's Redis; that read

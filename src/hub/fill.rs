@@ -179,7 +179,10 @@ impl FillingCursor {
                     }));
                 }
                 fill.next = fill.to + 1;
-                self.ready.extend(fill.local_states.drain(..));
+                // Only if the fill told none itself: after a piece, they could come twice.
+                if fill.resume.is_none() {
+                    self.ready.extend(fill.local_states.drain(..));
+                }
                 true
             }
         };
@@ -248,8 +251,20 @@ fn take_bounded(
     max_bytes: usize,
     next_seq: &mut u64,
 ) -> Vec<Delivery> {
+    take_bounded_after(queue, (0, 0), (max_lines, max_bytes), next_seq)
+}
+
+/// [`take_bounded`] for a read that already took `taken` (lines, bytes) of its `bounds`: it
+/// takes a line only where it fits.
+fn take_bounded_after(
+    queue: &mut VecDeque<Delivery>,
+    taken: (usize, usize),
+    bounds: (usize, usize),
+    next_seq: &mut u64,
+) -> Vec<Delivery> {
+    let (max_lines, max_bytes) = bounds;
     let mut out = Vec::new();
-    let (mut lines, mut bytes) = (0, 0);
+    let (mut lines, mut bytes) = taken;
     while let Some(delivery) = queue.pop_front() {
         match delivery {
             Delivery::Lines(slice) => {
@@ -329,15 +344,15 @@ impl CursorBackend for FillingCursor {
 
     fn has_news(&self) -> bool {
         match &self.fill {
-            Some(fill) => !self.ready.is_empty() || fill.slot.is_ready(),
+            // A piece to read, or the next one to ask for.
+            Some(fill) => !self.ready.is_empty() || fill.slot.is_ready() || !fill.in_flight,
             None => !self.held.is_empty() || self.inner.has_news(),
         }
     }
 
     fn filling(&self) -> bool {
-        self.fill
-            .as_ref()
-            .is_some_and(|fill| self.ready.is_empty() && !fill.slot.is_ready())
+        // Also once a piece has come but is not read yet: the caller reads it next.
+        self.fill.is_some() && self.ready.is_empty()
     }
 
     fn read(&mut self, max_lines: usize, max_bytes: usize) -> Vec<Delivery> {
@@ -355,29 +370,33 @@ impl CursorBackend for FillingCursor {
                 return out;
             }
             if !fill.done {
-                if !fill.in_flight {
+                if out.is_empty() && !fill.in_flight {
                     self.request(fill);
                     if let Some(fill) = self.fill.as_mut() {
                         fill.in_flight = true;
                     }
+                } else if !fill.in_flight {
+                    // The next piece is asked for by the next read (a poll that ends with this
+                    // one would throw it away): that read is due now.
+                    self.wake.notify_one();
                 }
                 return out;
             }
             // Done: what the local cursor read after its gap follows, within what is left.
             self.fill = None;
         }
-        let (lines, bytes) = size(&out);
-        if lines >= max_lines || bytes >= max_bytes {
+        let taken = size(&out);
+        if taken.0 >= max_lines || taken.1 >= max_bytes {
             if !self.held.is_empty() {
                 self.wake.notify_one();
             }
             return out;
         }
         if !self.held.is_empty() {
-            out.extend(take_bounded(
+            out.extend(take_bounded_after(
                 &mut self.held,
-                max_lines - lines,
-                max_bytes - bytes,
+                taken,
+                (max_lines, max_bytes),
                 &mut self.next_seq,
             ));
             if !self.held.is_empty() {
@@ -617,6 +636,41 @@ mod tests {
         assert_eq!(
             broken_reads(3),
             ["gap 4-17", "<rotated>", "l18", "l19", "l20"]
+        );
+        // A fill that fails after a piece: the rest is a gap, and the local states are not told
+        // again (the piece told the rotation in its place).
+        struct FirstPieceOnly(Mutex<usize>);
+        impl GapFill for FirstPieceOnly {
+            fn fetch(&self, _: &str, _: FillRequest, into: Arc<FillSlot>, wake: Arc<Notify>) {
+                let mut calls = self.0.lock().unwrap();
+                *calls += 1;
+                let line = |seq: u64| {
+                    let mut lines = LineBatch::default();
+                    lines.push(&format!("r{seq}"), false);
+                    Delivery::Lines(BatchSlice {
+                        batch: Arc::new(Batch::read_at(seq, lines, 0)),
+                        range: 0..1,
+                    })
+                };
+                into.put((*calls == 1).then(|| FillPiece {
+                    deliveries: vec![line(4), Delivery::State(FileState::Rotated), line(5)],
+                    resume: (5, 0),
+                    done: false,
+                }));
+                wake.notify_one();
+            }
+        }
+        let wake = Arc::new(Notify::new());
+        let inner = hub.subscribe(0, Start::After(3), wake.clone()).unwrap();
+        let fill = Arc::new(FirstPieceOnly(Mutex::new(0)));
+        let mut cursor = FillingCursor::new(inner, fill, "x".into(), wake);
+        let mut got = Vec::new();
+        for _ in 0..10 {
+            got.extend(describe(&cursor.read(100, usize::MAX)));
+        }
+        assert_eq!(
+            got,
+            ["r4", "<rotated>", "r5", "gap 6-17", "l18", "l19", "l20"]
         );
         // A reader with no gap never asks the fill.
         let fill = Arc::new(Lines {

@@ -1673,6 +1673,12 @@ async function checkCluster(ctx) {
       for (const [w, h, name] of [[1280, 800, 'desktop'], [390, 844, 'phone']]) {
         await page.setViewportSize({ width: w, height: h });
         await page.screenshot({ path: path.join(os.tmpdir(), `tailcast-cluster-${name}.png`) });
+        // The merged view's longer title must not squeeze the counters into a cut ("0 trimm").
+        const cut = await page.evaluate(() => { const c = /** @type {HTMLElement} */ (document.getElementById('counters')); return c.scrollWidth > c.clientWidth + 1; });
+        assert(!cut, `${w} px: the counters are cut in the merged view`);
+        // The first rows replace the empty-view message at once (not a UI throttle later).
+        const empty = await page.evaluate(() => /** @type {HTMLElement} */ (document.getElementById('empty')).hidden);
+        assert(empty, `${w} px: the empty-view message shows beside the rows`);
       }
       assert(problems.length === 0, problems.join(' | '));
       return `grouped by node, merged across two nodes; screenshots in ${os.tmpdir()}/tailcast-cluster-*.png`;
