@@ -1330,12 +1330,7 @@ async fn a_file_truncated_while_it_is_searched_ends_that_search_with_an_error_an
         raw.extend_from_slice(&buf[..n]);
     }
     // What `copytruncate` does once it has copied the file.
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(&log)
-        .unwrap()
-        .set_len(0)
-        .unwrap();
+    truncate_in_place(&log);
     client.read_to_end(&mut raw).expect("the answer ends");
     let split = raw
         .windows(4)

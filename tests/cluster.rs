@@ -64,6 +64,14 @@ impl Rig {
         wait_served(&server, FILE, 0).await;
         server
     }
+
+    /// [`Rig::front`], and a WebSocket viewer of a's file there from its first line.
+    async fn front_with_viewer(&self, name: &str) -> (Server, WsClient) {
+        let server = self.front(name).await;
+        let mut viewer = WsClient::connect(&server).await;
+        viewer.subscribe_after(FILE, 0).await;
+        (server, viewer)
+    }
 }
 
 /// `--state-dir` in `state` for node a, with checkpoints every 50 ms.
@@ -381,9 +389,7 @@ fn write_slowly(log: &LogFile, range: std::ops::Range<usize>, per_write: usize) 
 #[tokio::test]
 async fn redis_killed_and_started_again_empty_loses_nothing_the_publisher_holds() {
     let mut rig = Rig::start(&[]);
-    let b = rig.front("b").await;
-    let mut on_b = WsClient::connect(&b).await;
-    on_b.subscribe_after(FILE, 0).await;
+    let (b, mut on_b) = rig.front_with_viewer("b").await;
     let log = rig.log.clone();
 
     write_slowly(&log, 0..200, 10);
@@ -446,9 +452,7 @@ async fn redis_killed_and_started_again_empty_loses_nothing_the_publisher_holds(
 async fn flushall_loses_no_line_and_renumbers_none() {
     let rig = Rig::start(&[]);
     let (redis, log) = (&rig.redis, &rig.log);
-    let b = rig.front("b").await;
-    let mut on_b = WsClient::connect(&b).await;
-    on_b.subscribe_after(FILE, 0).await;
+    let (b, mut on_b) = rig.front_with_viewer("b").await;
     log.append_numbered("f", 0..100);
     wait_served(&b, FILE, 100).await;
     let epoch = redis.cli(&["GET", "tailcast:epoch"]);
@@ -482,9 +486,7 @@ async fn a_publisher_killed_and_restarted_with_its_state_dir_repeats_nothing_and
     let args = state_args(&state);
     let mut rig = Rig::start(&args);
     let log = rig.log.clone();
-    let b = rig.front("b").await;
-    let mut on_b = WsClient::connect(&b).await;
-    on_b.subscribe_after(FILE, 0).await;
+    let (b, mut on_b) = rig.front_with_viewer("b").await;
     log.append_numbered("k", 0..200);
     wait_served(&b, FILE, 200).await;
 
@@ -659,9 +661,7 @@ async fn drain(ws: &mut WsClient, within: Duration) -> (Vec<(u64, String)>, Vec<
 async fn a_publisher_restarted_after_redis_lost_its_data_reuses_no_seq() {
     let mut rig = Rig::start(&[]);
     let log = rig.log.clone();
-    let b = rig.front("b").await;
-    let mut on_b = WsClient::connect(&b).await;
-    on_b.subscribe_after(FILE, 0).await;
+    let (b, mut on_b) = rig.front_with_viewer("b").await;
     // 120 lines numbered 1..=120, the first 100 of them rotated away.
     log.append_numbered("old", 0..100);
     wait_served(&b, FILE, 100).await;
@@ -806,9 +806,7 @@ async fn a_cursor_moving_to_a_node_that_lags_waits_there_for_its_lines() {
 #[tokio::test]
 async fn a_stray_entry_with_an_automatic_id_is_removed_and_publication_goes_on() {
     let mut rig = Rig::start(&[]);
-    let b = rig.front("b").await;
-    let mut on_b = WsClient::connect(&b).await;
-    on_b.subscribe_after(FILE, 0).await;
+    let (b, mut on_b) = rig.front_with_viewer("b").await;
     rig.log.append_numbered("s", 0..10);
     wait_served(&b, FILE, 10).await;
     // An operator trying redis-cli, or any tool, adds one entry with an automatic id.
@@ -942,9 +940,7 @@ async fn a_rotation_right_after_a_publisher_restart_is_published() {
     let args = state_args(&state);
     let mut rig = Rig::start(&args);
     let log = rig.log.clone();
-    let b = rig.front("b").await;
-    let mut on_b = WsClient::connect(&b).await;
-    on_b.subscribe_after(FILE, 0).await;
+    let (_b, mut on_b) = rig.front_with_viewer("b").await;
     log.append_numbered("k", 0..50);
     let mut lines = Vec::new();
     on_b.collect_lines(FILE, 50, WAIT, &mut lines).await;
@@ -974,9 +970,7 @@ async fn a_publisher_restarted_with_sigterm_and_its_state_dir_loses_no_line_for_
     let args = state_args(&state);
     let mut rig = Rig::start(&args);
     let log = rig.log.clone();
-    let b = rig.front("b").await;
-    let mut on_b = WsClient::connect(&b).await;
-    on_b.subscribe_after(FILE, 0).await;
+    let (_b, mut on_b) = rig.front_with_viewer("b").await;
     log.append_numbered("t", 0..100);
     let mut lines = Vec::new();
     on_b.collect_lines(FILE, 100, WAIT, &mut lines).await;
@@ -1115,9 +1109,7 @@ async fn a_publisher_with_its_state_dir_starts_without_redis_and_publishes_once_
     let args = state_args(&state);
     let mut rig = Rig::start(&args);
     let log = rig.log.clone();
-    let b = rig.front("b").await;
-    let mut on_b = WsClient::connect(&b).await;
-    on_b.subscribe_after(FILE, 0).await;
+    let (b, mut on_b) = rig.front_with_viewer("b").await;
     log.append_numbered("w", 0..100);
     wait_served(&b, FILE, 100).await;
 

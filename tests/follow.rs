@@ -228,12 +228,7 @@ async fn truncation_is_reported_and_new_lines_follow() {
         let mut follower = PollFollower::new(&server, "app.log", 0);
         follower.until_count(5, LONG).await;
 
-        std::fs::OpenOptions::new()
-            .write(true)
-            .open(&log)
-            .unwrap()
-            .set_len(0)
-            .unwrap();
+        truncate_in_place(&log);
         expect_state(&mut ws, "truncated").await;
         append_numbered(&log, "after", 0..3);
         follower.until_count(8, LONG).await;

@@ -332,6 +332,13 @@ mod tests {
         (file, bytes)
     }
 
+    /// A map of the first `len` bytes of `file`, in a free slot.
+    fn map_whole(file: &tempfile::NamedTempFile, len: usize) -> MappedFile {
+        MappedFile::map(file.as_file(), len)
+            .unwrap()
+            .expect("a slot is free")
+    }
+
     fn read(map: &MappedFile, at: usize) -> u8 {
         // Volatile: the read is the test, it must happen where it is written.
         // SAFETY: `at` is inside the map.
@@ -342,9 +349,7 @@ mod tests {
     fn a_file_truncated_under_its_map_reads_zeros_past_its_end_and_the_process_lives() {
         let _slots = slots();
         let (file, bytes) = patterned(8 << 20);
-        let map = MappedFile::map(file.as_file(), bytes.len())
-            .unwrap()
-            .expect("a slot is free");
+        let map = map_whole(&file, bytes.len());
         assert_eq!(read(&map, 1 << 20), bytes[1 << 20]);
         assert_eq!(map.lost_from(), None);
         file.as_file().set_len(4096).unwrap();
@@ -367,9 +372,7 @@ mod tests {
         let _slots = slots();
         let (file, bytes) = patterned(1 << 20);
         let before = live_slots();
-        let map = MappedFile::map(file.as_file(), bytes.len())
-            .unwrap()
-            .expect("a slot is free");
+        let map = map_whole(&file, bytes.len());
         assert_eq!(live_slots(), before + 1);
         assert_eq!(map.bytes(), &bytes[..]);
         drop(map);
@@ -390,9 +393,7 @@ mod tests {
             .unwrap()
             .is_none());
         unregister(taken.pop().unwrap());
-        let map = MappedFile::map(file.as_file(), bytes.len())
-            .unwrap()
-            .expect("the slot given back");
+        let map = map_whole(&file, bytes.len());
         assert_eq!(map.bytes(), &bytes[..]);
         drop(map);
         for ix in taken {
@@ -404,9 +405,7 @@ mod tests {
     fn pages_given_back_read_the_same_bytes() {
         let _slots = slots();
         let (file, bytes) = patterned(32 << 20);
-        let map = MappedFile::map(file.as_file(), bytes.len())
-            .unwrap()
-            .expect("a slot is free");
+        let map = map_whole(&file, bytes.len());
         assert_eq!(map.bytes(), &bytes[..]);
         map.release_before(1 << 20);
         assert_eq!(

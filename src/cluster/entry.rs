@@ -241,16 +241,6 @@ fn as_array(value: &Value) -> Option<&[Value]> {
     }
 }
 
-fn as_bytes(value: &Value) -> Option<Vec<u8>> {
-    match value {
-        Value::BulkString(bytes) => Some(bytes.clone()),
-        Value::SimpleString(text) => Some(text.clone().into_bytes()),
-        Value::VerbatimString { text, .. } => Some(text.clone().into_bytes()),
-        Value::Int(n) => Some(n.to_string().into_bytes()),
-        _ => None,
-    }
-}
-
 /// A field's bytes, borrowed (fields are bulk strings; a reply of another form is not ours).
 fn as_slice(value: &Value) -> Option<&[u8]> {
     match value {
@@ -261,7 +251,9 @@ fn as_slice(value: &Value) -> Option<&[u8]> {
 }
 
 fn as_text(value: &Value) -> Option<String> {
-    String::from_utf8(as_bytes(value)?).ok()
+    std::str::from_utf8(as_slice(value)?)
+        .ok()
+        .map(str::to_owned)
 }
 
 #[cfg(test)]

@@ -315,34 +315,35 @@ impl Mirror {
     async fn forget(&mut self, ids: &HashMap<String, String>) -> Result<(), ClusterError> {
         const UNLINK_IF_GONE: &str = "if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end \
              return redis.call('UNLINK', KEYS[2])";
+        let ids: Vec<(&String, &String)> = ids.iter().collect();
         let mut pipe = redis::pipe();
-        for (id, node) in ids {
+        for (id, node) in &ids {
             pipe.cmd("EVAL")
                 .arg(UNLINK_IF_GONE)
                 .arg(2)
                 .arg(self.keys.node(node))
                 .arg(self.keys.lines(id));
         }
-        let _removed: Vec<i64> = pipe.query_async(&mut self.conn).await?;
+        let removed: Vec<i64> = pipe.query_async(&mut self.conn).await?;
+        // Only those the script removed: a node that came back meanwhile keeps its file.
+        let gone_ids: HashSet<&str> = ids
+            .iter()
+            .zip(removed)
+            .filter_map(|((id, _), removed)| (removed > 0).then_some(id.as_str()))
+            .collect();
         let retention = humantime::format_duration(self.retention);
-        let prefix = self.keys.lines("");
-        let id_of = |file: &Mirrored| {
-            file.key
-                .strip_prefix(&prefix)
-                .unwrap_or_default()
-                .to_owned()
-        };
-        let (gone, kept): (Vec<Mirrored>, Vec<Mirrored>) = std::mem::take(&mut self.files)
-            .into_iter()
-            .partition(|file| ids.contains_key(&id_of(file)));
-        self.files = kept;
-        for id in ids.keys() {
+        for id in &gone_ids {
             tracing::info!(
-                file = id.as_str(),
+                file = id,
                 "lines removed from Redis: the file's node has been silent for longer than \
                  --redis-retention ({retention})"
             );
         }
+        let hub = self.hub.clone();
+        let (gone, kept): (Vec<Mirrored>, Vec<Mirrored>) = std::mem::take(&mut self.files)
+            .into_iter()
+            .partition(|file| gone_ids.contains(hub.id(file.ix)));
+        self.files = kept;
         for file in gone {
             self.hub.set_status(
                 file.ix,
@@ -361,7 +362,7 @@ impl Mirror {
         self.by_id.clear();
         for (slot, file) in self.files.iter().enumerate() {
             self.by_key.insert(file.key.clone(), slot);
-            self.by_id.insert(id_of(file), slot);
+            self.by_id.insert(self.hub.id(file.ix).to_owned(), slot);
         }
         Ok(())
     }
@@ -396,7 +397,7 @@ impl Mirror {
             record.node.clone(),
         );
         // A file served before and removed after the retention has its slot still.
-        let again = || self.hub.lookup(id).filter(|&ix| self.hub.info(ix).remote);
+        let again = || self.hub.lookup(id).filter(|&ix| self.hub.is_remote(ix));
         let Some(ix) = added.or_else(again) else {
             if self.refused.is_empty() {
                 tracing::warn!(

@@ -455,7 +455,7 @@ pub fn join_later(
             }
         };
         let ids: Vec<String> = (0..hub.file_count())
-            .filter(|&ix| !hub.info(ix).remote)
+            .filter(|&ix| !hub.is_remote(ix))
             .map(|ix| hub.id(ix).to_owned())
             .collect();
         if cluster.epoch() != epoch && ids.is_empty() {

@@ -26,14 +26,13 @@ use crate::hub::{Delivery, FileIx, Hub, LiveCursor, Start};
 use crate::shutdown::Shutdown;
 use crate::tail::LineBatch;
 
-/// Most lines and bytes of lines in one read of the history, so that one entry stays small.
+/// Most lines and bytes of lines in one read of the history: one read is one pipelined round
+/// trip, so that one entry stays small and so does each write. Not more per write: the
+/// publisher is a reader that paces the tailer, and a longer write lets the tailer wait out its
+/// `--pace-timeout` in a burst and pass the publisher (with 4 MiB per round trip, one benchmark
+/// burst in three lost 18 350 lines on the way to Redis).
 const READ_LINES: usize = super::entry::MAX_ENTRY_LINES;
 pub(super) const READ_BYTES: usize = super::entry::MAX_ENTRY_TEXT;
-/// Bytes of lines one pipelined round trip carries at most (several reads of the history when
-/// they are small). Not more: the publisher is a reader that paces the tailer, and a longer
-/// write lets the tailer wait out its `--pace-timeout` in a burst and pass the publisher (with
-/// 4 MiB per round trip, one benchmark burst in three lost 18 350 lines on the way to Redis).
-const WRITE_BYTES: usize = READ_BYTES;
 
 /// One local file's publisher; see the module documentation.
 pub(super) struct Publisher {
@@ -179,30 +178,14 @@ impl Publisher {
         } else {
             EntryId { seq: head, sub: 0 }
         };
-        let mut taken = 0;
-        loop {
-            let read = cursor.read(READ_LINES, READ_BYTES);
-            if read.is_empty() {
-                break;
-            }
-            for delivery in read {
-                taken += self.add_entry(delivery, &mut last, &mut entries);
-            }
-            if taken >= WRITE_BYTES || !cursor.has_news() {
-                break;
-            }
+        for delivery in cursor.read(READ_LINES, READ_BYTES) {
+            Self::add_entry(delivery, &mut last, &mut entries);
         }
         entries
     }
 
-    /// Adds what `delivery` is as an entry (numbered on from `last`); returns its bytes.
-    fn add_entry(
-        &mut self,
-        delivery: Delivery,
-        last: &mut EntryId,
-        entries: &mut Vec<(EntryId, Entry)>,
-    ) -> usize {
-        let mut bytes = 0;
+    /// Adds what `delivery` is as an entry (numbered on from `last`).
+    fn add_entry(delivery: Delivery, last: &mut EntryId, entries: &mut Vec<(EntryId, Entry)>) {
         match delivery {
             Delivery::Lines(slice) => {
                 let mut lines = LineBatch::default();
@@ -212,7 +195,6 @@ impl Publisher {
                     let seq = slice.first_seq() + ix as u64;
                     lines.push(line, truncated.binary_search(&seq).is_ok());
                 }
-                bytes = slice.text_bytes() + slice.len();
                 *last = EntryId {
                     seq: slice.first_seq() + slice.len() as u64 - 1,
                     sub: 0,
@@ -243,7 +225,6 @@ impl Publisher {
             }
             Delivery::Pending { .. } => {}
         }
-        bytes
     }
 
     /// Writes `entries` in one pipelined round trip.
@@ -344,7 +325,7 @@ pub(super) async fn publish_all(
         }
         let count = hub.file_count();
         for file in known..count {
-            if !hub.info(file).remote {
+            if !hub.is_remote(file) {
                 tasks.push(start(file, None));
             }
         }

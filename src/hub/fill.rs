@@ -421,7 +421,6 @@ mod tests {
     use crate::hub::{Batch, HistoryBackend, HubConfig, MemoryHistory, Start};
     use crate::tail::{FileState, LineBatch};
     use std::path::PathBuf;
-    use std::time::Duration;
 
     /// A fill that has lines 1..=1000 except `missing`, answered at once, `piece` lines at a
     /// time; remembers what it was asked.
@@ -478,15 +477,7 @@ mod tests {
     /// A history whose one file (another node's) keeps 3 lines and has had 20 (`l1`..`l20`),
     /// with a rotation after line 4 (states are kept longer than lines).
     fn hub_with_lines() -> MemoryHistory {
-        let config = HubConfig {
-            history_lines: 3,
-            history_bytes: 1 << 20,
-            pace_timeout: Duration::ZERO,
-            more_files: 1,
-            node: Some("here".into()),
-            remote_ahead: 0,
-        };
-        let hub = MemoryHistory::new(Vec::new(), &config, 1);
+        let hub = MemoryHistory::new(Vec::new(), &HubConfig::on_node_here(3, 0), 1);
         let ix = hub
             .add_remote_file("there/f".into(), PathBuf::from("/f"), "there".into())
             .unwrap();

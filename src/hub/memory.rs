@@ -56,6 +56,11 @@ struct FileChannel {
 }
 
 impl FileChannel {
+    /// Another node's file (mirrored from the cluster).
+    fn is_remote(&self) -> bool {
+        self.node.get().is_some_and(|(_, remote)| *remote)
+    }
+
     /// A free slot.
     fn new(config: &HubConfig) -> Self {
         FileChannel {
@@ -240,7 +245,7 @@ impl MemoryHistory {
             // cursor a little ahead waits here for its lines instead of being reset.
             Start::After(after)
                 if after >= shared.next_seq
-                    && !(channel.node.get().is_some_and(|(_, remote)| *remote)
+                    && !(channel.is_remote()
                         && after - (shared.next_seq - 1) <= self.inner.remote_ahead) =>
             {
                 return Err(CursorAhead {
@@ -531,8 +536,12 @@ impl HistoryBackend for MemoryHistory {
             last_seq: shared.next_seq - 1,
             error: shared.error.clone(),
             node: channel.node.get().and_then(|(node, _)| node.clone()),
-            remote: channel.node.get().is_some_and(|(_, remote)| *remote),
+            remote: channel.is_remote(),
         }
+    }
+
+    fn is_remote(&self, file: FileIx) -> bool {
+        self.inner.files[file].is_remote()
     }
 
     fn last_seq(&self, file: FileIx) -> u64 {
@@ -811,14 +820,7 @@ mod tests {
 
     #[test]
     fn a_cursor_a_little_ahead_of_another_nodes_file_waits_for_its_lines() {
-        let config = HubConfig {
-            history_lines: 100,
-            history_bytes: 1 << 20,
-            pace_timeout: Duration::ZERO,
-            more_files: 1,
-            node: Some("here".into()),
-            remote_ahead: 10,
-        };
+        let config = HubConfig::on_node_here(100, 10);
         let hub = Hub::new(vec![("here/f".into(), PathBuf::from("/f"))], &config, 1);
         let remote = hub
             .add_remote_file("there/g".into(), PathBuf::from("/g"), "there".into())

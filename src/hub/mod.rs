@@ -136,6 +136,8 @@ pub trait HistoryBackend: Send + Sync + 'static {
     fn watch_files(&self) -> tokio::sync::watch::Receiver<usize>;
     /// One file's description.
     fn info(&self, file: FileIx) -> FileSummary;
+    /// True for another node's file (cheap: what [`FileSummary::remote`] says, without the rest).
+    fn is_remote(&self, file: FileIx) -> bool;
     /// Newest seq of a file (0 before its first line).
     fn last_seq(&self, file: FileIx) -> u64;
     /// A reader starting at `start`, woken through `wake` whenever the file has news; its first
@@ -251,6 +253,11 @@ impl Hub {
         self.backend.info(file)
     }
 
+    /// See [`HistoryBackend::is_remote`].
+    pub fn is_remote(&self, file: FileIx) -> bool {
+        self.backend.is_remote(file)
+    }
+
     /// See [`HistoryBackend::last_seq`].
     pub fn last_seq(&self, file: FileIx) -> u64 {
         self.backend.last_seq(file)
@@ -266,7 +273,7 @@ impl Hub {
     ) -> Result<LiveCursor, CursorAhead> {
         let inner = self.backend.subscribe(file, start, wake.clone())?;
         let inner = match self.gap_fill.get() {
-            Some(fill) if self.backend.info(file).remote => Box::new(FillingCursor::new(
+            Some(fill) if self.backend.is_remote(file) => Box::new(FillingCursor::new(
                 inner,
                 fill.clone(),
                 self.id(file).to_owned(),
@@ -379,4 +386,20 @@ pub(crate) fn describe(deliveries: &[Delivery]) -> Vec<String> {
             Delivery::Pending { seq, text } => format!("pending {seq} {text:?}"),
         })
         .collect()
+}
+
+#[cfg(test)]
+impl HubConfig {
+    /// Bounds for tests of a cluster node `here`: `history_lines` (and 1 MiB) per file, no
+    /// pacing, one file more than given, cursors held up to `remote_ahead` lines ahead.
+    pub(crate) fn on_node_here(history_lines: usize, remote_ahead: u64) -> HubConfig {
+        HubConfig {
+            history_lines,
+            history_bytes: 1 << 20,
+            pace_timeout: Duration::ZERO,
+            more_files: 1,
+            node: Some("here".into()),
+            remote_ahead,
+        }
+    }
 }

@@ -583,11 +583,7 @@ impl LogFile {
 
     /// Empties the file in place (same inode), as `truncate -s 0` or logrotate's copytruncate.
     pub fn truncate(&self) {
-        std::fs::OpenOptions::new()
-            .write(true)
-            .truncate(true)
-            .open(&self.path)
-            .unwrap();
+        truncate_in_place(&self.path);
     }
 
     /// Deletes the file.
@@ -1203,4 +1199,15 @@ impl Drop for RedisServer {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// Empties the file at `path` in place (same inode), as `truncate -s 0` or logrotate's
+/// copytruncate once it has copied the file.
+pub fn truncate_in_place(path: &Path) {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_len(0)
+        .unwrap();
 }
