@@ -45,6 +45,11 @@ if [ ! -x tests/browser/node_modules/.bin/tsc ]; then
 fi
 tests/browser/node_modules/.bin/tsc -p tests/browser
 
+# Room for the build (several GiB) and the big test files (in /dev/shm when it has room): a
+# run that fails with "No space left on device" is explained by this line.
+echo "test-all: free space:"
+df -h . "${TMPDIR:-/tmp}" /dev/shm 2>/dev/null || true
+
 echo "test-all: cargo fmt --check"
 cargo fmt --all -- --check
 echo "test-all: cargo clippy"

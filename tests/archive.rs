@@ -530,6 +530,7 @@ fn big_file(path: &Path, mib: usize) {
 
 /// Appends `mib` MiB of request lines, every one with `status=200`, none with `agent=wget`.
 fn append_big(path: &Path, mib: usize) {
+    ensure_room(path.parent().unwrap(), mib as u64);
     let file = std::fs::OpenOptions::new().append(true).open(path).unwrap();
     // Every line is 100 bytes, so the numbering goes on from the lines already there.
     let mut n = file.metadata().unwrap().len() / 100;
@@ -600,7 +601,7 @@ async fn wait_threads(pid: u32, want: usize, within: Duration) -> Option<Duratio
 
 #[tokio::test]
 async fn a_client_that_goes_stops_its_search_at_once() {
-    let dir = temp_dir();
+    let dir = big_temp_dir(400);
     let log = dir.path().join("big.log");
     big_file(&log, 400);
     let server = Server::start(&[
@@ -674,7 +675,7 @@ async fn a_client_that_goes_stops_its_search_at_once() {
 
 #[tokio::test]
 async fn search_bounds_are_refused_or_reported_clearly() {
-    let dir = temp_dir();
+    let dir = big_temp_dir(64);
     let log = dir.path().join("app.log");
     big_file(&log, 64);
     std::os::unix::fs::symlink("/etc/passwd", dir.path().join("app.log.9")).unwrap();
@@ -885,7 +886,7 @@ async fn the_readme_curl_example_prints_like_grep() {
 
 #[tokio::test]
 async fn line_numbers_deep_in_a_big_file_come_from_the_index() {
-    let dir = temp_dir();
+    let dir = big_temp_dir(300);
     let log = dir.path().join("big.log");
     big_file(&log, 300);
     let lines_per_mib = (1 << 20) / 100;
@@ -1307,7 +1308,7 @@ async fn big_generations_searched_in_place_give_exactly_grep_n_hits() {
 #[tokio::test]
 async fn a_file_truncated_while_it_is_searched_ends_that_search_with_an_error_and_the_server_lives()
 {
-    let dir = temp_dir();
+    let dir = big_temp_dir(64);
     let log = dir.path().join("big.log");
     big_file(&log, 64);
     let server = Server::start(&[path_str(&log)]);

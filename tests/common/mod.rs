@@ -1047,6 +1047,55 @@ pub fn temp_dir() -> tempfile::TempDir {
         .unwrap()
 }
 
+/// A temp dir for test files of `mib` MiB, in memory (`/dev/shm`) where it has room, so big
+/// files cost no disk (a CI machine's disk can be nearly full with the build); otherwise in the
+/// system temp dir. Fails the test, saying how much room each place has, when neither has enough.
+pub fn big_temp_dir(mib: u64) -> tempfile::TempDir {
+    let shm = Path::new("/dev/shm");
+    let place = if free_mib(shm).is_some_and(|free| free >= mib + ROOM_MARGIN_MIB) {
+        shm.to_path_buf()
+    } else {
+        std::env::temp_dir()
+    };
+    ensure_room(&place, mib);
+    tempfile::Builder::new()
+        .prefix("tailcast-test-")
+        .tempdir_in(&place)
+        .unwrap()
+}
+
+/// Room kept free beside a test's big files, for everything else the machine writes meanwhile.
+const ROOM_MARGIN_MIB: u64 = 256;
+
+/// Fails the test with what to do when `dir` has no room for `mib` MiB more.
+pub fn ensure_room(dir: &Path, mib: u64) {
+    let free = free_mib(dir);
+    assert!(
+        free.is_some_and(|free| free >= mib + ROOM_MARGIN_MIB),
+        "this test writes {mib} MiB to {}, which has {} MiB free (and /dev/shm {} MiB); it needs \
+         {} MiB: free some disk or mount a bigger tmpfs on /dev/shm",
+        dir.display(),
+        free.map_or("unknown".to_owned(), |f| f.to_string()),
+        free_mib(Path::new("/dev/shm")).map_or("unknown".to_owned(), |f| f.to_string()),
+        mib + ROOM_MARGIN_MIB,
+    );
+}
+
+/// MiB free to an unprivileged writer on the file system that holds `dir`.
+fn free_mib(dir: &Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    let mut stat = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+    // SAFETY: `path` is a NUL-terminated string and `stat` is written by a successful call.
+    let stat = unsafe {
+        if libc::statvfs(path.as_ptr(), stat.as_mut_ptr()) != 0 {
+            return None;
+        }
+        stat.assume_init()
+    };
+    Some((stat.f_bavail as u64 * stat.f_frsize as u64) >> 20)
+}
+
 pub fn path_str(p: &Path) -> String {
     p.display().to_string()
 }
