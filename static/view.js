@@ -356,6 +356,9 @@ export class View {
         this.rowsDom.append(list);
         this.trimDom();
         grew = true;
+        // The counters (and the empty-view message) follow the rows drawn, even when a throttled
+        // update ran between schedule() and this frame.
+        this.uiDirty = true;
         if (this.pendingHead < this.pending.length) { this.frameRequested = true; askFrame(this); }
       }
     }

@@ -677,56 +677,77 @@ pub fn pipe_main(args: Args) {
     let expected = args.num("--expected", 0);
     let idle = Duration::from_secs_f64(args.f64("--idle", 5.0));
     let deadline = Instant::now() + Duration::from_secs_f64(args.f64("--deadline", 120.0));
-    println!("READY 1 0");
+    // One reader per `tail`: fd 0 alone, or `--fds N` descriptors from 3 (scenario c's 100
+    // `tail` processes, one pipe each, as the harness placed them).
+    let fds: Vec<i32> = match args.num("--fds", 0) {
+        0 => vec![0],
+        n => (3..3 + n as i32).collect(),
+    };
+    println!("READY {} 0", fds.len());
     let _ = std::io::stdout().flush();
-    let mut st = ConnStats::default();
+    let mut stats: Vec<ConnStats> = fds.iter().map(|_| ConnStats::default()).collect();
+    let mut carries: Vec<Vec<u8>> = fds.iter().map(|_| Vec::new()).collect();
+    let mut pfds: Vec<libc::pollfd> = fds
+        .iter()
+        .map(|&fd| libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        })
+        .collect();
     let mut buf = vec![0u8; 1 << 20];
-    let mut carry: Vec<u8> = Vec::new();
     let mut last = Instant::now();
-    loop {
+    let mut open = fds.len();
+    while open > 0 {
         if Instant::now() >= deadline || last.elapsed() > idle {
             break;
         }
-        let mut pfd = libc::pollfd {
-            fd: 0,
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: one valid pollfd.
-        let r = unsafe { libc::poll(&mut pfd, 1, 50) };
+        // SAFETY: `pfds` is a valid array of pollfds of its length.
+        let r = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, 50) };
         if r <= 0 {
             continue;
         }
-        // SAFETY: reading into our buffer.
-        let n = unsafe { libc::read(0, buf.as_mut_ptr().cast(), buf.len()) };
-        if n <= 0 {
-            break;
-        }
-        let now = now_ns();
-        last = Instant::now();
-        let mut data = &buf[..n as usize];
-        if !carry.is_empty() {
-            match data.iter().position(|b| *b == b'\n') {
-                Some(i) => {
-                    carry.extend_from_slice(&data[..i]);
-                    st.line(&carry, now);
-                    carry.clear();
-                    data = &data[i + 1..];
-                }
-                None => {
-                    carry.extend_from_slice(data);
-                    continue;
-                }
+        for (i, pfd) in pfds.iter_mut().enumerate() {
+            if pfd.fd < 0 || pfd.revents == 0 {
+                continue;
             }
+            // SAFETY: reading into our buffer.
+            let n = unsafe { libc::read(pfd.fd, buf.as_mut_ptr().cast(), buf.len()) };
+            if n <= 0 {
+                pfd.fd = -1;
+                open -= 1;
+                continue;
+            }
+            let now = now_ns();
+            last = Instant::now();
+            pipe_lines(&buf[..n as usize], &mut carries[i], &mut stats[i], now);
         }
-        while let Some(i) = data.iter().position(|b| *b == b'\n') {
-            st.line(&data[..i], now);
-            data = &data[i + 1..];
-        }
-        carry.extend_from_slice(data);
-        if expected > 0 && st.distinct >= expected {
+        if expected > 0 && stats.iter().all(|st| st.distinct >= expected) {
             break;
         }
     }
-    report(vec![st]);
+    report(stats);
+}
+
+/// Counts the complete lines of `data` (after what `carry` kept of an earlier read) into `st`.
+fn pipe_lines(mut data: &[u8], carry: &mut Vec<u8>, st: &mut ConnStats, now: u64) {
+    if !carry.is_empty() {
+        match data.iter().position(|b| *b == b'\n') {
+            Some(i) => {
+                carry.extend_from_slice(&data[..i]);
+                st.line(carry, now);
+                carry.clear();
+                data = &data[i + 1..];
+            }
+            None => {
+                carry.extend_from_slice(data);
+                return;
+            }
+        }
+    }
+    while let Some(i) = data.iter().position(|b| *b == b'\n') {
+        st.line(&data[..i], now);
+        data = &data[i + 1..];
+    }
+    carry.extend_from_slice(data);
 }

@@ -397,6 +397,22 @@ pub fn start_frontail(node: &str, dir: &Path, file: &Path, log: &Path) -> (Proc,
 }
 
 /// Starts `tail -n0 -F FILE` with its stdout to hand to the pipe client.
+/// `n` `tail -n0 -F FILE` processes, each writing into a pipe of its own: the first is the
+/// returned `Proc` whose `pids` list them all (so CPU is summed over all), the others are kept
+/// alive (and stopped) by the returned `Vec`.
+pub fn start_tail_pipes(file: &Path, n: u64) -> (Proc, Vec<Proc>, Vec<ChildStdout>) {
+    let (mut first, out) = start_tail_pipe(file);
+    let mut rest = Vec::new();
+    let mut outs = vec![out];
+    for _ in 1..n.max(1) {
+        let (p, out) = start_tail_pipe(file);
+        first.pids.push(p.pid());
+        rest.push(p);
+        outs.push(out);
+    }
+    (first, rest, outs)
+}
+
 pub fn start_tail_pipe(file: &Path) -> (Proc, ChildStdout) {
     let mut child = Command::new("tail")
         .args(["-n0", "-F"])

@@ -279,31 +279,97 @@ pub(crate) fn tailcast_base_args() -> Vec<String> {
         .collect()
 }
 
-/// Starts `server` on a fresh log; returns the server, its port (0 for the pipe), the log and,
-/// for the pipe, tail's stdout.
-fn start(
-    env: &Env,
-    server: Server,
-    tag: &str,
-) -> (Proc, u16, PathBuf, Option<std::process::ChildStdout>) {
+/// What [`start`] started: the server (for the pipe, the first `tail`, whose `pids` list every
+/// `tail`), the other `tail`s, its port (0 for the pipe), the log and, for the pipe, each
+/// `tail`'s stdout.
+struct Started {
+    server: Proc,
+    more_tails: Vec<Proc>,
+    port: u16,
+    file: PathBuf,
+    pipes: Vec<std::process::ChildStdout>,
+}
+
+impl Started {
+    /// A server clients reach on `port`.
+    fn network(server: Proc, port: u16, file: PathBuf) -> Started {
+        Started {
+            server,
+            more_tails: Vec::new(),
+            port,
+            file,
+            pipes: Vec::new(),
+        }
+    }
+}
+
+/// Starts `server` on a fresh log; the pipe is one `tail -n0 -F` per client connection (`tails`),
+/// as many as the readers tailcast serves in the same scenario.
+fn start(env: &Env, server: Server, tag: &str, tails: u64) -> Started {
     let file = fresh_log(&env.work, tag);
     let log = file.with_file_name("server.log");
     match server {
         Server::Tailcast => {
             let mut extra = tailcast_base_args();
             extra.extend(env.tailcast_args.iter().cloned());
-            let (p, port) = start_tailcast(&env.tailcast, &file, &extra, &log);
-            (p, port, file, None)
+            let (server, port) = start_tailcast(&env.tailcast, &file, &extra, &log);
+            Started::network(server, port, file)
         }
         Server::Frontail => {
-            let (p, port) = start_frontail(&env.node, &env.frontail_dir, &file, &log);
-            (p, port, file, None)
+            let (server, port) = start_frontail(&env.node, &env.frontail_dir, &file, &log);
+            Started::network(server, port, file)
         }
         Server::Pipe => {
-            let (p, out) = start_tail_pipe(&file);
-            (p, 0, file, Some(out))
+            let (server, more_tails, pipes) = start_tail_pipes(&file, tails);
+            Started {
+                server,
+                more_tails,
+                port: 0,
+                file,
+                pipes,
+            }
         }
     }
+}
+
+/// Hands `pipes` to the client `cmd` starts: one on its stdin, or several as descriptors 3, 4,
+/// ... with `--fds N`; then the returned pipes are to be dropped once the client is spawned.
+fn give_pipes(
+    cmd: &mut Command,
+    pipes: Vec<std::process::ChildStdout>,
+) -> (Option<std::process::Stdio>, Vec<std::process::ChildStdout>) {
+    use std::os::unix::io::AsRawFd;
+    use std::os::unix::process::CommandExt;
+    if pipes.len() <= 1 {
+        return (
+            pipes.into_iter().next().map(std::process::Stdio::from),
+            Vec::new(),
+        );
+    }
+    let fds: Vec<i32> = pipes.iter().map(|p| p.as_raw_fd()).collect();
+    cmd.args(["--fds", &fds.len().to_string()]);
+    // SAFETY: only async-signal-safe calls (fcntl, dup2, close) between fork and exec. Each pipe
+    // is first moved above the target range so that placing one never closes another.
+    unsafe {
+        cmd.pre_exec(move || {
+            let mut high = Vec::with_capacity(fds.len());
+            for &fd in &fds {
+                let h = libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 1024);
+                if h < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                high.push(h);
+            }
+            for (i, &h) in high.iter().enumerate() {
+                if libc::dup2(h, 3 + i as i32) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
+    // The parent's ends must stay open until the spawn: the closure holds only their numbers.
+    (None, pipes)
 }
 
 fn client_cmd(
@@ -371,7 +437,14 @@ fn client_cmd(
 fn data_run(env: &Env, scen: char, server: Server, run: usize) -> Result<Metrics, String> {
     let sz = sizes(env, scen);
     let tag = format!("{scen}{run}-{server:?}");
-    let (mut srv, port, file, mut pipe_out) = start(env, server, &tag);
+    let Started {
+        server: mut srv,
+        more_tails,
+        port,
+        file,
+        pipes,
+    } = start(env, server, &tag, sz.conns);
+    let mut pipes = Some(pipes);
     let deadline = 180.0;
     // frontail clients: split over up to 4 Node processes (one Node thread each).
     let procs = match server {
@@ -385,8 +458,9 @@ fn data_run(env: &Env, scen: char, server: Server, run: usize) -> Result<Metrics
         if sz.stalled > 0 && i == 0 {
             cmd.args(["--stalled", &sz.stalled.to_string()]);
         }
-        let stdin = pipe_out.take().map(std::process::Stdio::from);
+        let (stdin, given) = give_pipes(&mut cmd, pipes.take().unwrap_or_default());
         clients.push(ClientProc::spawn_with(cmd, stdin));
+        drop(given);
     }
     for c in &clients {
         let (_, failed) = c.wait_ready(Duration::from_secs(120))?;
@@ -427,6 +501,7 @@ fn data_run(env: &Env, scen: char, server: Server, run: usize) -> Result<Metrics
         serde_json::Value::Null
     };
     srv.stop();
+    drop(more_tails);
     drop(clients);
 
     let mut m = data_metrics(&reports, &w, sz.lines, end_ns);
@@ -516,7 +591,11 @@ pub(crate) fn data_metrics(
 /// Scenario d: server RSS per idle WebSocket client.
 fn idle_run(env: &Env, run: usize) -> Result<Metrics, String> {
     let n: u64 = if env.quick { 1_000 } else { 10_000 };
-    let (mut srv, port, _file, _) = start(env, Server::Tailcast, &format!("d{run}"));
+    let Started {
+        server: mut srv,
+        port,
+        ..
+    } = start(env, Server::Tailcast, &format!("d{run}"), 1);
     std::thread::sleep(Duration::from_millis(500));
     let rss0 = rss_kib(&srv.pids);
     let mut cmd = Command::new(&env.me);
@@ -558,7 +637,12 @@ fn idle_run(env: &Env, run: usize) -> Result<Metrics, String> {
 /// Scenario e: N held long-polls, one append.
 fn poll_run(env: &Env, run: usize) -> Result<Metrics, String> {
     let n: u64 = if env.quick { 1_000 } else { 10_000 };
-    let (mut srv, port, file, _) = start(env, Server::Tailcast, &format!("e{run}"));
+    let Started {
+        server: mut srv,
+        port,
+        file,
+        ..
+    } = start(env, Server::Tailcast, &format!("e{run}"), 1);
     let mut cmd = Command::new(&env.me);
     cmd.args([
         "poll",
@@ -854,6 +938,28 @@ fn render(env: &Env, res: &Results, took: Duration) -> String {
         lossy('a', cell(r.map(|v| v * 100.0), " %")),
         &|v| v >= 0.5 && all('a'),
     );
+    // Issue 19: the cost per line against the local limit, the same burst through `tail -F`.
+    let r = res.ratio('a', t, p, "srv_cpu_s");
+    row(
+        "a) server CPU ≤ 2× the pipe's (`tail -F`)",
+        r,
+        cell(r, "×"),
+        &|v| v <= 2.0,
+    );
+    let r = res.ratio('a', t, p, "rate");
+    row(
+        "a) ≥ 85 % of the pipe's lines/s",
+        r,
+        lossy('a', cell(r.map(|v| v * 100.0), " %")),
+        &|v| v >= 0.85 && all('a'),
+    );
+    let r = res.ratio('a', t, f, "srv_cpu_s").map(|v| 1.0 / v);
+    row(
+        "a) frontail's server CPU per line, × tailcast's (reported)",
+        r,
+        cell(r, "×"),
+        &|_| true,
+    );
     let r = res.ratio('b', t, f, "rate");
     row(
         "b) ≥ 10× frontail per client (every line delivered)",
@@ -867,6 +973,13 @@ fn render(env: &Env, res: &Results, took: Duration) -> String {
     row("c) server CPU ≤ 10 % of a core", v, cell(v, " %"), &|v| {
         v <= 10.0
     });
+    let r = res.ratio('c', t, p, "srv_cpu_s");
+    row(
+        "c) server CPU ≤ 0.5× that of one `tail -F` per client",
+        r,
+        cell(r, "×"),
+        &|v| v <= 0.5,
+    );
     let v = res.median('c', t, "rss_mib");
     row("c) server RSS ≤ 20 MB", v, cell(v, " MiB"), &|v| {
         v * 1.048576 <= 20.0

@@ -112,7 +112,7 @@ impl LineBatch {
     }
 
     fn push_bytes(&mut self, bytes: &[u8], truncated: bool) {
-        match std::str::from_utf8(bytes) {
+        match simdutf8::basic::from_utf8(bytes) {
             Ok(line) => self.push(line, truncated),
             Err(_) => self.push(&String::from_utf8_lossy(bytes), truncated),
         }
@@ -192,9 +192,9 @@ impl LineSplitter {
             whole = &whole[newline + 1..];
         }
         out.reserve(whole.len());
-        // The usual case, every line valid UTF-8, is checked once for the whole run of lines;
-        // lines are then cut at newlines, which are never inside a character.
-        let text = std::str::from_utf8(whole).ok();
+        // The usual case, every line valid UTF-8, is checked once for the whole run of lines (with
+        // SIMD, by simdutf8); lines are then cut at newlines, which are never inside a character.
+        let text = simdutf8::basic::from_utf8(whole).ok();
         let mut start = 0;
         for newline in memchr::memchr_iter(b'\n', whole) {
             let line = strip_cr(&whole[start..newline]);
