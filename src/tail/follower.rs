@@ -576,12 +576,6 @@ impl<S: TailSink> Follower<S> {
             .min()
     }
 
-    /// Until when read lines are held back to be sent with those that follow (`coalesce`), if
-    /// they are.
-    pub fn held_until(&self) -> Option<Instant> {
-        self.reader.hold_until
-    }
-
     /// Reads every open file to its end (shutdown): the current file's complete lines, then each
     /// rotated file's with its unfinished line (its grace period is cut short). The current
     /// file's unfinished line is not a line yet: it stays unnumbered, to be read whole when its

@@ -389,16 +389,6 @@ fn run_follower<S: TailSink>(
         if stop.load(Ordering::SeqCst) {
             break;
         }
-        // While lines are held back to go out with the next ones, wake-ups wait: the check at the
-        // hold's end reads all that came meanwhile, so a trickle of writes costs one read per
-        // batch sent, not one per write. The hold is `coalesce` at most, far below any deadline.
-        if let Some(due) = follower.held_until() {
-            let left = due.saturating_duration_since(Instant::now());
-            if !left.is_zero() {
-                std::thread::sleep(left);
-                while wake.try_recv().is_ok() {}
-            }
-        }
         let renamed: Vec<File> = match rotated.lock() {
             Ok(mut queue) => queue.drain(..).collect(),
             Err(_) => Vec::new(),
