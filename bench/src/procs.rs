@@ -251,6 +251,9 @@ impl Proc {
             }
         }
         self.forget();
+        // Signalled once: a later stop (the drop after an explicit one) must not signal pids
+        // that may since have been reaped and reused by processes that are not ours.
+        self.pids.retain(|p| *p == me);
     }
 }
 

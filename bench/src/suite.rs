@@ -348,13 +348,17 @@ fn give_pipes(
     }
     let fds: Vec<i32> = pipes.iter().map(|p| p.as_raw_fd()).collect();
     cmd.args(["--fds", &fds.len().to_string()]);
-    // SAFETY: only async-signal-safe calls (fcntl, dup2, close) between fork and exec. Each pipe
-    // is first moved above the target range so that placing one never closes another.
+    // Each pipe is first moved above the target range (3 to N + 2), so that placing one never
+    // closes another; the copies' room is allocated here, not in the forked child.
+    let above = 3 + fds.len() as i32;
+    let mut high: Vec<i32> = Vec::with_capacity(fds.len());
+    // SAFETY: only async-signal-safe calls (fcntl, dup2) between fork and exec, and no
+    // allocation: `high` has its capacity already.
     unsafe {
         cmd.pre_exec(move || {
-            let mut high = Vec::with_capacity(fds.len());
+            high.clear();
             for &fd in &fds {
-                let h = libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 1024);
+                let h = libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, above);
                 if h < 0 {
                     return Err(std::io::Error::last_os_error());
                 }

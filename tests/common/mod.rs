@@ -1047,21 +1047,78 @@ pub fn temp_dir() -> tempfile::TempDir {
         .unwrap()
 }
 
-/// A temp dir for test files of `mib` MiB, in memory (`/dev/shm`) where it has room, so big
-/// files cost no disk (a CI machine's disk can be nearly full with the build); otherwise in the
-/// system temp dir. Fails the test, saying how much room each place has, when neither has enough.
-pub fn big_temp_dir(mib: u64) -> tempfile::TempDir {
-    let shm = Path::new("/dev/shm");
-    let place = if free_mib(shm).is_some_and(|free| free >= mib + ROOM_MARGIN_MIB) {
-        shm.to_path_buf()
-    } else {
-        std::env::temp_dir()
+/// A directory for a test's big files: in memory (`/dev/shm`) where it has room, so big files
+/// cost no disk (a CI machine's disk can be nearly full with the build), otherwise in the system
+/// temp dir. The room a test may use (`most_mib`) is reserved among the tests of this binary
+/// running at once, so that each does not count on room another is about to fill. Fails the test,
+/// saying how much room each place has, when neither has enough.
+pub fn big_temp_dir(most_mib: u64) -> BigDir {
+    // A test that failed while holding the lock left the list as it was: still right.
+    let mut reserved = BIG_RESERVED.lock().unwrap_or_else(|e| e.into_inner());
+    let shm = PathBuf::from("/dev/shm");
+    let tmp = std::env::temp_dir();
+    let room = |place: &Path, reserved: &[(PathBuf, u64)]| {
+        let taken: u64 = reserved
+            .iter()
+            .filter(|(p, _)| p == place)
+            .map(|(_, mib)| mib)
+            .sum();
+        free_mib(place).map(|free| free.saturating_sub(taken))
     };
-    ensure_room(&place, mib);
-    tempfile::Builder::new()
+    let fits = |free: Option<u64>| free.is_some_and(|free| free >= most_mib + ROOM_MARGIN_MIB);
+    let place = if fits(room(&shm, &reserved)) {
+        shm
+    } else if fits(room(&tmp, &reserved)) {
+        tmp
+    } else {
+        panic!(
+            "this test may write {most_mib} MiB of files; beside what the tests running with it \
+             reserved, /dev/shm has {} MiB and {} has {} MiB, and it needs {} MiB in one of \
+             them: free some disk or mount a bigger tmpfs on /dev/shm",
+            room(&shm, &reserved).map_or("unknown".to_owned(), |m| m.to_string()),
+            tmp.display(),
+            room(&tmp, &reserved).map_or("unknown".to_owned(), |m| m.to_string()),
+            most_mib + ROOM_MARGIN_MIB
+        );
+    };
+    reserved.push((place.clone(), most_mib));
+    let dir = tempfile::Builder::new()
         .prefix("tailcast-test-")
         .tempdir_in(&place)
-        .unwrap()
+        .unwrap();
+    BigDir {
+        dir,
+        place,
+        reserved_mib: most_mib,
+    }
+}
+
+/// Room reserved by the [`BigDir`]s alive in this test binary: (place, MiB).
+static BIG_RESERVED: Mutex<Vec<(PathBuf, u64)>> = Mutex::new(Vec::new());
+
+/// A temp dir from [`big_temp_dir`]: removed, and its reservation given back, when dropped.
+pub struct BigDir {
+    dir: tempfile::TempDir,
+    place: PathBuf,
+    reserved_mib: u64,
+}
+
+impl BigDir {
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for BigDir {
+    fn drop(&mut self) {
+        let mut reserved = BIG_RESERVED.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(i) = reserved
+            .iter()
+            .position(|(p, mib)| *p == self.place && *mib == self.reserved_mib)
+        {
+            reserved.swap_remove(i);
+        }
+    }
 }
 
 /// Room kept free beside a test's big files, for everything else the machine writes meanwhile.
@@ -1093,7 +1150,20 @@ fn free_mib(dir: &Path) -> Option<u64> {
         }
         stat.assume_init()
     };
-    Some((stat.f_bavail as u64 * stat.f_frsize as u64) >> 20)
+    let free = (stat.f_bavail as u64 * stat.f_frsize as u64) >> 20;
+    // A tmpfs is memory: it may say it has more room than the memory left.
+    if dir.starts_with("/dev/shm") {
+        return Some(free.min(mem_available_mib()?.saturating_sub(1024)));
+    }
+    Some(free)
+}
+
+/// `MemAvailable` of /proc/meminfo, in MiB.
+fn mem_available_mib() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib >> 10)
 }
 
 pub fn path_str(p: &Path) -> String {
