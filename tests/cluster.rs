@@ -309,6 +309,24 @@ fn oldest_in_redis(redis: &RedisServer) -> u64 {
     fields.next().unwrap().parse().unwrap()
 }
 
+/// Publishes lines `t-0` to `t-1999` from a in 100 writes and waits for `b` to serve them;
+/// returns the first line Redis still keeps, checked to be far older than the `b_history`
+/// lines `b` holds, so that a cursor between the two is read back from Redis.
+async fn publish_2000_lines_beyond(rig: &Rig, b: &Server, b_history: u64) -> u64 {
+    wait_served(b, FILE, 0).await;
+    for batch in 0..100 {
+        rig.log.append_numbered("t", batch * 20..batch * 20 + 20);
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    wait_served(b, FILE, 2000).await;
+    let first_kept = oldest_in_redis(&rig.redis);
+    assert!(
+        first_kept > 1 && first_kept < 2000 - b_history - 100,
+        "Redis holds far more than b: its oldest line is {first_kept}"
+    );
+    first_kept
+}
+
 /// A node holds less of another node's file than Redis does (`--history 50` against
 /// `--redis-history 500`): a cursor older than the node's history gets the lines from Redis,
 /// over poll, WebSocket and SSE, and only one older than what Redis keeps gets a gap, the exact
@@ -317,17 +335,7 @@ fn oldest_in_redis(redis: &RedisServer) -> u64 {
 async fn a_cursor_older_than_a_node_holds_is_read_back_from_redis() {
     let rig = Rig::start(&["--redis-history".to_owned(), "500".to_owned()]);
     let b = node(&rig.redis, "b", &["--history".to_owned(), "50".to_owned()]);
-    wait_served(&b, FILE, 0).await;
-    for batch in 0..100 {
-        rig.log.append_numbered("t", batch * 20..batch * 20 + 20);
-        std::thread::sleep(Duration::from_millis(2));
-    }
-    wait_served(&b, FILE, 2000).await;
-    let first_kept = oldest_in_redis(&rig.redis);
-    assert!(
-        first_kept > 1 && first_kept < 2000 - 50 - 100,
-        "Redis holds far more than b: its oldest line is {first_kept}"
-    );
+    let first_kept = publish_2000_lines_beyond(&rig, &b, 50).await;
     // Line N is `t-(N-1)`.
     let expected = |from: u64| numbered("t", from as usize - 1..2000);
 
@@ -374,6 +382,77 @@ async fn a_cursor_older_than_a_node_holds_is_read_back_from_redis() {
     // Older than Redis keeps: the exact gap, then Redis's oldest line.
     assert_exact_gap_after_10(&b, first_kept).await;
 }
+
+/// A poll of two files: the node's own, with a line every 10 ms, then one read back from Redis
+/// (older than the node holds). Redis is paused for the first read back, so the first poll reads
+/// the own file and then waits, woken by each new own line. Each file's lines come once, in
+/// order, across the answers (a poll that waited once read the first file again over what it
+/// had kept, and lost lines: this test lost about 54 of them with that fix taken out).
+#[tokio::test]
+async fn a_poll_of_two_files_one_read_back_from_redis_loses_and_repeats_nothing() {
+    let rig = Rig::start(&["--redis-history".to_owned(), "500".to_owned()]);
+    let own = LogFile::new(&rig.dir, "own.log");
+    let b = node(
+        &rig.redis,
+        "b",
+        &["--history".to_owned(), "100".to_owned(), own.path_str()],
+    );
+    let first_kept = publish_2000_lines_beyond(&rig, &b, 100).await;
+    let after = first_kept + 9;
+    let probe = b
+        .get_json("/poll?file=b%2Fown.log&file=a%2Fapp.log&timeout=0&max=1")
+        .await;
+    let epoch = probe["epoch"].as_u64().expect("the answer's epoch");
+    let own_writer = {
+        let own = own.clone();
+        std::thread::spawn(move || {
+            for i in 0..OWN_LINES {
+                own.append_numbered("o", i..i + 1);
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        })
+    };
+    wait_served(&b, "b/own.log", 20).await;
+    // The first read back waits 300 ms for Redis, while the own file's lines keep coming: the
+    // first poll reads the own file, then waits for the read back, woken by each new own line.
+    let paused = rig.redis.cli(&["CLIENT", "PAUSE", "300", "ALL"]);
+    assert_eq!(paused.trim(), "OK", "{paused}");
+    let mut cursor = format!("{epoch}-b/own.log:0,a/app.log:{after}");
+    let mut from_a: Vec<String> = Vec::new();
+    let mut from_own: Vec<String> = Vec::new();
+    let deadline = Instant::now() + WAIT;
+    while (from_a.len() < 2000 - after as usize || from_own.len() < OWN_LINES)
+        && Instant::now() < deadline
+    {
+        let answer = b
+            .get_json(&format!(
+                "/poll?file=b%2Fown.log&file=a%2Fapp.log&timeout=1&max=400&after={}",
+                cursor
+                    .replace('/', "%2F")
+                    .replace(',', "%2C")
+                    .replace(':', "%3A")
+            ))
+            .await;
+        for file in answer["files"].as_array().expect("files") {
+            assert_eq!(file["gap"], Value::Null, "{answer}");
+            let lines = file["lines"].as_array().expect("lines").iter();
+            let texts = lines.map(|l| l.as_str().unwrap().to_owned());
+            match file["file"].as_str() {
+                Some("a/app.log") => from_a.extend(texts),
+                Some("b/own.log") => from_own.extend(texts),
+                other => panic!("an answer for {other:?}: {answer}"),
+            }
+        }
+        cursor = answer["cursor"].as_str().expect("cursor").to_owned();
+    }
+    own_writer.join().unwrap();
+    assert_lines_eq(&from_a, &numbered("t", after as usize..2000));
+    assert_lines_eq(&from_own, &numbered("o", 0..OWN_LINES));
+}
+
+/// Lines the node's own file gets, one every 10 ms or so, in the two-file poll test: fewer in
+/// the 300 ms that Redis is paused than b's history holds (100).
+const OWN_LINES: usize = 150;
 
 /// Appends `n` numbered lines in small writes, as a service logs.
 fn write_slowly(log: &LogFile, range: std::ops::Range<usize>, per_write: usize) {
