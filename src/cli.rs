@@ -163,6 +163,11 @@ pub struct Cli {
     #[arg(long, hide = true, env = "TAILCAST_DROP_FS_EVENTS")]
     pub drop_fs_events: bool,
 
+    /// Testing aid: no follower takes an inotify watch of its own; notify's events for their
+    /// directories wake them (what a follower falls back on past the inotify instance limit).
+    #[arg(long, hide = true, env = "TAILCAST_DIRECTORY_FS_EVENTS")]
+    pub directory_fs_events: bool,
+
     /// During a burst larger than the history, reading a file waits for its clients to keep up
     /// (the file is the buffer); a client that does not make room within this time is left
     /// behind (told of a gap) and holds nobody up again until it has caught up.
@@ -437,6 +442,8 @@ impl Cli {
             WatchMode::PollOnly
         } else if self.drop_fs_events {
             WatchMode::DropEvents
+        } else if self.directory_fs_events {
+            WatchMode::DirectoryEvents
         } else {
             WatchMode::Events
         };

@@ -8,8 +8,9 @@
 /// Descriptors kept for everything but client connections: the listener, the file watcher,
 /// standard streams, the log, TLS files, the runtime's own.
 const RESERVED: u64 = 64;
-/// Descriptors kept per followed file: the file and rotated generations still being read.
-const PER_FILE: u64 = 8;
+/// Descriptors kept per followed file: the file and rotated generations still being read, and
+/// its follower's doorbell (an eventfd) and inotify instance (`tail::watch`).
+const PER_FILE: u64 = 10;
 /// Connections that are neither streams nor held polls (the dashboard's assets, API calls,
 /// keep-alive connections between requests).
 pub const OTHER_CONNECTIONS: usize = 64;

@@ -477,6 +477,17 @@ impl<S: TailSink> Follower<S> {
         &self.path
     }
 
+    /// The files open now (at the path and rotated away), with their (dev, inode): what the
+    /// follower thread watches for data written.
+    pub fn open_inodes(&self) -> impl Iterator<Item = (&File, u64, u64)> {
+        let draining = self.draining.iter().map(|d| &d.open);
+        self.state
+            .open()
+            .into_iter()
+            .chain(draining)
+            .map(|open| (&open.file, open.generation.dev, open.generation.ino))
+    }
+
     /// True while a rotated-away file is still being read.
     pub fn is_draining(&self) -> bool {
         !self.draining.is_empty()

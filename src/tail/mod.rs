@@ -1,8 +1,10 @@
 //! The tailing core: files, bytes and lines; nothing of HTTP.
 //!
 //! [`Tailer::start`] runs one [`Follower`] per configured path on a thread of its own. A single
-//! notify watcher watches each path's *parent directory* (a watch on the file itself would follow
-//! the renamed inode after rotation) and its events are only wake-ups: the follower then stats
+//! notify watcher watches each path's *parent directory* for names (created, removed, renamed:
+//! a watch on the file itself would follow the renamed inode after rotation), and each follower
+//! watches the files it has open for data written ([`watch`]: writes wake only their follower,
+//! and a burst's events merge while it reads). Events are only wake-ups: the follower then stats
 //! and reads. Every follower also checks on a slow timer (`stat_interval`), which is all it has
 //! when notify is disabled, when the watch cannot be made (NFS, inotify limits), or when events
 //! are lost. One event is more than a wake-up: when the followed name is renamed to another name
@@ -21,19 +23,22 @@ pub mod follower;
 pub mod open;
 pub mod splitter;
 pub mod stdin;
+pub mod watch;
 
 use std::collections::{HashMap, VecDeque};
 use std::ffi::OsString;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use notify::event::{ModifyKind, RenameMode};
+use notify::event::{EventKindMask, ModifyKind, RenameMode};
 use notify::{EventKind, RecursiveMode, Watcher};
+
+use watch::{DataWatch, Doorbell, Wakeups};
 
 pub use exec::{follow_command, ExecCommand, ExecConfig, ExecSource};
 pub use follower::{
@@ -54,6 +59,9 @@ pub enum WatchMode {
     PollOnly,
     /// A watcher is made but its events are thrown away (tests the safety net).
     DropEvents,
+    /// Followers take no inotify watch of their own and are woken by notify's data events for
+    /// their directories: what a follower falls back on when it cannot have one (tests that).
+    DirectoryEvents,
 }
 
 /// Settings shared by all followers.
@@ -93,6 +101,7 @@ pub struct TailerHandle {
     config: TailConfig,
     threads: Arc<Mutex<Vec<FollowerThread>>>,
     wake_map: Arc<Mutex<WakeMap>>,
+    data_fallback: Arc<DataFallback>,
 }
 
 /// Directories where new files are looked for, and what to do with each one found.
@@ -111,16 +120,18 @@ pub type FoundFile = Box<dyn FnMut(&TailerHandle, &Path) + Send>;
 
 struct FollowerThread {
     stop: Arc<AtomicBool>,
-    wake: SyncSender<()>,
+    wake: Option<Arc<Doorbell>>,
     handle: Option<JoinHandle<()>>,
 }
 
-/// One follower as the watcher sees it: its file name, its wake-up channel, and whether it is
-/// still reading a rotated-away file (whose events come under another name).
+/// One follower as the watchers see it: its file name, its doorbell, whether it is still reading
+/// a rotated-away file (whose events come under another name), and whether it needs notify's data
+/// events (it has no watch of its own).
 struct WakeEntry {
     name: OsString,
-    wake: SyncSender<()>,
+    wake: Option<Arc<Doorbell>>,
     draining: Arc<AtomicBool>,
+    data_events: Arc<AtomicBool>,
     rotated: RotatedQueue,
     /// The follower never opens its path through a symlink (nor what is renamed away from it).
     no_symlinks: bool,
@@ -147,10 +158,38 @@ impl Tailer {
         files: Vec<Followed<S>>,
         discovery: Option<DiscoveryRules>,
     ) -> Tailer {
+        let wake_map: Arc<Mutex<WakeMap>> = Arc::default();
+        let (found_tx, found_rx) = sync_channel::<PathBuf>(FOUND_QUEUE);
+        let rule_dirs = discovery
+            .as_ref()
+            .map(|d| d.dirs.clone())
+            .unwrap_or_default();
+        // Both watchers come before the followers: each follower takes an inotify instance of
+        // its own, and past the per-user limit a watcher made after them would have none.
+        let mut watcher = match config.watch_mode {
+            WatchMode::PollOnly => None,
+            mode => make_watcher(
+                &wake_map,
+                &rule_dirs,
+                found_tx,
+                mode == WatchMode::DropEvents,
+            ),
+        };
+        let data_watcher = match config.watch_mode {
+            WatchMode::Events | WatchMode::DirectoryEvents => make_data_watcher(wake_map.clone()),
+            WatchMode::PollOnly | WatchMode::DropEvents => None,
+        };
         let handle = TailerHandle {
             config: config.clone(),
             threads: Arc::default(),
-            wake_map: Arc::default(),
+            data_fallback: Arc::new(DataFallback {
+                state: Mutex::new(FallbackState {
+                    watcher: data_watcher,
+                    dirs: Vec::new(),
+                }),
+                warned: AtomicBool::new(false),
+            }),
+            wake_map,
         };
         for file in files {
             if file.found {
@@ -159,20 +198,9 @@ impl Tailer {
                 handle.follow(file.path, file.sink, file.resume);
             }
         }
-        let (found_tx, found_rx) = sync_channel::<PathBuf>(FOUND_QUEUE);
-        let rule_dirs = discovery
-            .as_ref()
-            .map(|d| d.dirs.clone())
-            .unwrap_or_default();
-        let watcher = match config.watch_mode {
-            WatchMode::PollOnly => None,
-            mode => make_watcher(
-                &handle.wake_map,
-                &rule_dirs,
-                found_tx,
-                mode == WatchMode::DropEvents,
-            ),
-        };
+        if let Some(watcher) = &mut watcher {
+            watch_dirs(watcher, &handle.wake_map, &rule_dirs);
+        }
         let discovery = discovery.map(|rules| Discovery::start(handle.clone(), rules, found_rx));
         Tailer {
             handle,
@@ -196,7 +224,9 @@ impl Tailer {
         };
         for thread in &threads {
             thread.stop.store(true, Ordering::SeqCst);
-            let _ = thread.wake.try_send(());
+            if let Some(bell) = &thread.wake {
+                bell.ring();
+            }
         }
         for thread in &mut threads {
             if let Some(handle) = thread.handle.take() {
@@ -237,16 +267,29 @@ impl TailerHandle {
         follow: FollowConfig,
     ) {
         let config = &self.config;
-        let (wake_tx, wake_rx) = sync_channel::<()>(1);
+        let bell = match Doorbell::new() {
+            Ok(bell) => Some(Arc::new(bell)),
+            Err(e) => {
+                tracing::error!(
+                    "no wake-up descriptor for {} ({e}): it is read every {:?} only; raise the \
+                     open-file limit (ulimit -n)",
+                    path.display(),
+                    config.stat_interval
+                );
+                None
+            }
+        };
         let stop = Arc::new(AtomicBool::new(false));
         let draining = Arc::new(AtomicBool::new(false));
+        let data_events = Arc::new(AtomicBool::new(false));
         let rotated = RotatedQueue::default();
         if let (Some(dir), Some(name)) = (path.parent(), path.file_name()) {
             if let Ok(mut map) = self.wake_map.lock() {
                 map.entry(dir.to_path_buf()).or_default().push(WakeEntry {
                     name: name.to_owned(),
-                    wake: wake_tx.clone(),
+                    wake: bell.clone(),
                     draining: draining.clone(),
+                    data_events: data_events.clone(),
                     rotated: rotated.clone(),
                     no_symlinks: follow.no_symlinks,
                 });
@@ -257,6 +300,29 @@ impl TailerHandle {
             follower.resume_at(resume);
         }
         follower.check();
+        let fallback = FallbackHook {
+            needed: data_events,
+            dir: path.parent().map(Path::to_path_buf),
+            shared: self.data_fallback.clone(),
+        };
+        let data = match config.watch_mode {
+            WatchMode::Events => match DataWatch::new() {
+                Ok(data) => Some(data),
+                Err(e) => {
+                    fallback.take_over(&path, &e);
+                    None
+                }
+            },
+            WatchMode::DirectoryEvents => {
+                fallback.enable();
+                None
+            }
+            WatchMode::PollOnly | WatchMode::DropEvents => None,
+        };
+        let wakeups = Wakeups {
+            bell: bell.clone(),
+            data,
+        };
         let thread_stop = stop.clone();
         let stat_interval = config.stat_interval;
         let handle = std::thread::Builder::new()
@@ -264,7 +330,8 @@ impl TailerHandle {
             .spawn(move || {
                 run_follower(
                     follower,
-                    wake_rx,
+                    wakeups,
+                    fallback,
                     thread_stop,
                     draining,
                     rotated,
@@ -276,7 +343,7 @@ impl TailerHandle {
                 if let Ok(mut threads) = self.threads.lock() {
                     threads.push(FollowerThread {
                         stop,
-                        wake: wake_tx,
+                        wake: bell,
                         handle: Some(handle),
                     });
                 }
@@ -370,22 +437,25 @@ fn short_name(path: &Path) -> String {
 
 fn run_follower<S: TailSink>(
     mut follower: Follower<S>,
-    wake: Receiver<()>,
+    mut wakeups: Wakeups,
+    fallback: FallbackHook,
     stop: Arc<AtomicBool>,
     draining: Arc<AtomicBool>,
     rotated: RotatedQueue,
     stat_interval: Duration,
 ) {
+    // The first check ran before the file had its watch: what came since sent no event.
+    let mut read_again = true;
     loop {
         let now = Instant::now();
         let mut wait = stat_interval;
         if let Some(deadline) = follower.next_deadline() {
             wait = wait.min(deadline.saturating_duration_since(now));
         }
-        match wake.recv_timeout(wait) {
-            Ok(()) | Err(RecvTimeoutError::Timeout) => {}
-            Err(RecvTimeoutError::Disconnected) => break,
+        if read_again {
+            wait = Duration::ZERO;
         }
+        wakeups.wait(wait);
         if stop.load(Ordering::SeqCst) {
             break;
         }
@@ -397,26 +467,124 @@ fn run_follower<S: TailSink>(
             follower.rotated_away(file);
         }
         follower.check();
+        read_again = false;
+        if let Some(data) = &mut wakeups.data {
+            let synced = data.sync(follower.open_inodes());
+            // A file watched only now may have been written since it was read.
+            read_again = synced.added;
+            if let Some(e) = synced.failed {
+                fallback.take_over(follower.path(), &e);
+                wakeups.data = None;
+            }
+        }
         draining.store(follower.is_draining(), Ordering::Relaxed);
     }
     follower.finish();
 }
 
+/// The kinds of events the name watcher asks notify for: not data written (each follower watches
+/// its own files for that, see [`watch`]), nor opens and closes.
+const NAME_EVENTS: EventKindMask = EventKindMask::CREATE
+    .union(EventKindMask::REMOVE)
+    .union(EventKindMask::MODIFY_NAME)
+    .union(EventKindMask::MODIFY_META);
+
+/// notify's data events, for followers with no watch of their own: a second watcher (made at
+/// start, before the followers take their instances), on their directories only.
+struct DataFallback {
+    state: Mutex<FallbackState>,
+    /// The operator was told once; later followers that fall back are logged at debug level.
+    warned: AtomicBool,
+}
+
+#[derive(Default)]
+struct FallbackState {
+    watcher: Option<notify::RecommendedWatcher>,
+    dirs: Vec<PathBuf>,
+}
+
+/// What a follower thread uses to fall back on [`DataFallback`].
+struct FallbackHook {
+    needed: Arc<AtomicBool>,
+    dir: Option<PathBuf>,
+    shared: Arc<DataFallback>,
+}
+
+impl FallbackHook {
+    /// From now on this follower is woken by notify's data events for its directory.
+    fn take_over(&self, path: &Path, why: &std::io::Error) {
+        if self.shared.warned.swap(true, Ordering::Relaxed) {
+            tracing::debug!("{}: no inotify watch of its own ({why})", path.display());
+        } else {
+            tracing::warn!(
+                "{}: no inotify watch of its own ({why}); it and any other file past the limit \
+                 are woken by their directory's events instead, which costs a wake-up per write \
+                 to any file there (raise fs.inotify.max_user_instances or \
+                 fs.inotify.max_user_watches)",
+                path.display()
+            );
+        }
+        self.enable();
+    }
+
+    /// Makes notify's data events for this follower's directory wake it.
+    fn enable(&self) {
+        self.needed.store(true, Ordering::SeqCst);
+        let Some(dir) = &self.dir else { return };
+        let Ok(mut state) = self.shared.state.lock() else {
+            return;
+        };
+        if state.dirs.contains(dir) {
+            return;
+        }
+        if let Some(watcher) = &mut state.watcher {
+            match watcher.watch(dir, RecursiveMode::NonRecursive) {
+                Ok(()) => state.dirs.push(dir.clone()),
+                Err(e) => tracing::warn!(
+                    "cannot watch {} for writes ({e}); its files are read on the stat timer",
+                    dir.display()
+                ),
+            }
+        }
+    }
+}
+
+fn make_data_watcher(wake_map: Arc<Mutex<WakeMap>>) -> Option<notify::RecommendedWatcher> {
+    let handler = move |event: notify::Result<notify::Event>| {
+        let Ok(map) = wake_map.lock() else { return };
+        let needs = |entry: &WakeEntry| entry.data_events.load(Ordering::Relaxed);
+        match event {
+            Ok(event) if !event.need_rescan() => {
+                for path in &event.paths {
+                    wake_for_path(&map, path, needs);
+                }
+            }
+            _ => map
+                .values()
+                .flatten()
+                .filter(|entry| needs(entry))
+                .for_each(|entry| wake(&entry.wake)),
+        }
+    };
+    let config = notify::Config::default().with_event_kinds(EventKindMask::MODIFY_DATA);
+    match notify::RecommendedWatcher::new(handler, config) {
+        Ok(watcher) => Some(watcher),
+        Err(e) => {
+            tracing::warn!("no watcher for writes ({e}); such files are read on the stat timer");
+            None
+        }
+    }
+}
+
+/// The name watcher: wakes followers on names created, renamed and removed in their
+/// directories (and attributes changed), pins renamed-away files, and hands files appearing in
+/// `rule_dirs` to discovery. Its directories are added by [`watch_dirs`].
 fn make_watcher(
     wake_map: &Arc<Mutex<WakeMap>>,
     rule_dirs: &[PathBuf],
     found: SyncSender<PathBuf>,
     drop_events: bool,
 ) -> Option<notify::RecommendedWatcher> {
-    let mut dirs: Vec<PathBuf> = match wake_map.lock() {
-        Ok(map) => map.keys().cloned().collect(),
-        Err(_) => Vec::new(),
-    };
-    for dir in rule_dirs {
-        if !dirs.contains(dir) {
-            dirs.push(dir.clone());
-        }
-    }
     let rule_dirs: Vec<PathBuf> = rule_dirs.to_vec();
     let handler_map = wake_map.clone();
     let handler = move |event: notify::Result<notify::Event>| {
@@ -448,20 +616,39 @@ fn make_watcher(
                     }
                 }
                 for path in &event.paths {
-                    wake_for_path(&map, path);
+                    wake_for_path(&map, path, |_| true);
                 }
             }
             // Overflow, rescan or a watcher error: every follower looks for itself.
             _ => map.values().flatten().for_each(|entry| wake(&entry.wake)),
         }
     };
-    let mut watcher = match notify::recommended_watcher(handler) {
+    let config = notify::Config::default().with_event_kinds(NAME_EVENTS);
+    let watcher = match notify::RecommendedWatcher::new(handler, config) {
         Ok(watcher) => watcher,
         Err(e) => {
             tracing::warn!("no file-system watcher ({e}); following by stat timer only");
             return None;
         }
     };
+    Some(watcher)
+}
+
+/// Watches the directories of every follower and every discovery directory.
+fn watch_dirs(
+    watcher: &mut notify::RecommendedWatcher,
+    wake_map: &Mutex<WakeMap>,
+    rule_dirs: &[PathBuf],
+) {
+    let mut dirs: Vec<PathBuf> = match wake_map.lock() {
+        Ok(map) => map.keys().cloned().collect(),
+        Err(_) => Vec::new(),
+    };
+    for dir in rule_dirs {
+        if !dirs.contains(dir) {
+            dirs.push(dir.clone());
+        }
+    }
     for dir in dirs {
         if let Err(e) = watcher.watch(&dir, RecursiveMode::NonRecursive) {
             tracing::warn!(
@@ -470,13 +657,16 @@ fn make_watcher(
             );
         }
     }
-    Some(watcher)
 }
 
-fn wake_for_path(map: &WakeMap, path: &Path) {
+/// Wakes the followers (those `wanted`) an event on `path` concerns.
+fn wake_for_path(map: &WakeMap, path: &Path, wanted: impl Fn(&WakeEntry) -> bool) {
     // An event on the directory itself (removed, moved) concerns all of its files.
     if let Some(entries) = map.get(path) {
-        entries.iter().for_each(|entry| wake(&entry.wake));
+        entries
+            .iter()
+            .filter(|entry| wanted(entry))
+            .for_each(|entry| wake(&entry.wake));
         return;
     }
     let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
@@ -487,7 +677,9 @@ fn wake_for_path(map: &WakeMap, path: &Path) {
     };
     let mut matched = false;
     for entry in entries.iter().filter(|entry| entry.name == name) {
-        wake(&entry.wake);
+        if wanted(entry) {
+            wake(&entry.wake);
+        }
         matched = true;
     }
     if !matched {
@@ -495,7 +687,7 @@ fn wake_for_path(map: &WakeMap, path: &Path) {
         // (`app.log.1` being written through the old descriptor).
         entries
             .iter()
-            .filter(|entry| entry.draining.load(Ordering::Relaxed))
+            .filter(|entry| entry.draining.load(Ordering::Relaxed) && wanted(entry))
             .for_each(|entry| wake(&entry.wake));
     }
 }
@@ -528,9 +720,8 @@ fn pin_renamed(map: &WakeMap, from: &Path, to: &Path) {
     }
 }
 
-fn wake(tx: &SyncSender<()>) {
-    // A full channel already holds a wake-up: nothing is lost by dropping this one.
-    match tx.try_send(()) {
-        Ok(()) | Err(TrySendError::Full(())) | Err(TrySendError::Disconnected(())) => {}
+fn wake(bell: &Option<Arc<Doorbell>>) {
+    if let Some(bell) = bell {
+        bell.ring();
     }
 }
