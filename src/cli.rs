@@ -159,6 +159,14 @@ pub struct Cli {
     #[arg(long, env = "TAILCAST_NO_WATCH")]
     pub no_watch: bool,
 
+    /// Inotify instances taken for followers' own watches of their files (one each, so a write
+    /// wakes only its follower); files past it are woken by their directory's events, which
+    /// costs a wake-up per write to any file there. The kernel's limit is per user
+    /// (`fs.inotify.max_user_instances`, often 128) and other programs need some.
+    /// Default: a quarter of that limit.
+    #[arg(long, env = "TAILCAST_INOTIFY_INSTANCES")]
+    pub inotify_instances: Option<usize>,
+
     /// Testing aid: make the file-system watcher but ignore its events.
     #[arg(long, hide = true, env = "TAILCAST_DROP_FS_EVENTS")]
     pub drop_fs_events: bool,
@@ -464,6 +472,9 @@ impl Cli {
                 },
                 stat_interval: self.stat_interval.max(Duration::from_millis(10)),
                 watch_mode,
+                own_watches: self
+                    .inotify_instances
+                    .unwrap_or_else(crate::tail::watch::default_own_watches),
             },
             exec: ExecConfig {
                 restart: self.exec_restart,

@@ -477,15 +477,20 @@ impl<S: TailSink> Follower<S> {
         &self.path
     }
 
-    /// The files open now (at the path and rotated away), with their (dev, inode): what the
+    /// The files open now (at the path and rotated away), with their generations: what the
     /// follower thread watches for data written.
-    pub fn open_inodes(&self) -> impl Iterator<Item = (&File, u64, u64)> {
+    pub fn open_inodes(&self) -> impl Iterator<Item = super::watch::OpenInode<'_>> {
         let draining = self.draining.iter().map(|d| &d.open);
         self.state
             .open()
             .into_iter()
             .chain(draining)
-            .map(|open| (&open.file, open.generation.dev, open.generation.ino))
+            .map(|open| super::watch::OpenInode {
+                file: &open.file,
+                dev: open.generation.dev,
+                ino: open.generation.ino,
+                born: open.generation.born,
+            })
     }
 
     /// True while a rotated-away file is still being read.

@@ -6,8 +6,9 @@
 //! watches the files it has open for data written ([`watch`]: writes wake only their follower,
 //! and a burst's events merge while it reads). Events are only wake-ups: the follower then stats
 //! and reads. Every follower also checks on a slow timer (`stat_interval`), which is all it has
-//! when notify is disabled, when the watch cannot be made (NFS, inotify limits), or when events
-//! are lost. One event is more than a wake-up: when the followed name is renamed to another name
+//! when notify is disabled, when a directory cannot be watched (NFS, inotify limits), or when
+//! events are lost. Followers past `own_watches`, or that cannot have a watch of their own, are
+//! woken by a second notify watcher's data events for their directory. One event is more than a wake-up: when the followed name is renamed to another name
 //! in its directory, the watcher opens the file under its new name at once and hands it to the
 //! follower ([`Follower::rotated_away`]), so a generation created and rotated away between two
 //! checks (a burst of rotations) is still read. [`splitter`] is the pure byte-to-line state
@@ -29,7 +30,7 @@ use std::collections::{HashMap, VecDeque};
 use std::ffi::OsString;
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -73,6 +74,9 @@ pub struct TailConfig {
     pub stat_interval: Duration,
     /// Whether and how notify is used.
     pub watch_mode: WatchMode,
+    /// Followers that may have an inotify instance of their own ([`watch`]); the others are
+    /// woken by their directory's events.
+    pub own_watches: usize,
 }
 
 /// The running followers; dropping it (or [`Tailer::shutdown`]) stops them.
@@ -102,6 +106,8 @@ pub struct TailerHandle {
     threads: Arc<Mutex<Vec<FollowerThread>>>,
     wake_map: Arc<Mutex<WakeMap>>,
     data_fallback: Arc<DataFallback>,
+    /// Own watches still to be handed out (`TailConfig::own_watches` at start).
+    own_watches_left: Arc<AtomicUsize>,
 }
 
 /// Directories where new files are looked for, and what to do with each one found.
@@ -190,6 +196,7 @@ impl Tailer {
                 warned: AtomicBool::new(false),
             }),
             wake_map,
+            own_watches_left: Arc::new(AtomicUsize::new(config.own_watches)),
         };
         for file in files {
             if file.found {
@@ -306,9 +313,20 @@ impl TailerHandle {
             shared: self.data_fallback.clone(),
         };
         let data = match config.watch_mode {
+            WatchMode::Events if !take_one(&self.own_watches_left) => {
+                fallback.take_over(
+                    &path,
+                    &format!(
+                        "the {} tailcast may take are in use (--inotify-instances)",
+                        config.own_watches
+                    ),
+                );
+                None
+            }
             WatchMode::Events => match DataWatch::new() {
                 Ok(data) => Some(data),
                 Err(e) => {
+                    self.own_watches_left.fetch_add(1, Ordering::SeqCst);
                     fallback.take_over(&path, &e);
                     None
                 }
@@ -454,6 +472,9 @@ fn run_follower<S: TailSink>(
         }
         if read_again {
             wait = Duration::ZERO;
+        } else if wakeups.bell.is_none() {
+            // Nothing can ring for stop: look at it often.
+            wait = wait.min(NO_BELL_TICK);
         }
         wakeups.wait(wait);
         if stop.load(Ordering::SeqCst) {
@@ -475,11 +496,22 @@ fn run_follower<S: TailSink>(
             if let Some(e) = synced.failed {
                 fallback.take_over(follower.path(), &e);
                 wakeups.data = None;
+                // What was written before the directory's events reached it woke nothing.
+                read_again = true;
             }
         }
         draining.store(follower.is_draining(), Ordering::Relaxed);
     }
     follower.finish();
+}
+
+/// How often a follower without a doorbell (no eventfd could be made) looks at its stop flag.
+const NO_BELL_TICK: Duration = Duration::from_millis(200);
+
+/// Takes one from `left` if any is left.
+fn take_one(left: &AtomicUsize) -> bool {
+    left.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+        .is_ok()
 }
 
 /// The kinds of events the name watcher asks notify for: not data written (each follower watches
@@ -512,7 +544,7 @@ struct FallbackHook {
 
 impl FallbackHook {
     /// From now on this follower is woken by notify's data events for its directory.
-    fn take_over(&self, path: &Path, why: &std::io::Error) {
+    fn take_over(&self, path: &Path, why: &dyn std::fmt::Display) {
         if self.shared.warned.swap(true, Ordering::Relaxed) {
             tracing::debug!("{}: no inotify watch of its own ({why})", path.display());
         } else {
@@ -537,7 +569,15 @@ impl FallbackHook {
         if state.dirs.contains(dir) {
             return;
         }
-        if let Some(watcher) = &mut state.watcher {
+        let Some(watcher) = &mut state.watcher else {
+            tracing::warn!(
+                "no watcher for writes: the files of {} are read on the stat timer",
+                dir.display()
+            );
+            state.dirs.push(dir.clone());
+            return;
+        };
+        {
             match watcher.watch(dir, RecursiveMode::NonRecursive) {
                 Ok(()) => state.dirs.push(dir.clone()),
                 Err(e) => tracing::warn!(

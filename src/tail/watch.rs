@@ -18,7 +18,7 @@
 use std::fs::File;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use inotify::{Inotify, WatchDescriptor, WatchMask};
 
@@ -69,9 +69,29 @@ impl Doorbell {
     }
 }
 
-/// A file the follower has open, as [`DataWatch::sync`] is given it: the descriptor and the
-/// file's (dev, inode).
-pub type OpenInode<'a> = (&'a File, u64, u64);
+/// A file the follower has open, as [`DataWatch::sync`] is given it.
+pub struct OpenInode<'a> {
+    /// Its descriptor.
+    pub file: &'a File,
+    /// Its generation: (dev, inode) and birth time (a new file may reuse a closed one's inode
+    /// within one check, and the kernel dropped that one's watch).
+    pub dev: u64,
+    pub ino: u64,
+    pub born: Option<SystemTime>,
+}
+
+/// Share of the user's inotify instances tailcast takes for followers' own watches by default.
+const SHARE_OF_USER_INSTANCES: usize = 4;
+
+/// The default `--inotify-instances`: a quarter of `fs.inotify.max_user_instances` (128 where it
+/// cannot be read), so that the user's other programs keep most of them.
+pub fn default_own_watches() -> usize {
+    let limit = std::fs::read_to_string("/proc/sys/fs/inotify/max_user_instances")
+        .ok()
+        .and_then(|text| text.trim().parse::<usize>().ok())
+        .unwrap_or(128);
+    limit / SHARE_OF_USER_INSTANCES
+}
 
 /// The follower's inotify instance and the watches it holds, one per open inode.
 pub struct DataWatch {
@@ -82,6 +102,7 @@ pub struct DataWatch {
 struct Watched {
     dev: u64,
     ino: u64,
+    born: Option<SystemTime>,
     wd: WatchDescriptor,
     /// Still open at the last sync.
     open: bool,
@@ -110,11 +131,17 @@ impl DataWatch {
     pub fn sync<'a>(&mut self, open: impl Iterator<Item = OpenInode<'a>>) -> Synced {
         let mut synced = Synced::default();
         self.watched.iter_mut().for_each(|w| w.open = false);
-        for (file, dev, ino) in open {
+        for OpenInode {
+            file,
+            dev,
+            ino,
+            born,
+        } in open
+        {
             if let Some(w) = self
                 .watched
                 .iter_mut()
-                .find(|w| w.dev == dev && w.ino == ino)
+                .find(|w| w.dev == dev && w.ino == ino && w.born == born)
             {
                 w.open = true;
                 continue;
@@ -126,6 +153,7 @@ impl DataWatch {
                     self.watched.push(Watched {
                         dev,
                         ino,
+                        born,
                         wd,
                         open: true,
                     });
@@ -206,27 +234,34 @@ mod tests {
     use std::os::unix::fs::MetadataExt;
     use std::time::Instant;
 
-    /// A file being written, and a descriptor reading it with its (dev, inode).
-    struct Watched {
+    /// A file being written, and a descriptor reading it.
+    struct Written {
         _dir: tempfile::TempDir,
         writer: File,
         reader: File,
-        dev: u64,
-        ino: u64,
     }
 
-    fn a_file() -> Watched {
+    impl Written {
+        fn open(&self) -> OpenInode<'_> {
+            let meta = self.reader.metadata().unwrap();
+            OpenInode {
+                file: &self.reader,
+                dev: meta.dev(),
+                ino: meta.ino(),
+                born: meta.created().ok(),
+            }
+        }
+    }
+
+    fn a_file() -> Written {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("app.log");
         let writer = File::create(&path).unwrap();
         let reader = File::open(&path).unwrap();
-        let meta = reader.metadata().unwrap();
-        Watched {
+        Written {
             _dir: dir,
             writer,
             reader,
-            dev: meta.dev(),
-            ino: meta.ino(),
         }
     }
 
@@ -245,11 +280,10 @@ mod tests {
             data: Some(DataWatch::new().unwrap()),
         };
         let data = wakeups.data.as_mut().unwrap();
-        let open = (&file.reader, file.dev, file.ino);
-        let synced = data.sync([open].into_iter());
+        let synced = data.sync([file.open()].into_iter());
         assert!(synced.added && synced.failed.is_none(), "{synced:?}");
         // The same file again: nothing to add.
-        assert!(!data.sync([open].into_iter()).added);
+        assert!(!data.sync([file.open()].into_iter()).added);
 
         for _ in 0..100 {
             file.writer.write_all(b"line\n").unwrap();
@@ -274,10 +308,7 @@ mod tests {
             data: Some(DataWatch::new().unwrap()),
         };
         let data = wakeups.data.as_mut().unwrap();
-        assert!(
-            data.sync([(&file.reader, file.dev, file.ino)].into_iter())
-                .added
-        );
+        assert!(data.sync([file.open()].into_iter()).added);
         assert!(!data.sync(std::iter::empty()).added);
         assert!(data.watched.is_empty());
         // The removal itself queues one event (IN_IGNORED): taken here.
