@@ -342,10 +342,12 @@ async function checkRate(ctx, { hash = '', panes = 1 } = {}) {
   });
   const cap = await page.evaluate(() => window.tailcast.options.maxRows);
   assert(st.rows.length === panes && st.rows.every((n) => n <= cap), `rows ${st.rows} (cap ${cap} per pane, ${panes} panes)`);
-  // Bounds that tell a smooth page from a freezing one and hold on a loaded CI machine (typical
-  // here: p95 17-33 ms, long tasks under 170 ms, 650 ms once with both cores busy; a freezing
-  // tab has tasks of seconds).
-  assert(st.p95 < 100, `frames p95 ${st.p95.toFixed(1)} ms during 10k lines/s (want < 100 ms)`);
+  // Bounds that tell a smooth page from a freezing one and hold on a slow or loaded CI machine
+  // (frames come in vsyncs of 16.7 ms; p95 was 17-33 ms on most hosts, 66.7 ms with one pane and
+  // 100.1 ms with two on a host half as fast, quiet; 116.7 and 350 ms there beside a build; long
+  // tasks under 170 ms, 650 ms once with both cores busy; a freezing tab has tasks of seconds).
+  const P95_LIMIT_MS = 200;
+  assert(st.p95 < P95_LIMIT_MS, `frames p95 ${st.p95.toFixed(1)} ms during 10k lines/s (want < ${P95_LIMIT_MS} ms)`);
   assert(Math.max(0, ...st.long) < 1000, `long tasks ${st.long.join(',')} ms (want each < 1 s)`);
   assert(problems.length === 0, problems.join(' | '));
   await context.close();
