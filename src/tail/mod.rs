@@ -8,9 +8,9 @@
 //! and reads. Every follower also checks on a slow timer (`stat_interval`), which is all it has
 //! when notify is disabled, when a directory cannot be watched (NFS, inotify limits), or when
 //! events are lost. Followers past `own_watches`, or that cannot have a watch of their own, are
-//! woken by a second notify watcher's data events for their directory. One event is more than a wake-up: when the followed name is renamed to another name
-//! in its directory, the watcher opens the file under its new name at once and hands it to the
-//! follower ([`Follower::rotated_away`]), so a generation created and rotated away between two
+//! woken by a second notify watcher's data events for their directory. One event is more than a
+//! wake-up: when the followed name is renamed to another name in its directory, the watcher
+//! opens the file under its new name at once and hands it to the follower ([`Follower::rotated_away`]), so a generation created and rotated away between two
 //! checks (a burst of rotations) is still read. [`splitter`] is the pure byte-to-line state
 //! machine; [`open`] opens paths without ever blocking on a FIFO, and regular files only.
 //! Live globs and directories: a discovery thread hands every regular file (never a symlink) that
@@ -529,7 +529,6 @@ struct DataFallback {
     warned: AtomicBool,
 }
 
-#[derive(Default)]
 struct FallbackState {
     watcher: Option<notify::RecommendedWatcher>,
     dirs: Vec<PathBuf>,
@@ -569,22 +568,18 @@ impl FallbackHook {
         if state.dirs.contains(dir) {
             return;
         }
-        let Some(watcher) = &mut state.watcher else {
-            tracing::warn!(
-                "no watcher for writes: the files of {} are read on the stat timer",
-                dir.display()
-            );
-            state.dirs.push(dir.clone());
-            return;
+        let watched = match &mut state.watcher {
+            Some(watcher) => watcher.watch(dir, RecursiveMode::NonRecursive),
+            None => Err(notify::Error::generic(
+                "no watcher for writes could be made",
+            )),
         };
-        {
-            match watcher.watch(dir, RecursiveMode::NonRecursive) {
-                Ok(()) => state.dirs.push(dir.clone()),
-                Err(e) => tracing::warn!(
-                    "cannot watch {} for writes ({e}); its files are read on the stat timer",
-                    dir.display()
-                ),
-            }
+        match watched {
+            Ok(()) => state.dirs.push(dir.clone()),
+            Err(e) => tracing::warn!(
+                "cannot watch {} for writes ({e}); its files are read on the stat timer",
+                dir.display()
+            ),
         }
     }
 }
@@ -599,11 +594,7 @@ fn make_data_watcher(wake_map: Arc<Mutex<WakeMap>>) -> Option<notify::Recommende
                     wake_for_path(&map, path, needs);
                 }
             }
-            _ => map
-                .values()
-                .flatten()
-                .filter(|entry| needs(entry))
-                .for_each(|entry| wake(&entry.wake)),
+            _ => wake_all(&map, needs),
         }
     };
     let config = notify::Config::default().with_event_kinds(EventKindMask::MODIFY_DATA);
@@ -660,7 +651,7 @@ fn make_watcher(
                 }
             }
             // Overflow, rescan or a watcher error: every follower looks for itself.
-            _ => map.values().flatten().for_each(|entry| wake(&entry.wake)),
+            _ => wake_all(&map, |_| true),
         }
     };
     let config = notify::Config::default().with_event_kinds(NAME_EVENTS);
@@ -697,6 +688,14 @@ fn watch_dirs(
             );
         }
     }
+}
+
+/// Wakes every follower `wanted` (after an overflow or a watcher error: each looks for itself).
+fn wake_all(map: &WakeMap, wanted: impl Fn(&WakeEntry) -> bool) {
+    map.values()
+        .flatten()
+        .filter(|entry| wanted(entry))
+        .for_each(|entry| wake(&entry.wake));
 }
 
 /// Wakes the followers (those `wanted`) an event on `path` concerns.

@@ -18,6 +18,7 @@
 use std::fs::File;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use inotify::{Inotify, WatchDescriptor, WatchMask};
@@ -173,19 +174,23 @@ impl DataWatch {
         synced
     }
 
-    /// Throws away the events queued so far (call it before reading: a write after this leaves
-    /// an event, so the next wait returns at once).
+    /// Throws away the events queued (call it before reading: a write after this leaves an
+    /// event, so the next wait returns at once). One read: a burst's events are merged into one,
+    /// and a writer that never pauses cannot keep the follower here; what does not fit only
+    /// makes the next wait return at once.
     fn drain(&mut self) {
-        let mut buffer = [0u8; 1024];
-        // Each read takes what is queued; a read that would block means the queue is empty.
-        while self.inotify.read_events(&mut buffer).is_ok() {}
+        let mut buffer = [0u8; DRAIN_BYTES];
+        let _ = self.inotify.read_events(&mut buffer);
     }
 }
+
+/// Room for the events one [`DataWatch::drain`] reads: 256 of a file watch's 16-byte events.
+const DRAIN_BYTES: usize = 4096;
 
 /// What a follower thread waits on.
 pub struct Wakeups {
     /// Rung by other threads; `None` when no eventfd could be made (the wait is then a sleep).
-    pub bell: Option<std::sync::Arc<Doorbell>>,
+    pub bell: Option<Arc<Doorbell>>,
     /// The follower's own data events; `None` when it has none.
     pub data: Option<DataWatch>,
 }
@@ -272,6 +277,22 @@ mod tests {
         started.elapsed() < timeout.mul_f64(0.75)
     }
 
+    /// Something wakes the wait (within a deadline far beyond it).
+    fn assert_woken(wakeups: &mut Wakeups, what: &str) {
+        assert!(
+            woken_within(wakeups, Duration::from_secs(10)),
+            "{what} did not wake it"
+        );
+    }
+
+    /// Nothing wakes the wait for 200 ms.
+    fn assert_quiet(wakeups: &mut Wakeups, what: &str) {
+        assert!(
+            !woken_within(wakeups, Duration::from_millis(200)),
+            "{what} woke it"
+        );
+    }
+
     #[test]
     fn a_write_to_a_watched_file_ends_the_wait_and_a_burst_leaves_one_wake() {
         let mut file = a_file();
@@ -285,24 +306,19 @@ mod tests {
         // The same file again: nothing to add.
         assert!(!data.sync([file.open()].into_iter()).added);
 
-        for _ in 0..100 {
+        // More writes than one drain has room for unmerged events: one wait takes them only
+        // because the kernel merged them.
+        for _ in 0..4 * DRAIN_BYTES / 16 {
             file.writer.write_all(b"line\n").unwrap();
         }
-        assert!(
-            woken_within(&mut wakeups, Duration::from_secs(10)),
-            "the writes did not wake it"
-        );
-        // The hundred writes' events were merged and taken by the first wait.
-        assert!(
-            !woken_within(&mut wakeups, Duration::from_millis(200)),
-            "an event was left over"
-        );
+        assert_woken(&mut wakeups, "the writes");
+        assert_quiet(&mut wakeups, "an event left over");
     }
 
     #[test]
     fn a_closed_file_loses_its_watch_and_the_bell_wakes_the_wait() {
         let mut file = a_file();
-        let bell = std::sync::Arc::new(Doorbell::new().unwrap());
+        let bell = Arc::new(Doorbell::new().unwrap());
         let mut wakeups = Wakeups {
             bell: Some(bell.clone()),
             data: Some(DataWatch::new().unwrap()),
@@ -314,21 +330,12 @@ mod tests {
         // The removal itself queues one event (IN_IGNORED): taken here.
         wakeups.wait(Duration::ZERO);
         file.writer.write_all(b"line\n").unwrap();
-        assert!(
-            !woken_within(&mut wakeups, Duration::from_millis(200)),
-            "an unwatched file woke it"
-        );
+        assert_quiet(&mut wakeups, "a write to an unwatched file");
 
         // Rung before the wait: the ring is kept until then.
         bell.ring();
-        assert!(
-            woken_within(&mut wakeups, Duration::from_secs(10)),
-            "the bell did not wake it"
-        );
+        assert_woken(&mut wakeups, "the bell");
         // Taken by that wait.
-        assert!(
-            !woken_within(&mut wakeups, Duration::from_millis(200)),
-            "a ring was left over"
-        );
+        assert_quiet(&mut wakeups, "a ring left over");
     }
 }
