@@ -4,17 +4,23 @@
 # the server's CPU per line and of the per-run ratios to the pipe.
 #
 #   bench/ab.sh OLD_BINARY NEW_BINARY [ROUNDS]     # from the repository's root, bench built
+#
+# AB_LINES sets the burst sizes (default "1000000 2000000"), AB_ARGS adds harness arguments, e.g.
+#   AB_LINES=32 AB_ARGS="--line-bytes 1000000 --tailcast-args '--max-line-bytes 2MiB'"
 set -euo pipefail
 OLD=$1 NEW=$2 ROUNDS=${3:-7}
+LINES=${AB_LINES:-1000000 2000000}
+eval "EXTRA=(${AB_ARGS:-})"
 ulimit -n "$(ulimit -Hn)"
 OUT=$(mktemp -d)
 for r in $(seq 1 "$ROUNDS"); do
   if [ $((r % 2)) = 1 ]; then order="old new"; else order="new old"; fi
   for b in $order; do
     if [ "$b" = old ]; then bin=$OLD; else bin=$NEW; fi
-    for n in 1000000 2000000; do
+    for n in $LINES; do
       bench/target/release/tailcast-bench suite --tailcast "$bin" --frontail-dir bench/frontail \
-        --scenarios a --servers pipe,tailcast --runs 1 --lines $n --json "$OUT/r$r-$b-$n.json" > /dev/null
+        --scenarios a --servers pipe,tailcast --runs 1 --lines "$n" "${EXTRA[@]}" \
+        --json "$OUT/r$r-$b-$n.json" > /dev/null 2>&1
     done
   done
 done

@@ -20,7 +20,8 @@
 //! - [`cli`] and [`files`]: options, paths, globs and file ids; [`net`]: IP ranges for
 //!   `--trust-proxy`; [`tls`]: the certificate and key for https, reloadable; [`error`]: error
 //!   types at the boundaries; [`stats`]: counters; [`shutdown`]: the shutdown signal; [`app`]:
-//!   wires it all; [`demo`]: the sample logs that grow when no path is given.
+//!   wires it all; [`demo`]: the sample logs that grow when no path is given; [`malloc`]: how
+//!   much freed memory the C allocator keeps for reuse.
 
 pub mod app;
 pub mod archive;
@@ -32,6 +33,7 @@ pub mod error;
 pub mod files;
 pub mod http;
 pub mod hub;
+pub mod malloc;
 pub mod net;
 pub mod protocol;
 pub mod shutdown;

@@ -21,6 +21,7 @@ fn main() {
 }
 
 fn real_main() -> anyhow::Result<()> {
+    tailcast::malloc::keep_freed_memory();
     let cli = Cli::parse();
     if let Some(shell) = cli.completions {
         let mut command = Cli::command();

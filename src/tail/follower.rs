@@ -1119,6 +1119,13 @@ impl<S: TailSink> Reader<S> {
             open.offset += from as u64;
             self.lines_from(open);
             open.offset += (n - from) as u64;
+            if self.batch.is_empty() {
+                // A batch goes out once it holds `batch_bytes`, so it never holds more than that
+                // and one read: sized so at the start, its lines are copied in once and never
+                // moved by a growth.
+                self.batch
+                    .reserve_lines(self.batch_bytes + n, (self.batch_bytes + n) / 64);
+            }
             open.splitter.feed(&self.buf[from..n], &mut self.batch);
             // Known before the lines leave: a checkpoint names the file by its first bytes too.
             open.head.refresh(&open.file, open.offset);
