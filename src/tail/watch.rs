@@ -210,13 +210,22 @@ impl Wakeups {
         if let Some(data) = &self.data {
             fds[1].fd = data.inotify.as_raw_fd();
         }
-        // Rounded up: a deadline 0.3 ms away must not make a busy loop of 0 ms waits.
-        let ms = timeout
-            .as_nanos()
-            .div_ceil(1_000_000)
-            .min(libc::c_int::MAX as u128) as libc::c_int;
-        // SAFETY: `fds` is a live array of two pollfds (a negative fd is ignored by poll).
-        let ready = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
+        // To the microsecond, not poll's millisecond: a coalescing hold ends when it is due, not
+        // up to a millisecond later (which every line it holds would wait too).
+        let timeout = libc::timespec {
+            tv_sec: timeout.as_secs().min(i32::MAX as u64) as libc::time_t,
+            tv_nsec: libc::c_long::from(timeout.subsec_nanos() as i32),
+        };
+        // SAFETY: `fds` is a live array of two pollfds (a negative fd is ignored by ppoll),
+        // `timeout` a valid timespec, and a null signal mask leaves the thread's as it is.
+        let ready = unsafe {
+            libc::ppoll(
+                fds.as_mut_ptr(),
+                fds.len() as libc::nfds_t,
+                &timeout,
+                std::ptr::null(),
+            )
+        };
         // Only what poll found readable is read: a wake costs one read, not one per descriptor.
         let readable = |fd: &libc::pollfd| ready > 0 && fd.revents != 0;
         if let Some(bell) = &self.bell {
@@ -337,5 +346,27 @@ mod tests {
         assert_woken(&mut wakeups, "the bell");
         // Taken by that wait.
         assert_quiet(&mut wakeups, "a ring left over");
+    }
+
+    #[test]
+    fn a_wait_ends_when_its_timeout_is_due_to_the_microsecond() {
+        // A coalescing hold of 3 ms is a wait of less than a millisecond as often as not: rounded
+        // up to poll's milliseconds, each such wait would last at least 1 ms.
+        let mut wakeups = Wakeups {
+            bell: Some(Arc::new(Doorbell::new().unwrap())),
+            data: Some(DataWatch::new().unwrap()),
+        };
+        let timeout = Duration::from_micros(200);
+        let mut waited: Vec<Duration> = (0..21)
+            .map(|_| {
+                let started = Instant::now();
+                wakeups.wait(timeout);
+                started.elapsed()
+            })
+            .collect();
+        waited.sort();
+        assert!(waited[0] >= timeout, "returned early: {waited:?}");
+        // The median, so a machine busy with other work now and then does not decide.
+        assert!(waited[10] < Duration::from_micros(900), "{waited:?}");
     }
 }
