@@ -24,15 +24,64 @@ pub const TRIM_THRESHOLD: usize = 2 * 1024 * 1024;
 pub const MMAP_THRESHOLD: usize = 4 * 1024 * 1024;
 
 /// Sets glibc's trim and mmap thresholds; call once, first thing in `main`, before any thread
-/// starts. A no-op on other C libraries.
+/// starts. A no-op on other C libraries and on 32-bit targets (where glibc refuses an mmap
+/// threshold over 512 KiB), and when the operator tuned malloc through its environment
+/// (`MALLOC_TRIM_THRESHOLD_`, `MALLOC_MMAP_THRESHOLD_`, `GLIBC_TUNABLES`): theirs wins.
 pub fn keep_freed_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    for (param, value) in [
-        (libc::M_TRIM_THRESHOLD, TRIM_THRESHOLD),
-        (libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD),
-    ] {
+    #[cfg(all(target_os = "linux", target_env = "gnu", target_pointer_width = "64"))]
+    {
+        if tuned_by_environment(|name| std::env::var_os(name)) {
+            return;
+        }
+        // The mmap threshold first: setting the trim threshold fixes both (see the module
+        // documentation), so it is set only when the mmap threshold was taken.
         // SAFETY: mallopt only sets a parameter of the allocator, before any thread exists; a
-        // value it refuses is reported by its return (then glibc keeps its default).
-        let _ = unsafe { libc::mallopt(param, value as libc::c_int) };
+        // value it refuses is reported by its return (0), and glibc keeps its default.
+        let mapped =
+            unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD as libc::c_int) };
+        if mapped == 1 {
+            // SAFETY: as above.
+            let _ = unsafe { libc::mallopt(libc::M_TRIM_THRESHOLD, TRIM_THRESHOLD as libc::c_int) };
+        }
+    }
+}
+
+/// True when the environment (read through `var`) already tunes glibc's malloc.
+fn tuned_by_environment(var: impl Fn(&str) -> Option<std::ffi::OsString>) -> bool {
+    var("MALLOC_TRIM_THRESHOLD_").is_some()
+        || var("MALLOC_MMAP_THRESHOLD_").is_some()
+        || var("GLIBC_TUNABLES").is_some_and(|t| t.to_string_lossy().contains("glibc.malloc."))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_operators_malloc_tuning_is_left_alone() {
+        let env = |set: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                set.iter()
+                    .find(|(n, _)| *n == name)
+                    .map(|(_, v)| std::ffi::OsString::from(v))
+            }
+        };
+        assert!(!tuned_by_environment(env(&[])));
+        assert!(!tuned_by_environment(env(&[(
+            "GLIBC_TUNABLES",
+            "glibc.rtld.nns=2"
+        )])));
+        assert!(tuned_by_environment(env(&[(
+            "MALLOC_TRIM_THRESHOLD_",
+            "0"
+        )])));
+        assert!(tuned_by_environment(env(&[(
+            "MALLOC_MMAP_THRESHOLD_",
+            "1"
+        )])));
+        assert!(tuned_by_environment(env(&[(
+            "GLIBC_TUNABLES",
+            "glibc.malloc.trim_threshold=1"
+        )])));
     }
 }

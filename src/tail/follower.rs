@@ -1071,15 +1071,23 @@ impl<S: TailSink> Reader<S> {
         !self.batch.is_empty() && self.origin.is_some_and(|o| o.file.same_file(file))
     }
 
-    /// Takes the batch and its origin out (to let other lines go first).
-    fn take_pending(&mut self) -> (LineBatch, Option<BatchOrigin>) {
-        (std::mem::take(&mut self.batch), self.origin.take())
+    /// Takes the batch out, with its origin and the end of its coalescing hold (to let other
+    /// lines go first).
+    fn take_pending(&mut self) -> Pending {
+        Pending {
+            batch: std::mem::take(&mut self.batch),
+            origin: self.origin.take(),
+            hold_until: self.hold_until.take(),
+        }
     }
 
-    /// Puts back what [`take_pending`](Self::take_pending) took; the batch must be empty.
-    fn restore_pending(&mut self, (batch, origin): (LineBatch, Option<BatchOrigin>)) {
-        self.batch = batch;
-        self.origin = origin;
+    /// Puts back what [`take_pending`](Self::take_pending) took; the batch must be empty. Held
+    /// lines keep their hold's end: handing the other lines over in between must not leave
+    /// them without a deadline.
+    fn restore_pending(&mut self, pending: Pending) {
+        self.batch = pending.batch;
+        self.origin = pending.origin;
+        self.hold_until = pending.hold_until;
     }
 
     /// Reads `open` from its offset to the end of file, handing lines over batch by batch.
@@ -1119,12 +1127,13 @@ impl<S: TailSink> Reader<S> {
             open.offset += from as u64;
             self.lines_from(open);
             open.offset += (n - from) as u64;
-            if self.batch.is_empty() {
-                // A batch goes out once it holds `batch_bytes`, so it never holds more than that
-                // and one read: sized so at the start, its lines are copied in once and never
-                // moved by a growth.
-                self.batch
-                    .reserve_lines(self.batch_bytes + n, (self.batch_bytes + n) / 64);
+            if self.batch.is_empty() && n == self.buf.len() {
+                // A burst (the read filled the buffer). A batch goes out once it holds
+                // `batch_bytes`, so it holds at most that, one more read and the line the splitter
+                // carries over: sized so at its start, its lines are copied in once and never
+                // moved by a growth. A short read (a trickle) takes only the room it needs.
+                let room = self.batch_bytes + n + open.splitter.partial_len();
+                self.batch.reserve_lines(room, room / 64);
             }
             open.splitter.feed(&self.buf[from..n], &mut self.batch);
             // Known before the lines leave: a checkpoint names the file by its first bytes too.
@@ -1191,6 +1200,13 @@ impl<S: TailSink> Reader<S> {
         self.emit_now();
         self.sink.state(state);
     }
+}
+
+/// A batch taken out of the reader for a while, and what goes with it.
+struct Pending {
+    batch: LineBatch,
+    origin: Option<BatchOrigin>,
+    hold_until: Option<Instant>,
 }
 
 /// Logs an error when it appears or changes and once more when it ends, not at every retry.
@@ -1336,6 +1352,35 @@ mod rotated_away_tests {
             *seen.0.lock().unwrap(),
             ["a1", "<rotated>", "b1", "b2", "<rotated>", "c1"]
         );
+    }
+
+    #[test]
+    fn lines_held_for_coalescing_keep_their_deadline_while_a_rotated_file_drains() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.log");
+        std::fs::write(&path, "a1\n").unwrap();
+        let seen = Collect::default();
+        let config = FollowConfig {
+            rotate_wait: Duration::from_secs(600),
+            coalesce: Duration::from_secs(60),
+            ..FollowConfig::default()
+        };
+        let mut follower = Follower::new(path.clone(), config, seen.clone());
+        follower.check();
+        // Rotated, and the new file's first line comes within the coalescing window: held.
+        let rotated = dir.path().join("app.log.1");
+        std::fs::rename(&path, &rotated).unwrap();
+        std::fs::write(&path, "b1\n").unwrap();
+        follower.rotated_away(File::open(&rotated).unwrap());
+        follower.check();
+        assert_eq!(*seen.0.lock().unwrap(), ["a1", "<rotated>"]);
+        // Its deadline is the hold's end, not the rotated file's grace period (nor nothing).
+        let due = follower
+            .next_deadline()
+            .expect("a deadline for the held line");
+        assert!(due < Instant::now() + Duration::from_secs(120), "{due:?}");
+        follower.reader.emit_if_due(due);
+        assert_eq!(*seen.0.lock().unwrap(), ["a1", "<rotated>", "b1"]);
     }
 
     #[test]

@@ -167,6 +167,11 @@ impl LineSplitter {
         String::from_utf8_lossy(cap_utf8(&self.partial, self.max_line_bytes))
     }
 
+    /// Bytes of the unfinished line held (at most one more than the cap).
+    pub fn partial_len(&self) -> usize {
+        self.partial.len()
+    }
+
     /// True when an unfinished line is being held.
     pub fn has_partial(&self) -> bool {
         !self.partial.is_empty() || self.partial_over_cap
