@@ -138,6 +138,17 @@ pub fn suite_main(args: Args) {
         quick,
         servers,
     };
+    let frontail = env.frontail_dir.join("node_modules/frontail/index.js");
+    if env.servers.contains(&Server::Frontail) && !frontail.exists() {
+        // Every frontail run would fail with a refused connection, which does not say why.
+        eprintln!(
+            "bench: frontail is not installed ({} is missing): run bench/run.sh, or `npm ci` in {}, \
+             or leave frontail out of --servers",
+            frontail.display(),
+            env.frontail_dir.display()
+        );
+        std::process::exit(2);
+    }
     let scenarios = args.str("--scenarios", "abcdefg");
     let started = Instant::now();
     let mut res = Results::default();
