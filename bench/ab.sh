@@ -20,7 +20,7 @@ for r in $(seq 1 "$ROUNDS"); do
     for n in $LINES; do
       bench/target/release/tailcast-bench suite --tailcast "$bin" --frontail-dir bench/frontail \
         --scenarios a --servers pipe,tailcast --runs 1 --lines "$n" "${EXTRA[@]}" \
-        --json "$OUT/r$r-$b-$n.json" > /dev/null 2>&1
+        --json "$OUT/r$r-$b-$n.json" > /dev/null 2> "$OUT/r$r-$b-$n.log"
     done
   done
 done
@@ -30,6 +30,9 @@ res = {}
 for f in glob.glob(sys.argv[1] + '/r*-*-*.json'):
     r, b, n = re.match(r'.*/r(\d+)-(\w+)-(\d+)\.json', f).groups()
     d = json.load(open(f))
+    if 'a/tailcast' not in d or 'a/pipe: tail -n0 -F' not in d:
+        print('a run failed, see', f[:-5] + '.log')
+        continue
     p, t = d['a/pipe: tail -n0 -F'][0], d['a/tailcast'][0]
     if t['complete'] != 1 or t['dups'] or t['gaps'] or t['ooo']:
         print('lost, repeated or out of order:', f)

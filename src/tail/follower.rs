@@ -1132,8 +1132,8 @@ impl<S: TailSink> Reader<S> {
                 // `batch_bytes`, so it holds at most that, one more read and the line the splitter
                 // carries over: sized so at its start, its lines are copied in once and never
                 // moved by a growth. A short read (a trickle) takes only the room it needs.
-                let room = self.batch_bytes + n + open.splitter.partial_len();
-                self.batch.reserve_lines(room, room / 64);
+                self.batch
+                    .reserve(self.batch_bytes + n + open.splitter.partial_len());
             }
             open.splitter.feed(&self.buf[from..n], &mut self.batch);
             // Known before the lines leave: a checkpoint names the file by its first bytes too.

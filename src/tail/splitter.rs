@@ -95,12 +95,6 @@ impl LineBatch {
         self.text.reserve(additional);
     }
 
-    /// Makes room for `bytes` more bytes of text in `lines` more lines.
-    pub fn reserve_lines(&mut self, bytes: usize, lines: usize) {
-        self.text.reserve(bytes);
-        self.ends.reserve(lines);
-    }
-
     /// Removes every line, keeping the allocations.
     pub fn clear(&mut self) {
         self.text.clear();

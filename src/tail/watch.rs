@@ -213,20 +213,20 @@ impl Wakeups {
         // To the microsecond, not poll's millisecond: a coalescing hold ends when it is due, not
         // up to a millisecond later (which every line it holds would wait too).
         // SAFETY: a timespec is plain integers (and, on some targets, padding): all zeroes is one.
-        let mut until: libc::timespec = unsafe { std::mem::zeroed() };
-        until.tv_sec = timeout.as_secs().min(i32::MAX as u64) as libc::time_t;
-        until.tv_nsec = timeout.subsec_nanos() as _;
+        let mut span: libc::timespec = unsafe { std::mem::zeroed() };
+        span.tv_sec = timeout.as_secs().min(i32::MAX as u64) as libc::time_t;
+        span.tv_nsec = timeout.subsec_nanos() as _;
         // SAFETY: `fds` is a live array of two pollfds (a negative fd is ignored by ppoll),
-        // `timeout` a valid timespec, and a null signal mask leaves the thread's as it is.
+        // `span` a valid timespec, and a null signal mask leaves the thread's as it is.
         let ready = unsafe {
             libc::ppoll(
                 fds.as_mut_ptr(),
                 fds.len() as libc::nfds_t,
-                &until,
+                &span,
                 std::ptr::null(),
             )
         };
-        // Only what poll found readable is read: a wake costs one read, not one per descriptor.
+        // Only what ppoll found readable is read: a wake costs one read, not one per descriptor.
         let readable = |fd: &libc::pollfd| ready > 0 && fd.revents != 0;
         if let Some(bell) = &self.bell {
             if readable(&fds[0]) {
